@@ -1,0 +1,37 @@
+# holiday — a few self-describing targets. `make help` lists them.
+GO        ?= go
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+export CGO_ENABLED := 0
+
+.PHONY: help build build-all test test-short lab-up lab-down bench lint fmt
+
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z0-9-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## static binary for this machine into bin/holiday
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/holiday ./cmd/holiday
+
+build-all: ## static binaries for linux amd64 and arm64 into bin/
+	GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/holiday-linux-amd64 ./cmd/holiday
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/holiday-linux-arm64 ./cmd/holiday
+
+test: ## the whole test suite (needs the lab: make lab-up)
+	$(GO) test -count=1 -timeout 40m ./...
+
+test-short: ## unit tests only, no lab
+	$(GO) test -short -count=1 ./...
+
+lab-up: ## bring up the lab of real hosts (root; see lab/README.md)
+	lab/up.sh
+
+lab-down: ## tear the lab down, leaving nothing behind
+	lab/down.sh
+
+bench: ## benchmarks, side by side with the peers
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+lint: ## gofmt, go vet, staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
