@@ -4,10 +4,16 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help build build-all test test-short lab-up lab-down bench lint fmt
+.PHONY: help demo check build build-all test test-short lab-up lab-down bench lint
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z0-9-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: ## the main job on the embedded default: lab up, then holiday against it (root)
+	scripts/demo.sh
+
+check: ## the README's test command: install, lab up, every test, lab down (root)
+	scripts/check.sh
 
 build: ## static binary for this machine into bin/holiday
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/holiday ./cmd/holiday
