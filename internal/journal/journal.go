@@ -1,0 +1,353 @@
+// Package journal is holiday's write-ahead log: one file per host and run,
+// one JSON line per entry, each entry fsynced before the step it describes
+// goes on, and all entries chained with an HMAC keyed on the control node so
+// a rewritten, reordered or truncated-in-the-middle journal shows.
+//
+// A step writes an intent entry (the prior state, observed before any
+// change) and then a result entry (what it actually did). A crash between
+// the two leaves the intent alone, which is enough to revert from.
+//
+// The package knows nothing about actions or hosts beyond their names; it
+// imports nothing of holiday's.
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Phase says what an entry records.
+type Phase string
+
+// The phases of a step, in the order they are written.
+const (
+	Intent       Phase = "intent"        // prior state, before the change
+	Result       Phase = "result"        // what the change actually did
+	RevertIntent Phase = "revert-intent" // about to revert this step
+	RevertResult Phase = "revert-result" // what the revert did
+	RunBegin     Phase = "run-begin"     // a run starts on this host
+	RunEnd       Phase = "run-end"       // a run ended on this host
+)
+
+// Entry is one line of the journal.
+type Entry struct {
+	Seq    uint64          `json:"seq"`            // 1, 2, … without gaps
+	Time   time.Time       `json:"time"`           // when it was written (control node's clock)
+	Run    string          `json:"run"`            // the run's ID
+	Host   string          `json:"host"`           // the plan's host name
+	Step   string          `json:"step,omitempty"` // a step's stable ID within the run, e.g. "service:nginx"
+	Kind   string          `json:"kind,omitempty"` // the action kind, e.g. "service"
+	Phase  Phase           `json:"phase"`
+	Record json.RawMessage `json:"record,omitempty"` // the action's record (prior or done state)
+	Error  string          `json:"error,omitempty"`  // the step's error, if it failed
+	MAC    string          `json:"mac"`              // hex HMAC-SHA256 over the previous MAC and this entry
+}
+
+// Key is the control node's journal key. Keep it off the hosts.
+type Key []byte
+
+// NewKey returns a fresh random key.
+func NewKey() (Key, error) {
+	k := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, k); err != nil {
+		return nil, fmt.Errorf("journal: generating key: %w", err)
+	}
+	return k, nil
+}
+
+// LoadOrCreateKey reads the key at path, creating it (0600, 32 random
+// bytes, hex) when it does not exist yet.
+func LoadOrCreateKey(path string) (Key, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := hex.DecodeString(string(bytes.TrimSpace(b)))
+		if err != nil || len(k) < 16 {
+			return nil, fmt.Errorf("journal key %s is damaged: want at least 32 hex digits", path)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading journal key: %w", err)
+	}
+	k, err := NewKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating journal key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) { // another process won the race
+			return LoadOrCreateKey(path)
+		}
+		return nil, fmt.Errorf("creating journal key: %w", err)
+	}
+	if _, err := fmt.Fprintf(f, "%x\n", []byte(k)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing journal key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing journal key: %w", err)
+	}
+	return k, f.Close()
+}
+
+// mac computes an entry's MAC: HMAC-SHA256(key, prev || json(entry without MAC)).
+func mac(key Key, prev string, e Entry) (string, error) {
+	e.MAC = ""
+	body, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(prev))
+	h.Write([]byte{'\n'})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Writer appends entries to one journal file. It is safe for concurrent use.
+type Writer struct {
+	mu   sync.Mutex
+	f    *os.File
+	key  Key
+	seq  uint64
+	head string
+	now  func() time.Time
+}
+
+// Create starts a new journal at path; it refuses to overwrite one.
+func Create(path string, key Key) (*Writer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating journal: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating journal: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Writer{f: f, key: key, now: time.Now}, nil
+}
+
+// Append opens an existing journal to add entries after verifying it. A
+// torn last line (a crash while writing it) is cut off first: it was never
+// acknowledged, so nothing relied on it.
+func Append(path string, key Key) (*Writer, error) {
+	j, err := ReadFile(path, key)
+	if err != nil {
+		return nil, err
+	}
+	if j.Torn {
+		if err := os.Truncate(path, j.validBytes); err != nil {
+			return nil, fmt.Errorf("cutting torn last entry of %s: %w", path, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening journal: %w", err)
+	}
+	return &Writer{f: f, key: key, seq: uint64(len(j.Entries)), head: j.Head, now: time.Now}, nil
+}
+
+// Write fills in e's sequence number, time and MAC, appends it and fsyncs
+// before returning. Only after Write returns may the caller go on to the
+// change the entry announces.
+func (w *Writer) Write(e Entry) (Entry, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return e, errors.New("journal: write after close")
+	}
+	e.Seq = w.seq + 1
+	if e.Time.IsZero() {
+		e.Time = w.now().UTC()
+	}
+	m, err := mac(w.key, w.head, e)
+	if err != nil {
+		return e, fmt.Errorf("journal: encoding entry: %w", err)
+	}
+	e.MAC = m
+	line, err := json.Marshal(e)
+	if err != nil {
+		return e, fmt.Errorf("journal: encoding entry: %w", err)
+	}
+	line = append(line, '\n')
+	if _, err := w.f.Write(line); err != nil {
+		return e, fmt.Errorf("journal: writing %s: %w", w.f.Name(), err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return e, fmt.Errorf("journal: syncing %s: %w", w.f.Name(), err)
+	}
+	w.seq, w.head = e.Seq, m
+	return e, nil
+}
+
+// Head returns the MAC of the last entry written: the value the run summary
+// prints so a rewritten journal can be recognised later.
+func (w *Writer) Head() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.head
+}
+
+// Close closes the file.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+// Journal is a verified journal read back.
+type Journal struct {
+	Entries []Entry
+	Head    string // MAC of the last entry; "" for an empty journal
+	// Torn is set when the file ended in a partial line: a crash while an
+	// entry was being written. That entry is not in Entries.
+	Torn       bool
+	validBytes int64
+}
+
+// ReadFile reads and verifies the journal at path.
+func ReadFile(path string, key Key) (*Journal, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening journal: %w", err)
+	}
+	defer f.Close()
+	j, err := Read(f, key)
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	return j, nil
+}
+
+// maxLine bounds one entry; records are small state descriptions, not data.
+const maxLine = 16 << 20
+
+// Read verifies a journal from r: every line parses, sequence numbers run
+// 1, 2, … and every MAC matches the chain. Any mismatch is an error naming
+// the line; only a final line without its newline is tolerated (Torn).
+func Read(r io.Reader, key Key) (*Journal, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	j := &Journal{}
+	var offset int64
+	for lineNo := 1; ; lineNo++ {
+		line, err := br.ReadSlice('\n')
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(line) > maxLine {
+				return nil, fmt.Errorf("line %d: entry longer than %d bytes", lineNo, maxLine)
+			}
+			var more []byte
+			more, err = br.ReadSlice('\n')
+			line = append(append([]byte{}, line...), more...)
+		}
+		if err == io.EOF {
+			if len(line) > 0 {
+				j.Torn = true // written partially, never acknowledged
+			}
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		}
+		var e Entry
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil {
+			return nil, fmt.Errorf("line %d: not a journal entry: %v", lineNo, err)
+		}
+		if want := uint64(len(j.Entries)) + 1; e.Seq != want {
+			return nil, fmt.Errorf("line %d: sequence %d where %d was expected: entries were removed or reordered", lineNo, e.Seq, want)
+		}
+		m, err := mac(key, j.Head, e)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %v", lineNo, err)
+		}
+		if !hmac.Equal([]byte(m), []byte(e.MAC)) {
+			return nil, fmt.Errorf("line %d: MAC mismatch: the journal was altered, or written with another control node's key", lineNo)
+		}
+		j.Entries = append(j.Entries, e)
+		j.Head = e.MAC
+		offset += int64(len(line))
+		j.validBytes = offset
+	}
+	return j, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Step is one step of a run as the journal tells it: its intent, and the
+// result and revert entries if they were written.
+type Step struct {
+	ID, Kind     string
+	Intent       Entry
+	Result       *Entry // nil: crashed between intent and result
+	RevertIntent *Entry
+	RevertResult *Entry
+}
+
+// Reverted reports whether a revert of the step completed without error.
+func (s Step) Reverted() bool { return s.RevertResult != nil && s.RevertResult.Error == "" }
+
+// Steps groups the entries of run into steps, in the order their intents
+// were written. Restore walks them backwards.
+func (j *Journal) Steps(run string) []Step {
+	var steps []Step
+	at := map[string]int{}
+	for _, e := range j.Entries {
+		if e.Run != run || e.Step == "" {
+			continue
+		}
+		i, ok := at[e.Step]
+		if e.Phase == Intent && !ok {
+			at[e.Step] = len(steps)
+			steps = append(steps, Step{ID: e.Step, Kind: e.Kind, Intent: e})
+			continue
+		}
+		if !ok {
+			continue // a result without an intent cannot be acted on
+		}
+		e := e
+		switch e.Phase {
+		case Result:
+			steps[i].Result = &e
+		case RevertIntent:
+			steps[i].RevertIntent = &e
+		case RevertResult:
+			steps[i].RevertResult = &e
+		}
+	}
+	return steps
+}
