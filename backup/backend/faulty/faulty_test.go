@@ -1,0 +1,62 @@
+package faulty_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/holiday-ops/holiday/backup/backend"
+	"github.com/holiday-ops/holiday/backup/backend/backendtest"
+	"github.com/holiday-ops/holiday/backup/backend/faulty"
+	"github.com/holiday-ops/holiday/backup/backend/mem"
+)
+
+// With nothing scheduled the wrapper is transparent.
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) backend.Backend { return faulty.New(mem.New()) })
+}
+
+func TestFaults(t *testing.T) {
+	ctx := context.Background()
+	h := backend.Handle{Type: backend.PackFile, Name: "abcd"}
+	for _, tc := range []struct {
+		name  string
+		setup func(b *faulty.Backend)
+		check func(t *testing.T, got []byte, loadErr, saveErr error)
+	}{
+		{"fail save", func(b *faulty.Backend) { b.FailSave[1] = true }, func(t *testing.T, got []byte, le, se error) {
+			if !errors.Is(se, faulty.ErrInjected) || !errors.Is(le, backend.ErrNotExist) {
+				t.Errorf("save %v, load %v", se, le)
+			}
+		}},
+		{"fail load", func(b *faulty.Backend) { b.FailLoad[1] = true }, func(t *testing.T, got []byte, le, se error) {
+			if !errors.Is(le, faulty.ErrInjected) {
+				t.Errorf("load %v", le)
+			}
+		}},
+		{"truncate", func(b *faulty.Backend) { b.Truncate[1] = 2 }, func(t *testing.T, got []byte, le, se error) {
+			if string(got) != "hel" {
+				t.Errorf("got %q", got)
+			}
+		}},
+		{"corrupt", func(b *faulty.Backend) { b.Corrupt[1] = 0 }, func(t *testing.T, got []byte, le, se error) {
+			if string(got) != "iello" {
+				t.Errorf("got %q", got)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := faulty.New(mem.New())
+			tc.setup(b)
+			se := b.Save(ctx, h, bytes.NewReader([]byte("hello")))
+			var got []byte
+			rd, le := b.Load(ctx, h, 0, 0)
+			if le == nil {
+				got, _ = io.ReadAll(rd)
+			}
+			tc.check(t, got, le, se)
+		})
+	}
+}
