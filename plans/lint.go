@@ -1,0 +1,156 @@
+package plans
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+)
+
+// criticalUnits are services a host cannot be reached or run without;
+// lint refuses to stop them. The value says why, for the message.
+var criticalUnits = map[string]string{
+	"ssh":                     "holiday (and you) reach the host through it",
+	"sshd":                    "holiday (and you) reach the host through it",
+	"ssh.socket":              "holiday (and you) reach the host through it",
+	"sshd.socket":             "holiday (and you) reach the host through it",
+	"networking":              "the host would drop off the network",
+	"network":                 "the host would drop off the network",
+	"NetworkManager":          "the host would drop off the network",
+	"systemd-networkd":        "the host would drop off the network",
+	"systemd-resolved":        "the host would stop resolving names",
+	"dbus":                    "systemd and logins (holiday's too) need it",
+	"dbus-broker":             "systemd and logins (holiday's too) need it",
+	"systemd-logind":          "systemd and logins (holiday's too) need it",
+	"systemd-journald":        "the host would stop logging, including holiday's own steps",
+	"dbus.socket":             "systemd and logins (holiday's too) need it",
+	"systemd-networkd.socket": "the host would drop off the network",
+}
+
+// Lint looks for plans that would decode fine but do harm: stopping the
+// services holiday reaches a host through, leaving IPv6 unsaid, firewalls
+// without a management path. It works on a plan Load returned, even one
+// with errors, and returns findings sorted by position; those with
+// SevError refuse the plan.
+func Lint(p *Plan) Errors {
+	if p == nil {
+		return nil
+	}
+	l := &linter{p: p}
+	l.stops(p.Defaults, "defaults")
+	for _, g := range sortedGroupNames(p.Groups) {
+		l.stops(p.Groups[g], "groups."+g)
+	}
+	for i, e := range p.HostEntries {
+		if e != nil {
+			l.stops(&e.HostFields, entryPath(p, i))
+		}
+	}
+	for _, h := range p.resolved {
+		l.host(h)
+	}
+	l.unusedGroups()
+	if p.Schedule != nil && p.Window == nil {
+		l.add(SevWarning, "schedule", "the daemon runs only inside the holiday window, and there is no window:; add window: {start: ..., end: ...}")
+	}
+	out := l.findings.dedup()
+	out.Sort()
+	return out
+}
+
+type linter struct {
+	p        *Plan
+	findings Errors
+}
+
+func (l *linter) add(sev Severity, path, format string, args ...any) {
+	l.findings = append(l.findings, &Error{Pos: l.p.at(path), Path: displayPath(path), Msg: fmt.Sprintf(format, args...), Severity: sev})
+}
+
+// stops refuses critical services in one layer's stop: list, so the
+// finding points where the unit is written.
+func (l *linter) stops(f *HostFields, from string) {
+	if f == nil {
+		return
+	}
+	for i, u := range f.Stop {
+		base := strings.TrimSuffix(u, ".service")
+		if why, ok := criticalUnits[base]; ok {
+			l.add(SevError, fmt.Sprintf("%s.stop[%d]", from, i), "refusing to stop %s: %s", u, why)
+		}
+	}
+}
+
+func (l *linter) host(h *Host) {
+	p := l.p
+	if fw := h.Firewall; fw != nil {
+		if len(p.Management) == 0 {
+			l.add(SevError, h.Source("firewall"), "a lockdown firewall on %s, but management: lists no ranges; lockdown would cut everyone off", h.Name)
+		}
+		if fw.IPv6 == "" {
+			for i, a := range fw.Allow {
+				if a == nil || !onlyIPv4(a.From) {
+					continue
+				}
+				at := fmt.Sprintf("%s.allow[%d].from", h.Source("firewall"), i)
+				if h.HasIPv6() {
+					l.add(SevError, at, "only IPv4 sources, and %s has IPv6; say what IPv6 gets with firewall.ipv6: drop-all or allow-same", h.Name)
+				} else {
+					l.add(SevWarning, at, "only IPv4 sources; if %s has IPv6, lockdown needs firewall.ipv6: drop-all or allow-same (holiday plan checks live)", h.Name)
+				}
+				break
+			}
+		}
+		if h.HasIPv6() && len(p.Management) > 0 && !anyIPv6(p.Management) {
+			l.add(SevWarning, h.Source("firewall"), "%s has IPv6 but management: has no IPv6 range; over IPv6 only replies and neighbour discovery will reach it", h.Name)
+		}
+	}
+	if h.Power != nil && h.Power.Off && h.Backup != nil && h.Backup.None {
+		l.add(SevWarning, h.Source("power"), "%s is powered off with no backups (backup: none)", h.Name)
+	}
+}
+
+func (l *linter) unusedGroups() {
+	used := map[string]bool{}
+	for _, h := range l.p.resolved {
+		for _, g := range h.Groups {
+			used[g] = true
+		}
+	}
+	var names []string
+	for g := range l.p.Groups {
+		if !used[g] {
+			names = append(names, g)
+		}
+	}
+	sort.Strings(names)
+	for _, g := range names {
+		l.add(SevWarning, "groups."+g, "group %s applies to no host; add it to a host's groups: or to the inventory", g)
+	}
+}
+
+func onlyIPv4(from []Prefix) bool {
+	if len(from) == 0 {
+		return false
+	}
+	for _, f := range from {
+		if !f.Is4() {
+			return false
+		}
+	}
+	return true
+}
+
+func anyIPv6(ps []Prefix) bool {
+	for _, f := range ps {
+		if f.IsValid() && !f.Is4() {
+			return true
+		}
+	}
+	return false
+}
+
+func isIPv6(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Is6() && !a.Is4In6()
+}

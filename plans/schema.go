@@ -1,0 +1,267 @@
+package plans
+
+import "time"
+
+// Plan is one decoded plan file (DESIGN §4). Fields mirror the YAML keys
+// given in their tags; `plan:"required"` marks keys that must be present.
+//
+// Hosts come from three places: the plan's own `hosts:` list, the
+// inventory file it names, and — for their shared settings — `defaults:`
+// and `groups:`. [Plan.Hosts] returns them resolved; HostEntries is the raw
+// `hosts:` list as written.
+type Plan struct {
+	// File is the path the plan was loaded from, as given to Load.
+	File string `yaml:"-"`
+
+	// Version of the plan format; only 1 exists.
+	Version int `yaml:"version" plan:"required"`
+	// Name labels runs, snapshots and reports (e.g. spring-festival-2027).
+	Name string `yaml:"name"`
+	// Window is when the break starts and ends; the daemon schedules inside
+	// it and lockdown pins snapshots until its end plus 30 days.
+	Window *Window `yaml:"window"`
+	// Management lists the ranges (bastion, VPN, on-call, monitoring) that
+	// a lockdown firewall never cuts off. Required, and not empty: a plan
+	// that does not say where operators come from cannot lock anything down.
+	Management []Prefix `yaml:"management" plan:"required"`
+	// Repository is where backups go.
+	Repository *Repository `yaml:"repository"`
+	// SSH holds how the control node reaches every host.
+	SSH *SSH `yaml:"ssh"`
+	// Defaults are host fields every host inherits (lowest precedence).
+	Defaults *HostFields `yaml:"defaults"`
+	// Groups are named sets of host fields; a host takes those of the
+	// groups it lists in `groups:` and of its inventory groups.
+	Groups map[string]*HostFields `yaml:"groups"`
+	// Inventory is the path of an Ansible INI inventory, relative to the
+	// plan file. Its hosts become plan hosts; its groups may be named in
+	// `groups:` and in hosts' `groups:` lists.
+	Inventory string `yaml:"inventory"`
+	// HostEntries is the `hosts:` list as written in the plan.
+	HostEntries []*HostEntry `yaml:"hosts"`
+	// Devices are network devices whose configs are saved and backed up.
+	Devices []*Device `yaml:"devices"`
+	// Schedule drives `holiday daemon` during the window.
+	Schedule *Schedule `yaml:"schedule"`
+	// Alerts says where the daemon reports drift and failures.
+	Alerts *Alerts `yaml:"alerts"`
+
+	inv      *Inventory     // parsed inventory, if any
+	pos      map[string]Pos // field path → position of its value
+	resolved []*Host        // set by resolve
+}
+
+// Window is the holiday: start and end as RFC 3339 timestamps with an
+// offset (2027-02-05T18:00:00+08:00). End must be after start.
+type Window struct {
+	Start time.Time `yaml:"start" plan:"required"`
+	End   time.Time `yaml:"end" plan:"required"`
+}
+
+// Repository names a backup repository (restic format v2) and how to get
+// its password. The password is never written in the plan.
+type Repository struct {
+	// URL is a local path or s3:https://host/bucket/prefix.
+	URL string `yaml:"url" plan:"required"`
+	// PasswordEnv names an environment variable holding the password.
+	PasswordEnv string `yaml:"password_env"`
+	// PasswordFile is a file holding the password. It is not read when the
+	// plan is validated (only checked to exist with Options.CheckFiles).
+	PasswordFile string `yaml:"password_file"`
+	// CopyTo is an optional second repository; lockdown copies each new
+	// snapshot there, so one copy is always somewhere else.
+	CopyTo *Repository `yaml:"copy_to"`
+}
+
+// SSH is how the control node connects to hosts. Host entries may
+// override User and Port.
+type SSH struct {
+	User string `yaml:"user"`
+	Port int    `yaml:"port"`
+	// Identity is a private key file (not read at validate time).
+	Identity string `yaml:"identity"`
+	// KnownHosts is the known_hosts file host keys are checked against.
+	KnownHosts string `yaml:"known_hosts"`
+	// Become is how the agent gets root: sudo (sudo -n), root (log in as
+	// root) or none.
+	Become Become `yaml:"become"`
+	// Jump is a bastion host ([user@]host[:port]) to connect through.
+	Jump string `yaml:"jump"`
+	// AgentPath names a pre-installed agent binary for sites whose sudo
+	// rules allow only that path.
+	AgentPath string `yaml:"agent_path"`
+	// ConnectTimeout bounds each TCP connect and SSH handshake.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+}
+
+// HostFields are the settings a host, a group or the defaults may carry.
+//
+// Resolution (see [Plan.Hosts]): for each field, the last of these that
+// sets it wins — defaults, then each group in the host's order, then the
+// host's own entry. Lists such as stop and backup are replaced as a whole,
+// never merged, so a host can always say exactly what it wants; a pointer
+// or list left unset inherits, and an explicit empty list (`stop: []`)
+// clears what a group set.
+type HostFields struct {
+	// Address is an IP address or DNS name; hosts only.
+	Address string `yaml:"address"`
+	// Address6 is the host's IPv6 address when Address is IPv4. It tells
+	// lint the host has IPv6 (holiday also finds IPv6 live in `holiday plan`).
+	Address6 string `yaml:"address6"`
+	Port     int    `yaml:"port"`
+	User     string `yaml:"user"`
+	// Risk orders work: high-risk hosts are handled and checked first.
+	Risk Risk `yaml:"risk"`
+	// Backup lists what to back up, or says `backup: none`. Every resolved
+	// host must have one or the other.
+	Backup *Backup `yaml:"backup"`
+	// Stop lists services (systemd units or SysV scripts) stopped at
+	// lockdown and started again at restore.
+	Stop []string `yaml:"stop"`
+	// Firewall is the lockdown firewall; hosts without one keep theirs.
+	Firewall *Firewall `yaml:"firewall"`
+	// Power powers the host off last at lockdown.
+	Power *Power `yaml:"power"`
+	// Hooks are commands run on the host before lockdown and after restore.
+	Hooks *Hooks `yaml:"hooks"`
+	// Reboot: rehearse reboots the host once before the break and checks
+	// it comes back with its services.
+	Reboot Reboot `yaml:"reboot"`
+}
+
+// HostEntry is one item of the plan's `hosts:` list. An entry whose name
+// matches an inventory host adds to (and overrides) that host; any other
+// entry is a new host and needs an address.
+type HostEntry struct {
+	Name string `yaml:"name" plan:"required"`
+	// Groups are applied in order after the defaults and any inventory
+	// groups, and before the host's own fields.
+	Groups     []string `yaml:"groups"`
+	HostFields `yaml:",inline"`
+}
+
+// Backup is a host's backup sources, or None for an explicit `backup: none`.
+type Backup struct {
+	None    bool
+	Sources []*BackupSource
+}
+
+// BackupSource is exactly one of Files, Disk, Postgres or MySQL.
+type BackupSource struct {
+	// Files are absolute paths backed up as file trees.
+	Files []string `yaml:"files"`
+	// Exclude are glob patterns left out of Files.
+	Exclude []string `yaml:"exclude"`
+	// Disk is a block device imaged with fixed-size blocks.
+	Disk string `yaml:"disk"`
+	// BlockSize for Disk; at least 1MiB (the default 4MiB).
+	BlockSize Size `yaml:"block_size"`
+	// Postgres dumps PostgreSQL databases.
+	Postgres *Postgres `yaml:"postgres"`
+	// MySQL dumps MySQL/MariaDB databases.
+	MySQL *MySQL `yaml:"mysql"`
+}
+
+// Postgres says which PostgreSQL databases to dump.
+type Postgres struct {
+	Databases []string `yaml:"databases"`
+	All       bool     `yaml:"all"`
+	// Globals dumps roles and tablespaces (pg_dumpall --globals-only).
+	Globals bool   `yaml:"globals"`
+	User    string `yaml:"user"`
+	// RestoreCheck restores each dump into a scratch database to verify it.
+	RestoreCheck bool `yaml:"restore_check"`
+}
+
+// MySQL says which MySQL/MariaDB databases to dump.
+type MySQL struct {
+	Databases []string `yaml:"databases"`
+	All       bool     `yaml:"all"`
+}
+
+// Firewall is the lockdown firewall for one host: everything inbound not
+// allowed here, not on the management path and not a reply is dropped, for
+// IPv4 and IPv6 alike (DESIGN §6).
+type Firewall struct {
+	Allow []*Allow `yaml:"allow"`
+	// LogDrops logs dropped packets (rate limited).
+	LogDrops bool `yaml:"log_drops"`
+	// IPv6 says what IPv6 gets when some allow has only IPv4 sources.
+	IPv6 IPv6Policy `yaml:"ipv6"`
+}
+
+// Allow opens TCP and/or UDP ports to sources. With no From, any source.
+type Allow struct {
+	TCP  Ports    `yaml:"tcp"`
+	UDP  Ports    `yaml:"udp"`
+	From []Prefix `yaml:"from"`
+}
+
+// Power powers a host off at the end of lockdown and records how it comes
+// back.
+type Power struct {
+	Off bool `yaml:"off"`
+	// On is how the host is switched back on: manual, wol or ipmi.
+	On PowerOn `yaml:"on"`
+	// Contact is who switches it on (printed by restore).
+	Contact string `yaml:"contact"`
+	// MAC is the address Wake-on-LAN packets are sent to (on: wol).
+	MAC              string `yaml:"mac"`
+	IPMIAddress      string `yaml:"ipmi_address"`
+	IPMIUser         string `yaml:"ipmi_user"`
+	IPMIPasswordEnv  string `yaml:"ipmi_password_env"`
+	IPMIPasswordFile string `yaml:"ipmi_password_file"`
+}
+
+// Hooks are shell commands run on the host (as root) around the break.
+type Hooks struct {
+	// Before run at lockdown before services are stopped.
+	Before []string `yaml:"before"`
+	// After run at restore after services are started.
+	After []string `yaml:"after"`
+}
+
+// Device is a network device reached over its SSH CLI; its running config
+// is saved (optionally to startup) and backed up.
+type Device struct {
+	Name         string `yaml:"name" plan:"required"`
+	Address      string `yaml:"address" plan:"required"`
+	Port         int    `yaml:"port"`
+	Model        Model  `yaml:"model" plan:"required"`
+	User         string `yaml:"user" plan:"required"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
+	// Identity is a private key file, instead of or beside a password.
+	Identity string `yaml:"identity"`
+	// Save copies the running config to startup before backing it up.
+	Save bool `yaml:"save"`
+	// LegacyKex allows old key exchanges and ciphers for old gear.
+	LegacyKex bool `yaml:"legacy_kex"`
+}
+
+// Schedule is when the daemon backs up and checks during the window.
+type Schedule struct {
+	// Backup and Check are cron specs: five fields, an optional
+	// CRON_TZ=Zone prefix, or @daily-style descriptors and @every 1h.
+	Backup Cron `yaml:"backup"`
+	Check  Cron `yaml:"check"`
+	// Missed is what happens to runs missed while the daemon was down.
+	Missed Missed `yaml:"missed"`
+}
+
+// Alerts is where the daemon reports.
+type Alerts struct {
+	Webhook string `yaml:"webhook"`
+	Email   *Email `yaml:"email"`
+}
+
+// Email alerts go through an SMTP server (host:port).
+type Email struct {
+	// To is one address or a list of them.
+	To           StringList `yaml:"to" plan:"required"`
+	SMTP         string     `yaml:"smtp" plan:"required"`
+	From         string     `yaml:"from"`
+	User         string     `yaml:"user"`
+	PasswordEnv  string     `yaml:"password_env"`
+	PasswordFile string     `yaml:"password_file"`
+}
