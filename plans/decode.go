@@ -212,6 +212,15 @@ func fieldsOf(t reflect.Type) []field {
 	return fs
 }
 
+// requiredHint words the message for a missing required key.
+var requiredHint = map[string]string{
+	"version":    "start the plan with `version: 1`",
+	"management": "list the ranges operators and monitoring reach hosts from (bastion, VPN, on-call), e.g. management: [10.0.0.0/24]; lockdown never cuts them off",
+	"name":       "add name: (a unique name)",
+	"url":        "add url: (a local path or s3:https://host/bucket/prefix)",
+	"model":      "add model: (cisco-ios, junos, arista-eos, routeros, fortios, huawei-vrp or h3c-comware)",
+}
+
 // pair is one key and value of a mapping, after merge keys are applied.
 type pair struct{ key, val *yaml.Node }
 
@@ -244,6 +253,8 @@ func (d *decoder) pairs(n *yaml.Node, path string, depth int) []pair {
 				for _, s := range v.Content {
 					srcs = append(srcs, deref(s))
 				}
+			default:
+				srcs = []*yaml.Node{v}
 			}
 			for _, s := range srcs {
 				if s == nil || s.Kind != yaml.MappingNode {
@@ -375,7 +386,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		i, err := strconv.ParseInt(n.Value, 0, 32)
 		if err != nil {
-			d.errorf(n, path, "%s is out of range", clip(n.Value))
+			d.errorf(n, path, "%s is not a number in range", clip(n.Value))
 			return
 		}
 		v.SetInt(i)
@@ -401,6 +412,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	for _, p := range d.pairs(n, path, 0) {
 		key := p.key.Value
 		f, ok := lookupField(fs, key)
+		if !ok && path == "" && strings.HasPrefix(key, "x-") {
+			continue // extension keys, a place for anchors (as in Compose files)
+		}
 		if !ok {
 			d.unknownKey(p.key, path, key, fs)
 			continue
@@ -410,7 +424,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 	for _, f := range fs {
 		if f.required && !set[f.name] {
-			d.errorf(n, join(path, f.name), "missing; %s is required here", f.name)
+			msg := requiredHint[f.name]
+			if msg == "" {
+				msg = fmt.Sprintf("add %s: (required here)", f.name)
+			}
+			d.errorf(n, join(path, f.name), "missing; %s", msg)
 		}
 	}
 }
@@ -479,7 +497,11 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 		if t == reflect.TypeOf(StringList{}) && n.Kind == yaml.ScalarNode {
 			n = &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{n}, Line: n.Line, Column: n.Column}
 		} else {
-			d.errorf(n, path, "want %s, got %s", want(t), describe(n))
+			hint := ""
+			if n.Kind == yaml.MappingNode {
+				hint = "; put `- ` before each item"
+			}
+			d.errorf(n, path, "want %s, got %s%s", want(t), describe(n), hint)
 			return
 		}
 	}

@@ -84,7 +84,7 @@ func (l *linter) stops(f *HostFields, from string) {
 func (l *linter) host(h *Host) {
 	p := l.p
 	if fw := h.Firewall; fw != nil {
-		if len(p.Management) == 0 {
+		if _, written := p.pos["management"]; len(p.Management) == 0 && (!written || p.Management != nil) {
 			l.add(SevError, h.Source("firewall"), "a lockdown firewall on %s, but management: lists no ranges; lockdown would cut everyone off", h.Name)
 		}
 		if fw.IPv6 == "" {

@@ -97,6 +97,10 @@ func parseYAML(name string, data []byte) (root *yaml.Node, errs Errors) {
 		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 			line, _ = strconv.Atoi(m[1])
 			msg = m[2]
+			// yaml.v3 counts parser (not scanner) error lines from 0.
+			if strings.HasPrefix(msg, "did not find expected") {
+				line++
+			}
 		}
 		return nil, syntax(max(line, 1), "YAML syntax: "+msg)
 	}

@@ -229,10 +229,11 @@ func (v *validator) resolve() {
 		if h.Reboot == "" {
 			h.Reboot = "never"
 		}
-		if h.Address == "" {
+		present := func(field string) bool { _, ok := p.pos[h.path+"."+field]; return ok }
+		if h.Address == "" && !present("address") {
 			v.errorf(h.path, "missing address; add address: (an IP address or host name)")
 		}
-		if h.Backup == nil {
+		if h.Backup == nil && !present("backup") {
 			v.missingBackup(h, "no backup: list what to back up (files, disk, postgres, mysql), or write `backup: none` to say this host has none")
 		}
 		return h

@@ -4,6 +4,8 @@ import "time"
 
 // Plan is one decoded plan file (DESIGN §4). Fields mirror the YAML keys
 // given in their tags; `plan:"required"` marks keys that must be present.
+// Top-level keys starting with x- are ignored, so anchors can live there
+// (x-web: &web {...}), as in Compose files.
 //
 // Hosts come from three places: the plan's own `hosts:` list, the
 // inventory file it names, and — for their shared settings — `defaults:`
