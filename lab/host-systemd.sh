@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# lab/host-systemd.sh NAME ROLE ROOTFS — internal to up.sh. Runs in a private mount namespace
+# (unshare --mount): mounts the host's copy-on-write root (overlay of the cached tree, upper on
+# tmpfs), seeds it, and boots it with systemd-nspawn in netns hlab-NAME. A reboot inside the
+# host (nspawn exit 133) boots it again on the same root; SIGTERM powers it off cleanly.
+# All mounts die with this process's mount namespace: none is ever visible on the machine.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+name=$1 role=$2 ROOTFS=$3 D=$LAB_DIR/hosts/$1
+mount --make-rprivate /
+mount -t tmpfs -o size=4g,mode=755 "hlab-$name" "$D/t"
+mkdir -p "$D/t/upper" "$D/t/work" "$D/t/root"
+R=$D/t/root
+mount -t overlay "hlab-$name" -o "lowerdir=$ROOTFS,upperdir=$D/t/upper,workdir=$D/t/work" "$R"
+prepare_root "$R" "$name" "$role"
+
+pid=
+trap 'touch "$D/stopping"; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null' TERM INT
+set +e
+while :; do
+  echo "[lab] booting hlab-$name"
+  systemd-nspawn -q -D "$R" -b --register=no --keep-unit --machine="hlab-$name" --hostname="hlab-$name" \
+    --uuid="$(tr -d - </proc/sys/kernel/random/uuid)" --network-namespace-path="/run/netns/hlab-$name" \
+    --capability=CAP_NET_ADMIN,CAP_NET_RAW --resolv-conf=off --timezone=off --link-journal=no \
+    --console=read-only &
+  pid=$!
+  wait "$pid"; rc=$?
+  while kill -0 "$pid" 2>/dev/null; do wait "$pid"; rc=$?; done  # a trap ends the first wait early
+  [ -e "$D/stopping" ] && break
+  [ "$rc" = 133 ] || { echo "[lab] hlab-$name: systemd-nspawn exited $rc"; break; }
+  echo "[lab] hlab-$name rebooted"
+done
+echo "[lab] hlab-$name stopped"
