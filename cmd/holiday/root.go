@@ -29,5 +29,6 @@ back exactly as it was, checking each host for compromise first.`,
 		return &usageError{err}
 	})
 	root.AddCommand(newPlanCmd())
+	root.AddCommand(newRepoCmd())
 	return root
 }

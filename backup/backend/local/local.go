@@ -105,6 +105,12 @@ func (b *Local) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) (e
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(b.dir, "tmp", filepath.Base(final)+"-tmp-"+hex.EncodeToString(rnd[:]))
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		// repositories made by restic have no tmp/ until something needs it
+		if mkErr := os.MkdirAll(filepath.Dir(tmp), 0o700); mkErr == nil {
+			f, err = os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("save %v: %w", h, err)
 	}

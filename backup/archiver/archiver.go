@@ -1,0 +1,534 @@
+// Package archiver turns file trees and streams into snapshots: it walks
+// the source, cuts files into blobs (restic's content-defined chunker with
+// the repository's polynomial, or fixed blocks for disks), hashes,
+// compresses, encrypts and packs them on all cores, writes the trees, and
+// stores the snapshot after the packs and the index.
+//
+// It must never import anything of holiday's above backup; it may import
+// backup/repo, backup/backend and internal/....
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/restic/chunker"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/holiday-ops/holiday/backup/repo"
+)
+
+// Options shape a backup.
+type Options struct {
+	Tags      []string
+	Hostname  string // default: this host's name
+	BlockSize int    // > 0: fixed-size blocks instead of content-defined chunks
+	Log       *slog.Logger
+	// Progress, when set, is called about once a second with the bytes
+	// read so far.
+	Progress func(Stats)
+	// ProgramVersion goes into the snapshot.
+	ProgramVersion string
+}
+
+// Stats counts a backup's work.
+type Stats struct {
+	Files, Dirs, Others int64
+	BytesRead           int64
+	BytesAdded          int64 // plaintext of new blobs
+	BytesStored         int64 // what the new blobs take in packs
+	Unreadable          []string
+	Elapsed             time.Duration
+}
+
+// MinBlockSize is the smallest fixed block size accepted.
+const MinBlockSize = 1 << 20
+
+// ErrIncomplete is returned (with a snapshot) when some sources could not
+// be read; the snapshot holds everything else.
+var ErrIncomplete = errors.New("some files could not be read")
+
+type job struct {
+	buf  *[]byte
+	n    int
+	out  *repo.ID
+	done func(error)
+}
+
+type archiver struct {
+	r     *repo.Repository
+	opts  Options
+	pool  sync.Pool
+	jobs  chan job
+	g     *errgroup.Group
+	gctx  context.Context
+	read  atomic.Int64
+	mu    sync.Mutex
+	stats Stats
+}
+
+func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archiver {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	bufSize := int(chunker.MaxSize)
+	if opts.BlockSize > 0 {
+		bufSize = opts.BlockSize
+	}
+	a := &archiver{r: r, opts: opts, g: g, gctx: gctx}
+	a.pool.New = func() any { b := make([]byte, bufSize); return &b }
+	workers := runtime.GOMAXPROCS(0)
+	a.jobs = make(chan job, workers)
+	for range workers {
+		g.Go(func() error {
+			for j := range a.jobs {
+				data := (*j.buf)[:j.n]
+				id, _, err := r.SaveBlob(gctx, repo.DataBlob, data, repo.Hash(data))
+				a.pool.Put(j.buf)
+				if err == nil {
+					*j.out = id
+				}
+				j.done(err)
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return a
+}
+
+// content collects a file's blob IDs in order while workers fill them in;
+// segments never move, so workers may write through pointers.
+type content struct {
+	segs [][]repo.ID
+	n    int
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+}
+
+func (c *content) next() *repo.ID {
+	if c.n%1024 == 0 {
+		c.segs = append(c.segs, make([]repo.ID, 1024))
+	}
+	p := &c.segs[c.n/1024][c.n%1024]
+	c.n++
+	c.wg.Add(1)
+	return p
+}
+
+func (c *content) done(err error) {
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	c.wg.Done()
+}
+
+func (c *content) ids() ([]repo.ID, error) {
+	c.wg.Wait()
+	if c.err != nil {
+		return nil, c.err
+	}
+	out := make([]repo.ID, 0, c.n)
+	for i := 0; i < c.n; i++ {
+		out = append(out, c.segs[i/1024][i%1024])
+	}
+	return out, nil
+}
+
+// saveStream cuts rd into blobs and hands them to the workers; it returns
+// when rd is consumed, not when the blobs are stored (wait on c).
+func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (int64, error) {
+	var total int64
+	submit := func(buf *[]byte, n int) error {
+		total += int64(n)
+		a.read.Add(int64(n))
+		j := job{buf: buf, n: n, out: c.next(), done: c.done}
+		select {
+		case a.jobs <- j:
+			return nil
+		case <-a.gctx.Done():
+			c.done(nil)
+			return a.gctx.Err()
+		case <-ctx.Done():
+			c.done(nil)
+			return ctx.Err()
+		}
+	}
+	if a.opts.BlockSize > 0 {
+		for {
+			buf := a.pool.Get().(*[]byte)
+			n, err := io.ReadFull(rd, (*buf)[:a.opts.BlockSize])
+			if n > 0 {
+				if serr := submit(buf, n); serr != nil {
+					return total, serr
+				}
+			} else {
+				a.pool.Put(buf)
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return total, nil
+			}
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	ch := chunker.New(rd, a.r.Config().ChunkerPolynomial)
+	for {
+		buf := a.pool.Get().(*[]byte)
+		chunk, err := ch.Next((*buf)[:0])
+		if err == io.EOF {
+			a.pool.Put(buf)
+			return total, nil
+		}
+		if err != nil {
+			a.pool.Put(buf)
+			return total, err
+		}
+		if &chunk.Data[0] != &(*buf)[0] {
+			// the chunker grew the buffer (cannot happen with MaxSize buffers)
+			*buf = chunk.Data[:cap(chunk.Data)]
+		}
+		if err := submit(buf, int(chunk.Length)); err != nil {
+			return total, err
+		}
+	}
+}
+
+func (a *archiver) finish() error {
+	close(a.jobs)
+	return a.g.Wait()
+}
+
+func (a *archiver) warn(path string, err error) {
+	a.mu.Lock()
+	a.stats.Unreadable = append(a.stats.Unreadable, path)
+	a.mu.Unlock()
+	a.opts.Log.Warn("cannot read, left out of the snapshot", "path", path, "err", err)
+}
+
+// pendingNode is a node whose content or subtree is still being stored.
+type pendingNode struct {
+	node *repo.Node
+	c    *content
+}
+
+// saveFile reads a regular file into blobs.
+func (a *archiver) saveFile(ctx context.Context, path string, n *repo.Node) (*pendingNode, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOATIME, 0)
+	if errors.Is(err, syscall.EPERM) {
+		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("changed into a %v while being read", fi.Mode().Type())
+	}
+	c := &content{}
+	size, err := a.saveStream(ctx, f, c)
+	if err != nil {
+		c.wg.Wait()
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	n.Size = uint64(size)
+	a.mu.Lock()
+	a.stats.Files++
+	a.mu.Unlock()
+	return &pendingNode{node: n, c: c}, nil
+}
+
+// saveDir archives a directory's entries and stores its tree.
+func (a *archiver) saveDir(ctx context.Context, path string) (*repo.ID, error) {
+	d, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	var pend []*pendingNode
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := a.gctx.Err(); err != nil {
+			break
+		}
+		p, err := a.saveAny(ctx, filepath.Join(path, name), name)
+		if err != nil {
+			if isFatal(err) {
+				return nil, err
+			}
+			a.warn(filepath.Join(path, name), err)
+			continue
+		}
+		pend = append(pend, p)
+	}
+	return a.saveTree(ctx, pend)
+}
+
+func isFatal(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errStorage)
+}
+
+var errStorage = errors.New("storage")
+
+func (a *archiver) saveTree(ctx context.Context, pend []*pendingNode) (*repo.ID, error) {
+	t := &repo.Tree{Nodes: make([]*repo.Node, 0, len(pend))}
+	for _, p := range pend {
+		if p.c != nil {
+			ids, err := p.c.ids()
+			if err != nil {
+				// only storing a blob fails here
+				return nil, fmt.Errorf("%w: %w", errStorage, err)
+			}
+			p.node.Content = ids
+		}
+		if err := t.Insert(p.node); err != nil {
+			return nil, err
+		}
+	}
+	id, err := a.r.SaveTree(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("%w: store tree: %w", errStorage, err)
+	}
+	return &id, nil
+}
+
+// saveAny archives one path of any type as a node called name.
+func (a *archiver) saveAny(ctx context.Context, path, name string) (*pendingNode, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	n, err := NodeFromFileInfo(path, name, fi)
+	if err != nil {
+		return nil, err
+	}
+	switch n.Type {
+	case repo.NodeFile:
+		return a.saveFile(ctx, path, n)
+	case repo.NodeDir:
+		a.mu.Lock()
+		a.stats.Dirs++
+		a.mu.Unlock()
+		sub, err := a.saveDir(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		n.Subtree = sub
+	default:
+		a.mu.Lock()
+		a.stats.Others++
+		a.mu.Unlock()
+	}
+	return &pendingNode{node: n}, nil
+}
+
+// vdir is a directory on the way from / to a target.
+type vdir struct {
+	path  string
+	nodes map[string]*vdir
+	leaf  string // the target path, when this component is a target itself
+}
+
+func (a *archiver) saveVirtual(ctx context.Context, v *vdir) (*repo.ID, error) {
+	names := make([]string, 0, len(v.nodes))
+	for k := range v.nodes {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	var pend []*pendingNode
+	for _, name := range names {
+		child := v.nodes[name]
+		if child.leaf != "" {
+			p, err := a.saveAny(ctx, child.leaf, name)
+			if err != nil {
+				if isFatal(err) {
+					return nil, err
+				}
+				a.warn(child.leaf, err)
+				continue
+			}
+			pend = append(pend, p)
+			continue
+		}
+		fi, err := os.Lstat(child.path)
+		if err != nil {
+			return nil, err
+		}
+		n, err := NodeFromFileInfo(child.path, name, fi)
+		if err != nil {
+			return nil, err
+		}
+		if n.Subtree, err = a.saveVirtual(ctx, child); err != nil {
+			return nil, err
+		}
+		pend = append(pend, &pendingNode{node: n})
+	}
+	return a.saveTree(ctx, pend)
+}
+
+func (a *archiver) progress(stop <-chan struct{}) {
+	if a.opts.Progress == nil {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			a.opts.Progress(a.snapshotStats(time.Time{}))
+		}
+	}
+}
+
+func (a *archiver) snapshotStats(start time.Time) Stats {
+	a.mu.Lock()
+	s := a.stats
+	a.mu.Unlock()
+	s.BytesRead = a.read.Load()
+	s.BytesAdded, s.BytesStored = a.r.Added()
+	if !start.IsZero() {
+		s.Elapsed = time.Since(start)
+	}
+	return s
+}
+
+// Backup archives paths (files or directories, made absolute) into a new
+// snapshot. Write order is packs, then index, then snapshot. If some
+// entries could not be read the snapshot is still written and the error
+// wraps ErrIncomplete.
+func Backup(ctx context.Context, r *repo.Repository, paths []string, opts Options) (*repo.Snapshot, Stats, error) {
+	if len(paths) == 0 {
+		return nil, Stats{}, fmt.Errorf("nothing to back up: no paths given")
+	}
+	root := &vdir{path: "/", nodes: map[string]*vdir{}}
+	var abs []string
+	for _, p := range paths {
+		ap, err := filepath.Abs(p)
+		if err != nil {
+			return nil, Stats{}, err
+		}
+		if _, err := os.Lstat(ap); err != nil {
+			return nil, Stats{}, fmt.Errorf("source %s: %w", p, err)
+		}
+		abs = append(abs, ap)
+		if ap == "/" {
+			return nil, Stats{}, fmt.Errorf("backing up / as a whole is not supported; name its folders")
+		}
+		cur := root
+		parts := strings.Split(strings.TrimPrefix(ap, "/"), "/")
+		for i, part := range parts {
+			next, ok := cur.nodes[part]
+			if !ok {
+				next = &vdir{path: filepath.Join(cur.path, part), nodes: map[string]*vdir{}}
+				cur.nodes[part] = next
+			}
+			if i == len(parts)-1 {
+				next.leaf = ap
+			}
+			cur = next
+		}
+	}
+	return run(ctx, r, opts, abs, func(a *archiver) (*repo.ID, error) { return a.saveVirtual(ctx, root) })
+}
+
+// BackupReader archives a stream (a dump, a disk image over SSH) as one
+// file called name in a new snapshot.
+func BackupReader(ctx context.Context, r *repo.Repository, rd io.Reader, name string, opts Options) (*repo.Snapshot, Stats, error) {
+	if name == "" || strings.Contains(name, "/") {
+		return nil, Stats{}, fmt.Errorf("invalid stdin file name %q", name)
+	}
+	return run(ctx, r, opts, []string{"/" + name}, func(a *archiver) (*repo.ID, error) {
+		now := time.Now()
+		n := &repo.Node{Name: name, Type: repo.NodeFile, Mode: 0o644, ModTime: now, AccessTime: now, ChangeTime: now,
+			UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+		c := &content{}
+		size, err := a.saveStream(ctx, rd, c)
+		if err != nil {
+			c.wg.Wait()
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		n.Size = uint64(size)
+		a.mu.Lock()
+		a.stats.Files++
+		a.mu.Unlock()
+		return a.saveTree(ctx, []*pendingNode{{node: n, c: c}})
+	})
+}
+
+func run(ctx context.Context, r *repo.Repository, opts Options, paths []string, body func(*archiver) (*repo.ID, error)) (*repo.Snapshot, Stats, error) {
+	if opts.BlockSize != 0 && opts.BlockSize < MinBlockSize {
+		return nil, Stats{}, fmt.Errorf("block size %d is below the minimum of 1 MiB", opts.BlockSize)
+	}
+	if opts.BlockSize > int(chunker.MaxSize)*2 {
+		return nil, Stats{}, fmt.Errorf("block size %d is above the maximum of 16 MiB", opts.BlockSize)
+	}
+	start := time.Now()
+	r.StartWriter(ctx)
+	a := newArchiver(ctx, r, opts)
+	stop := make(chan struct{})
+	go a.progress(stop)
+	defer close(stop)
+	tree, err := body(a)
+	werr := a.finish()
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		_ = r.Flush(context.WithoutCancel(ctx)) // what was packed stays usable for the next run
+		return nil, a.snapshotStats(start), err
+	}
+	stats := a.snapshotStats(start)
+	if err := r.Flush(ctx); err != nil {
+		return nil, stats, fmt.Errorf("store packs and index: %w", err)
+	}
+	host := opts.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	sn := &repo.Snapshot{Time: start, Tree: tree, Paths: paths, Hostname: host, Tags: opts.Tags,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ProgramVersion: opts.ProgramVersion}
+	if u := lookupUser(uint32(os.Getuid())); u != "" {
+		sn.Username = u
+	}
+	if _, err := r.SaveSnapshot(ctx, sn); err != nil {
+		return nil, stats, fmt.Errorf("store snapshot: %w", err)
+	}
+	if len(stats.Unreadable) > 0 {
+		return sn, stats, fmt.Errorf("%w: %d left out of snapshot %s (first: %s)", ErrIncomplete, len(stats.Unreadable), sn.ID.Str(), stats.Unreadable[0])
+	}
+	return sn, stats, nil
+}

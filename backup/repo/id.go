@@ -1,0 +1,115 @@
+// Package repo is holiday's implementation of restic's repository format,
+// version 2: config, password keys, encrypted and compressed unpacked
+// files (snapshots, index, locks), packs of blobs with the header at the
+// end, the in-memory index, trees and snapshots, locks, and check.
+// Stock restic opens what it writes and it opens what restic writes.
+//
+// Blobs flow through it in pieces of at most a chunk (8 MiB); a file
+// or a disk is never held whole in memory.
+//
+// It must never import anything of holiday's above backup; it may import
+// backup/backend, backup/crypto and internal/....
+package repo
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+)
+
+// ID is a SHA-256: of a blob's plaintext, or of a stored file's bytes.
+type ID [32]byte
+
+// Hash returns the ID of data.
+func Hash(data []byte) ID { return sha256.Sum256(data) }
+
+// ParseID parses 64 hex digits.
+func ParseID(s string) (ID, error) {
+	var id ID
+	if len(s) != 64 {
+		return id, fmt.Errorf("invalid ID %q: want 64 hex digits", s)
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("invalid ID %q: %w", s, err)
+	}
+	return id, nil
+}
+
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// Str is the short form shown to people (the first 8 hex digits).
+func (id ID) Str() string { return hex.EncodeToString(id[:4]) }
+
+// IsNull reports whether id is all zeros.
+func (id ID) IsNull() bool { return id == ID{} }
+
+// MarshalJSON writes the ID as a hex string.
+func (id ID) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 66)
+	b = append(b, '"')
+	b = hex.AppendEncode(b, id[:])
+	return append(b, '"'), nil
+}
+
+// UnmarshalJSON reads a hex string.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	p, err := ParseID(s)
+	if err != nil {
+		return err
+	}
+	*id = p
+	return nil
+}
+
+// BlobType says whether a blob holds file data or a tree.
+type BlobType uint8
+
+// Blob types. The zero value is invalid.
+const (
+	InvalidBlob BlobType = iota
+	DataBlob
+	TreeBlob
+)
+
+func (t BlobType) String() string {
+	switch t {
+	case DataBlob:
+		return "data"
+	case TreeBlob:
+		return "tree"
+	}
+	return "invalid"
+}
+
+// MarshalJSON writes "data" or "tree".
+func (t BlobType) MarshalJSON() ([]byte, error) {
+	switch t {
+	case DataBlob, TreeBlob:
+		return []byte(`"` + t.String() + `"`), nil
+	}
+	return nil, fmt.Errorf("invalid blob type %d", t)
+}
+
+// UnmarshalJSON reads "data" or "tree".
+func (t *BlobType) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case `"data"`:
+		*t = DataBlob
+	case `"tree"`:
+		*t = TreeBlob
+	default:
+		return fmt.Errorf("invalid blob type %s", b)
+	}
+	return nil
+}
+
+// BlobHandle names a blob.
+type BlobHandle struct {
+	ID   ID
+	Type BlobType
+}

@@ -1,0 +1,216 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/holiday-ops/holiday/backup/backend"
+)
+
+// Lock is a lock file's document.
+type Lock struct {
+	Time      time.Time `json:"time"`
+	Exclusive bool      `json:"exclusive"`
+	Hostname  string    `json:"hostname"`
+	Username  string    `json:"username"`
+	PID       int       `json:"pid"`
+	UID       uint32    `json:"uid,omitempty"`
+	GID       uint32    `json:"gid,omitempty"`
+}
+
+// Lock timing, restic's: a lock older than StaleAfter is stale; a held
+// lock is refreshed every RefreshEvery.
+const (
+	StaleAfter   = 30 * time.Minute
+	RefreshEvery = 5 * time.Minute
+)
+
+// Stale reports whether a lock no longer protects anything: too old, or
+// taken on this host by a process that is gone.
+func (l *Lock) Stale() bool {
+	if time.Since(l.Time) > StaleAfter {
+		return true
+	}
+	host, _ := os.Hostname()
+	if l.Hostname != host {
+		return false
+	}
+	err := syscall.Kill(l.PID, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
+
+// ErrLocked means another process holds a conflicting lock.
+var ErrLocked = errors.New("repository is locked")
+
+// Held is a lock this process holds. It is refreshed in the background;
+// Valid reports whether it may have gone stale (a refresh failed for
+// longer than it stays fresh), in which case a writer must stop before
+// writing index or snapshot.
+type Held struct {
+	r      *Repository
+	mu     sync.Mutex
+	id     ID
+	lock   Lock
+	okAt   time.Time
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// LoadLock reads a lock file.
+func (r *Repository) LoadLock(ctx context.Context, id ID) (*Lock, error) {
+	b, err := r.LoadUnpacked(ctx, backend.LockFile, id)
+	if err != nil {
+		return nil, err
+	}
+	var l Lock
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", id.Str(), err)
+	}
+	return &l, nil
+}
+
+func (r *Repository) checkLocks(ctx context.Context, exclusive bool, self ID) error {
+	return r.List(ctx, backend.LockFile, func(id ID, _ int64) error {
+		if id == self {
+			return nil
+		}
+		l, err := r.LoadLock(ctx, id)
+		if backend.IsNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read lock %s: %w", id.Str(), err)
+		}
+		if l.Stale() {
+			return nil
+		}
+		if exclusive || l.Exclusive {
+			kind := "a"
+			if l.Exclusive {
+				kind = "an exclusive"
+			}
+			return fmt.Errorf("%w: %s lock %s by PID %d on %s as %s since %s (run `holiday repo unlock` if that process is gone)",
+				ErrLocked, kind, id.Str(), l.PID, l.Hostname, l.Username, l.Time.Format(time.RFC3339))
+		}
+		return nil
+	})
+}
+
+func newLockDoc(exclusive bool) Lock {
+	l := Lock{Time: time.Now(), Exclusive: exclusive, PID: os.Getpid()}
+	l.Hostname, _ = os.Hostname()
+	if u, err := user.Current(); err == nil {
+		l.Username = u.Username
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		l.UID, l.GID = uint32(uid), uint32(gid)
+	}
+	return l
+}
+
+// Lock takes a non-exclusive or exclusive lock: it checks for conflicting
+// locks, writes its own, waits briefly and checks again (two processes
+// racing both see each other and one backs off).
+func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Held, error) {
+	if err := r.checkLocks(ctx, exclusive, ID{}); err != nil {
+		return nil, err
+	}
+	doc := newLockDoc(exclusive)
+	b, _ := json.Marshal(doc)
+	id, err := r.SaveUnpacked(ctx, backend.LockFile, b)
+	if err != nil {
+		return nil, fmt.Errorf("write lock: %w", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := r.checkLocks(ctx, exclusive, id); err != nil {
+		_ = r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: id.String()})
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	h := &Held{r: r, id: id, lock: doc, okAt: time.Now(), cancel: cancel, done: make(chan struct{})}
+	go h.refresher(rctx)
+	return h, nil
+}
+
+func (h *Held) refresher(ctx context.Context) {
+	defer close(h.done)
+	t := time.NewTicker(RefreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = h.refresh(ctx)
+		}
+	}
+}
+
+// refresh writes a new lock file with the current time and removes the
+// old one.
+func (h *Held) refresh(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	doc := h.lock
+	doc.Time = time.Now()
+	b, _ := json.Marshal(doc)
+	id, err := h.r.SaveUnpacked(ctx, backend.LockFile, b)
+	if err != nil {
+		return err
+	}
+	_ = h.r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: h.id.String()})
+	h.id, h.lock, h.okAt = id, doc, time.Now()
+	return nil
+}
+
+// Valid reports whether the lock is still fresh enough to rely on.
+func (h *Held) Valid() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if time.Since(h.okAt) > StaleAfter-RefreshEvery {
+		return fmt.Errorf("the repository lock could not be refreshed since %s; it may have been taken over — stopping before writing index or snapshot", h.okAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Unlock stops refreshing and removes the lock file.
+func (h *Held) Unlock(ctx context.Context) error {
+	h.cancel()
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: h.id.String()})
+}
+
+// RemoveStaleLocks removes stale locks (all locks when all is set) and
+// returns how many it removed.
+func (r *Repository) RemoveStaleLocks(ctx context.Context, all bool) (int, error) {
+	var ids []ID
+	if err := r.List(ctx, backend.LockFile, func(id ID, _ int64) error {
+		ids = append(ids, id)
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		if !all {
+			l, err := r.LoadLock(ctx, id)
+			if err == nil && !l.Stale() {
+				continue
+			}
+		}
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: id.String()}); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}

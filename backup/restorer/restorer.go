@@ -1,0 +1,359 @@
+// Package restorer is the read side of a repository: walking a
+// snapshot's trees (ls), writing one file's content to a stream (dump),
+// and restoring a tree to disk with full metadata (owners, modes with
+// setuid/setgid/sticky, ns times, symlinks, hardlinks, devices, fifos,
+// xattrs), writing runs of zeros as holes.
+//
+// It must never import anything of holiday's above backup; it may import
+// backup/repo, backup/backend and internal/....
+package restorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/holiday-ops/holiday/backup/repo"
+)
+
+// Walk calls fn for every node under tree in depth-first order, with the
+// node's slash-separated path relative to the snapshot root (starting
+// with "/"). fn returning filepath.SkipDir skips a directory's contents.
+func Walk(ctx context.Context, r *repo.Repository, tree repo.ID, fn func(p string, n *repo.Node) error) error {
+	return walk(ctx, r, tree, "/", fn)
+}
+
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.Contains(name, "/") && !strings.Contains(name, "\x00")
+}
+
+func walk(ctx context.Context, r *repo.Repository, id repo.ID, dir string, fn func(string, *repo.Node) error) error {
+	t, err := r.LoadTree(ctx, id)
+	if err != nil {
+		return fmt.Errorf("tree of %s: %w", dir, err)
+	}
+	for _, n := range t.Nodes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !validName(n.Name) {
+			return fmt.Errorf("tree of %s holds an unsafe name %q", dir, n.Name)
+		}
+		p := path.Join(dir, n.Name)
+		err := fn(p, n)
+		if err == filepath.SkipDir {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n.Type == repo.NodeDir && n.Subtree != nil {
+			if err := walk(ctx, r, *n.Subtree, p, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// FindNode returns the node at p ("/a/b") in a snapshot.
+func FindNode(ctx context.Context, r *repo.Repository, tree repo.ID, p string) (*repo.Node, error) {
+	parts := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
+	id := tree
+	var n *repo.Node
+	for i, part := range parts {
+		if part == "" {
+			return nil, fmt.Errorf("%s names the snapshot root, not a file", p)
+		}
+		t, err := r.LoadTree(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		n = t.Find(part)
+		if n == nil {
+			return nil, fmt.Errorf("%s: not in the snapshot", "/"+strings.Join(parts[:i+1], "/"))
+		}
+		if i < len(parts)-1 {
+			if n.Type != repo.NodeDir || n.Subtree == nil {
+				return nil, fmt.Errorf("%s: not a directory", "/"+strings.Join(parts[:i+1], "/"))
+			}
+			id = *n.Subtree
+		}
+	}
+	return n, nil
+}
+
+// Dump writes a file node's content to w, blob by blob.
+func Dump(ctx context.Context, r *repo.Repository, n *repo.Node, w io.Writer) error {
+	if n.Type != repo.NodeFile {
+		return fmt.Errorf("%s is a %s, not a file", n.Name, n.Type)
+	}
+	var buf []byte
+	var written uint64
+	for _, id := range n.Content {
+		var err error
+		buf, err = r.LoadBlob(ctx, repo.DataBlob, id, buf)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		written += uint64(len(buf))
+	}
+	if written != n.Size {
+		return fmt.Errorf("%s: content holds %d bytes, the node says %d", n.Name, written, n.Size)
+	}
+	return nil
+}
+
+// Options shape a restore.
+type Options struct {
+	Include []string // restore only these snapshot paths (and what is under them)
+	Warn    func(path string, err error)
+}
+
+// Stats counts a restore's work.
+type Stats struct {
+	Files, Dirs, Others int64
+	Bytes               int64
+	Errors              int
+}
+
+func included(p string, include []string) (match, descend bool) {
+	if len(include) == 0 {
+		return true, true
+	}
+	for _, inc := range include {
+		inc = path.Clean("/" + inc)
+		if p == inc || strings.HasPrefix(p, inc+"/") {
+			return true, true
+		}
+		if strings.HasPrefix(inc, p+"/") {
+			descend = true
+		}
+	}
+	return false, descend
+}
+
+type inodeKey struct{ dev, ino uint64 }
+
+// Restore writes a snapshot's tree (or the included parts) under target.
+// Files are restored by two workers; directories get their metadata last
+// so that writing into them does not change their times.
+func Restore(ctx context.Context, r *repo.Repository, tree repo.ID, target string, opts Options) (Stats, error) {
+	var st Stats
+	var mu sync.Mutex
+	warn := func(p string, err error) {
+		mu.Lock()
+		st.Errors++
+		mu.Unlock()
+		if opts.Warn != nil {
+			opts.Warn(p, err)
+		}
+	}
+	if err := os.MkdirAll(target, 0o700); err != nil {
+		return st, fmt.Errorf("restore target %s: %w", target, err)
+	}
+	type dirMeta struct {
+		path string
+		n    *repo.Node
+	}
+	var dirs []dirMeta
+	type link struct{ path, first string }
+	var links []link
+	firsts := map[inodeKey]string{}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	err := Walk(ctx, r, tree, func(p string, n *repo.Node) error {
+		if err := gctx.Err(); err != nil {
+			return err
+		}
+		match, descend := included(p, opts.Include)
+		if !match {
+			if n.Type == repo.NodeDir && descend {
+				if err := os.MkdirAll(filepath.Join(target, p), 0o700); err != nil {
+					return err
+				}
+				return nil
+			}
+			return filepath.SkipDir
+		}
+		dst := filepath.Join(target, filepath.FromSlash(p))
+		switch n.Type {
+		case repo.NodeDir:
+			if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				warn(p, err)
+				return filepath.SkipDir
+			}
+			dirs = append(dirs, dirMeta{dst, n})
+			st.Dirs++
+		case repo.NodeFile:
+			if n.Links > 1 && n.Inode != 0 {
+				k := inodeKey{n.DeviceID, n.Inode}
+				if first, ok := firsts[k]; ok {
+					links = append(links, link{dst, first})
+					return nil
+				}
+				firsts[k] = dst
+			}
+			st.Files++
+			g.Go(func() error {
+				nb, err := restoreFile(gctx, r, n, dst)
+				mu.Lock()
+				st.Bytes += nb
+				mu.Unlock()
+				if err != nil {
+					if gctx.Err() != nil {
+						return err
+					}
+					warn(p, err)
+					return nil
+				}
+				if err := setMeta(dst, n); err != nil {
+					warn(p, err)
+				}
+				return nil
+			})
+		default:
+			st.Others++
+			if err := createSpecial(dst, n); err != nil {
+				warn(p, err)
+				return nil
+			}
+			if err := setMeta(dst, n); err != nil {
+				warn(p, err)
+			}
+		}
+		return nil
+	})
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return st, err
+	}
+	for _, l := range links {
+		if err := os.Link(l.first, l.path); err != nil {
+			warn(l.path, err)
+		}
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := setMeta(dirs[i].path, dirs[i].n); err != nil {
+			warn(dirs[i].path, err)
+		}
+	}
+	if st.Errors > 0 {
+		return st, fmt.Errorf("%d entries could not be restored", st.Errors)
+	}
+	return st, nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// restoreFile writes content, skipping over all-zero blobs so they become
+// holes, and sets the size at the end (a trailing hole).
+func restoreFile(ctx context.Context, r *repo.Repository, n *repo.Node, dst string) (int64, error) {
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var buf []byte
+	var off int64
+	var lastID repo.ID
+	lastZero := false
+	for _, id := range n.Content {
+		var size int
+		zero := false
+		if id == lastID && lastZero {
+			zero = true
+			size = len(buf)
+		} else {
+			buf, err = r.LoadBlob(ctx, repo.DataBlob, id, buf)
+			if err != nil {
+				return off, err
+			}
+			size = len(buf)
+			zero = allZero(buf)
+			lastID, lastZero = id, zero
+		}
+		if !zero {
+			if _, err := f.WriteAt(buf, off); err != nil {
+				return off, err
+			}
+		}
+		off += int64(size)
+	}
+	if uint64(off) != n.Size {
+		return off, fmt.Errorf("content holds %d bytes, the node says %d", off, n.Size)
+	}
+	if err := f.Truncate(off); err != nil {
+		return off, err
+	}
+	return off, f.Close()
+}
+
+func createSpecial(dst string, n *repo.Node) error {
+	switch n.Type {
+	case repo.NodeSymlink:
+		return os.Symlink(n.LinkTarget, dst)
+	case repo.NodeFifo:
+		return unix.Mkfifo(dst, 0o600)
+	case repo.NodeDev:
+		return unix.Mknod(dst, unix.S_IFBLK|0o600, int(n.Device))
+	case repo.NodeCharDev:
+		return unix.Mknod(dst, unix.S_IFCHR|0o600, int(n.Device))
+	case repo.NodeSocket:
+		return nil // a socket is recreated by its server, as restic does
+	}
+	return fmt.Errorf("unknown node type %q", n.Type)
+}
+
+// setMeta restores owner, mode (after chown, which clears setuid), xattrs
+// and times, never following a symlink.
+func setMeta(dst string, n *repo.Node) error {
+	var errs []error
+	if err := os.Lchown(dst, int(n.UID), int(n.GID)); err != nil && !errors.Is(err, syscall.EPERM) {
+		errs = append(errs, err)
+	}
+	if n.Type != repo.NodeSymlink {
+		if err := os.Chmod(dst, n.Mode&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky)); err != nil {
+			errs = append(errs, err)
+		}
+		for _, xa := range n.ExtendedAttributes {
+			if err := unix.Lsetxattr(dst, xa.Name, xa.Value, 0); err != nil {
+				errs = append(errs, fmt.Errorf("xattr %s: %w", xa.Name, err))
+			}
+		}
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(n.AccessTime.UnixNano()), unix.NsecToTimespec(n.ModTime.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
