@@ -303,7 +303,7 @@ func restoreFile(ctx context.Context, r *repo.Repository, n *repo.Node, dst stri
 			lastID, lastZero = id, zero
 		}
 		if !zero {
-			if _, err := f.WriteAt(buf, off); err != nil {
+			if err := writeSparse(f, buf, off); err != nil {
 				return off, err
 			}
 		}
@@ -316,6 +316,39 @@ func restoreFile(ctx context.Context, r *repo.Repository, n *repo.Node, dst stri
 		return off, err
 	}
 	return off, f.Close()
+}
+
+// holeBlock is the granularity at which zeros inside a blob become holes.
+const holeBlock = 4096
+
+// writeSparse writes buf at off, skipping the filesystem blocks that are
+// all zeros so that they stay holes.
+func writeSparse(f *os.File, buf []byte, off int64) error {
+	start := -1 // start of the pending non-zero run in buf
+	i := 0
+	for i < len(buf) {
+		end := i + holeBlock - int((off+int64(i))%holeBlock)
+		if end > len(buf) {
+			end = len(buf)
+		}
+		if allZero(buf[i:end]) {
+			if start >= 0 {
+				if _, err := f.WriteAt(buf[start:i], off+int64(start)); err != nil {
+					return err
+				}
+				start = -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+		i = end
+	}
+	if start >= 0 {
+		if _, err := f.WriteAt(buf[start:], off+int64(start)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func createSpecial(dst string, n *repo.Node) error {
