@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/holiday-ops/holiday/backup/backend"
 )
@@ -19,33 +23,55 @@ type PackedBlob struct {
 	UncompressedLength uint32 // 0 when the blob is stored uncompressed
 }
 
-// entry is one blob in memory: 48 bytes. The first two bytes of the ID are
-// the bucket number, so they are not stored.
+// entry is one blob in memory: 48 bytes. The ID's first byte is implied
+// by the bucket (whose number is the ID's first 10 bits), so it is not
+// stored.
 type entry struct {
-	id     [30]byte
+	id     [31]byte
 	typ    BlobType
-	_      uint8
 	pack   uint32
 	offset uint32
 	length uint32
 	ulen   uint32
 }
 
-const nBuckets = 1 << 16
+const (
+	nBuckets  = 1 << 10
+	entrySz   = int(unsafe.Sizeof(entry{}))
+	firstSize = 4096 // bytes mapped for a bucket's first entries
+)
 
+// bucket keeps its entries outside the Go heap, in an anonymous mapping
+// grown with mremap: no garbage collector scans or copies it, growth
+// leaves no garbage behind, and the untouched tail of a mapping costs
+// address space, not memory. RSS is about 48 bytes per blob.
 type bucket struct {
+	mem    []byte
 	e      []entry
 	sorted bool
 }
 
-// Index maps blob IDs to where they are stored. It holds about 50 bytes
-// per blob: 65,536 buckets (by the ID's first two bytes) of fixed-size
-// entries without pointers, sorted on demand and grown by a quarter at a
-// time rather than doubled, so that the garbage collector never scans
-// them and slack stays small.
+func (bk *bucket) grow() {
+	var err error
+	if bk.mem == nil {
+		bk.mem, err = unix.Mmap(-1, 0, firstSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	} else {
+		bk.mem, err = unix.Mremap(bk.mem, 2*len(bk.mem), unix.MREMAP_MAYMOVE)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("index: cannot map memory: %v", err))
+	}
+	n := len(bk.e)
+	bk.e = unsafe.Slice((*entry)(unsafe.Pointer(&bk.mem[0])), len(bk.mem)/entrySz)[:n]
+}
+
+// Index maps blob IDs to where they are stored, in 1,024 buckets (by the
+// ID's first 10 bits) of fixed-size entries without pointers, kept
+// outside the Go heap and sorted on demand. Free releases the memory; an
+// Index that is garbage collected releases it too.
 type Index struct {
 	mu      sync.Mutex
-	buckets []bucket
+	buckets *[nBuckets]bucket
 	packs   []ID
 	packIdx map[ID]uint32
 	n       int
@@ -53,17 +79,36 @@ type Index struct {
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{buckets: make([]bucket, nBuckets), packIdx: map[ID]uint32{}}
+	x := &Index{buckets: new([nBuckets]bucket), packIdx: map[ID]uint32{}}
+	runtime.AddCleanup(x, freeBuckets, x.buckets)
+	return x
 }
 
-func split(id ID) (int, [30]byte) {
-	var rest [30]byte
-	copy(rest[:], id[2:])
-	return int(id[0])<<8 | int(id[1]), rest
+func freeBuckets(b *[nBuckets]bucket) {
+	for i := range b {
+		if b[i].mem != nil {
+			_ = unix.Munmap(b[i].mem)
+			b[i] = bucket{}
+		}
+	}
+}
+
+// Free releases the index's memory; the index is empty afterwards.
+func (x *Index) Free() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	freeBuckets(x.buckets)
+	x.packs, x.packIdx, x.n = nil, map[ID]uint32{}, 0
+}
+
+func split(id ID) (int, [31]byte) {
+	var rest [31]byte
+	copy(rest[:], id[1:])
+	return int(id[0])<<2 | int(id[1])>>6, rest
 }
 
 // Add records a blob's location. Adding a blob again with another pack
-// keeps both (the first stays the one Lookup returns).
+// keeps both (Lookup returns one of them).
 func (x *Index) Add(pb PackedBlob) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -80,9 +125,7 @@ func (x *Index) addLocked(pb PackedBlob) {
 	b, rest := split(pb.ID)
 	bk := &x.buckets[b]
 	if len(bk.e) == cap(bk.e) {
-		n := make([]entry, len(bk.e), cap(bk.e)+cap(bk.e)/4+2)
-		copy(n, bk.e)
-		bk.e = n
+		bk.grow()
 	}
 	bk.e = append(bk.e, entry{id: rest, typ: pb.Type, pack: p, offset: pb.Offset, length: pb.Length, ulen: pb.UncompressedLength})
 	bk.sorted = len(bk.e) == 1 || (bk.sorted && cmpEntry(bk.e[len(bk.e)-2], bk.e[len(bk.e)-1]) <= 0)
@@ -100,7 +143,7 @@ func (x *Index) find(h BlobHandle) (*bucket, int, bool) {
 	b, rest := split(h.ID)
 	bk := &x.buckets[b]
 	if !bk.sorted {
-		slices.SortStableFunc(bk.e, cmpEntry)
+		slices.SortFunc(bk.e, cmpEntry)
 		bk.sorted = true
 	}
 	i, ok := slices.BinarySearchFunc(bk.e, entry{id: rest, typ: h.Type}, cmpEntry)
@@ -167,8 +210,8 @@ func (x *Index) Each(fn func(PackedBlob) bool) {
 	for b := range x.buckets {
 		for _, e := range x.buckets[b].e {
 			var id ID
-			id[0], id[1] = byte(b>>8), byte(b)
-			copy(id[2:], e.id[:])
+			id[0] = byte(b >> 2)
+			copy(id[1:], e.id[:])
 			if !fn(x.packed(BlobHandle{ID: id, Type: e.typ}, e)) {
 				return
 			}

@@ -1,0 +1,201 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/holiday-ops/holiday/backup/backend"
+	"github.com/holiday-ops/holiday/backup/backend/faulty"
+	"github.com/holiday-ops/holiday/backup/backend/mem"
+	"github.com/holiday-ops/holiday/backup/repo"
+)
+
+func TestKeysAndPasswords(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r, err := repo.Init(ctx, be, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(ctx, be, "again"); err == nil {
+		t.Fatal("Init over an existing repository succeeded")
+	}
+	second, err := r.AddKey(ctx, "two", "ops", "vault")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		pw   string
+		want error
+	}{{"one", nil}, {"two", nil}, {"three", repo.ErrWrongPassword}, {"", repo.ErrWrongPassword}} {
+		_, err := repo.Open(ctx, be, tc.pw)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("open with %q: %v, want %v", tc.pw, err, tc.want)
+		}
+	}
+	keys, err := r.ListKeys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("list keys: %d, %v", len(keys), err)
+	}
+	for _, k := range keys {
+		if k.N < 1<<15 || k.R != 8 || k.P < 1 {
+			t.Errorf("key %s has weak scrypt parameters N=%d r=%d p=%d", k.Name[:8], k.N, k.R, k.P)
+		}
+	}
+	if err := r.RemoveKey(ctx, r.KeyName()); err == nil {
+		t.Error("removing the key in use succeeded")
+	}
+	if err := r.RemoveKey(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Open(ctx, be, "two"); !errors.Is(err, repo.ErrWrongPassword) {
+		t.Errorf("removed key still opens: %v", err)
+	}
+	if _, err := repo.Open(ctx, mem.New(), "one"); !errors.Is(err, repo.ErrNoRepository) {
+		t.Errorf("open of an empty backend: %v", err)
+	}
+}
+
+func TestBlobsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r, err := repo.Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []repo.ID
+	var datas [][]byte
+	for _, tc := range []struct {
+		size  int
+		zeros bool
+	}{{0, false}, {1, false}, {1000, true}, {1 << 20, false}, {8 << 20, true}, {3 << 20, false}} {
+		b := make([]byte, tc.size)
+		if !tc.zeros {
+			_, _ = rand.Read(b)
+		}
+		id, known, err := r.SaveBlob(ctx, repo.DataBlob, b, repo.ID{})
+		if err != nil || known {
+			t.Fatalf("save %d: %v known=%v", tc.size, err, known)
+		}
+		if _, known, _ := r.SaveBlob(ctx, repo.DataBlob, b, id); !known {
+			t.Errorf("second save of the same blob was not deduplicated")
+		}
+		ids, datas = append(ids, id), append(datas, b)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := repo.Open(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		got, err := r2.LoadBlob(ctx, repo.DataBlob, id, nil)
+		if err != nil || !bytes.Equal(got, datas[i]) {
+			t.Errorf("blob %d: %v", i, err)
+		}
+	}
+	// every pack's header agrees with the index
+	n := 0
+	err = be.List(ctx, backend.PackFile, func(fi backend.FileInfo) error {
+		id, _ := repo.ParseID(fi.Name)
+		blobs, err := r2.LoadPackHeader(ctx, id, fi.Size)
+		if err != nil {
+			return err
+		}
+		for _, b := range blobs {
+			pb, ok := r2.Index().Lookup(b.BlobHandle)
+			if !ok || pb != b {
+				t.Errorf("header entry %+v, index %+v", b, pb)
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil || n != len(ids) {
+		t.Fatalf("pack headers list %d blobs (%v), want %d", n, err, len(ids))
+	}
+}
+
+func TestFlushFailureLeavesNoIndex(t *testing.T) {
+	ctx := context.Background()
+	mb := mem.New()
+	_, err := repo.Init(ctx, mb, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := faulty.New(mb)
+	fb.OnlyTypes = map[backend.FileType]bool{backend.PackFile: true}
+	fb.FailSave[1] = true
+	r2, err := repo.Open(ctx, fb, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r2.SaveBlob(ctx, repo.DataBlob, []byte("x"), repo.ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Flush(ctx); !errors.Is(err, faulty.ErrInjected) {
+		t.Fatalf("flush with a failing pack save: %v", err)
+	}
+	n := 0
+	_ = mb.List(ctx, backend.IndexFile, func(backend.FileInfo) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("an index was written for a pack that was never stored")
+	}
+}
+
+// TestTreeJSON pins the bytes of a tree blob: restic finds trees by the
+// hash of exactly these bytes, so any drift breaks deduplication with it.
+func TestTreeJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+	}{
+		{"plain", `"name":"plain"`},
+		{`back\slash`, `"name":"back\\\\slash"`},
+		{`quo"te`, `"name":"quo\\\"te"`},
+		{"new\nline", `"name":"new\\nline"`},
+		{"bad\xff", `"name":"bad\\xff"`},
+		{"ü", `"name":"ü"`},
+		{"<&>", `"name":"\u003c\u0026\u003e"`},
+	} {
+		tr := &repo.Tree{}
+		if err := tr.Insert(&repo.Node{Name: tc.name, Type: "file", Content: []repo.ID{}}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := tr.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tc.want) || !strings.HasSuffix(string(b), "}]}\n") {
+			t.Errorf("%q encodes as %s, want it to contain %s", tc.name, b, tc.want)
+		}
+		var back repo.Tree
+		if err := json.Unmarshal(b, &back); err != nil || back.Nodes[0].Name != tc.name {
+			t.Errorf("%q does not round-trip: %v %q", tc.name, err, back.Nodes[0].Name)
+		}
+	}
+	tr := &repo.Tree{}
+	for _, n := range []string{"b", "a", "c"} {
+		if err := tr.Insert(&repo.Node{Name: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.Insert(&repo.Node{Name: "a"}); err == nil {
+		t.Error("duplicate name accepted")
+	}
+	if tr.Nodes[0].Name != "a" || tr.Nodes[2].Name != "c" || tr.Find("b") == nil {
+		t.Error("tree not sorted")
+	}
+	raw, _ := json.Marshal(&repo.Node{Name: "l", Type: "symlink", LinkTarget: "x\xffy"})
+	if !strings.Contains(string(raw), `"linktarget_raw":"eP95"`) {
+		t.Errorf("non-UTF-8 link target: %s", raw)
+	}
+}
