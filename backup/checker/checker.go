@@ -275,6 +275,9 @@ func readPack(ctx context.Context, r *repo.Repository, id repo.ID, size int64, w
 			pe.packErr += "; "
 		}
 		pe.packErr += hdrErr
+		// the blobs may still read through the index, but the pack can no
+		// longer be re-indexed or repacked: everything in it is at risk
+		pe.whole = true
 	}
 	for _, b := range want {
 		if int64(b.Offset)+int64(b.Length) > int64(len(data)) {
