@@ -228,6 +228,14 @@ type pair struct{ key, val *yaml.Node }
 // keys win; among merged mappings the first wins, as YAML says) and
 // reports duplicate keys.
 func (d *decoder) pairs(n *yaml.Node, path string, depth int) []pair {
+	if d.aborted {
+		return nil
+	}
+	if d.steps += len(n.Content)/2 + 1; d.steps > maxSteps {
+		d.aborted = true
+		d.errorf(n, path, "plan too large: more than %d values (aliases expanding too far?)", maxSteps)
+		return nil
+	}
 	var explicit, merged []pair
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -416,7 +424,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue // extension keys, a place for anchors (as in Compose files)
 		}
 		if !ok {
-			d.unknownKey(p.key, path, key, fs)
+			if s := d.unknownKey(p.key, path, key, fs); s != "" {
+				set[s] = true // the typo already says it; "missing" would be noise
+			}
 			continue
 		}
 		set[key] = true
@@ -442,17 +452,20 @@ func lookupField(fs []field, key string) (field, bool) {
 	return field{}, false
 }
 
-func (d *decoder) unknownKey(k *yaml.Node, path, key string, fs []field) {
+// unknownKey reports a key the schema lacks and returns the key it
+// suggested instead, if any.
+func (d *decoder) unknownKey(k *yaml.Node, path, key string, fs []field) string {
 	names := make([]string, len(fs))
 	for i, f := range fs {
 		names[i] = f.name
 	}
 	if isSecretKey(key) {
 		d.errorf(k, join(path, key), "literal secrets are not allowed in plans; %s", secretFix(key, names))
-		return
+		return ""
 	}
 	msg := fmt.Sprintf("unknown key %q", clip(key))
-	if s := suggest(key, names); s != "" {
+	s := suggest(key, names)
+	if s != "" {
 		msg += fmt.Sprintf("; did you mean `%s`?", s)
 	} else {
 		sorted := append([]string(nil), names...)
@@ -460,6 +473,7 @@ func (d *decoder) unknownKey(k *yaml.Node, path, key string, fs []field) {
 		msg += "; valid keys here: " + strings.Join(sorted, ", ")
 	}
 	d.errorf(k, join(path, key), "%s", msg)
+	return s
 }
 
 // isSecretKey reports whether a key looks like it holds a secret inline.
