@@ -30,5 +30,6 @@ back exactly as it was, checking each host for compromise first.`,
 	})
 	root.AddCommand(newPlanCmd())
 	root.AddCommand(newRepoCmd())
+	root.AddCommand(newAgentCmd())
 	return root
 }

@@ -1,0 +1,244 @@
+// Package agent holds the host side of `holiday agent`: it answers the
+// control node's hello, checks the request against the safety guards and
+// dispatches it to a registered operation. The built-in operations here are
+// the read-only ones every command needs (ping, facts-basic); operations
+// that change a host register themselves with a Class, and the dispatcher
+// refuses firewall and power classes on the control node's own machine.
+//
+// It speaks internal/agentproto and imports nothing of holiday's above
+// internal/.
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/holiday-ops/holiday/internal/agentproto"
+)
+
+// Class says how dangerous an operation is; the dispatcher's guards key
+// on it.
+type Class int
+
+const (
+	ClassRead     Class = iota // reads only
+	ClassChange                // changes the host (services, files)
+	ClassFirewall              // can cut the host's network: never on the control node
+	ClassPower                 // can switch the host off: never on the control node
+)
+
+// Op is one operation's view of its session.
+type Op struct {
+	Args    json.RawMessage
+	Conn    *agentproto.Conn // for Message/Data frames, as the op defines
+	Control agentproto.Hello // the control node's hello
+	// ControlAddr is the control node's address as this host sees it
+	// (from $SSH_CONNECTION, read before sudo), or "" if unknown.
+	ControlAddr string
+	Log         *slog.Logger
+}
+
+// Handler is a registered operation.
+type Handler struct {
+	Name  string
+	Class Class
+	// Run does the work and returns the result value (JSON-encoded into
+	// the Result frame). Errors become RemoteError{Code: "failed"}.
+	Run func(ctx context.Context, op *Op) (any, error)
+}
+
+var (
+	regMu    sync.RWMutex
+	handlers = map[string]Handler{}
+)
+
+// Register adds an operation. Registering a name twice panics: it is a
+// programming error.
+func Register(h Handler) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := handlers[h.Name]; dup {
+		panic("agent: operation registered twice: " + h.Name)
+	}
+	handlers[h.Name] = h
+}
+
+// Ops lists the registered operation names, sorted.
+func Ops() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	var names []string
+	for n := range handlers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Config is what the `holiday agent` command passes in.
+type Config struct {
+	Log *slog.Logger
+	// SSHConnection is the login shell's $SSH_CONNECTION
+	// ("client-ip client-port server-ip server-port"), passed as an
+	// argument because sudo's env_reset drops it.
+	SSHConnection string
+	Version       string // holiday's version string
+	// Executable is hashed for the hello's Build; "" means /proc/self/exe.
+	Executable string
+	// MachineIDFiles overrides where the host's machine-id is read
+	// (tests); nil means /etc/machine-id then /var/lib/dbus/machine-id.
+	MachineIDFiles []string
+}
+
+// ControlAddrFrom returns the client address of an $SSH_CONNECTION value.
+func ControlAddrFrom(sshConnection string) string {
+	f := strings.Fields(sshConnection)
+	if len(f) != 4 || net.ParseIP(f[0]) == nil {
+		return ""
+	}
+	return f[0]
+}
+
+// Serve runs one session: hello, one request, its result. It returns the
+// error that ended the session abnormally; an op's failure is reported to
+// the control node in the Result and is not an error here.
+func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config) error {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	conn := agentproto.NewConn(in, out)
+	build, err := selfHash(cfg.Executable)
+	if err != nil {
+		log.Warn("cannot hash own executable", "err", err)
+	}
+	hostname, _ := os.Hostname()
+	machineID, _ := readMachineID(cfg.MachineIDFiles)
+	mine := agentproto.Hello{
+		Build: build, Version: cfg.Version, Hostname: hostname, UID: os.Geteuid(), PID: os.Getpid(),
+		ControlAddr: ControlAddrFrom(cfg.SSHConnection), MachineID: machineID,
+	}
+	peer, err := agentproto.ServerHello(conn, mine)
+	if err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	var req agentproto.Request
+	if err := conn.ReadJSON(agentproto.FrameRequest, &req); err != nil {
+		return fmt.Errorf("reading request: %w", err)
+	}
+	log = log.With("op", req.Op)
+	regMu.RLock()
+	h, ok := handlers[req.Op]
+	regMu.RUnlock()
+	if !ok {
+		return reply(conn, nil, &agentproto.RemoteError{Code: "unknown-op",
+			Message: fmt.Sprintf("this agent has no operation %q (it has %s)", req.Op, strings.Join(Ops(), ", "))})
+	}
+	if h.Class == ClassFirewall || h.Class == ClassPower {
+		if err := guardNotControlNode(peer.ControlMachineID, cfg.MachineIDFiles); err != nil {
+			log.Warn("refused", "err", err)
+			return reply(conn, nil, &agentproto.RemoteError{Code: "refused", Message: err.Error()})
+		}
+	}
+	log.Debug("running")
+	op := &Op{Args: req.Args, Conn: conn, Control: peer, ControlAddr: mine.ControlAddr, Log: log}
+	v, err := h.Run(ctx, op)
+	if err != nil {
+		var re *agentproto.RemoteError
+		if !errors.As(err, &re) {
+			re = &agentproto.RemoteError{Code: "failed", Message: err.Error()}
+		}
+		return reply(conn, nil, re)
+	}
+	return reply(conn, v, nil)
+}
+
+func reply(conn *agentproto.Conn, v any, rerr *agentproto.RemoteError) error {
+	res := agentproto.Result{Error: rerr}
+	if rerr == nil && v != nil {
+		p, err := json.Marshal(v)
+		if err != nil {
+			res.Error = &agentproto.RemoteError{Code: "failed", Message: "encoding result: " + err.Error()}
+		} else {
+			res.Value = p
+		}
+	}
+	return conn.WriteJSON(agentproto.FrameResult, res)
+}
+
+// ErrControlNode is returned (wrapped) by the guard.
+var ErrControlNode = errors.New("refusing: this host is the control node itself")
+
+// guardNotControlNode refuses when this host's machine-id equals the
+// control node's, or when either is unknown (then nobody can tell the two
+// apart, and a firewall or power action could cut off the operator's own
+// machine).
+func guardNotControlNode(controlID string, files []string) error {
+	mine, err := readMachineID(files)
+	switch {
+	case controlID == "":
+		return fmt.Errorf("%w? the control node sent no machine-id, so it cannot be told apart from this host", ErrControlNode)
+	case err != nil:
+		return fmt.Errorf("%w? this host has no readable machine-id (%v), so it cannot be told apart from the control node", ErrControlNode, err)
+	case mine == controlID:
+		return fmt.Errorf("%w (machine-id %s): firewall and power operations would cut off the operator", ErrControlNode, mine)
+	}
+	return nil
+}
+
+// CheckNotControlNode is the guard as a function, for operations that
+// decide their class from their arguments.
+func CheckNotControlNode(op *Op, files []string) error {
+	return guardNotControlNode(op.Control.ControlMachineID, files)
+}
+
+func readMachineID(files []string) (string, error) {
+	if files == nil {
+		files = []string{"/etc/machine-id", "/var/lib/dbus/machine-id"}
+	}
+	var firstErr error
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			if id := strings.TrimSpace(string(b)); id != "" {
+				return id, nil
+			}
+			err = fmt.Errorf("%s is empty", f)
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return "", firstErr
+}
+
+// MachineID returns this machine's machine-id (the control node uses it
+// for its hello).
+func MachineID() (string, error) { return readMachineID(nil) }
+
+func selfHash(path string) (string, error) {
+	if path == "" {
+		path = "/proc/self/exe"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

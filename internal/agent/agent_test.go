@@ -1,0 +1,130 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/holiday-ops/holiday/internal/agentproto"
+)
+
+func init() {
+	Register(Handler{Name: "test-firewall", Class: ClassFirewall, Run: func(ctx context.Context, op *Op) (any, error) {
+		return "applied", nil
+	}})
+}
+
+// session runs Serve in-process and returns the control end.
+func session(t *testing.T, cfg Config) (*agentproto.Conn, chan error) {
+	ar, cw := io.Pipe()
+	cr, aw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := Serve(context.Background(), ar, aw, cfg)
+		aw.Close()
+		done <- err
+	}()
+	return agentproto.NewConn(cr, cw), done
+}
+
+func call(t *testing.T, cfg Config, hello agentproto.Hello, op string) (agentproto.Hello, agentproto.Result) {
+	t.Helper()
+	c, done := session(t, cfg)
+	peer, err := agentproto.ClientHello(c, hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteJSON(agentproto.FrameRequest, agentproto.Request{Op: op}); err != nil {
+		t.Fatal(err)
+	}
+	var r agentproto.Result
+	if err := c.ReadJSON(agentproto.FrameResult, &r); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return peer, r
+}
+
+func TestControlNodeGuard(t *testing.T) {
+	dir := t.TempDir()
+	hostID := filepath.Join(dir, "machine-id")
+	os.WriteFile(hostID, []byte("aaaa1111\n"), 0o644)
+	for _, tc := range []struct {
+		name, controlID string
+		files           []string
+		refused         bool
+	}{
+		{"same machine", "aaaa1111", []string{hostID}, true},
+		{"another machine", "bbbb2222", []string{hostID}, false},
+		{"control sent no id", "", []string{hostID}, true},
+		{"host has no id", "bbbb2222", []string{filepath.Join(dir, "missing")}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, r := call(t, Config{MachineIDFiles: tc.files}, agentproto.Hello{ControlMachineID: tc.controlID}, "test-firewall")
+			if tc.refused != (r.Error != nil) {
+				t.Fatalf("refused=%v, want %v: %+v", r.Error != nil, tc.refused, r.Error)
+			}
+			if tc.refused && (r.Error.Code != "refused" || !strings.Contains(r.Error.Message, "control node")) {
+				t.Fatalf("refusal: %+v", r.Error)
+			}
+			if r.Error != nil {
+				t.Logf("%s", r.Error.Message)
+			}
+		})
+	}
+	// Read operations are not guarded.
+	_, r := call(t, Config{MachineIDFiles: []string{hostID}}, agentproto.Hello{ControlMachineID: "aaaa1111"}, "ping")
+	if r.Error != nil {
+		t.Fatalf("ping refused: %v", r.Error)
+	}
+}
+
+func TestHelloCarriesControlAddr(t *testing.T) {
+	peer, r := call(t, Config{SSHConnection: "10.0.0.7 51234 10.0.1.10 22"}, agentproto.Hello{}, "facts-basic")
+	if peer.ControlAddr != "10.0.0.7" {
+		t.Fatalf("control addr %q", peer.ControlAddr)
+	}
+	var f BasicFacts
+	if err := json.Unmarshal(r.Value, &f); err != nil || f.ControlAddr != "10.0.0.7" || f.Kernel == "" || f.Machine == "" {
+		t.Fatalf("facts: %+v %v", f, err)
+	}
+	if peer.Build == "" {
+		t.Fatal("hello has no build hash")
+	}
+}
+
+func TestUnknownOp(t *testing.T) {
+	_, r := call(t, Config{}, agentproto.Hello{}, "no-such-op")
+	if r.Error == nil || r.Error.Code != "unknown-op" {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestVersionMismatchEndsSession(t *testing.T) {
+	c, done := session(t, Config{})
+	c.WriteJSON(agentproto.FrameHello, agentproto.Hello{Magic: agentproto.Magic, Protocol: agentproto.Version + 1})
+	var h agentproto.Hello
+	if err := c.ReadJSON(agentproto.FrameHello, &h); err != nil {
+		t.Fatal(err)
+	}
+	var ve *agentproto.VersionError
+	if err := <-done; !errors.As(err, &ve) {
+		t.Fatalf("agent went on after a version mismatch: %v", err)
+	}
+}
+
+func TestParseOSRelease(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "os-release")
+	os.WriteFile(p, []byte("# c\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\nPRETTY_NAME='A \\\"q\\\"'\n"), 0o644)
+	m, err := parseOSRelease(p)
+	if err != nil || m["NAME"] != "Debian GNU/Linux" || m["VERSION_ID"] != "12" || m["ID"] != "debian" || m["PRETTY_NAME"] != `A "q"` {
+		t.Fatalf("%v %v", m, err)
+	}
+}

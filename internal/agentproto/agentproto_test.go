@@ -1,0 +1,133 @@
+package agentproto
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// pipeConns returns two ends joined by in-memory pipes.
+func pipeConns() (a, b *Conn) {
+	ar, bw := io.Pipe()
+	br, aw := io.Pipe()
+	return NewConn(ar, aw), NewConn(br, bw)
+}
+
+func TestHello(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		agent    func(c *Conn) // the far end
+		wantErr  error
+		wantVers bool
+	}{
+		{name: "match", agent: func(c *Conn) { ServerHello(c, Hello{Build: "abc"}) }},
+		{name: "old agent", wantVers: true, agent: func(c *Conn) {
+			var h Hello
+			c.ReadJSON(FrameHello, &h)
+			c.WriteJSON(FrameHello, Hello{Magic: Magic, Protocol: Version - 1 + 100, Build: "old"})
+		}},
+		{name: "foreign program", wantErr: ErrForeign, agent: func(c *Conn) {
+			go io.Copy(io.Discard, c.r) // a program that ignores its stdin
+			c.w.WriteString("usage: holiday [command]\n")
+			c.w.Flush()
+		}},
+		{name: "foreign json", wantErr: ErrForeign, agent: func(c *Conn) {
+			var h Hello
+			c.ReadJSON(FrameHello, &h)
+			c.WriteJSON(FrameHello, map[string]any{"magic": "other"})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctl, ag := pipeConns()
+			go tc.agent(ag)
+			peer, err := ClientHello(ctl, Hello{Build: "abc"})
+			var ve *VersionError
+			switch {
+			case tc.wantVers:
+				if !errors.As(err, &ve) || ve.RemoteBuild != "old" {
+					t.Fatalf("want VersionError, got %v", err)
+				}
+			case tc.wantErr != nil:
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("want %v, got %v", tc.wantErr, err)
+				}
+			default:
+				if err != nil || peer.Build != "abc" {
+					t.Fatalf("hello: %+v %v", peer, err)
+				}
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
+
+func TestServerAnswersMismatch(t *testing.T) {
+	ctl, ag := pipeConns()
+	done := make(chan error, 1)
+	go func() { _, err := ServerHello(ag, Hello{Build: "new"}); done <- err }()
+	ctl.WriteJSON(FrameHello, Hello{Magic: Magic, Protocol: 99})
+	var h Hello
+	if err := ctl.ReadJSON(FrameHello, &h); err != nil || h.Protocol != Version {
+		t.Fatalf("agent did not answer a mismatched hello: %+v %v", h, err)
+	}
+	var ve *VersionError
+	if err := <-done; !errors.As(err, &ve) || ve.Remote != 99 {
+		t.Fatalf("agent side: %v", err)
+	}
+}
+
+func TestFramesAndData(t *testing.T) {
+	var buf bytes.Buffer
+	c := NewConn(&buf, &buf)
+	big := bytes.Repeat([]byte("x"), 2*DataChunk+7)
+	w := c.DataWriter()
+	if n, err := w.Write(big); err != nil || n != len(big) {
+		t.Fatal(n, err)
+	}
+	w.Close()
+	c.WriteJSON(FrameResult, Result{Value: []byte(`1`)})
+	var got []byte
+	frames := 0
+	for {
+		typ, p, err := c.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ == FrameEOF {
+			break
+		}
+		frames++
+		got = append(got, p...)
+	}
+	if !bytes.Equal(got, big) || frames != 3 {
+		t.Fatalf("data: %d bytes in %d frames", len(got), frames)
+	}
+	var r Result
+	if err := c.ReadJSON(FrameResult, &r); err != nil || string(r.Value) != "1" {
+		t.Fatal(r, err)
+	}
+	if _, _, err := c.ReadFrame(); err != io.EOF {
+		t.Fatalf("clean end: %v", err)
+	}
+	// A frame cut short is an unexpected EOF, not a clean end.
+	c2 := NewConn(strings.NewReader("D\x00\x00\x00\x10abc"), io.Discard)
+	c2.first = false
+	if _, _, err := c2.ReadFrame(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("short frame: %v", err)
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte("H\x00\x00\x00\x02{}"))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := NewConn(bytes.NewReader(b), io.Discard)
+		for i := 0; i < 4; i++ {
+			if _, _, err := c.ReadFrame(); err != nil {
+				return
+			}
+		}
+	})
+}
