@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -74,10 +75,22 @@ func displayPath(path string) string {
 }
 
 func join(path, key string) string {
+	key = safeKey(key)
 	if path == "" {
 		return key
 	}
 	return path + "." + key
+}
+
+// safeKey quotes a key that would break a one-line path (blanks, control
+// characters, dots, brackets, or nothing at all).
+func safeKey(key string) string {
+	if key == "" || strings.IndexFunc(key, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == '.' || r == '[' || r == ']' || r == '"' || !unicode.IsPrint(r)
+	}) >= 0 {
+		return strconv.Quote(key)
+	}
+	return key
 }
 
 // deref follows aliases.

@@ -30,8 +30,12 @@ const (
 // wrong, worded for the operator. Lint returns warnings as *Error too, with
 // Severity set to SevWarning.
 type Error struct {
-	Pos      Pos
-	Path     string // field path, e.g. hosts[web1].firewall.allow[0].tcp
+	Pos Pos
+	// Path is the field path, e.g. hosts[web1].firewall.allow[0].tcp:
+	// list items are named by their name: when they have one, else by
+	// index. Inventory problems use the section ([web:vars]); YAML syntax
+	// errors use (yaml) and problems with the whole document (plan).
+	Path     string
 	Msg      string
 	Severity Severity
 }

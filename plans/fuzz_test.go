@@ -66,3 +66,31 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseINI: inventories never panic, and every problem has a line
+// and a section.
+func FuzzParseINI(f *testing.F) {
+	for _, s := range []string{"../examples/hosts.ini", "testdata/bad/inventory.ini"} {
+		data, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inv, err := ParseINI("fuzz.ini", strings.NewReader(string(data)))
+		var es Errors
+		if err != nil && !errors.As(err, &es) {
+			t.Fatalf("non-positioned error: %v", err)
+		}
+		for _, e := range es {
+			if e.Pos.Line < 1 || e.Path == "" || strings.ContainsAny(e.Error(), "\n\r") {
+				t.Errorf("bad error: %q", e.Error())
+			}
+		}
+		for _, h := range inv.Hosts {
+			inv.GroupsOf(h.Name)
+			inv.HostVars(h.Name)
+		}
+	})
+}

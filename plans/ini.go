@@ -115,7 +115,7 @@ func (p *iniParser) header(text string, at Pos) (section, kind string) {
 		p.errorf(at, "inventory", "section header %q has no closing ]", clip(text))
 		return "", ""
 	}
-	inner := text[1 : len(text)-1]
+	inner := safeKey(text[1 : len(text)-1])
 	name, suffix, hasSuffix := strings.Cut(inner, ":")
 	kind = "hosts"
 	if hasSuffix {

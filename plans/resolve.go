@@ -15,8 +15,10 @@ type Host struct {
 	// inventory groups (most general first), then the host entry's own.
 	Groups []string
 	// HostFields are resolved: Port, User and Risk are filled in from the
-	// plan's ssh settings and defaults (22, normal), Backup is never nil on
-	// a plan that loaded without errors.
+	// plan's ssh settings and defaults (22, normal); User stays empty when
+	// neither the host nor ssh.user names one (then SSH's own default, the
+	// operator's login name, applies). Backup is never nil on a plan that
+	// loaded without errors.
 	HostFields
 	// Pos is where the host is defined: its plan entry, or its inventory
 	// line when it has no entry.

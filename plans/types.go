@@ -40,6 +40,7 @@ func (p Prefix) Is4() bool { return p.Addr().Is4() }
 // PortRange is a port (First == Last) or an inclusive range.
 type PortRange struct{ First, Last uint16 }
 
+// String formats the range as holiday's plans write it: 22 or 8000-8100.
 func (r PortRange) String() string {
 	if r.First == r.Last {
 		return strconv.Itoa(int(r.First))
