@@ -438,7 +438,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		if !ok {
 			if s := d.unknownKey(p.key, path, key, fs); s != "" {
-				set[s] = true // the typo already says it; "missing" would be noise
+				// The typo already says it; "missing" would be noise, here
+				// and in later checks, which look for the path.
+				set[s] = true
+				if _, ok := d.pos[join(path, s)]; !ok {
+					d.pos[join(path, s)] = d.at(p.key)
+				}
 			}
 			continue
 		}
