@@ -13,7 +13,7 @@ rm -f "$LAB_DIR/env"   # first: no test may pick up a lab that is going away
 pid_of() {
   local p
   p=$(cat "$1" 2>/dev/null) || return 1
-  [ -n "$p" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$2" && echo "$p"
+  [ -n "$p" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$2" && echo "$p"
 }
 alive() { kill -0 "$1" 2>/dev/null; }
 wait_gone() { # seconds pid...

@@ -33,8 +33,9 @@ lab_hosts() {
 
 # with_lock runs the rest of the script under the lab's lock (one lab per machine at a time).
 # Nested scripts (up.sh calling setup.sh) inherit it through HOLIDAY_LAB_LOCK_HELD.
+# Long-lived children must be started with {_lockfd}>&- so they do not keep the lock.
 with_lock() {
-  [ "${HOLIDAY_LAB_LOCK_HELD:-}" = 1 ] && return 0
+  if [ "${HOLIDAY_LAB_LOCK_HELD:-}" = 1 ]; then exec {_lockfd}</dev/null; return 0; fi  # fd for {_lockfd}>&-
   mkdir -p "$(dirname "$LAB_LOCK")"
   exec {_lockfd}>"$LAB_LOCK"
   flock -w 900 "$_lockfd" || die "could not take $LAB_LOCK within 15 min (another lab-up/down running?)"

@@ -20,7 +20,7 @@ done | grep . && found=1
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}
   [ "$pid" = $$ ] && continue
-  cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+  cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
   root=$(readlink "$p/root" 2>/dev/null) || root=/
   case "$cmd" in
     *"$LAB_SRC/host-"*|*"--machine=$NS_PREFIX"*|*"$LAB_CACHE/versitygw"*) item "process $pid: $cmd"; continue ;;

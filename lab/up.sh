@@ -53,6 +53,7 @@ fi
 log "network up"
 
 # --- hosts: each boots from its own copy-on-write root ---
+# (long-lived children must not inherit the lock's fd, or the lab would hold the lock for life)
 : >"$LAB_DIR/known_hosts"
 while read -r h kind v4 v6 role; do
   D=$LAB_DIR/hosts/$h
@@ -60,11 +61,11 @@ while read -r h kind v4 v6 role; do
   ssh-keygen -q -t ed25519 -N '' -C "hlab-$h" -f "$D/ssh_host_ed25519_key"
   echo "$v4,$v6 $(cut -d' ' -f1,2 "$D/ssh_host_ed25519_key.pub")" >>"$LAB_DIR/known_hosts"
   if [ "$kind" = systemd ]; then
-    unshare --mount "$LAB_SRC/host-systemd.sh" "$h" "$role" "$ROOTFS" </dev/null >"$D/console.log" 2>&1 &
+    unshare --mount "$LAB_SRC/host-systemd.sh" "$h" "$role" "$ROOTFS" </dev/null >"$D/console.log" 2>&1 {_lockfd}>&- &
     echo $! >"$D/runner.pid"
   else
     ip netns exec "$NS_PREFIX$h" unshare --mount --uts --ipc --pid --fork --kill-child \
-      "$LAB_SRC/host-sysv.sh" "$h" "$role" "$ROOTFS" </dev/null >"$D/init.log" 2>&1 &
+      "$LAB_SRC/host-sysv.sh" "$h" "$role" "$ROOTFS" </dev/null >"$D/init.log" 2>&1 {_lockfd}>&- &
     echo $! >"$D/unshare.pid"
   fi
 done <"$LAB_DIR/hosts.list"
@@ -73,7 +74,7 @@ log "hosts starting"
 # --- S3: versitygw on loopback and on the bridge ---
 env -u AWS_CA_BUNDLE "$VGW" --port "127.0.0.1:$S3_PORT" --port "$CONTROL4:$S3_PORT" \
   --access "$S3_ACCESS" --secret "$S3_SECRET" --quiet \
-  posix --versioning-dir "$LAB_DIR/s3/versions" "$LAB_DIR/s3/data" </dev/null >"$LAB_DIR/versitygw.log" 2>&1 &
+  posix --versioning-dir "$LAB_DIR/s3/versions" "$LAB_DIR/s3/data" </dev/null >"$LAB_DIR/versitygw.log" 2>&1 {_lockfd}>&- &
 echo $! >"$LAB_DIR/versitygw.pid"
 
 SSH=(ssh -n -i "$LAB_DIR/id_ed25519" -o UserKnownHostsFile="$LAB_DIR/known_hosts" -o StrictHostKeyChecking=yes
@@ -125,6 +126,7 @@ LAB_HOSTS="$(pairs 3)"
 LAB_HOSTS6="$(pairs 4)"
 LAB_HOST_KINDS="$(pairs 2)"
 LAB_NETNS_PREFIX=$NS_PREFIX
+LAB_ROOTFS=$ROOTFS
 LAB_CONTROL_ADDR=$CONTROL4
 LAB_CONTROL_ADDR6=$CONTROL6
 LAB_S3_ENDPOINT=http://$CONTROL4:$S3_PORT

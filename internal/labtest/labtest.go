@@ -1,0 +1,324 @@
+// Package labtest is test support: it finds the holiday lab that lab/up.sh brought up (real
+// hosts in network namespaces, see lab/README.md) and runs commands on its hosts, over the
+// real ssh client as a lab user or inside a host's network namespace from the outside.
+//
+// It is for tests only and imports nothing of holiday's (not even the rest of internal), so
+// any package's tests may use it without bending the layering.
+package labtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// DefaultEnvPath is where lab/up.sh writes the lab's env file unless HOLIDAY_LAB_DIR is set.
+const DefaultEnvPath = "/var/tmp/holiday-lab/env"
+
+// Kind says how a host manages its services.
+type Kind string
+
+const (
+	// Systemd hosts run systemd as PID 1 (systemd-nspawn): use systemctl.
+	Systemd Kind = "systemd"
+	// SysV hosts run no systemd: service(8) uses /etc/init.d, enablement is rc links.
+	SysV Kind = "sysv"
+)
+
+// Lab is a running lab as described by its env file.
+type Lab struct {
+	Dir          string // LAB_DIR: the runtime dir
+	SSHKey       string // LAB_SSH_KEY: private key that logs in as root, ops and guest
+	KnownHosts   string // LAB_KNOWN_HOSTS: every host's key under its v4 and v6 address
+	ControlAddr  string // LAB_CONTROL_ADDR: this machine's address on the lab bridge
+	ControlAddr6 string // LAB_CONTROL_ADDR6
+	NetnsPrefix  string // LAB_NETNS_PREFIX: host X lives in network namespace NetnsPrefix+X
+	RootFS       string // LAB_ROOTFS: the cached tree every host's root is an overlay of
+	S3Endpoint   string // LAB_S3_ENDPOINT: http://addr:port of the lab's versitygw
+	S3Region     string // LAB_S3_REGION
+	S3AccessKey  string // LAB_S3_ACCESS_KEY
+	S3SecretKey  string // LAB_S3_SECRET_KEY
+	Hosts        []*Host
+	Env          map[string]string // every key of the env file, as read
+}
+
+// Host is one lab host.
+type Host struct {
+	Name  string // sys1, sys2, sysv1, light1…
+	Addr  string // IPv4 address on the lab bridge
+	Addr6 string // IPv6 address on the lab bridge
+	Kind  Kind
+	lab   *Lab
+}
+
+// EnvPath is the env file Load reads: $HOLIDAY_LAB_ENV, else $HOLIDAY_LAB_DIR/env, else
+// DefaultEnvPath.
+func EnvPath() string {
+	if p := os.Getenv("HOLIDAY_LAB_ENV"); p != "" {
+		return p
+	}
+	if d := os.Getenv("HOLIDAY_LAB_DIR"); d != "" {
+		return d + "/env"
+	}
+	return DefaultEnvPath
+}
+
+// Load reads the env file at EnvPath and checks that it describes a usable lab.
+func Load() (*Lab, error) {
+	path := EnvPath()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	env, err := ParseEnv(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	l, err := fromEnv(env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := os.Stat(l.SSHKey); err != nil {
+		return nil, fmt.Errorf("%s: lab key: %w", path, err)
+	}
+	return l, nil
+}
+
+// ParseEnv reads KEY=VALUE lines; a value may be wrapped in double quotes. Blank lines and
+// lines starting with # are skipped. The lab writes nothing that needs escapes.
+func ParseEnv(r io.Reader) (map[string]string, error) {
+	env := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t\"") {
+			return nil, fmt.Errorf("line %d: want KEY=VALUE, got %q", n, line)
+		}
+		if strings.HasPrefix(v, `"`) {
+			if len(v) < 2 || !strings.HasSuffix(v, `"`) {
+				return nil, fmt.Errorf("line %d: unterminated quote in %q", n, line)
+			}
+			v = v[1 : len(v)-1]
+		}
+		env[k] = v
+	}
+	return env, sc.Err()
+}
+
+// pairs parses "a=x b=y" into an ordered list of names and a map.
+func pairs(key, s string) ([]string, map[string]string, error) {
+	var names []string
+	m := map[string]string{}
+	for _, f := range strings.Fields(s) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" || v == "" {
+			return nil, nil, fmt.Errorf("%s: bad entry %q", key, f)
+		}
+		if _, dup := m[k]; dup {
+			return nil, nil, fmt.Errorf("%s: %q twice", key, k)
+		}
+		names = append(names, k)
+		m[k] = v
+	}
+	return names, m, nil
+}
+
+func fromEnv(env map[string]string) (*Lab, error) {
+	var missing []string
+	get := func(k string) string {
+		v, ok := env[k]
+		if !ok || v == "" {
+			missing = append(missing, k)
+		}
+		return v
+	}
+	l := &Lab{
+		Dir: get("LAB_DIR"), SSHKey: get("LAB_SSH_KEY"), KnownHosts: get("LAB_KNOWN_HOSTS"),
+		ControlAddr: get("LAB_CONTROL_ADDR"), ControlAddr6: get("LAB_CONTROL_ADDR6"),
+		NetnsPrefix: get("LAB_NETNS_PREFIX"), RootFS: get("LAB_ROOTFS"),
+		S3Endpoint: get("LAB_S3_ENDPOINT"), S3Region: get("LAB_S3_REGION"),
+		S3AccessKey: get("LAB_S3_ACCESS_KEY"), S3SecretKey: get("LAB_S3_SECRET_KEY"),
+		Env: env,
+	}
+	hosts, hosts6, kinds := get("LAB_HOSTS"), get("LAB_HOSTS6"), get("LAB_HOST_KINDS")
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("missing %s", strings.Join(missing, ", "))
+	}
+	names, v4, err := pairs("LAB_HOSTS", hosts)
+	if err != nil {
+		return nil, err
+	}
+	_, v6, err := pairs("LAB_HOSTS6", hosts6)
+	if err != nil {
+		return nil, err
+	}
+	_, kind, err := pairs("LAB_HOST_KINDS", kinds)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		k := Kind(kind[n])
+		if k != Systemd && k != SysV {
+			return nil, fmt.Errorf("LAB_HOST_KINDS: host %s has kind %q, want systemd or sysv", n, kind[n])
+		}
+		if v6[n] == "" {
+			return nil, fmt.Errorf("LAB_HOSTS6: no address for host %s", n)
+		}
+		l.Hosts = append(l.Hosts, &Host{Name: n, Addr: v4[n], Addr6: v6[n], Kind: k, lab: l})
+	}
+	if len(l.Hosts) == 0 {
+		return nil, errors.New("LAB_HOSTS: no hosts")
+	}
+	return l, nil
+}
+
+// Require returns the lab, or skips the test with the reason when there is none. In CI
+// (CI=true) a missing lab fails the test instead: there a skip would hide untested code.
+func Require(t testing.TB) *Lab {
+	t.Helper()
+	l, err := Load()
+	if err == nil && os.Geteuid() != 0 {
+		err = errors.New("the lab tests need root (ip netns exec, the lab key)")
+	}
+	if err != nil {
+		msg := fmt.Sprintf("lab not up: run `make lab-up` (root): %v", err)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s [CI=true: a missing lab is a failure]", msg)
+		} else {
+			t.Skip(msg)
+		}
+		return nil
+	}
+	return l
+}
+
+// Host returns the host called name, or nil.
+func (l *Lab) Host(name string) *Host {
+	for _, h := range l.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// MustHost returns the host called name or fails the test.
+func (l *Lab) MustHost(t testing.TB, name string) *Host {
+	t.Helper()
+	h := l.Host(name)
+	if h == nil {
+		t.Fatalf("lab has no host %q (hosts: %s)", name, l.Env["LAB_HOSTS"])
+	}
+	return h
+}
+
+// Netns is the name of the host's network namespace (for ip netns exec).
+func (h *Host) Netns() string { return h.lab.NetnsPrefix + h.Name }
+
+// String is the host's name.
+func (h *Host) String() string { return h.Name }
+
+// Result is what a command printed and how it ended.
+type Result struct {
+	Stdout, Stderr string
+	ExitCode       int // -1 when the command did not run to an exit
+}
+
+// ExitError is returned when a command ran but exited non-zero.
+type ExitError struct {
+	Cmd string
+	Result
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("%s: exit %d: %s", e.Cmd, e.ExitCode, strings.TrimSpace(e.Stderr))
+}
+
+// SSHArgs is the ssh command line (without the remote command) that logs in to addr as
+// user with the lab key, checking the host key strictly against the lab's known_hosts.
+func (h *Host) SSHArgs(user, addr string) []string {
+	return []string{"ssh", "-F", "/dev/null", "-n",
+		"-i", h.lab.SSHKey, "-o", "IdentitiesOnly=yes",
+		"-o", "UserKnownHostsFile=" + h.lab.KnownHosts, "-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+		"-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+		"-l", user, addr}
+}
+
+// SSH runs cmd (a shell command line) on the host as user (root, ops or guest) over its IPv4
+// address with the real ssh client. A non-zero exit is an *ExitError carrying the result.
+func (h *Host) SSH(ctx context.Context, user, cmd string) (Result, error) {
+	return h.SSHAt(ctx, user, h.Addr, cmd)
+}
+
+// SSHAt is SSH to a chosen address of the host (h.Addr or h.Addr6).
+func (h *Host) SSHAt(ctx context.Context, user, addr, cmd string) (Result, error) {
+	return run(ctx, append(h.SSHArgs(user, addr), "--", cmd))
+}
+
+// InNetns runs argv inside the host's network namespace from the outside (ip netns exec),
+// with this machine's binaries: what the network sees, not what the host says.
+func (h *Host) InNetns(ctx context.Context, argv ...string) (Result, error) {
+	return run(ctx, append([]string{"ip", "netns", "exec", h.Netns()}, argv...))
+}
+
+// MustSSH is SSH that fails the test on any error and returns stdout.
+func (h *Host) MustSSH(t testing.TB, user, cmd string) string {
+	t.Helper()
+	r, err := h.SSH(context.Background(), user, cmd)
+	if err != nil {
+		t.Fatalf("%s as %s: %v", h.Name, user, err)
+	}
+	return r.Stdout
+}
+
+// MustInNetns is InNetns that fails the test on any error and returns stdout.
+func (h *Host) MustInNetns(t testing.TB, argv ...string) string {
+	t.Helper()
+	r, err := h.InNetns(context.Background(), argv...)
+	if err != nil {
+		t.Fatalf("%s netns: %v", h.Name, err)
+	}
+	return r.Stdout
+}
+
+// commandTimeout bounds every command when the caller's context has no deadline.
+const commandTimeout = 60 * time.Second
+
+func run(ctx context.Context, argv []string) (Result, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, commandTimeout)
+		defer cancel()
+	}
+	var stdout, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err := c.Run()
+	r := Result{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}
+	if c.ProcessState != nil {
+		r.ExitCode = c.ProcessState.ExitCode()
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return r, nil
+	case errors.As(err, &ee) && r.ExitCode > 0:
+		return r, &ExitError{Cmd: strings.Join(argv, " "), Result: r}
+	default:
+		return r, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+	}
+}
