@@ -68,15 +68,19 @@ type job struct {
 }
 
 type archiver struct {
-	r     *repo.Repository
-	opts  Options
-	pool  sync.Pool
-	jobs  chan job
-	g     *errgroup.Group
-	gctx  context.Context
-	read  atomic.Int64
-	mu    sync.Mutex
-	stats Stats
+	r    *repo.Repository
+	opts Options
+	// chunk buffers: at most cap(free), allocated as needed, reused
+	free    chan *[]byte
+	nbuf    atomic.Int32
+	bufSize int
+	jobs    chan job
+	ch      *chunker.Chunker // only the walking goroutine chunks
+	g       *errgroup.Group
+	gctx    context.Context
+	read    atomic.Int64
+	mu      sync.Mutex
+	stats   Stats
 }
 
 func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archiver {
@@ -88,16 +92,15 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 	if opts.BlockSize > 0 {
 		bufSize = opts.BlockSize
 	}
-	a := &archiver{r: r, opts: opts, g: g, gctx: gctx}
-	a.pool.New = func() any { b := make([]byte, bufSize); return &b }
 	workers := runtime.GOMAXPROCS(0)
+	a := &archiver{r: r, opts: opts, g: g, gctx: gctx, bufSize: bufSize, free: make(chan *[]byte, workers+2)}
 	a.jobs = make(chan job, workers)
 	for range workers {
 		g.Go(func() error {
 			for j := range a.jobs {
 				data := (*j.buf)[:j.n]
 				id, _, err := r.SaveBlob(gctx, repo.DataBlob, data, repo.Hash(data))
-				a.pool.Put(j.buf)
+				a.put(j.buf)
 				if err == nil {
 					*j.out = id
 				}
@@ -110,6 +113,34 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 		})
 	}
 	return a
+}
+
+func (a *archiver) get(ctx context.Context) (*[]byte, error) {
+	select {
+	case b := <-a.free:
+		return b, nil
+	default:
+	}
+	if int(a.nbuf.Add(1)) <= cap(a.free) {
+		b := make([]byte, a.bufSize)
+		return &b, nil
+	}
+	a.nbuf.Add(-1)
+	select {
+	case b := <-a.free:
+		return b, nil
+	case <-a.gctx.Done():
+		return nil, a.gctx.Err()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (a *archiver) put(b *[]byte) {
+	select {
+	case a.free <- b:
+	default:
+	}
 }
 
 // content collects a file's blob IDs in order while workers fill them in;
@@ -176,14 +207,17 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (in
 	}
 	if a.opts.BlockSize > 0 {
 		for {
-			buf := a.pool.Get().(*[]byte)
+			buf, err := a.get(ctx)
+			if err != nil {
+				return total, err
+			}
 			n, err := io.ReadFull(rd, (*buf)[:a.opts.BlockSize])
 			if n > 0 {
 				if serr := submit(buf, n); serr != nil {
 					return total, serr
 				}
 			} else {
-				a.pool.Put(buf)
+				a.put(buf)
 			}
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return total, nil
@@ -193,16 +227,19 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (in
 			}
 		}
 	}
-	ch := chunker.New(rd, a.r.Config().ChunkerPolynomial)
+	ch := a.chunker(rd)
 	for {
-		buf := a.pool.Get().(*[]byte)
+		buf, err := a.get(ctx)
+		if err != nil {
+			return total, err
+		}
 		chunk, err := ch.Next((*buf)[:0])
 		if err == io.EOF {
-			a.pool.Put(buf)
+			a.put(buf)
 			return total, nil
 		}
 		if err != nil {
-			a.pool.Put(buf)
+			a.put(buf)
 			return total, err
 		}
 		if &chunk.Data[0] != &(*buf)[0] {
@@ -213,6 +250,17 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (in
 			return total, err
 		}
 	}
+}
+
+// chunker returns the one chunker of the walk, reset for rd: New
+// allocates tables and a read buffer, once per backup is enough.
+func (a *archiver) chunker(rd io.Reader) *chunker.Chunker {
+	if a.ch == nil {
+		a.ch = chunker.New(rd, a.r.Config().ChunkerPolynomial)
+	} else {
+		a.ch.Reset(rd, a.r.Config().ChunkerPolynomial)
+	}
+	return a.ch
 }
 
 func (a *archiver) finish() error {

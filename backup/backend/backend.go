@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 )
 
 // FileType is the kind of a repository file; it decides the folder it lives
@@ -157,6 +158,15 @@ type Backend interface {
 	Stat(ctx context.Context, h Handle) (FileInfo, error)
 	List(ctx context.Context, t FileType, fn func(FileInfo) error) error
 	Remove(ctx context.Context, h Handle) error
+}
+
+// TempFiler is implemented by backends that can take over a finished
+// temporary file without copying it. Files from TempFile, written and
+// passed to Save, may be adopted in place (the local directory links
+// them); the caller still closes and removes its temporary name after
+// Save. Writers use it so that a pack never sits whole in memory.
+type TempFiler interface {
+	TempFile() (*os.File, error)
 }
 
 // ReadAll loads a whole file into memory: for small files only (config,

@@ -138,7 +138,9 @@ func (k *Key) mac(out *[16]byte, nonce, msg []byte) {
 func CiphertextLength(n int) int { return n + Extension }
 
 // Seal appends IV || AES-CTR(plaintext) || MAC to dst with a fresh random
-// IV and returns the result. dst and plaintext must not overlap.
+// IV and returns the result. plaintext must not overlap dst's new bytes,
+// except exactly: it may already sit at dst[len(dst)+16:] (encryption in
+// place, with room for the IV before it and the MAC after it).
 func (k *Key) Seal(dst, plaintext []byte) []byte {
 	n := len(dst)
 	total := n + CiphertextLength(len(plaintext))

@@ -64,3 +64,18 @@ func TestKeyJSON(t *testing.T) {
 		t.Fatal("round trip through JSON lost the key")
 	}
 }
+
+func TestSealInPlace(t *testing.T) {
+	k := NewRandomKey()
+	pt := []byte("in place, in place, in place")
+	buf := make([]byte, 16+len(pt), 16+len(pt)+16)
+	copy(buf[16:], pt)
+	sealed := k.Seal(buf[:0], buf[16:])
+	if &sealed[0] != &buf[0] {
+		t.Fatal("Seal did not encrypt in place")
+	}
+	got, err := k.Open(nil, sealed)
+	if err != nil || string(got) != string(pt) {
+		t.Fatalf("in-place seal does not open: %v %q", err, got)
+	}
+}

@@ -1,7 +1,7 @@
 package repo
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 
 	"github.com/holiday-ops/holiday/backup/backend"
 	"github.com/holiday-ops/holiday/backup/crypto"
@@ -28,31 +29,58 @@ const (
 	maxHeaderSize = 16 << 20
 )
 
-// packer accumulates encrypted blobs of one type into a pack in memory.
+// packer streams encrypted blobs of one type into a temporary file (in
+// the backend's temp area when it offers one), hashing as it goes: a
+// pack never sits whole in memory.
 type packer struct {
-	buf     bytes.Buffer
+	f       *os.File
+	w       *bufio.Writer
+	n       int
 	h       hash.Hash
 	entries []PackedBlob
+	err     error
 }
 
-func newPacker() *packer {
-	p := &packer{h: sha256.New()}
-	p.buf.Grow(PackSize + PackSize/8)
-	return p
+func newPacker(be backend.Backend) (*packer, error) {
+	var f *os.File
+	var err error
+	if tf, ok := be.(backend.TempFiler); ok {
+		f, err = tf.TempFile()
+	} else {
+		f, err = os.CreateTemp("", "holiday-pack-")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("temporary pack file: %w", err)
+	}
+	return &packer{f: f, w: bufio.NewWriterSize(f, 1<<20), h: sha256.New()}, nil
+}
+
+func (p *packer) write(b []byte) {
+	if p.err != nil {
+		return
+	}
+	_, p.err = p.w.Write(b)
+	p.h.Write(b)
+	p.n += len(b)
 }
 
 func (p *packer) add(bh BlobHandle, sealed []byte, ulen int) {
-	off := p.buf.Len()
-	p.buf.Write(sealed)
-	p.h.Write(sealed)
+	off := p.n
+	p.write(sealed)
 	p.entries = append(p.entries, PackedBlob{BlobHandle: bh, Offset: uint32(off), Length: uint32(len(sealed)), UncompressedLength: uint32(ulen)})
 }
 
-func (p *packer) size() int { return p.buf.Len() }
+func (p *packer) size() int { return p.n }
 
-// finish appends the encrypted header and its length and returns the
-// pack's ID.
-func (p *packer) finish(key *crypto.Key) ID {
+// discard removes the temporary file.
+func (p *packer) discard() {
+	p.f.Close()
+	os.Remove(p.f.Name())
+}
+
+// finish appends the encrypted header and its length, flushes, and
+// returns the pack's ID.
+func (p *packer) finish(key *crypto.Key) (ID, error) {
 	hdr := make([]byte, 0, len(p.entries)*compressedEntrySize)
 	for _, e := range p.entries {
 		t := byte(0)
@@ -71,14 +99,22 @@ func (p *packer) finish(key *crypto.Key) ID {
 	}
 	sealed := key.Seal(nil, hdr)
 	sealed = binary.LittleEndian.AppendUint32(sealed, uint32(len(sealed)))
-	p.buf.Write(sealed)
-	p.h.Write(sealed)
+	p.write(sealed)
+	if p.err == nil {
+		p.err = p.w.Flush()
+	}
+	if p.err == nil {
+		_, p.err = p.f.Seek(0, io.SeekStart)
+	}
+	if p.err != nil {
+		return ID{}, fmt.Errorf("write temporary pack %s: %w", p.f.Name(), p.err)
+	}
 	var id ID
 	p.h.Sum(id[:0])
 	for i := range p.entries {
 		p.entries[i].Pack = id
 	}
-	return id
+	return id, nil
 }
 
 // ParsePackHeader decodes a decrypted pack header.

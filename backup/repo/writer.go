@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,6 +28,25 @@ type writer struct {
 	nDone   int
 	// Stats
 	added, addedPacked int64
+	err                error // the first upload error
+}
+
+func (w *writer) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+// failure is why the uploaders stopped.
+func (w *writer) failure() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	return w.gctx.Err()
 }
 
 // StartWriter sets up the pack writers and uploaders under ctx; SaveBlob
@@ -44,13 +62,16 @@ func (r *Repository) startWriter(ctx context.Context) *writer {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	w := &writer{pending: map[BlobHandle]struct{}{}, uploads: make(chan *packer, 1), g: g, gctx: gctx}
-	for range 2 {
+	// several uploaders: on a disk whose fsync is slow, they overlap
+	for range uploaders {
 		g.Go(func() error {
 			for p := range w.uploads {
 				if err := r.upload(gctx, w, p); err != nil {
+					w.fail(err)
 					// drain so that senders never block on a dead uploader
 					go func() {
-						for range w.uploads {
+						for p := range w.uploads {
+							p.discard()
 						}
 					}()
 					return err
@@ -62,6 +83,11 @@ func (r *Repository) startWriter(ctx context.Context) *writer {
 	r.w = w
 	return w
 }
+
+// uploaders is how many packs are stored at once.
+const uploaders = 3
+
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
 // SaveBlob stores a blob unless the index or a pack being written already
 // holds it. The ID must be the SHA-256 of data (ID{} computes it). It
@@ -84,59 +110,72 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 	w.pending[bh] = struct{}{}
 	w.mu.Unlock()
 
+	// one scratch buffer: compress into it after room for the IV, then
+	// seal in place (CTR may overlap exactly); incompressible data is
+	// sealed from the chunk into the same buffer instead
 	ulen := 0
-	pt := data
+	sb := scratch.Get().(*[]byte)
+	defer scratch.Put(sb)
+	var sealed []byte
 	if r.cfg.Version >= 2 {
-		c := r.encoder().EncodeAll(data, make([]byte, 0, len(data)/2))
-		if len(c) < len(data) {
-			pt, ulen = c, len(data)
+		const iv = crypto.Extension - 16
+		c := r.encoder().EncodeAll(data, (*sb)[:iv])
+		*sb = c[:0]
+		if len(c)-iv < len(data) {
+			ulen = len(data)
+			sealed = r.key.Seal(c[:0], c[iv:])
 		}
 	}
-	sealed := r.key.Seal(make([]byte, 0, len(pt)+32), pt)
+	if sealed == nil {
+		sealed = r.key.Seal((*sb)[:0], data)
+	}
+	*sb = sealed[:0]
 
 	w.mu.Lock()
 	p := w.packers[t]
+	var full *packer
+	if p != nil && len(p.entries) > 0 && p.size()+len(sealed) > PackSize {
+		full = p
+		p = nil
+		w.packers[t] = nil
+	}
 	if p == nil {
-		p = newPacker()
+		var err error
+		if p, err = newPacker(r.be); err != nil {
+			w.mu.Unlock()
+			return id, false, err
+		}
 		w.packers[t] = p
 	}
 	p.add(bh, sealed, ulen)
 	w.added += int64(len(data))
 	w.addedPacked += int64(len(sealed))
-	var full *packer
-	if p.size() >= PackSize {
-		full = p
-		w.packers[t] = nil
-	}
 	w.mu.Unlock()
 	if full != nil {
-		full.finish(r.key)
+		if _, err := full.finish(r.key); err != nil {
+			full.discard()
+			return id, false, err
+		}
 		select {
 		case w.uploads <- full:
 		case <-w.gctx.Done():
-			return id, false, r.writerErr(w)
+			full.discard()
+			return id, false, w.failure()
 		case <-ctx.Done():
+			full.discard()
 			return id, false, ctx.Err()
 		}
 	}
 	return id, false, nil
 }
 
-func (r *Repository) writerErr(w *writer) error {
-	close(w.uploads)
-	err := w.g.Wait()
-	r.w = nil
-	if err == nil {
-		err = context.Canceled
-	}
-	return err
-}
-
 // upload stores one finished pack, then indexes its blobs; every
 // indexMaxBlobs blobs an index file is written.
 func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 	id := p.entries[0].Pack
-	if err := r.be.Save(ctx, backend.Handle{Type: backend.PackFile, Name: id.String()}, bytes.NewReader(p.buf.Bytes())); err != nil {
+	err := r.be.Save(ctx, backend.Handle{Type: backend.PackFile, Name: id.String()}, p.f)
+	p.discard()
+	if err != nil {
 		return fmt.Errorf("store pack: %w", err)
 	}
 	pj := PackJSON{ID: id}
@@ -192,14 +231,23 @@ func (r *Repository) Flush(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 	var sendErr error
-	for _, p := range rest {
-		p.finish(r.key)
+	for i, p := range rest {
+		if _, err := p.finish(r.key); err != nil {
+			for _, q := range rest[i:] {
+				q.discard()
+			}
+			sendErr = err
+			break
+		}
 		select {
 		case w.uploads <- p:
 		case <-w.gctx.Done():
 			sendErr = w.gctx.Err()
 		}
 		if sendErr != nil {
+			for _, q := range rest[i:] {
+				q.discard()
+			}
 			break
 		}
 	}

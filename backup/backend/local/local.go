@@ -86,6 +86,17 @@ func (b *Local) Filename(h backend.Handle) string {
 	return filepath.Join(b.dir, h.Type.Dir(), h.Name)
 }
 
+// TempFile implements backend.TempFiler: a new file in tmp/.
+func (b *Local) TempFile() (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Join(b.dir, "tmp"), "pack-")
+	if errors.Is(err, os.ErrNotExist) {
+		if mkErr := os.MkdirAll(filepath.Join(b.dir, "tmp"), 0o700); mkErr == nil {
+			f, err = os.CreateTemp(filepath.Join(b.dir, "tmp"), "pack-")
+		}
+	}
+	return f, err
+}
+
 // Save implements backend.Backend.
 func (b *Local) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) (err error) {
 	if err := h.Valid(); err != nil {
@@ -100,6 +111,9 @@ func (b *Local) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) (e
 	}
 	if _, err := rd.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("save %v: %w", h, err)
+	}
+	if f, ok := rd.(*os.File); ok && filepath.Dir(f.Name()) == filepath.Join(b.dir, "tmp") {
+		return b.adopt(h, f, final)
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
@@ -141,6 +155,34 @@ func (b *Local) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) (e
 		// that creates them lazily
 		if mkErr := os.MkdirAll(dir, 0o700); mkErr == nil {
 			err = os.Link(tmp, final)
+		}
+	}
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("save %v: %w", h, backend.ErrExist)
+	}
+	if err != nil {
+		return fmt.Errorf("save %v: %w", h, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("save %v: fsync folder: %w", h, err)
+	}
+	return nil
+}
+
+// adopt links a finished file from tmp/ into place instead of copying
+// it: fsync the file, link, fsync the folder.
+func (b *Local) adopt(h backend.Handle, f *os.File, final string) error {
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("save %v: fsync %s: %w", h, f.Name(), err)
+	}
+	if err := f.Chmod(0o400); err != nil {
+		return fmt.Errorf("save %v: %w", h, err)
+	}
+	dir := filepath.Dir(final)
+	err := os.Link(f.Name(), final)
+	if errors.Is(err, os.ErrNotExist) {
+		if mkErr := os.MkdirAll(dir, 0o700); mkErr == nil {
+			err = os.Link(f.Name(), final)
 		}
 	}
 	if errors.Is(err, os.ErrExist) {

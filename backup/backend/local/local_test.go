@@ -1,6 +1,11 @@
 package local_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,5 +39,40 @@ func TestCreateRefusesNonEmpty(t *testing.T) {
 	}
 	if _, err := local.Create(dir); err == nil {
 		t.Fatal("Create on a non-empty directory succeeded")
+	}
+}
+
+// A file from TempFile is adopted by Save (linked, not copied) and its
+// temporary name can be removed afterwards without losing the data.
+func TestSaveAdoptsTempFile(t *testing.T) {
+	ctx := context.Background()
+	be, err := local.Create(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := be.TempFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(f.Name()) != filepath.Join(be.Path(), "tmp") {
+		t.Fatalf("temp file %s is not under tmp/", f.Name())
+	}
+	data := []byte("a pack, streamed to disk")
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	h := backend.Handle{Type: backend.PackFile, Name: hex.EncodeToString(sum[:])}
+	if err := be.Save(ctx, h, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	got, err := backend.ReadAll(ctx, be, h)
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("adopted file: %v %q", err, got)
+	}
+	if err := be.Save(ctx, h, bytes.NewReader(data)); !errors.Is(err, backend.ErrExist) {
+		t.Errorf("save over an adopted file: %v", err)
 	}
 }
