@@ -15,7 +15,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -223,6 +225,31 @@ func (l *Lab) MustHost(t testing.TB, name string) *Host {
 		t.Fatalf("lab has no host %q (hosts: %s)", name, l.Env["LAB_HOSTS"])
 	}
 	return h
+}
+
+// Lock takes the host for the rest of the test, exclusively: `go test ./...` runs packages
+// in parallel, so a test that changes a host (firewall, services, files, a reboot) holds
+// this lock; tests that only look hold RLock. Released when the test ends.
+func (h *Host) Lock(t testing.TB) { h.flock(t, syscall.LOCK_EX) }
+
+// RLock takes the host shared for the rest of the test (see Lock).
+func (h *Host) RLock(t testing.TB) { h.flock(t, syscall.LOCK_SH) }
+
+func (h *Host) flock(t testing.TB, how int) {
+	t.Helper()
+	dir := filepath.Join(h.lab.Dir, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, h.Name), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v", h.Name, err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing the file releases the lock
 }
 
 // Netns is the name of the host's network namespace (for ip netns exec).

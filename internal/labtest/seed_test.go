@@ -69,6 +69,14 @@ func hasNonAcceptPolicy(chains []string) bool {
 	return false
 }
 
+// look returns host name locked shared for the test: the seed tests only look.
+func look(t *testing.T, l *Lab, name string) *Host {
+	t.Helper()
+	h := l.MustHost(t, name)
+	h.RLock(t)
+	return h
+}
+
 func seedFile(t *testing.T, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "lab", "hosts", name))
@@ -128,7 +136,7 @@ func TestSeedFirewallFromOutside(t *testing.T) {
 	l := Require(t)
 	for _, c := range firewallCases {
 		t.Run(c.host+"/"+c.save, func(t *testing.T) {
-			h := l.MustHost(t, c.host)
+			h := look(t, l, c.host)
 			checkRules(t, c, h.MustInNetns(t, c.save))
 		})
 	}
@@ -138,14 +146,14 @@ func TestSeedFirewallFromInside(t *testing.T) {
 	l := Require(t)
 	for _, c := range firewallCases {
 		t.Run(c.host+"/"+c.save, func(t *testing.T) {
-			h := l.MustHost(t, c.host)
+			h := look(t, l, c.host)
 			checkRules(t, c, h.MustSSH(t, "ops", "sudo -n "+c.save))
 		})
 	}
 	// the plain names follow each host's alternative: nft on the systemd hosts, legacy on sysv1
 	for host, want := range map[string]string{"sys1": "nf_tables", "sys2": "nf_tables", "sysv1": "legacy"} {
 		t.Run(host+"/alternative", func(t *testing.T) {
-			h := l.MustHost(t, host)
+			h := look(t, l, host)
 			for _, bin := range []string{"iptables", "ip6tables"} {
 				if got := h.MustSSH(t, "ops", "sudo -n "+bin+" -V"); !strings.Contains(got, "("+want+")") {
 					t.Errorf("%s -V on %s = %q, want the %s backend", bin, host, strings.TrimSpace(got), want)
@@ -204,54 +212,65 @@ func systemctlShow(out string) map[string]map[string]string {
 	return res
 }
 
+// seededUnits is the seeded unit state of a systemd host right after lab-up.
+func seededUnits(host string) map[string]unitState {
+	want := map[string]unitState{}
+	for u, s := range commonUnits {
+		want[u] = s
+	}
+	for u, s := range hostUnits[host] {
+		want[u] = s
+	}
+	return want
+}
+
+// checkUnits compares what systemd on h says with want, and the details of the seeded units.
+func checkUnits(t *testing.T, h *Host, want map[string]unitState) {
+	t.Helper()
+	if got := strings.TrimSpace(h.MustSSH(t, "ops", "systemctl is-system-running || true")); got != "running" {
+		failed := h.MustSSH(t, "ops", "systemctl --failed --no-legend || true")
+		t.Errorf("is-system-running = %q, want running; failed units:\n%s", got, failed)
+	}
+	units := make([]string, 0, len(want))
+	for u := range want {
+		units = append(units, u)
+	}
+	sort.Strings(units)
+	got := systemctlShow(h.MustSSH(t, "ops", "systemctl show -p Id,ActiveState,UnitFileState,ConditionResult,Triggers,Accept,Listen "+strings.Join(units, " ")))
+	for _, u := range units {
+		p, ok := got[u]
+		if !ok {
+			t.Errorf("%s: systemctl show said nothing about it", u)
+			continue
+		}
+		if g := (unitState{p["ActiveState"], p["UnitFileState"]}); g != want[u] {
+			t.Errorf("%s: %s+%s, want %s+%s", u, g.active, g.enabled, want[u].active, want[u].enabled)
+		}
+	}
+	if c := got["rsync.service"]["ConditionResult"]; c != "no" {
+		t.Errorf("rsync.service ConditionResult=%q: it should be inactive because its condition failed", c)
+	}
+	if tr := got["lab-tick.timer"]["Triggers"]; tr != "lab-tick.service" {
+		t.Errorf("lab-tick.timer Triggers=%q", tr)
+	}
+	if s := got["lab-echo.socket"]; s["Accept"] != "yes" || !strings.Contains(s["Listen"], ":7777 (Stream)") {
+		t.Errorf("lab-echo.socket Accept=%q Listen=%q", s["Accept"], s["Listen"])
+	}
+	// is-enabled prints the word later code records; it must agree with show
+	if g := strings.TrimSpace(h.MustSSH(t, "ops", "systemctl is-enabled lab-masked.service lab-static.service lab-worker.service || true")); g != "masked\nstatic\ndisabled" {
+		t.Errorf("is-enabled: %q", g)
+	}
+}
+
 func TestSeedSystemdUnits(t *testing.T) {
 	l := Require(t)
-	for host, extra := range hostUnits {
+	for host := range hostUnits {
 		t.Run(host, func(t *testing.T) {
-			h := l.MustHost(t, host)
+			h := look(t, l, host)
 			if h.Kind != Systemd {
 				t.Fatalf("%s is %s, want systemd", host, h.Kind)
 			}
-			if got := strings.TrimSpace(h.MustSSH(t, "ops", "systemctl is-system-running || true")); got != "running" {
-				failed := h.MustSSH(t, "ops", "systemctl --failed --no-legend || true")
-				t.Errorf("is-system-running = %q, want running; failed units:\n%s", got, failed)
-			}
-			want := map[string]unitState{}
-			for u, s := range commonUnits {
-				want[u] = s
-			}
-			for u, s := range extra {
-				want[u] = s
-			}
-			units := make([]string, 0, len(want))
-			for u := range want {
-				units = append(units, u)
-			}
-			sort.Strings(units)
-			got := systemctlShow(h.MustSSH(t, "ops", "systemctl show -p Id,ActiveState,UnitFileState,ConditionResult,Triggers,Accept,Listen "+strings.Join(units, " ")))
-			for _, u := range units {
-				p, ok := got[u]
-				if !ok {
-					t.Errorf("%s: systemctl show said nothing about it", u)
-					continue
-				}
-				if g := (unitState{p["ActiveState"], p["UnitFileState"]}); g != want[u] {
-					t.Errorf("%s: %s+%s, want %s+%s", u, g.active, g.enabled, want[u].active, want[u].enabled)
-				}
-			}
-			if c := got["rsync.service"]["ConditionResult"]; c != "no" {
-				t.Errorf("rsync.service ConditionResult=%q: it should be inactive because its condition failed", c)
-			}
-			if tr := got["lab-tick.timer"]["Triggers"]; tr != "lab-tick.service" {
-				t.Errorf("lab-tick.timer Triggers=%q", tr)
-			}
-			if s := got["lab-echo.socket"]; s["Accept"] != "yes" || !strings.Contains(s["Listen"], ":7777 (Stream)") {
-				t.Errorf("lab-echo.socket Accept=%q Listen=%q", s["Accept"], s["Listen"])
-			}
-			// is-enabled prints the word later code records; it must agree with show
-			if g := strings.TrimSpace(h.MustSSH(t, "ops", "systemctl is-enabled lab-masked.service lab-static.service lab-worker.service || true")); g != "masked\nstatic\ndisabled" {
-				t.Errorf("is-enabled: %q", g)
-			}
+			checkUnits(t, h, seededUnits(host))
 		})
 	}
 }
@@ -278,7 +297,7 @@ var sysv1Services = map[string]sysvState{
 
 func TestSeedSysVServices(t *testing.T) {
 	l := Require(t)
-	h := l.MustHost(t, "sysv1")
+	h := look(t, l, "sysv1")
 	if h.Kind != SysV {
 		t.Fatalf("sysv1 is %s, want sysv", h.Kind)
 	}
@@ -315,7 +334,7 @@ func TestSeedUsers(t *testing.T) {
 	l := Require(t)
 	for _, name := range seededHosts {
 		t.Run(name, func(t *testing.T) {
-			h := l.MustHost(t, name)
+			h := look(t, l, name)
 			pw := h.MustSSH(t, "ops", "getent passwd ops guest")
 			for _, u := range []string{"ops", "guest"} {
 				if !regexpLine(pw, u+":x:", ":/home/"+u+":/bin/bash") {
@@ -358,7 +377,7 @@ func regexpLine(s, prefix, suffix string) bool {
 
 func TestSeedDatabases(t *testing.T) {
 	l := Require(t)
-	h := l.MustHost(t, "sys2")
+	h := look(t, l, "sys2")
 	const rows = "1|sunscreen|12\n2|towel|5\n3|flip-flops|7"
 	pg := h.MustSSH(t, "ops", "cd / && sudo -n -u postgres psql -d shop -Atc 'SELECT id, name, qty FROM items ORDER BY id'")
 	if strings.TrimSpace(pg) != rows {
@@ -399,7 +418,7 @@ func TestSeedListeners(t *testing.T) {
 		{"sysv1", []int{22, 80, 6379}, []int{3306, 5432, 7777}},
 	} {
 		t.Run(c.host, func(t *testing.T) {
-			ports := listeningPorts(t, l.MustHost(t, c.host))
+			ports := listeningPorts(t, look(t, l, c.host))
 			for _, p := range c.open {
 				if !ports[p] {
 					t.Errorf("nothing listens on %d (listening: %v)", p, ports)
@@ -422,7 +441,7 @@ func dial(addr string, port int) (net.Conn, error) {
 func TestSeedReachability(t *testing.T) {
 	l := Require(t)
 	for _, name := range seededHosts {
-		h := l.MustHost(t, name)
+		h := look(t, l, name)
 		for _, addr := range []string{h.Addr, h.Addr6} {
 			t.Run(name+"/"+addr, func(t *testing.T) {
 				c, err := dial(addr, 22)
@@ -448,7 +467,7 @@ func TestSeedReachability(t *testing.T) {
 		host string
 		open bool // nginx answers; else the connection must fail (no nginx, DROP policy)
 	}{{"sys1", true}, {"sysv1", true}, {"sys2", false}} {
-		h := l.MustHost(t, c.host)
+		h := look(t, l, c.host)
 		for _, addr := range []string{h.Addr, h.Addr6} {
 			t.Run(c.host+"/http/"+addr, func(t *testing.T) {
 				resp, err := client.Get("http://" + net.JoinHostPort(addr, "80") + "/")
@@ -499,7 +518,9 @@ func TestHostRootIsolated(t *testing.T) {
 	path := "/usr/bin/" + name
 	var hosts []*Host
 	for _, n := range seededHosts {
-		hosts = append(hosts, l.MustHost(t, n))
+		h := l.MustHost(t, n)
+		h.Lock(t)
+		hosts = append(hosts, h)
 	}
 	for _, h := range hosts {
 		t.Run(h.Name, func(t *testing.T) {
@@ -525,5 +546,83 @@ func TestHostRootIsolated(t *testing.T) {
 	}
 	if !slices.ContainsFunc(hosts, func(h *Host) bool { return h.Kind == SysV }) {
 		t.Error("no SysV host was checked")
+	}
+}
+
+// TestSystemdHostReboot reboots sys1 from inside and checks that the seeded state is what
+// its configuration makes it (lab-worker, never enabled, stays down), and that the firewall
+// came back from /etc/iptables. It starts lab-worker again, restoring the seeded state.
+func TestSystemdHostReboot(t *testing.T) {
+	l := Require(t)
+	h := l.MustHost(t, "sys1")
+	h.Lock(t)
+	rulesBefore := h.MustInNetns(t, "iptables-nft-save")
+	pid1 := func() string {
+		r, err := h.SSH(context.Background(), "root", "cut -d' ' -f22 /proc/1/stat")
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(r.Stdout)
+	}
+	before := pid1()
+	if before == "" {
+		t.Fatal("cannot read PID 1's start time")
+	}
+	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop: no verdict here
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if now := pid1(); now != "" && now != before {
+			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
+			if strings.TrimSpace(r.Stdout) == "running" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sys1 did not come back running within 60 s; see %s/hosts/sys1/console.log", l.Dir)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	want := seededUnits("sys1")
+	want["lab-worker.service"] = unitState{"inactive", "disabled"}
+	checkUnits(t, h, want)
+	if got := h.MustInNetns(t, "iptables-nft-save"); normalizeRules(got) != normalizeRules(rulesBefore) {
+		t.Errorf("rules after reboot:\n%s\nbefore:\n%s", normalizeRules(got), normalizeRules(rulesBefore))
+	}
+	h.MustSSH(t, "root", "systemctl start lab-worker.service")
+	checkUnits(t, h, seededUnits("sys1"))
+}
+
+// TestLightHosts checks the LIGHT_HOSTS fleet hosts, when the lab has any.
+func TestLightHosts(t *testing.T) {
+	l := Require(t)
+	var light []*Host
+	for _, h := range l.Hosts {
+		if !slices.Contains(seededHosts, h.Name) {
+			light = append(light, h)
+		}
+	}
+	if len(light) == 0 {
+		t.Skip("no light hosts in this lab (LIGHT_HOSTS=0)")
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, h := range light {
+		t.Run(h.Name, func(t *testing.T) {
+			h.RLock(t)
+			if h.Kind != SysV {
+				t.Errorf("kind %s, want sysv", h.Kind)
+			}
+			out := h.MustSSH(t, "ops", "hostname; sudo -n service --status-all 2>/dev/null | grep -E ' (nginx|redis-server|ssh)$'")
+			if want := "hlab-" + h.Name + "\n [ + ]  nginx\n [ + ]  redis-server\n [ + ]  ssh\n"; out != want {
+				t.Errorf("got %q, want %q", out, want)
+			}
+			resp, err := client.Get("http://" + net.JoinHostPort(h.Addr6, "80") + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("http: %s", resp.Status)
+			}
+		})
 	}
 }
