@@ -23,7 +23,7 @@ fi
 log "setup checked"
 
 mkdir -p "$LAB_DIR"
-rm -rf "$LAB_DIR/hosts" "$LAB_DIR/env"
+rm -rf "$LAB_DIR/hosts" "$LAB_DIR/env" "$LAB_DIR/s3" "$LAB_DIR/locks"   # every lab starts empty
 mkdir -p "$LAB_DIR/hosts" "$LAB_DIR/s3/data" "$LAB_DIR/s3/versions"
 chmod 700 "$LAB_DIR"
 lab_hosts >"$LAB_DIR/hosts.list"

@@ -626,3 +626,28 @@ func TestLightHosts(t *testing.T) {
 		})
 	}
 }
+
+// TestS3Up checks the lab's versitygw: it answers on loopback and on the bridge (where the
+// hosts reach it) and checks signatures, refusing an anonymous request.
+func TestS3Up(t *testing.T) {
+	l := Require(t)
+	if l.S3AccessKey != "LABACCESSKEY" || l.S3SecretKey != "LABSECRETKEY0123456789" {
+		t.Errorf("S3 credentials in the env file: %q / %q", l.S3AccessKey, l.S3SecretKey)
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	for _, url := range []string{l.S3Endpoint + "/", strings.Replace(l.S3Endpoint, l.ControlAddr, "127.0.0.1", 1) + "/"} {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(body), "<Code>AccessDenied</Code>") {
+			t.Errorf("anonymous GET %s: %s %q", url, resp.Status, body)
+		}
+	}
+	h := look(t, l, "sys1")
+	if got := h.MustSSH(t, "ops", "curl -s -o /dev/null -w '%{http_code}' "+l.S3Endpoint+"/"); got != "403" {
+		t.Errorf("from sys1: HTTP %q, want 403", got)
+	}
+}
