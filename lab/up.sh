@@ -101,7 +101,7 @@ wait_for() {
 }
 while read -r h kind v4 v6 role; do
   if [ "$kind" = systemd ]; then
-    wait_for "$h" "$kind" 'case $(systemctl is-system-running) in running|degraded) ;; *) exit 1;; esac'
+    wait_for "$h" "$kind" 'st=$(systemctl is-system-running); echo "$st"; case $st in running|degraded) ;; *) exit 1;; esac'
     # seeded "active but disabled": started now, each lab-up, never enabled
     "${SSH[@]}" "root@$v4" systemctl start lab-worker.service
     case $role in
