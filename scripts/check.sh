@@ -25,7 +25,7 @@ cleanup() {
   rc=$?
   step "tearing the lab down"
   lab/down.sh || rc=1
-  lab/down.sh --check || { echo "check: the lab left something behind (above)" >&2; rc=1; }
+  lab/status.sh || { echo "check: the lab left something behind (above)" >&2; rc=1; }
   step "done, exit $rc"
   exit $rc
 }
