@@ -9,6 +9,7 @@
 package archiver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -62,25 +63,65 @@ var ErrIncomplete = errors.New("some files could not be read")
 
 type job struct {
 	buf  *[]byte
+	pool *bufPool
 	n    int
 	out  *repo.ID
 	done func(error)
 }
 
+// bufPool hands out at most cap(free) buffers of one size, allocated as
+// needed and reused: memory is bounded whatever the source.
+type bufPool struct {
+	free chan *[]byte
+	n    atomic.Int32
+	size int
+}
+
+func newBufPool(count, size int) *bufPool {
+	return &bufPool{free: make(chan *[]byte, count), size: size}
+}
+
+func (p *bufPool) get(ctx, gctx context.Context) (*[]byte, error) {
+	select {
+	case b := <-p.free:
+		return b, nil
+	default:
+	}
+	if int(p.n.Add(1)) <= cap(p.free) {
+		b := make([]byte, p.size)
+		return &b, nil
+	}
+	p.n.Add(-1)
+	select {
+	case b := <-p.free:
+		return b, nil
+	case <-gctx.Done():
+		return nil, gctx.Err()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *bufPool) put(b *[]byte) {
+	select {
+	case p.free <- b:
+	default:
+	}
+}
+
 type archiver struct {
 	r    *repo.Repository
 	opts Options
-	// chunk buffers: at most cap(free), allocated as needed, reused
-	free    chan *[]byte
-	nbuf    atomic.Int32
-	bufSize int
-	jobs    chan job
-	ch      *chunker.Chunker // only the walking goroutine chunks
-	g       *errgroup.Group
-	gctx    context.Context
-	read    atomic.Int64
-	mu      sync.Mutex
-	stats   Stats
+	// chunk buffers; small files (one blob below the chunker's minimum)
+	// get small buffers, so that many can be in flight at once
+	big, small *bufPool
+	jobs       chan job
+	ch         *chunker.Chunker // only the walking goroutine chunks
+	g          *errgroup.Group
+	gctx       context.Context
+	read       atomic.Int64
+	mu         sync.Mutex
+	stats      Stats
 }
 
 func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archiver {
@@ -93,14 +134,15 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 		bufSize = opts.BlockSize
 	}
 	workers := runtime.GOMAXPROCS(0)
-	a := &archiver{r: r, opts: opts, g: g, gctx: gctx, bufSize: bufSize, free: make(chan *[]byte, workers+2)}
-	a.jobs = make(chan job, workers)
+	a := &archiver{r: r, opts: opts, g: g, gctx: gctx,
+		big: newBufPool(workers+2, bufSize), small: newBufPool(16, smallFile)}
+	a.jobs = make(chan job, 16)
 	for range workers {
 		g.Go(func() error {
 			for j := range a.jobs {
 				data := (*j.buf)[:j.n]
 				id, _, err := r.SaveBlob(gctx, repo.DataBlob, data, repo.Hash(data))
-				a.put(j.buf)
+				j.pool.put(j.buf)
 				if err == nil {
 					*j.out = id
 				}
@@ -115,49 +157,33 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 	return a
 }
 
-func (a *archiver) get(ctx context.Context) (*[]byte, error) {
-	select {
-	case b := <-a.free:
-		return b, nil
-	default:
-	}
-	if int(a.nbuf.Add(1)) <= cap(a.free) {
-		b := make([]byte, a.bufSize)
-		return &b, nil
-	}
-	a.nbuf.Add(-1)
-	select {
-	case b := <-a.free:
-		return b, nil
-	case <-a.gctx.Done():
-		return nil, a.gctx.Err()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (a *archiver) put(b *[]byte) {
-	select {
-	case a.free <- b:
-	default:
-	}
-}
+// smallFile is the size below which a file is one blob (the chunker's
+// minimum) and is read whole into a small buffer.
+const smallFile = int(chunker.MinSize)
 
 // content collects a file's blob IDs in order while workers fill them in;
 // segments never move, so workers may write through pointers.
 type content struct {
 	segs [][]repo.ID
+	last int // entries used in the last segment
 	n    int
+	hint int // expected number of blobs, sizes the first segment
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	err  error
 }
 
 func (c *content) next() *repo.ID {
-	if c.n%1024 == 0 {
-		c.segs = append(c.segs, make([]repo.ID, 1024))
+	if len(c.segs) == 0 || c.last == len(c.segs[len(c.segs)-1]) {
+		size := 1024
+		if len(c.segs) == 0 && c.hint > 0 && c.hint < size {
+			size = c.hint
+		}
+		c.segs = append(c.segs, make([]repo.ID, size))
+		c.last = 0
 	}
-	p := &c.segs[c.n/1024][c.n%1024]
+	p := &c.segs[len(c.segs)-1][c.last]
+	c.last++
 	c.n++
 	c.wg.Add(1)
 	return p
@@ -180,8 +206,11 @@ func (c *content) ids() ([]repo.ID, error) {
 		return nil, c.err
 	}
 	out := make([]repo.ID, 0, c.n)
-	for i := 0; i < c.n; i++ {
-		out = append(out, c.segs[i/1024][i%1024])
+	for i, seg := range c.segs {
+		if i == len(c.segs)-1 {
+			seg = seg[:c.last]
+		}
+		out = append(out, seg...)
 	}
 	return out, nil
 }
@@ -192,22 +221,11 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (in
 	var total int64
 	submit := func(buf *[]byte, n int) error {
 		total += int64(n)
-		a.read.Add(int64(n))
-		j := job{buf: buf, n: n, out: c.next(), done: c.done}
-		select {
-		case a.jobs <- j:
-			return nil
-		case <-a.gctx.Done():
-			c.done(nil)
-			return a.gctx.Err()
-		case <-ctx.Done():
-			c.done(nil)
-			return ctx.Err()
-		}
+		return a.submit(ctx, buf, a.big, n, c)
 	}
 	if a.opts.BlockSize > 0 {
 		for {
-			buf, err := a.get(ctx)
+			buf, err := a.big.get(ctx, a.gctx)
 			if err != nil {
 				return total, err
 			}
@@ -217,7 +235,7 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (in
 					return total, serr
 				}
 			} else {
-				a.put(buf)
+				a.big.put(buf)
 			}
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return total, nil
@@ -229,17 +247,17 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (in
 	}
 	ch := a.chunker(rd)
 	for {
-		buf, err := a.get(ctx)
+		buf, err := a.big.get(ctx, a.gctx)
 		if err != nil {
 			return total, err
 		}
 		chunk, err := ch.Next((*buf)[:0])
 		if err == io.EOF {
-			a.put(buf)
+			a.big.put(buf)
 			return total, nil
 		}
 		if err != nil {
-			a.put(buf)
+			a.big.put(buf)
 			return total, err
 		}
 		if &chunk.Data[0] != &(*buf)[0] {
@@ -249,6 +267,22 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (in
 		if err := submit(buf, int(chunk.Length)); err != nil {
 			return total, err
 		}
+	}
+}
+
+// submit hands one blob to the workers.
+func (a *archiver) submit(ctx context.Context, buf *[]byte, pool *bufPool, n int, c *content) error {
+	a.read.Add(int64(n))
+	j := job{buf: buf, pool: pool, n: n, out: c.next(), done: c.done}
+	select {
+	case a.jobs <- j:
+		return nil
+	case <-a.gctx.Done():
+		c.done(nil)
+		return a.gctx.Err()
+	case <-ctx.Done():
+		c.done(nil)
+		return ctx.Err()
 	}
 }
 
@@ -275,10 +309,33 @@ func (a *archiver) warn(path string, err error) {
 	a.opts.Log.Warn("cannot read, left out of the snapshot", "path", path, "err", err)
 }
 
-// pendingNode is a node whose content or subtree is still being stored.
+// pendingNode is a node whose content or subtree is still being stored:
+// the walk moves on while workers store a file's blobs and a goroutine
+// per folder waits for its entries and stores its tree, so the walk never
+// stalls at the end of a folder.
 type pendingNode struct {
 	node *repo.Node
 	c    *content
+	done chan struct{} // closed when a folder's tree is stored
+	err  error
+}
+
+// wait completes the node: content IDs for a file, subtree for a folder.
+func (p *pendingNode) wait() error {
+	if p.c != nil {
+		ids, err := p.c.ids()
+		if err != nil {
+			// only storing a blob fails here
+			return fmt.Errorf("%w: %w", errStorage, err)
+		}
+		p.node.Content = ids
+		p.c = nil
+	}
+	if p.done != nil {
+		<-p.done
+		return p.err
+	}
+	return nil
 }
 
 // saveFile reads a regular file into blobs.
@@ -298,8 +355,17 @@ func (a *archiver) saveFile(ctx context.Context, path string, n *repo.Node) (*pe
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("changed into a %v while being read", fi.Mode().Type())
 	}
-	c := &content{}
-	size, err := a.saveStream(ctx, f, c)
+	hint := int(fi.Size()/int64(chunker.MinSize)) + 1
+	if a.opts.BlockSize > 0 {
+		hint = int(fi.Size()/int64(a.opts.BlockSize)) + 1
+	}
+	c := &content{hint: hint}
+	var size int64
+	if fi.Size() < int64(smallFile) && (a.opts.BlockSize == 0 || fi.Size() < int64(a.opts.BlockSize)) {
+		size, err = a.saveSmall(ctx, f, c)
+	} else {
+		size, err = a.saveStream(ctx, f, c)
+	}
 	if err != nil {
 		c.wg.Wait()
 		return nil, fmt.Errorf("read: %w", err)
@@ -311,8 +377,35 @@ func (a *archiver) saveFile(ctx context.Context, path string, n *repo.Node) (*pe
 	return &pendingNode{node: n, c: c}, nil
 }
 
-// saveDir archives a directory's entries and stores its tree.
-func (a *archiver) saveDir(ctx context.Context, path string) (*repo.ID, error) {
+// saveSmall stores a file that stat says is below the chunker's minimum
+// as one blob, read whole into a small buffer. A file that has grown
+// meanwhile goes through the chunker after all.
+func (a *archiver) saveSmall(ctx context.Context, f *os.File, c *content) (int64, error) {
+	buf, err := a.small.get(ctx, a.gctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(f, *buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		if n == 0 {
+			a.small.put(buf)
+			return 0, nil
+		}
+		return int64(n), a.submit(ctx, buf, a.small, n, c)
+	case err != nil:
+		a.small.put(buf)
+		return 0, err
+	}
+	// grew to at least the minimum: chunk what we have and the rest
+	head := append([]byte(nil), (*buf)[:n]...)
+	a.small.put(buf)
+	return a.saveStream(ctx, io.MultiReader(bytes.NewReader(head), f), c)
+}
+
+// saveDir walks a directory's entries; its tree is stored in the
+// background once they are complete.
+func (a *archiver) saveDir(ctx context.Context, path string, n *repo.Node) (*pendingNode, error) {
 	d, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -341,7 +434,17 @@ func (a *archiver) saveDir(ctx context.Context, path string) (*repo.ID, error) {
 		}
 		pend = append(pend, p)
 	}
-	return a.saveTree(ctx, pend)
+	p := &pendingNode{node: n, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		id, err := a.saveTree(ctx, pend)
+		if err != nil {
+			p.err = err
+			return
+		}
+		n.Subtree = id
+	}()
+	return p, nil
 }
 
 func isFatal(err error) bool {
@@ -353,13 +456,8 @@ var errStorage = errors.New("storage")
 func (a *archiver) saveTree(ctx context.Context, pend []*pendingNode) (*repo.ID, error) {
 	t := &repo.Tree{Nodes: make([]*repo.Node, 0, len(pend))}
 	for _, p := range pend {
-		if p.c != nil {
-			ids, err := p.c.ids()
-			if err != nil {
-				// only storing a blob fails here
-				return nil, fmt.Errorf("%w: %w", errStorage, err)
-			}
-			p.node.Content = ids
+		if err := p.wait(); err != nil {
+			return nil, err
 		}
 		if err := t.Insert(p.node); err != nil {
 			return nil, err
@@ -389,11 +487,7 @@ func (a *archiver) saveAny(ctx context.Context, path, name string) (*pendingNode
 		a.mu.Lock()
 		a.stats.Dirs++
 		a.mu.Unlock()
-		sub, err := a.saveDir(ctx, path)
-		if err != nil {
-			return nil, err
-		}
-		n.Subtree = sub
+		return a.saveDir(ctx, path, n)
 	default:
 		a.mu.Lock()
 		a.stats.Others++

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -295,6 +296,12 @@ func newRepoBackupCmd(f *repoFlags) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			// A backup's live heap is mostly large reused buffers; the
+			// default GOGC=100 would let garbage double it before a
+			// collection. Half that keeps peak RSS down for ~2 % CPU.
+			if os.Getenv("GOGC") == "" {
+				debug.SetGCPercent(50)
+			}
 			opts := archiver.Options{Tags: tags, Hostname: host, Log: f.logger(), ProgramVersion: "holiday " + version}
 			if blockSize != "" {
 				n, err := parseSize(blockSize)
