@@ -16,6 +16,14 @@ step() { echo "== [check +$((SECONDS-t0))s] $*"; }
 
 step "installing what the tests need"
 lab/setup.sh
+# Beyond the lab: sshd on the control machine for the SSH transport tests,
+# which start their own sshd instances on loopback.
+test_pkgs=(openssh-server openssh-client restic)
+have=$(dpkg-query -W -f='${db:Status-Abbrev}\n' "${test_pkgs[@]}" 2>/dev/null | grep -c '^ii ' || true)
+if [ "$have" != ${#test_pkgs[@]} ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
+    "${test_pkgs[@]}" >/dev/null
+fi
 
 # One test run per machine at a time: the lab has fixed names.
 exec 9>/run/lock/holiday-check.lock
