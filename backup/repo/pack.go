@@ -107,7 +107,7 @@ func (p *packer) finish(key *crypto.Key) (ID, error) {
 		_, p.err = p.f.Seek(0, io.SeekStart)
 	}
 	if p.err != nil {
-		return ID{}, fmt.Errorf("write temporary pack %s: %w", p.f.Name(), p.err)
+		return ID{}, fmt.Errorf("write pack: %w", p.err)
 	}
 	var id ID
 	p.h.Sum(id[:0])

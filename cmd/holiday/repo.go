@@ -79,7 +79,9 @@ func (f *repoFlags) password() (string, error) {
 	if file != "" {
 		return readPasswordFile(file)
 	}
-	if pw, ok := os.LookupEnv("HOLIDAY_PASSWORD"); ok {
+	// an empty password is never valid (init refuses one), so an empty
+	// variable counts as unset
+	if pw := os.Getenv("HOLIDAY_PASSWORD"); pw != "" {
 		return pw, nil
 	}
 	return "", exitcode.WithHint(exitcode.Usage, errors.New("no repository password given"),
@@ -98,7 +100,7 @@ func (f *repoFlags) open(ctx context.Context, lock string) (*repo.Repository, fu
 	}
 	be, err := local.Open(loc)
 	if err != nil {
-		return nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("open repository: %w", err), "check --repo; `holiday repo init` creates a repository")
+		return nil, nil, exitcode.WithHint(exitcode.Usage, err, "check --repo; `holiday repo init` creates a repository")
 	}
 	r, err := repo.Open(ctx, be, pw)
 	switch {
@@ -305,6 +307,9 @@ func newRepoBackupCmd(f *repoFlags) *cobra.Command {
 			opts := archiver.Options{Tags: tags, Hostname: host, Log: f.logger(), ProgramVersion: "holiday " + version}
 			if blockSize != "" {
 				n, err := parseSize(blockSize)
+				if err == nil && n < archiver.MinBlockSize {
+					err = fmt.Errorf("--block-size %s is below the minimum of 1 MiB", blockSize)
+				}
 				if err != nil {
 					return exitcode.With(exitcode.Usage, err)
 				}

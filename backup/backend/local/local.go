@@ -35,6 +35,9 @@ var _ backend.Backend = (*Local)(nil)
 // Open returns a backend for an existing repository directory.
 func Open(dir string) (*Local, error) {
 	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("repository %s does not exist: %w", dir, backend.ErrNotExist)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: %w", dir, err)
 	}
