@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/holiday-ops/holiday/internal/agent"
+	_ "github.com/holiday-ops/holiday/internal/facts" // registers the facts operation
 )
 
 // newAgentCmd is the host side: the control node uploads this same binary
