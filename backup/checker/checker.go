@@ -17,6 +17,9 @@ import (
 	"io"
 	"path"
 	"sort"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/holiday-ops/holiday/backup/backend"
 	"github.com/holiday-ops/holiday/backup/crypto"
@@ -150,31 +153,46 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 			}
 			toRead = append(toRead, id)
 		}
-		for i, id := range toRead {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if opts.Progress != nil {
-				opts.Progress(i, len(toRead))
-			}
-			rep.PacksRead++
-			blobs, n, perr := readPack(ctx, r, id, sizes[id], indexed[id])
-			rep.BytesRead += n
-			rep.BlobsRead += len(indexed[id])
-			if perr.packErr != "" {
-				p := addProblem(Problem{Kind: "pack", Object: id.String(), Err: perr.packErr})
-				if perr.whole {
-					for _, b := range indexed[id] {
-						if _, ok := bad[b.BlobHandle]; !ok {
-							bad[b.BlobHandle] = badBlob{"in damaged pack " + id.Str(), p}
+		// two packs at a time: reading, hashing and decrypting one pack is
+		// one core's work
+		var mu sync.Mutex
+		done := 0
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(2)
+		for _, id := range toRead {
+			g.Go(func() error {
+				blobs, n, perr := readPack(gctx, r, id, sizes[id], indexed[id])
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				done++
+				if opts.Progress != nil {
+					opts.Progress(done, len(toRead))
+				}
+				rep.PacksRead++
+				rep.BytesRead += n
+				rep.BlobsRead += len(indexed[id])
+				if perr.packErr != "" {
+					p := addProblem(Problem{Kind: "pack", Object: id.String(), Err: perr.packErr})
+					if perr.whole {
+						for _, b := range indexed[id] {
+							if _, ok := bad[b.BlobHandle]; !ok {
+								bad[b.BlobHandle] = badBlob{"in damaged pack " + id.Str(), p}
+							}
 						}
 					}
 				}
-			}
-			for bh, why := range blobs {
-				p := addProblem(Problem{Kind: "blob", Object: bh.Type.String() + " " + bh.ID.String(), Err: why})
-				bad[bh] = badBlob{why, p}
-			}
+				for bh, why := range blobs {
+					p := addProblem(Problem{Kind: "blob", Object: bh.Type.String() + " " + bh.ID.String(), Err: why})
+					bad[bh] = badBlob{why, p}
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
 		}
 		if opts.Progress != nil {
 			opts.Progress(len(toRead), len(toRead))
@@ -284,8 +302,9 @@ func readPack(ctx context.Context, r *repo.Repository, id repo.ID, size int64, w
 			bad[b.BlobHandle] = "blob lies beyond the end of pack " + id.Str()
 			continue
 		}
-		sealed := append([]byte(nil), data[b.Offset:b.Offset+b.Length]...)
-		if _, err := r.OpenBlob(b, sealed); err != nil {
+		// decrypting in place is fine: the pack buffer is not used again
+		// (hash and header were checked above) and blobs do not overlap
+		if _, err := r.OpenBlob(b, data[b.Offset:b.Offset+b.Length:b.Offset+b.Length]); err != nil {
 			bad[b.BlobHandle] = err.Error()
 		}
 	}

@@ -299,7 +299,12 @@ func (r *Repository) loadPacked(ctx context.Context, pb PackedBlob, buf []byte) 
 	if err != nil {
 		return nil, fmt.Errorf("%v blob %s in pack %s: %w", pb.Type, pb.ID.Str(), pb.Pack.Str(), err)
 	}
-	sealed := make([]byte, pb.Length)
+	sp := scratch.Get().(*[]byte)
+	defer scratch.Put(sp)
+	if cap(*sp) < int(pb.Length) {
+		*sp = make([]byte, 0, pb.Length)
+	}
+	sealed := (*sp)[:pb.Length]
 	_, err = io.ReadFull(rd, sealed)
 	rd.Close()
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/holiday-ops/holiday/backup/crypto"
 	"github.com/holiday-ops/holiday/backup/repo"
 )
 
@@ -275,48 +276,75 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// restoreFile writes content, skipping over all-zero blobs so they become
-// holes, and sets the size at the end (a trailing hole).
+// restoreFile writes content, skipping over all-zero blocks so they
+// become holes, and sets the size at the end (a trailing hole). Blob
+// sizes come from the index, so every blob's offset is known up front and
+// several blobs are loaded, decrypted, verified and written at once; a
+// blob seen to be all zeros is not loaded again.
 func restoreFile(ctx context.Context, r *repo.Repository, n *repo.Node, dst string) (int64, error) {
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	var buf []byte
+	offs := make([]int64, len(n.Content))
 	var off int64
-	var lastID repo.ID
-	lastZero := false
-	for _, id := range n.Content {
-		var size int
-		zero := false
-		if id == lastID && lastZero {
-			zero = true
-			size = len(buf)
+	for i, id := range n.Content {
+		pb, ok := r.Index().Lookup(repo.BlobHandle{ID: id, Type: repo.DataBlob})
+		if !ok {
+			return 0, fmt.Errorf("data blob %s is not in the index", id.Str())
+		}
+		offs[i] = off
+		if pb.UncompressedLength > 0 {
+			off += int64(pb.UncompressedLength)
 		} else {
-			buf, err = r.LoadBlob(ctx, repo.DataBlob, id, buf)
-			if err != nil {
-				return off, err
-			}
-			size = len(buf)
-			zero = allZero(buf)
-			lastID, lastZero = id, zero
+			off += int64(pb.Length) - crypto.Extension
 		}
-		if !zero {
-			if err := writeSparse(f, buf, off); err != nil {
-				return off, err
-			}
-		}
-		off += int64(size)
 	}
 	if uint64(off) != n.Size {
-		return off, fmt.Errorf("content holds %d bytes, the node says %d", off, n.Size)
+		return 0, fmt.Errorf("content holds %d bytes, the node says %d", off, n.Size)
+	}
+	var mu sync.Mutex
+	zeros := map[repo.ID]bool{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(blobWorkers)
+	for i, id := range n.Content {
+		mu.Lock()
+		z := zeros[id]
+		mu.Unlock()
+		if z {
+			continue
+		}
+		g.Go(func() error {
+			bp := blobBufs.Get().(*[]byte)
+			defer blobBufs.Put(bp)
+			buf, err := r.LoadBlob(gctx, repo.DataBlob, id, *bp)
+			if err != nil {
+				return err
+			}
+			*bp = buf[:0]
+			if allZero(buf) {
+				mu.Lock()
+				zeros[id] = true
+				mu.Unlock()
+				return nil
+			}
+			return writeSparse(f, buf, offs[i])
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
 	}
 	if err := f.Truncate(off); err != nil {
 		return off, err
 	}
 	return off, f.Close()
 }
+
+// blobWorkers is how many blobs of one file are restored at once.
+const blobWorkers = 3
+
+var blobBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
 // holeBlock is the granularity at which zeros inside a blob become holes.
 const holeBlock = 4096

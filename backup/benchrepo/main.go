@@ -1,0 +1,468 @@
+// Command benchrepo runs holiday's repository benchmark side by side with
+// stock restic (Debian's 0.14 and, when given, 0.18.1) on the same data,
+// the same machine, in one run: first backup of a tree of many small
+// files, first backup of a disk-like image, an incremental backup after a
+// 1 % scattered change, a restore of the image, and check --read-data.
+// Each step is the median of -runs runs and includes opening the
+// repository. It reports throughput, CPU seconds, peak RSS, repository
+// size and bytes added, each also as a ratio to the faster restic.
+//
+// Usage (make bench-repo does this):
+//
+//	go run ./backup/benchrepo -holiday bin/holiday -restic restic -restic18 ~/go/bin/restic
+//
+// It is a tool, not a library: it imports nothing of holiday's.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var (
+	holiday   = flag.String("holiday", "bin/holiday", "holiday binary")
+	restic14  = flag.String("restic", "restic", "Debian's restic 0.14")
+	restic18  = flag.String("restic18", "", "restic 0.18.1 (go install github.com/restic/restic/cmd/restic@v0.18.1); empty to skip")
+	work      = flag.String("work", "/var/tmp/holiday-bench", "folder for data (kept between runs) and repositories")
+	treeFrom  = flag.String("tree-from", "/usr", "where the tree of small files is copied from")
+	treeSize  = flag.Int64("tree-size", 1536<<20, "bytes of the tree")
+	imageSize = flag.Int64("image-size", 2<<30, "bytes of the disk image")
+	blockSize = flag.String("block-size", "1MiB", "holiday's fixed block size for the image")
+	runs      = flag.Int("runs", 3, "runs per step (the median is reported)")
+	jsonOut   = flag.String("json", "", "also write the results as JSON to this file")
+)
+
+type tool struct {
+	name string
+	bin  string
+	kind string // holiday or restic
+}
+
+type measure struct {
+	Wall, CPU float64 // seconds
+	RSS       int64   // peak, KiB
+	RepoSize  int64   // bytes after the step
+	Added     int64   // bytes the step added to the repository
+	Bytes     int64   // bytes of data the step processes
+}
+
+const password = "bench-password"
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchrepo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	tools := []tool{{"holiday", *holiday, "holiday"}, {"restic 0.14", *restic14, "restic"}}
+	if *restic18 != "" {
+		tools = append(tools, tool{"restic 0.18", *restic18, "restic"})
+	}
+	for _, t := range tools {
+		if _, err := exec.LookPath(t.bin); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	data := filepath.Join(*work, "data")
+	tree := filepath.Join(data, "tree")
+	img := filepath.Join(data, "img", "disk.img")
+	if err := makeTree(tree); err != nil {
+		return err
+	}
+	if err := makeImage(img); err != nil {
+		return err
+	}
+	treeBytes := duApparent(tree)
+	steps := []string{"tree, first backup", "image, first backup", "image, incremental after 1 % change", "image, restore", "check --read-data"}
+	results := map[string]map[string][]measure{}
+	for _, t := range tools {
+		results[t.name] = map[string][]measure{}
+	}
+	for r := 0; r < *runs; r++ {
+		for _, t := range tools {
+			fmt.Fprintf(os.Stderr, "run %d/%d: %s\n", r+1, *runs, t.name)
+			ms, err := oneRun(t, tree, img, treeBytes)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			for i, m := range ms {
+				results[t.name][steps[i]] = append(results[t.name][steps[i]], m)
+			}
+		}
+	}
+	report(os.Stdout, tools, steps, results)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(results, "", "  ")
+		return os.WriteFile(*jsonOut, b, 0o644)
+	}
+	return nil
+}
+
+// oneRun makes fresh repositories and measures every step once.
+func oneRun(t tool, tree, img string, treeBytes int64) ([]measure, error) {
+	base := filepath.Join(*work, "repos", strings.ReplaceAll(t.name, " ", "-"))
+	_ = os.RemoveAll(base)
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(base)
+	var out []measure
+	treeRepo := filepath.Join(base, "tree")
+	if err := initRepo(t, treeRepo); err != nil {
+		return nil, err
+	}
+	m, err := timed(t, treeRepo, treeBytes, backupArgs(t, treeRepo, tree, false)...)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, m)
+
+	imgRepo := filepath.Join(base, "img")
+	if err := initRepo(t, imgRepo); err != nil {
+		return nil, err
+	}
+	m, err = timed(t, imgRepo, *imageSize, backupArgs(t, imgRepo, img, true)...)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, m)
+
+	undo, err := changeImage(img)
+	if err != nil {
+		return nil, err
+	}
+	m, err = timed(t, imgRepo, *imageSize, backupArgs(t, imgRepo, img, true)...)
+	if uerr := undo(); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, m)
+
+	target := filepath.Join(base, "restore")
+	var args []string
+	if t.kind == "holiday" {
+		args = []string{"repo", "restore", "-q", "--repo", imgRepo, "latest", "--target", target, "--include", img}
+	} else {
+		args = []string{"-r", imgRepo, "--no-cache", "-q", "restore", "latest", "--target", target}
+	}
+	m, err = timed(t, imgRepo, *imageSize, args...)
+	if err != nil {
+		return nil, err
+	}
+	_ = os.RemoveAll(target)
+	out = append(out, m)
+
+	if t.kind == "holiday" {
+		args = []string{"repo", "check", "-q", "--read-data", "--repo", imgRepo}
+	} else {
+		args = []string{"-r", imgRepo, "--no-cache", "-q", "check", "--read-data"}
+	}
+	m, err = timed(t, imgRepo, dirSize(imgRepo), args...)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, m)
+	return out, nil
+}
+
+func backupArgs(t tool, repo, path string, image bool) []string {
+	if t.kind == "holiday" {
+		a := []string{"repo", "backup", "-q", "--repo", repo}
+		if image {
+			a = append(a, "--block-size", *blockSize)
+		}
+		return append(a, path)
+	}
+	return []string{"-r", repo, "--no-cache", "-q", "backup", path}
+}
+
+func initRepo(t tool, repo string) error {
+	var cmd *exec.Cmd
+	if t.kind == "holiday" {
+		cmd = exec.Command(t.bin, "repo", "init", "-q", "--repo", repo)
+	} else {
+		cmd = exec.Command(t.bin, "-r", repo, "-q", "init")
+	}
+	cmd.Env = env()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("init: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func env() []string {
+	return append(os.Environ(), "HOLIDAY_PASSWORD="+password, "RESTIC_PASSWORD="+password, "GOGC=")
+}
+
+// timed runs one command and measures wall time, CPU time and peak RSS of
+// the child (from its rusage), and the repository's growth.
+func timed(t tool, repo string, n int64, args ...string) (measure, error) {
+	before := dirSize(repo)
+	cmd := exec.Command(t.bin, args...)
+	cmd.Env = env()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Stdout = io.Discard
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start).Seconds()
+	if err != nil {
+		return measure{}, fmt.Errorf("%s %s: %v\n%s", t.bin, strings.Join(args, " "), err, stderr.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	after := dirSize(repo)
+	return measure{Wall: wall, CPU: cpu, RSS: ru.Maxrss, RepoSize: after, Added: after - before, Bytes: n}, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Sys().(*syscall.Stat_t).Blocks * 512
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func duApparent(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// makeTree copies regular files from -tree-from, in a fixed order, until
+// -tree-size bytes; kept between runs.
+func makeTree(dst string) error {
+	if _, err := os.Stat(filepath.Join(dst, ".complete")); err == nil {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "copying %d MiB of %s to %s\n", *treeSize>>20, *treeFrom, dst)
+	_ = os.RemoveAll(dst)
+	var total int64
+	stop := fmt.Errorf("enough")
+	err := filepath.WalkDir(*treeFrom, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil || fi.Size() > 64<<20 {
+			return nil
+		}
+		rel, _ := filepath.Rel(*treeFrom, p)
+		if err := copyFile(p, filepath.Join(dst, rel), fi.Mode().Perm()); err != nil {
+			return nil // unreadable: skip
+		}
+		total += fi.Size()
+		if total >= *treeSize {
+			return stop
+		}
+		return nil
+	})
+	if err != nil && err != stop {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dst, ".complete"), nil, 0o644)
+}
+
+func copyFile(from, to string, mode fs.FileMode) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode|0o200)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// makeImage writes a disk-like image: 4 MiB regions, 40 % random, 40 %
+// zeros, 20 % text, from a fixed seed; kept between runs.
+func makeImage(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.Size() == *imageSize {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "writing a %d MiB disk-like image to %s\n", *imageSize>>20, path)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 4<<20)
+	rng := rand.New(rand.NewPCG(42, 7))
+	const region = 4 << 20
+	words := strings.Fields("the disk holds logs configs databases and binaries of a host that ops teams back up before a long break")
+	buf := make([]byte, region)
+	for off := int64(0); off < *imageSize; off += region {
+		switch x := rng.IntN(10); {
+		case x < 4:
+			for i := 0; i+8 <= len(buf); i += 8 {
+				v := rng.Uint64()
+				for j := 0; j < 8; j++ {
+					buf[i+j] = byte(v >> (8 * j))
+				}
+			}
+		case x < 8:
+			clear(buf)
+		default:
+			i := 0
+			for i < len(buf) {
+				i += copy(buf[i:], words[rng.IntN(len(words))]+" ")
+				if rng.IntN(12) == 0 && i < len(buf) {
+					buf[i] = '\n'
+					i++
+				}
+			}
+		}
+		if _, err := w.Write(buf); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// changeImage overwrites 50 scattered 400 KiB regions (~1 % of 2 GiB)
+// with random data and returns a function that puts the old bytes back.
+func changeImage(path string) (func() error, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(99, 1))
+	type saved struct {
+		off int64
+		old []byte
+	}
+	var undo []saved
+	offs := map[int64]bool{}
+	for len(offs) < 50 {
+		offs[rng.Int64N(*imageSize/(400<<10)-1)*(400<<10)] = true
+	}
+	var sorted []int64
+	for o := range offs {
+		sorted = append(sorted, o)
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	for _, off := range sorted {
+		old := make([]byte, 400<<10)
+		if _, err := f.ReadAt(old, off); err != nil {
+			f.Close()
+			return nil, err
+		}
+		nw := make([]byte, 400<<10)
+		for i := range nw {
+			nw[i] = byte(rng.Uint32())
+		}
+		if _, err := f.WriteAt(nw, off); err != nil {
+			f.Close()
+			return nil, err
+		}
+		undo = append(undo, saved{off, old})
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	return func() error {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		for _, u := range undo {
+			if _, err := f.WriteAt(u.old, u.off); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		return f.Close()
+	}, nil
+}
+
+func median(ms []measure) measure {
+	pick := func(get func(measure) float64) float64 {
+		v := make([]float64, len(ms))
+		for i, m := range ms {
+			v[i] = get(m)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	return measure{
+		Wall:     pick(func(m measure) float64 { return m.Wall }),
+		CPU:      pick(func(m measure) float64 { return m.CPU }),
+		RSS:      int64(pick(func(m measure) float64 { return float64(m.RSS) })),
+		RepoSize: int64(pick(func(m measure) float64 { return float64(m.RepoSize) })),
+		Added:    int64(pick(func(m measure) float64 { return float64(m.Added) })),
+		Bytes:    ms[0].Bytes,
+	}
+}
+
+func report(w io.Writer, tools []tool, steps []string, results map[string]map[string][]measure) {
+	fmt.Fprintf(w, "median of %d runs; ratios are holiday ÷ the faster restic (throughput: higher is better; the rest: lower is better)\n\n", *runs)
+	for _, step := range steps {
+		fmt.Fprintf(w, "%s\n", step)
+		fmt.Fprintf(w, "  %-12s %10s %9s %9s %10s %11s %11s\n", "tool", "MB/s", "wall s", "CPU s", "peak MiB", "repo MB", "added MB")
+		best := ""
+		for _, t := range tools[1:] {
+			if best == "" || median(results[t.name][step]).Wall < median(results[best][step]).Wall {
+				best = t.name
+			}
+		}
+		for _, t := range tools {
+			m := median(results[t.name][step])
+			fmt.Fprintf(w, "  %-12s %10.0f %9.2f %9.2f %10d %11.1f %11.1f\n", t.name, float64(m.Bytes)/1e6/m.Wall, m.Wall, m.CPU, m.RSS>>10, float64(m.RepoSize)/1e6, float64(m.Added)/1e6)
+		}
+		h, b := median(results["holiday"][step]), median(results[best][step])
+		ratio := func(x, y float64) string {
+			if y == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f×", x/y)
+		}
+		fmt.Fprintf(w, "  ratio vs %-s: throughput %s, CPU %s, peak RSS %s, repo size %s, added %s\n\n", best,
+			ratio(b.Wall, h.Wall), ratio(h.CPU, b.CPU), ratio(float64(h.RSS), float64(b.RSS)),
+			ratio(float64(h.RepoSize), float64(b.RepoSize)), ratio(float64(h.Added), float64(b.Added)))
+	}
+}
