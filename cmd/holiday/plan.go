@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/holiday-ops/holiday/internal/exitcode"
 	"github.com/holiday-ops/holiday/plans"
@@ -11,10 +12,34 @@ import (
 )
 
 func newPlanCmd() *cobra.Command {
+	var pf planFlags
 	plan := &cobra.Command{
-		Use:   "plan",
+		Use:   "plan -f PLAN",
 		Short: "Check a plan and show what lockdown would do",
+		Long: `Connect to every host of the plan in parallel and report, per host: reachable,
+host key, sudo, holiday's agent (uploaded or cached — the only thing changed
+on a host), each service the plan stops and its current state, the firewall
+backends and co-owners, whether this control node is inside management, the
+live inbound flows lockdown would cut, and the pre-holiday audit (password
+and root SSH logins, accounts without passwords, pending security updates,
+world-writable web roots).
+
+Exit codes: 0 every host is fine (warnings may be listed), 1 the plan is
+invalid, 2 some hosts failed or would be refused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pf.file == "" {
+				return &usageError{errors.New("plan needs a plan file: holiday plan -f PLAN (or holiday plan validate FILE)")}
+			}
+			return runPlan(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), pf)
+		},
 	}
+	plan.Flags().StringVarP(&pf.file, "file", "f", "", "the plan file")
+	plan.Flags().BoolVar(&pf.json, "json", false, "print the reports as JSON (for scripts)")
+	plan.Flags().IntVarP(&pf.parallel, "parallel", "p", 32, "hosts checked at once")
+	plan.Flags().DurationVar(&pf.timeout, "host-timeout", 3*time.Minute, "bound on one host's whole check")
+	plan.Flags().StringVar(&pf.agentBin, "agent-binary", "", "static holiday build to push as the agent (default: this executable)")
+	plan.Flags().BoolVarP(&pf.verbose, "verbose", "v", false, "log each connection and agent step on stderr")
 	var files []string
 	var checkFiles bool
 	validate := &cobra.Command{

@@ -46,15 +46,15 @@ var DefaultWebRoots = []string{"/var/www", "/srv/www", "/srv/http", "/usr/share/
 
 // Facts is the result of the facts operation.
 type Facts struct {
-	OS        OS         `json:"os"`
-	Init      string     `json:"init"` // systemd, sysv or unknown
-	Firewall  Firewall   `json:"firewall"`
-	Listeners []Socket   `json:"listeners"`
-	Inbound   []Flow     `json:"inbound"` // established flows to a local listening port
-	Services  []Service  `json:"services,omitempty"`
-	Audit     Audit      `json:"audit"`
-	Errors    []Problem  `json:"errors,omitempty"` // collectors that failed; the rest still report
-	Took      string     `json:"took"`
+	OS        OS        `json:"os"`
+	Init      string    `json:"init"` // systemd, sysv or unknown
+	Firewall  Firewall  `json:"firewall"`
+	Listeners []Socket  `json:"listeners"`
+	Inbound   []Flow    `json:"inbound"` // established flows to a local listening port
+	Services  []Service `json:"services,omitempty"`
+	Audit     Audit     `json:"audit"`
+	Errors    []Problem `json:"errors,omitempty"` // collectors that failed; the rest still report
+	Took      string    `json:"took"`
 }
 
 // OS is from os-release(5) and uname.

@@ -47,11 +47,11 @@ const (
 )
 
 type procSock struct {
-	proto       string
-	local       netip.AddrPort
-	remote      netip.AddrPort
-	state       string
-	inode       string
+	proto  string
+	local  netip.AddrPort
+	remote netip.AddrPort
+	state  string
+	inode  string
 }
 
 // parseProcNet reads one /proc/net/{tcp,tcp6,udp,udp6} table.
