@@ -1,0 +1,403 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/holiday-ops/holiday/internal/labtest"
+	"github.com/holiday-ops/holiday/internal/preflight"
+)
+
+// These tests run the real `holiday plan` binary against the lab and
+// compare what it reports with what the test reads from each host itself.
+
+var (
+	planBinOnce sync.Once
+	planBin     string
+	planBinErr  error
+)
+
+// planTestBinary builds the static holiday binary once per test run: the
+// test binary itself cannot serve as the agent.
+func planTestBinary(t *testing.T) string {
+	t.Helper()
+	planBinOnce.Do(func() {
+		if b := os.Getenv("HOLIDAY_TEST_BINARY"); b != "" {
+			planBin = b // a build to test instead of this tree's
+			return
+		}
+		dir, err := os.MkdirTemp("", "holiday-plan-test-")
+		if err != nil {
+			planBinErr = err
+			return
+		}
+		planBin = filepath.Join(dir, "holiday")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=plan-test", "-o", planBin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			planBinErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if planBinErr != nil {
+		t.Fatal(planBinErr)
+	}
+	return planBin
+}
+
+type planOutput struct {
+	Hosts   []*preflight.Report `json:"hosts"`
+	Summary map[string]int      `json:"summary"`
+}
+
+// runPlanBinary runs the binary and returns stdout, stderr and the exit code.
+func runPlanBinary(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(planTestBinary(t), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func planJSON(t *testing.T, plan string) (planOutput, string, int) {
+	t.Helper()
+	stdout, stderr, code := runPlanBinary(t, "plan", "-f", plan, "--json")
+	var out planOutput
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("plan --json: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+	}
+	return out, stderr, code
+}
+
+func writeTestPlan(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "plan.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func planHeader(lab *labtest.Lab, management, user, knownHosts, identity string) string {
+	if knownHosts == "" {
+		knownHosts = lab.KnownHosts
+	}
+	if identity == "" {
+		identity = lab.SSHKey
+	}
+	return fmt.Sprintf(`version: 1
+name: plan-lab-test
+management: [%s]
+ssh: {user: %s, identity: %s, known_hosts: %s, become: sudo, connect_timeout: 5s}
+defaults:
+  backup: none
+  firewall: {allow: [{tcp: 22, from: [10.213.0.0/24]}], ipv6: drop-all}
+hosts:
+`, management, user, identity, knownHosts)
+}
+
+func reportsByName(out planOutput) map[string]*preflight.Report {
+	m := map[string]*preflight.Report{}
+	for _, r := range out.Hosts {
+		m[r.Name] = r
+	}
+	return m
+}
+
+// TestPlanLabFacts compares `holiday plan --json` with the hosts' own
+// answers: os-release, init system, the planned services' states,
+// iptables backends, listening TCP ports, the control node's address.
+func TestPlanLabFacts(t *testing.T) {
+	lab := labtest.Require(t)
+	stops := map[string][]string{
+		"sys1":   {"redis-server", "nginx", "rsync", "lab-masked", "lab-static", "lab-tick.timer", "lab-echo.socket"},
+		"sys2":   {"lab-worker", "mariadb", "postgresql"},
+		"sysv1":  {"lab-worker", "rsync", "nginx", "postgresql"},
+		"light1": {"redis-server", "lab-worker"},
+	}
+	names := []string{"sys1", "sys2", "sysv1", "light1"}
+	plan := planHeader(lab, "10.213.0.0/24, \"fd00:213::/64\"", "ops", "", "")
+	for _, n := range names {
+		h := lab.MustHost(t, n)
+		h.RLock(t)
+		plan += fmt.Sprintf("  - {name: %s, address: %s, stop: [%s]}\n", n, h.Addr, strings.Join(stops[n], ", "))
+	}
+	out, stderr, code := planJSON(t, writeTestPlan(t, plan))
+	if code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	got := reportsByName(out)
+	for _, n := range names {
+		h := lab.MustHost(t, n)
+		r := got[n]
+		t.Run(n, func(t *testing.T) {
+			if r == nil {
+				t.Fatal("no report")
+			}
+			if r.Status != preflight.StatusOK && r.Status != preflight.StatusWarn {
+				t.Fatalf("status %s: %s %v", r.Status, r.Error, r.Findings)
+			}
+			f := r.Facts
+			// The agent runs through sudo as root.
+			if r.Sudo == nil || !*r.Sudo || r.Agent.UID != 0 || r.LoginUser != "ops" {
+				t.Errorf("sudo=%v uid=%d login=%s, want sudo as root from ops", r.Sudo, r.Agent.UID, r.LoginUser)
+			}
+			// os-release.
+			osr := strings.Fields(h.MustSSH(t, "ops", `. /etc/os-release; echo "$ID" "$VERSION_ID"`))
+			if f.OS.ID != osr[0] || f.OS.VersionID != osr[1] {
+				t.Errorf("os = %s %s, host says %v", f.OS.ID, f.OS.VersionID, osr)
+			}
+			// init.
+			wantInit := "sysv"
+			if _, err := h.SSH(t.Context(), "ops", "test -d /run/systemd/system"); err == nil {
+				wantInit = "systemd"
+			}
+			if f.Init != wantInit {
+				t.Errorf("init = %s, want %s", f.Init, wantInit)
+			}
+			// Services, in the init system's own words.
+			if len(r.Services) != len(stops[n]) {
+				t.Fatalf("services = %+v, want %d", r.Services, len(stops[n]))
+			}
+			for _, s := range r.Services {
+				if !s.Exists {
+					t.Errorf("%s: reported missing", s.Name)
+					continue
+				}
+				if wantInit == "systemd" {
+					act := strings.TrimSpace(planSSHOut(h, "ops", "systemctl is-active "+s.Name))
+					en := strings.TrimSpace(planSSHOut(h, "ops", "systemctl is-enabled "+s.Name))
+					if s.Active != act || s.Enablement != en {
+						t.Errorf("%s: holiday says %s+%s, systemctl says %s+%s", s.Name, s.Active, s.Enablement, act, en)
+					}
+				} else {
+					res, _ := h.SSH(t.Context(), "root", "service "+s.Name+" status >/dev/null 2>&1")
+					want := "inactive"
+					if res.ExitCode == 0 {
+						want = "active"
+					}
+					if s.Active != want {
+						t.Errorf("%s: holiday says %s, service status exit %d", s.Name, s.Active, res.ExitCode)
+					}
+				}
+			}
+			// Firewall backends: which save command shows rules.
+			var wantBackends []string
+			for _, b := range []struct{ name, cmd string }{{"legacy", "iptables-legacy-save; ip6tables-legacy-save"}, {"nft", "iptables-nft-save; ip6tables-nft-save"}} {
+				if strings.Contains(h.MustSSH(t, "root", "{ "+b.cmd+"; } 2>/dev/null"), "\n-A ") {
+					wantBackends = append(wantBackends, b.name)
+				}
+			}
+			if strings.Join(f.Firewall.Backends, ",") != strings.Join(wantBackends, ",") {
+				t.Errorf("firewall backends = %v, host's save commands show rules in %v", f.Firewall.Backends, wantBackends)
+			}
+			if len(f.Firewall.CoOwners) != 0 {
+				t.Errorf("co-owners %v on a lab host that has none", f.Firewall.CoOwners)
+			}
+			// Listening TCP ports, as the host's network namespace shows
+			// them to this machine's ss. ss writes a dual-stack socket as
+			// *:port, so wildcards compare as "any".
+			anyAddr := func(a string) string {
+				if a == "*" || a == "0.0.0.0" || a == "[::]" || a == "::" {
+					return "any"
+				}
+				return a
+			}
+			var wantPorts []string
+			for _, line := range strings.Split(h.MustInNetns(t, "ss", "-Htln"), "\n") {
+				fs := strings.Fields(line)
+				if len(fs) >= 4 {
+					i := strings.LastIndex(fs[3], ":")
+					wantPorts = append(wantPorts, anyAddr(fs[3][:i])+fs[3][i:])
+				}
+			}
+			var gotPorts []string
+			for _, l := range f.Listeners {
+				if strings.HasPrefix(l.Proto, "tcp") {
+					a := anyAddr(l.Addr.String())
+					if a != "any" && l.Addr.Is6() {
+						a = "[" + a + "]"
+					}
+					gotPorts = append(gotPorts, a+":"+strconv.Itoa(int(l.Port)))
+				}
+			}
+			sort.Strings(wantPorts)
+			sort.Strings(gotPorts)
+			if strings.Join(gotPorts, " ") != strings.Join(wantPorts, " ") {
+				t.Errorf("listening tcp:\n holiday %v\n ss      %v", gotPorts, wantPorts)
+			}
+			// The control node's address as the host sees it, inside
+			// management; our own SSH session is an inbound flow on 22.
+			if r.ControlAddr != lab.ControlAddr || r.ControlInManagement == nil || !*r.ControlInManagement {
+				t.Errorf("control addr %q in management %v, want %s inside", r.ControlAddr, r.ControlInManagement, lab.ControlAddr)
+			}
+			sawSelf := false
+			for _, fl := range f.Inbound {
+				if fl.LocalPort == 22 && fl.Remote.String() == lab.ControlAddr {
+					sawSelf = true
+				}
+			}
+			if !sawSelf {
+				t.Errorf("inbound flows %v lack holiday's own SSH session", f.Inbound)
+			}
+			if len(r.WouldCut) != 0 {
+				t.Errorf("would cut %v: only the control node is connected", r.WouldCut)
+			}
+			// Audit: the lab's sshd (PermitRootLogin prohibit-password, no
+			// passwords), and apt without package lists is "unknown".
+			if a := f.Audit.SSHD; a.PasswordAuthentication != "no" || a.PermitRootLogin != "without-password" {
+				t.Errorf("sshd audit = %+v", a)
+			}
+			if f.Audit.Updates.State != "unknown" {
+				t.Errorf("updates = %+v; the lab has no package lists", f.Audit.Updates)
+			}
+		})
+	}
+}
+
+func planSSHOut(h *labtest.Host, user, cmd string) string {
+	r, _ := h.SSH(context.Background(), user, cmd) // is-active exits 3 for inactive: the word is what counts
+	return r.Stdout
+}
+
+// TestPlanLabRefusals: each broken host is one clear line while the
+// others complete — unknown host key, changed host key, a user without
+// sudo, an unreachable address, a service that does not exist; then, in
+// runs of their own (they are plan-wide settings), a wrong key and a
+// control node outside management.
+func TestPlanLabRefusals(t *testing.T) {
+	lab := labtest.Require(t)
+	dir := t.TempDir()
+	for _, n := range []string{"sys1", "sys2", "sysv1", "light1", "light2"} {
+		lab.MustHost(t, n).RLock(t)
+	}
+	light1, light2 := lab.MustHost(t, "light1"), lab.MustHost(t, "light2")
+
+	// A stranger's key: for light2's "changed" key and as a wrong identity.
+	other := filepath.Join(dir, "other_key")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	otherPub, err := os.ReadFile(other + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// known_hosts without light1, and with the stranger's key for light2.
+	kh, err := os.ReadFile(lab.KnownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(kh)), "\n") {
+		addrs := strings.Split(strings.Fields(l)[0], ",")
+		switch addrs[0] {
+		case light1.Addr:
+			continue
+		case light2.Addr:
+			f := strings.Fields(string(otherPub))
+			l = light2.Addr + " " + f[0] + " " + f[1]
+		}
+		lines = append(lines, l)
+	}
+	knownHosts := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(knownHosts, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	plan := planHeader(lab, "10.213.0.0/24", "ops", knownHosts, "") + fmt.Sprintf(`  - {name: good, address: %s, stop: [redis-server]}
+  - {name: nosvc, address: %s, stop: [lab-worker, no-such-service]}
+  - {name: nosudo, address: %s, user: guest}
+  - {name: gone, address: 10.213.0.250}
+  - {name: unknownkey, address: %s}
+  - {name: changedkey, address: %s}
+`, lab.MustHost(t, "sys1").Addr, lab.MustHost(t, "sys2").Addr, lab.MustHost(t, "sysv1").Addr, light1.Addr, light2.Addr)
+	path := writeTestPlan(t, plan)
+	out, stderr, code := planJSON(t, path)
+	if code != 2 {
+		t.Errorf("exit %d, want 2; stderr:\n%s", code, stderr)
+	}
+	got := reportsByName(out)
+	want := map[string]struct{ status, kind, text string }{
+		"good":       {preflight.StatusOK, "", ""},
+		"nosvc":      {preflight.StatusRefused, "", "no-such-service: no such service"},
+		"nosudo":     {preflight.StatusFailed, "no-sudo", "no passwordless sudo for guest"},
+		"gone":       {preflight.StatusFailed, "unreachable", "10.213.0.250"},
+		"unknownkey": {preflight.StatusFailed, "host-key-unknown", "SHA256:"},
+		"changedkey": {preflight.StatusFailed, "host-key-changed", "SHA256:"},
+	}
+	for name, w := range want {
+		r := got[name]
+		if r == nil {
+			t.Errorf("%s: no report", name)
+			continue
+		}
+		if r.Status != w.status || r.ErrorKind != w.kind {
+			t.Errorf("%s: status %s kind %q (%s), want %s %q", name, r.Status, r.ErrorKind, r.Error, w.status, w.kind)
+		}
+		text := r.Error
+		for _, f := range r.Findings {
+			text += "\n" + f.Code + ": " + f.Message
+		}
+		if !strings.Contains(text, w.text) {
+			t.Errorf("%s: %q does not say %q", name, text, w.text)
+		}
+	}
+	if r := got["nosvc"]; r != nil && (len(r.Services) != 2 || !r.Services[0].Exists || r.Services[1].Exists) {
+		t.Errorf("nosvc services = %+v, want lab-worker found and no-such-service not", r.Services)
+	}
+
+	// The table: each host one line, failures with their reason on it.
+	table, _, code := runPlanBinary(t, "plan", "-f", path)
+	if code != 2 {
+		t.Errorf("table run: exit %d, want 2", code)
+	}
+	for _, re := range []string{
+		`(?m)^good +ok +`,
+		`(?m)^nosvc +refused +.*\n(?: .*\n)*? +error: stop: no-such-service: no such service`,
+		`(?m)^nosudo +failed +10\.213\.0\.13 +no-sudo: .*no passwordless sudo for guest`,
+		`(?m)^gone +failed +10\.213\.0\.250 +unreachable: `,
+		`(?m)^unknownkey +failed +\S+ +host-key-unknown: .*SHA256:`,
+		`(?m)^changedkey +failed +\S+ +host-key-changed: .*SHA256:`,
+	} {
+		if !regexpMatch(re, table) {
+			t.Errorf("table lacks %s:\n%s", re, table)
+		}
+	}
+
+	// A wrong key: the host refuses it; the run says so for that host.
+	wrong := planHeader(lab, "10.213.0.0/24", "ops", "", other) + fmt.Sprintf("  - {name: wrongkey, address: %s}\n", light1.Addr)
+	out, _, code = planJSON(t, writeTestPlan(t, wrong))
+	if r := reportsByName(out)["wrongkey"]; code != 2 || r == nil || r.ErrorKind != "auth" || r.HostKey != "ok" {
+		t.Errorf("wrong key: exit %d, report %+v", code, r)
+	}
+
+	// The control node outside management: refused, with its address.
+	outside := planHeader(lab, "192.0.2.0/24", "ops", "", "") + fmt.Sprintf("  - {name: light1, address: %s}\n", light1.Addr)
+	out, _, code = planJSON(t, writeTestPlan(t, outside))
+	r := reportsByName(out)["light1"]
+	if code != 2 || r == nil || r.Status != preflight.StatusRefused || r.ControlInManagement == nil || *r.ControlInManagement {
+		t.Fatalf("outside management: exit %d, report %+v", code, r)
+	}
+	if len(r.Findings) == 0 || r.Findings[0].Code != "control-outside-management" || !strings.Contains(r.Findings[0].Message, lab.ControlAddr) {
+		t.Errorf("outside management: findings %+v", r.Findings)
+	}
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
