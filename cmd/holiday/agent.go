@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	_ "github.com/holiday-ops/holiday/actions/agentops" // registers the actions' host-side operations
 	"github.com/holiday-ops/holiday/internal/agent"
 	_ "github.com/holiday-ops/holiday/internal/facts" // registers the facts operation
 )

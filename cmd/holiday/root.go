@@ -31,5 +31,6 @@ back exactly as it was, checking each host for compromise first.`,
 	root.AddCommand(newPlanCmd())
 	root.AddCommand(newRepoCmd())
 	root.AddCommand(newAgentCmd())
+	root.AddCommand(newLockdownCmd(), newRestoreCmd(), newStatusCmd())
 	return root
 }

@@ -1,0 +1,115 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+
+	"github.com/holiday-ops/holiday/internal/agent"
+)
+
+// HostJournalDir is where the agent keeps each run's journal copy on the
+// host, root-only, so the break can be undone from another control node.
+var HostJournalDir = "/var/lib/holiday/journal"
+
+func jsonUnmarshal(p json.RawMessage, v any) error {
+	if len(p) == 0 {
+		return errors.New("no arguments")
+	}
+	if err := json.Unmarshal(p, v); err != nil {
+		return fmt.Errorf("decoding arguments: %w", err)
+	}
+	return nil
+}
+
+// JournalCopy is a journal file as it travels between control node and
+// host.
+type JournalCopy struct {
+	Run  string `json:"run"`
+	Host string `json:"host"`
+	Data []byte `json:"data"`
+}
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+func journalPut(ctx context.Context, op *agent.Op) (any, error) {
+	var c JournalCopy
+	if err := jsonUnmarshal(op.Args, &c); err != nil {
+		return nil, err
+	}
+	if !safeName.MatchString(c.Run) || !safeName.MatchString(c.Host) {
+		return nil, fmt.Errorf("bad run or host name %q/%q", c.Run, c.Host)
+	}
+	dir := filepath.Join(HostJournalDir, c.Run)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	os.Chmod(HostJournalDir, 0o700)
+	dst := filepath.Join(dir, c.Host+".journal")
+	tmp := dst + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(c.Data); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return nil, err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return map[string]string{"path": dst}, nil
+}
+
+// journalGet returns the host's copy of a run's journal; with Run empty,
+// the latest run's (run IDs sort by time).
+func journalGet(ctx context.Context, op *agent.Op) (any, error) {
+	var c JournalCopy
+	if err := jsonUnmarshal(op.Args, &c); err != nil {
+		return nil, err
+	}
+	if c.Run == "" {
+		ents, err := os.ReadDir(HostJournalDir)
+		if err != nil {
+			return nil, fmt.Errorf("no journal copies on this host: %w", err)
+		}
+		var runs []string
+		for _, e := range ents {
+			if e.IsDir() && safeName.MatchString(e.Name()) {
+				if _, err := os.Stat(filepath.Join(HostJournalDir, e.Name(), c.Host+".journal")); err == nil {
+					runs = append(runs, e.Name())
+				}
+			}
+		}
+		if len(runs) == 0 {
+			return nil, fmt.Errorf("no journal copy for %s in %s", c.Host, HostJournalDir)
+		}
+		sort.Strings(runs)
+		c.Run = runs[len(runs)-1]
+	}
+	if !safeName.MatchString(c.Run) || !safeName.MatchString(c.Host) {
+		return nil, fmt.Errorf("bad run or host name %q/%q", c.Run, c.Host)
+	}
+	b, err := os.ReadFile(filepath.Join(HostJournalDir, c.Run, c.Host+".journal"))
+	if err != nil {
+		return nil, err
+	}
+	c.Data = b
+	return c, nil
+}

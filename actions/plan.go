@@ -1,0 +1,170 @@
+package actions
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/holiday-ops/holiday/internal/agentctl"
+	"github.com/holiday-ops/holiday/internal/sshx"
+	"github.com/holiday-ops/holiday/plans"
+)
+
+// Connector reaches a plan's hosts: one SSH connection per host, the
+// agent deployed on it.
+type Connector struct {
+	Plan    *plans.Plan
+	Log     *slog.Logger
+	Version string
+	pool    *sshx.Pool
+}
+
+// NewConnector returns a Connector for p's hosts.
+func NewConnector(p *plans.Plan, log *slog.Logger, version string) *Connector {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := sshx.Options{Logger: log}
+	if s := p.SSH; s != nil {
+		if s.KnownHosts != "" {
+			opts.KnownHosts = []string{expand(s.KnownHosts)}
+		}
+		if s.Identity != "" {
+			opts.IdentityFiles = []string{expand(s.Identity)}
+		}
+		opts.ConnectTimeout = s.ConnectTimeout.Duration
+	}
+	return &Connector{Plan: p, Log: log, Version: version, pool: sshx.NewPool(opts)}
+}
+
+func expand(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}
+
+// Close closes every connection.
+func (c *Connector) Close() error { return c.pool.Close() }
+
+// Connect dials the host and deploys the agent.
+func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), error) {
+	t := sshx.Target{Name: h.Name, Host: h.Address, Port: h.Port, User: h.User}
+	ao := agentctl.Options{Logger: c.Log, Version: c.Version}
+	if s := c.Plan.SSH; s != nil {
+		if s.Jump != "" {
+			t.Jump = s.Jump
+		}
+		if s.Become == "none" {
+			ao.Become = agentctl.BecomeNone
+		}
+		ao.Preinstalled = s.AgentPath
+		if s.Become == "root" && t.User == "" {
+			t.User = "root"
+		}
+	}
+	conn, err := c.pool.Get(ctx, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := agentctl.Deploy(ctx, conn, ao)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info()}, func() {}, nil
+}
+
+// StepsFor returns the lockdown steps the plan gives host h. Services
+// only for now: baseline, backups, device save and firewall come with
+// their issues, and slot in by their Slot.
+func StepsFor(h *plans.Host) []Step {
+	var steps []Step
+	for _, name := range h.Stop {
+		steps = append(steps, Step{Slot: SlotServices, Kind: KindService, Target: name, Action: Service{Name: name}})
+	}
+	return steps
+}
+
+// Jobs turns a plan into the runner's jobs; only names the plan selects
+// (all when only is empty).
+func Jobs(p *plans.Plan, c *Connector, only []string) []Job {
+	var jobs []Job
+	for _, h := range p.Hosts() {
+		if len(only) > 0 && !contains(only, h.Name) {
+			continue
+		}
+		h := h
+		jobs = append(jobs, Job{
+			Name: h.Name, Risk: h.Risk, Steps: StepsFor(h),
+			BackupsNone: h.Backup != nil && h.Backup.None,
+			Connect:     func(ctx context.Context) (*Host, func(), error) { return c.Connect(ctx, h) },
+		})
+	}
+	return jobs
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Change is one line of what lockdown would do on a host.
+type Change struct {
+	Step string `json:"step"`
+	What string `json:"what"`
+	Err  string `json:"error,omitempty"`
+}
+
+// Diff observes (read-only) every step lockdown would run on h and says
+// what it would change: for `holiday plan` to print per host.
+func Diff(ctx context.Context, h *Host, steps []Step) []Change {
+	var out []Change
+	for _, s := range steps {
+		prior, err := s.Action.Observe(ctx, h)
+		if err != nil {
+			out = append(out, Change{Step: s.ID(), Err: err.Error()})
+			continue
+		}
+		out = append(out, Change{Step: s.ID(), What: describePrior(s, prior)})
+	}
+	return out
+}
+
+func describePrior(s Step, prior Record) string {
+	if s.Kind != KindService {
+		return "apply"
+	}
+	var p ServicePrior
+	if err := prior.Decode(&p); err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for _, t := range p.Triggers {
+		if t.Running() {
+			parts = append(parts, "stop "+t.Name)
+		}
+		if ok, _ := disableable(t.Enablement); ok || (p.Init != "systemd" && t.Enablement == "enabled") {
+			parts = append(parts, "disable "+t.Name)
+		}
+	}
+	u := p.Unit
+	if u.Running() {
+		parts = append(parts, fmt.Sprintf("stop %s (%s)", u.Name, describe(u)))
+	}
+	if ok, _ := disableable(u.Enablement); ok || (p.Init == "sysv" && u.Enablement == "enabled") {
+		parts = append(parts, "disable "+u.Name+" ("+u.Enablement+")")
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("nothing: %s is already stopped and %s", u.Name, u.Enablement)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,224 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/holiday-ops/holiday/internal/journal"
+)
+
+// JournaledStep is one step as a journal tells it.
+type JournaledStep struct {
+	ID, Kind string
+	Prior    Record
+	Done     Record // zero when the result never got journaled
+	HasDone  bool
+	ApplyErr string
+	Reverted bool // a revert of it succeeded after its intent
+}
+
+// Steps reads a host journal's steps in intent order.
+func Steps(j *journal.Journal) ([]JournaledStep, error) {
+	var out []JournaledStep
+	idx := map[string]int{}
+	for _, e := range j.Entries {
+		switch e.Phase {
+		case journal.Intent:
+			var r Record
+			if err := json.Unmarshal(e.Record, &r); err != nil {
+				return nil, fmt.Errorf("entry %d: %w", e.Seq, err)
+			}
+			idx[e.Step] = len(out)
+			out = append(out, JournaledStep{ID: e.Step, Kind: e.Kind, Prior: r})
+		case journal.Result:
+			i, ok := idx[e.Step]
+			if !ok {
+				return nil, fmt.Errorf("entry %d: result of %s without an intent", e.Seq, e.Step)
+			}
+			if len(e.Record) > 0 {
+				var r Record
+				if err := json.Unmarshal(e.Record, &r); err != nil {
+					return nil, fmt.Errorf("entry %d: %w", e.Seq, err)
+				}
+				out[i].Done = r
+			}
+			out[i].HasDone, out[i].ApplyErr = true, e.Error
+		case journal.RevertResult:
+			if i, ok := idx[e.Step]; ok {
+				out[i].Reverted = e.Error == ""
+			}
+		}
+	}
+	return out, nil
+}
+
+// RevertJob is one host to put back from its journal.
+type RevertJob struct {
+	Name    string
+	Journal string // path of the host's journal of the run
+	Connect func(ctx context.Context) (*Host, func(), error)
+}
+
+// RevertJournals reverts, per host and in reverse order, every journaled
+// step not yet reverted, appending revert entries to the same journal
+// (and its copy on the host). Hosts run in parallel like Lockdown; each
+// revert runs on a fresh context with o.RevertTimeout, so Ctrl-C stops
+// starting new hosts but never leaves a revert half-done.
+func RevertJournals(ctx context.Context, o Options, jobs []RevertJob) RunResult {
+	o.defaults()
+	start := time.Now()
+	res := RunResult{Run: o.RunID, Command: "restore", Hosts: make([]HostResult, len(jobs))}
+	forEach(ctx, o.Parallel, len(jobs), func(i int) {
+		res.Hosts[i] = revertHost(ctx, &o, jobs[i])
+	})
+	res.Elapsed = time.Since(start)
+	return res
+}
+
+func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
+	t0 := time.Now()
+	hr := HostResult{Host: j.Name, Journal: j.Journal}
+	defer func() { out.Elapsed = time.Since(t0) }()
+	fail := func(status string, err error) HostResult {
+		hr.Status, hr.Error = status, err.Error()
+		return hr
+	}
+	jr, err := journal.ReadFile(j.Journal, o.Key)
+	if err != nil {
+		return fail(HostFailed, err)
+	}
+	steps, err := Steps(jr)
+	if err != nil {
+		return fail(HostFailed, fmt.Errorf("journal %s: %w", j.Journal, err))
+	}
+	for _, s := range steps {
+		st := StepPending
+		if s.Reverted {
+			st = StepReverted
+		}
+		hr.Steps = append(hr.Steps, StepResult{ID: s.ID, Kind: s.Kind, Target: s.Prior.Target, Status: st})
+	}
+	if ctx.Err() != nil {
+		return fail(HostInterrupted, errors.New("interrupted before this host started"))
+	}
+	o.progress(Progress{Host: j.Name, What: "connecting"})
+	h, closeHost, err := j.Connect(ctx)
+	if err != nil {
+		return fail(HostUnreachable, err)
+	}
+	defer closeHost()
+	jw, err := journal.Append(j.Journal, o.Key)
+	if err != nil {
+		return fail(HostFailed, err)
+	}
+	defer jw.Close()
+	run := ""
+	if len(jr.Entries) > 0 {
+		run = jr.Entries[0].Run
+	}
+	write := func(e journal.Entry) error {
+		e.Run, e.Host = run, j.Name
+		_, err := jw.Write(e)
+		return err
+	}
+	if err := write(journal.Entry{Phase: journal.RunBegin, Kind: "restore"}); err != nil {
+		return fail(HostFailed, err)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.RevertTimeout)
+	defer cancel()
+	var errs []error
+	for k := len(steps) - 1; k >= 0; k-- {
+		s := steps[k]
+		if s.Reverted {
+			continue
+		}
+		a, err := ForKind(s.Kind, s.Prior.Target)
+		if err == nil {
+			err = revertStep(rctx, o, write, h, s.Kind, s.Prior.Target, a, s.Prior, s.Done)
+		}
+		if err != nil {
+			hr.Steps[k].Status, hr.Steps[k].Error = StepRevertFailed, err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", s.ID, err))
+			continue
+		}
+		hr.Steps[k].Status = StepReverted
+	}
+	hr.Status = HostDone
+	e := journal.Entry{Phase: journal.RunEnd, Kind: "restore", Step: HostDone}
+	if len(errs) > 0 {
+		err := errors.Join(errs...)
+		hr.Status, hr.Error = HostFailed, err.Error()
+		e.Step, e.Error = HostFailed, err.Error()
+	}
+	write(e)
+	hr.Head = jw.Head()
+	if !o.NoHostCopy && run != "" {
+		if p, err := pushJournal(rctx, h, run, j.Journal); err == nil {
+			hr.HostCopy = p
+		}
+	}
+	return hr
+}
+
+// VerifyJournals runs Verify on every host for every step its journal
+// says is applied and not reverted: what holds now on the host, not what
+// the journal says (a service started by hand shows as drift).
+func VerifyJournals(ctx context.Context, o Options, jobs []RevertJob) RunResult {
+	o.defaults()
+	start := time.Now()
+	res := RunResult{Run: o.RunID, Command: "status", Hosts: make([]HostResult, len(jobs))}
+	forEach(ctx, o.Parallel, len(jobs), func(i int) {
+		j := jobs[i]
+		hr := HostResult{Host: j.Name, Journal: j.Journal}
+		t0 := time.Now()
+		defer func() { hr.Elapsed = time.Since(t0); res.Hosts[i] = hr }()
+		jr, err := journal.ReadFile(j.Journal, o.Key)
+		if err != nil {
+			hr.Status, hr.Error = HostFailed, err.Error()
+			return
+		}
+		hr.Head = jr.Head
+		steps, err := Steps(jr)
+		if err != nil {
+			hr.Status, hr.Error = HostFailed, err.Error()
+			return
+		}
+		h, closeHost, err := j.Connect(ctx)
+		if err != nil {
+			hr.Status, hr.Error = HostUnreachable, err.Error()
+			return
+		}
+		defer closeHost()
+		hr.Status = HostDone
+		for _, s := range steps {
+			sr := StepResult{ID: s.ID, Kind: s.Kind, Target: s.Prior.Target}
+			switch {
+			case s.Reverted:
+				sr.Status = StepReverted
+			case !s.HasDone || s.ApplyErr != "":
+				sr.Status, sr.Error = StepFailed, "never completed: restore reverts it"
+				if s.ApplyErr != "" {
+					sr.Error = s.ApplyErr
+				}
+				hr.Status = HostDrift
+			default:
+				a, err := ForKind(s.Kind, s.Prior.Target)
+				if err == nil {
+					err = a.Verify(ctx, h, s.Done)
+				}
+				if err != nil {
+					sr.Status, sr.Error = StepDrift, err.Error()
+					hr.Status = HostDrift
+				} else {
+					sr.Status = StepHolds
+				}
+			}
+			hr.Steps = append(hr.Steps, sr)
+		}
+	})
+	res.Elapsed = time.Since(start)
+	return res
+}

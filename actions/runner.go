@@ -1,0 +1,532 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/holiday-ops/holiday/internal/journal"
+	"github.com/holiday-ops/holiday/plans"
+)
+
+// Slot places a step in a host's lockdown order (DESIGN §5). Steps run
+// by slot, then in the order given. Slots without a built-in action yet
+// (baseline, backups, verify backups, device save, firewall) are where
+// those issues plug in.
+type Slot int
+
+// The lockdown order per host.
+const (
+	SlotPreflight Slot = iota
+	SlotBaseline
+	SlotBackups
+	SlotVerifyBackups
+	SlotDeviceSave
+	SlotHooksBefore
+	SlotServices
+	SlotFirewall
+	SlotPower
+)
+
+var slotNames = [...]string{"preflight", "baseline", "backups", "verify-backups", "device-save", "hooks", "services", "firewall", "power"}
+
+func (s Slot) String() string {
+	if int(s) < len(slotNames) {
+		return slotNames[s]
+	}
+	return fmt.Sprintf("slot%d", int(s))
+}
+
+// Step is one action on one host.
+type Step struct {
+	Slot   Slot
+	Kind   string // as registered with RegisterKind
+	Target string
+	Action Action
+}
+
+// ID is the step's stable name in the journal: kind:target.
+func (s Step) ID() string { return s.Kind + ":" + s.Target }
+
+// Job is one host's work in a run.
+type Job struct {
+	Name  string
+	Risk  plans.Risk
+	Steps []Step
+	// BackupsNone marks a plan host with `backup: none`: the summary
+	// says "backups: NOT TAKEN".
+	BackupsNone bool
+	// Connect reaches the host (the preflight): dial, deploy the agent.
+	// close releases what it opened.
+	Connect func(ctx context.Context) (h *Host, close func(), err error)
+}
+
+// Progress is one thing that happened, for the terminal.
+type Progress struct {
+	Host, Step, What string
+	Err              error
+}
+
+// Options configure a run.
+type Options struct {
+	RunID    string      // "" : NewRunID()
+	StateDir string      // runs live in StateDir/runs/<run-id>/<host>.journal
+	Key      journal.Key // the control node's journal key
+	Parallel int         // hosts at once; default 32
+	// HostTimeout bounds one host's lockdown (default 30m); RevertTimeout
+	// bounds the revert on a fresh context after a failure or Ctrl-C
+	// (default 5m).
+	HostTimeout, RevertTimeout time.Duration
+	Log                        *slog.Logger
+	Progress                   func(Progress) // may be nil
+	// Crash is the test hook ("service:after-intent", …); "" reads
+	// $HOLIDAY_TEST_CRASH.
+	Crash string
+	// NoHostCopy skips pushing the journal copy to the host.
+	NoHostCopy bool
+	PlanFile   string // stored in run.json
+}
+
+func (o *Options) defaults() {
+	if o.RunID == "" {
+		o.RunID = NewRunID()
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 32
+	}
+	if o.HostTimeout <= 0 {
+		o.HostTimeout = 30 * time.Minute
+	}
+	if o.RevertTimeout <= 0 {
+		o.RevertTimeout = 5 * time.Minute
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Crash == "" {
+		o.Crash = os.Getenv("HOLIDAY_TEST_CRASH")
+	}
+}
+
+func (o *Options) progress(p Progress) {
+	if o.Progress != nil {
+		o.Progress(p)
+	}
+}
+
+// NewRunID returns a run ID that sorts by time: 20260205T180000Z-1a2b3c.
+func NewRunID() string {
+	var b [3]byte
+	f, err := os.Open("/dev/urandom")
+	if err == nil {
+		f.Read(b[:])
+		f.Close()
+	}
+	return time.Now().UTC().Format("20060102T150405Z") + fmt.Sprintf("-%x", b)
+}
+
+// RunDir is where a run's journals live.
+func RunDir(stateDir, runID string) string { return filepath.Join(stateDir, "runs", runID) }
+
+// JournalPath is one host's journal of a run.
+func JournalPath(stateDir, runID, host string) string {
+	return filepath.Join(RunDir(stateDir, runID), host+".journal")
+}
+
+// Step statuses in results.
+const (
+	StepApplied      = "applied"
+	StepFailed       = "failed"
+	StepReverted     = "reverted"
+	StepRevertFailed = "revert-failed"
+	StepHolds        = "holds"
+	StepDrift        = "drift"
+	StepPending      = "not-run"
+)
+
+// Host statuses in results.
+const (
+	HostDone        = "done"        // every step applied (lockdown) / reverted (restore) / holds (status)
+	HostFailed      = "failed"      // a step failed and what was started could not all be reverted
+	HostReverted    = "reverted"    // a step failed; what was started is reverted
+	HostUnreachable = "unreachable" // preflight failed; nothing changed
+	HostInterrupted = "interrupted" // Ctrl-C; what was started is reverted
+	HostDrift       = "drift"       // status: some change no longer holds
+)
+
+// StepResult is one step's outcome.
+type StepResult struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Target string `json:"target"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// HostResult is one host's outcome.
+type HostResult struct {
+	Host            string        `json:"host"`
+	Status          string        `json:"status"`
+	Error           string        `json:"error,omitempty"`
+	Steps           []StepResult  `json:"steps"`
+	BackupsNotTaken bool          `json:"backups_not_taken,omitempty"`
+	Journal         string        `json:"journal,omitempty"`
+	Head            string        `json:"chain_head,omitempty"`
+	HostCopy        string        `json:"host_copy,omitempty"`
+	Elapsed         time.Duration `json:"elapsed_ns"`
+}
+
+// RunResult is a whole run's outcome.
+type RunResult struct {
+	Run     string        `json:"run"`
+	Command string        `json:"command"`
+	Hosts   []HostResult  `json:"hosts"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// Failed counts hosts whose status is not done.
+func (r RunResult) Failed() int {
+	n := 0
+	for _, h := range r.Hosts {
+		if h.Status != HostDone {
+			n++
+		}
+	}
+	return n
+}
+
+// RunInfo is stored as run.json beside the journals.
+type RunInfo struct {
+	Run      string            `json:"run"`
+	PlanFile string            `json:"plan_file,omitempty"`
+	Started  time.Time         `json:"started"`
+	Hosts    []string          `json:"hosts"`
+	Heads    map[string]string `json:"chain_heads,omitempty"`
+}
+
+// Lockdown runs every job: hosts in parallel (at most o.Parallel at once,
+// high-risk first), each host's steps in slot order, each step journaled
+// as intent → apply → result. A failed step reverts, in reverse, what that
+// host started; other hosts go on. Cancelling ctx (Ctrl-C) stops applying
+// and reverts what each host started on a fresh context.
+func Lockdown(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
+	o.defaults()
+	start := time.Now()
+	dir := RunDir(o.StateDir, o.RunID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return RunResult{}, err
+	}
+	jobs = ordered(jobs)
+	info := RunInfo{Run: o.RunID, PlanFile: o.PlanFile, Started: start.UTC(), Heads: map[string]string{}}
+	for _, j := range jobs {
+		info.Hosts = append(info.Hosts, j.Name)
+	}
+	if err := writeJSON(filepath.Join(dir, "run.json"), info); err != nil {
+		return RunResult{}, err
+	}
+	res := RunResult{Run: o.RunID, Command: "lockdown", Hosts: make([]HostResult, len(jobs))}
+	forEach(ctx, o.Parallel, len(jobs), func(i int) {
+		res.Hosts[i] = lockdownHost(ctx, &o, jobs[i])
+	})
+	for _, h := range res.Hosts {
+		info.Heads[h.Host] = h.Head
+	}
+	writeJSON(filepath.Join(dir, "run.json"), info)
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// ordered sorts high-risk hosts first, keeping the plan's order otherwise.
+func ordered(jobs []Job) []Job {
+	out := append([]Job(nil), jobs...)
+	rank := func(r plans.Risk) int {
+		switch r {
+		case plans.RiskHigh:
+			return 0
+		case plans.RiskLow:
+			return 2
+		}
+		return 1
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i].Risk) < rank(out[j].Risk) })
+	return out
+}
+
+// forEach runs f(0..n-1) with at most par at once, starting in index
+// order; once ctx is done, hosts not yet started are still given to f
+// (which sees ctx done and records them as not run).
+func forEach(ctx context.Context, par, n int, f func(i int)) {
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+func writeJSON(path string, v any) error {
+	p, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(p, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// crashAt kills the process at a test hook point: the journal shows
+// exactly what a power cut there would leave.
+func (o *Options) crashAt(kind, point string) {
+	if o.Crash == "" {
+		return
+	}
+	k, p, _ := strings.Cut(o.Crash, ":")
+	if (k == kind || k == "*") && p == point {
+		fmt.Fprintf(os.Stderr, "holiday: HOLIDAY_TEST_CRASH=%s: killing myself\n", o.Crash)
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+}
+
+type started struct {
+	step        Step
+	prior, done Record
+}
+
+func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
+	t0 := time.Now()
+	hr := HostResult{Host: j.Name, BackupsNotTaken: j.BackupsNone}
+	steps := append([]Step(nil), j.Steps...)
+	sort.SliceStable(steps, func(a, b int) bool { return steps[a].Slot < steps[b].Slot })
+	for _, s := range steps {
+		hr.Steps = append(hr.Steps, StepResult{ID: s.ID(), Kind: s.Kind, Target: s.Target, Status: StepPending})
+	}
+	defer func() { out.Elapsed = time.Since(t0) }()
+
+	path := JournalPath(o.StateDir, o.RunID, j.Name)
+	hr.Journal = path
+	jw, err := journal.Create(path, o.Key)
+	if err != nil {
+		hr.Status, hr.Error = HostFailed, err.Error()
+		return hr
+	}
+	defer jw.Close()
+	write := func(e journal.Entry) error {
+		e.Run, e.Host = o.RunID, j.Name
+		_, err := jw.Write(e)
+		return err
+	}
+	if err := write(journal.Entry{Phase: journal.RunBegin, Kind: "lockdown"}); err != nil {
+		hr.Status, hr.Error = HostFailed, err.Error()
+		return hr
+	}
+	end := func(status string, err error) HostResult {
+		hr.Status = status
+		e := journal.Entry{Phase: journal.RunEnd, Kind: "lockdown", Step: status}
+		if err != nil {
+			hr.Error = err.Error()
+			e.Error = err.Error()
+		}
+		if werr := write(e); werr != nil && hr.Error == "" {
+			hr.Error = werr.Error()
+		}
+		hr.Head = jw.Head()
+		return hr
+	}
+	if ctx.Err() != nil {
+		return end(HostInterrupted, errors.New("interrupted before this host started"))
+	}
+	hctx, cancel := context.WithTimeout(ctx, o.HostTimeout)
+	defer cancel()
+	o.progress(Progress{Host: j.Name, What: "connecting"})
+	h, closeHost, err := j.Connect(hctx)
+	if err != nil {
+		o.progress(Progress{Host: j.Name, What: "unreachable", Err: err})
+		return end(HostUnreachable, err)
+	}
+	defer closeHost()
+	push := func() {
+		if o.NoHostCopy {
+			return
+		}
+		if p, err := pushJournal(hctx, h, o.RunID, path); err != nil {
+			o.Log.Warn("journal copy to host failed", "host", j.Name, "err", err)
+		} else {
+			hr.HostCopy = p
+		}
+	}
+
+	var done []started
+	var failure error
+	for i, s := range steps {
+		if ctx.Err() != nil {
+			failure = ctx.Err()
+			break
+		}
+		o.progress(Progress{Host: j.Name, Step: s.ID(), What: "observe"})
+		prior, err := s.Action.Observe(hctx, h)
+		if err != nil {
+			hr.Steps[i].Status, hr.Steps[i].Error = StepFailed, "observe: "+err.Error()
+			failure = fmt.Errorf("%s: observe: %w", s.ID(), err)
+			break
+		}
+		if err := write(journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Intent, Record: mustJSON(prior)}); err != nil {
+			hr.Steps[i].Status, hr.Steps[i].Error = StepFailed, err.Error()
+			failure = err
+			break
+		}
+		push() // the host's copy holds the intent before the host changes
+		o.crashAt(s.Kind, "after-intent")
+		o.progress(Progress{Host: j.Name, Step: s.ID(), What: "apply"})
+		rec, aerr := s.Action.Apply(hctx, h, prior)
+		o.crashAt(s.Kind, "after-apply")
+		if aerr == nil {
+			if verr := s.Action.Verify(hctx, h, rec); verr != nil {
+				aerr = fmt.Errorf("applied, but verify failed: %w", verr)
+			}
+		}
+		e := journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Result, Record: mustJSON(rec)}
+		if aerr != nil {
+			e.Error = aerr.Error()
+		}
+		done = append(done, started{step: s, prior: prior, done: rec})
+		if err := write(e); err != nil && aerr == nil {
+			aerr = err
+		}
+		o.crashAt(s.Kind, "after-record")
+		if aerr != nil {
+			hr.Steps[i].Status, hr.Steps[i].Error = StepFailed, aerr.Error()
+			failure = fmt.Errorf("%s: %w", s.ID(), aerr)
+			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "failed", Err: aerr})
+			break
+		}
+		hr.Steps[i].Status = StepApplied
+		o.progress(Progress{Host: j.Name, Step: s.ID(), What: "applied"})
+	}
+	if failure == nil {
+		r := end(HostDone, nil)
+		push()
+		return r
+	}
+	// Revert what this host started, in reverse, on a fresh context: the
+	// run's may be cancelled (Ctrl-C) or past its deadline.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), o.RevertTimeout)
+	defer rcancel()
+	hctx = rctx
+	allReverted := true
+	for k := len(done) - 1; k >= 0; k-- {
+		st := done[k]
+		idx := indexOf(hr.Steps, st.step.ID())
+		if err := revertStep(rctx, o, write, h, st.step.Kind, st.step.Target, st.step.Action, st.prior, st.done); err != nil {
+			allReverted = false
+			hr.Steps[idx].Status = StepRevertFailed
+			hr.Steps[idx].Error = strings.TrimPrefix(hr.Steps[idx].Error+"; revert: "+err.Error(), "; ")
+		} else {
+			hr.Steps[idx].Status = StepReverted
+		}
+	}
+	status := HostReverted
+	if errors.Is(failure, context.Canceled) {
+		status = HostInterrupted
+	}
+	if !allReverted {
+		status = HostFailed
+	}
+	r := end(status, failure)
+	push()
+	return r
+}
+
+func indexOf(rs []StepResult, id string) int {
+	for i, r := range rs {
+		if r.ID == id {
+			return i
+		}
+	}
+	return 0
+}
+
+func revertStep(ctx context.Context, o *Options, write func(journal.Entry) error, h *Host, kind, target string, a Action, prior, done Record) error {
+	id := kind + ":" + target
+	if err := write(journal.Entry{Step: id, Kind: kind, Phase: journal.RevertIntent}); err != nil {
+		return err
+	}
+	o.progress(Progress{Host: h.Name, Step: id, What: "revert"})
+	rerr := a.Revert(ctx, h, prior, done)
+	e := journal.Entry{Step: id, Kind: kind, Phase: journal.RevertResult}
+	if rerr != nil {
+		e.Error = rerr.Error()
+		o.progress(Progress{Host: h.Name, Step: id, What: "revert failed", Err: rerr})
+	} else {
+		o.progress(Progress{Host: h.Name, Step: id, What: "reverted"})
+	}
+	if err := write(e); err != nil && rerr == nil {
+		rerr = err
+	}
+	return rerr
+}
+
+func mustJSON(r Record) json.RawMessage {
+	p, err := json.Marshal(r)
+	if err != nil {
+		panic(err) // a Record is plain data
+	}
+	return p
+}
+
+func pushJournal(ctx context.Context, h *Host, run, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		Path string `json:"path"`
+	}
+	if err := h.Agent.Call(ctx, "journal-put", JournalCopy{Run: run, Host: h.Name, Data: b}, &out); err != nil {
+		return "", err
+	}
+	return out.Path, nil
+}
+
+// FetchHostJournal fetches the host's copy of a run's journal (run ""
+// for the latest) and stores it at JournalPath(stateDir, run, host),
+// returning the run ID. An existing local file is not overwritten.
+func FetchHostJournal(ctx context.Context, h *Host, stateDir, run string) (string, error) {
+	var c JournalCopy
+	if err := h.Agent.Call(ctx, "journal-get", JournalCopy{Run: run, Host: h.Name}, &c); err != nil {
+		return "", err
+	}
+	path := JournalPath(stateDir, c.Run, h.Name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w (restore from the existing copy, or use another --state-dir)", path, err)
+	}
+	if _, err := f.Write(c.Data); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return c.Run, f.Close()
+}

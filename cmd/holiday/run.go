@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/internal/exitcode"
+	"github.com/holiday-ops/holiday/internal/journal"
+	"github.com/holiday-ops/holiday/plans"
+)
+
+// runFlags are the flags lockdown, restore and status share.
+type runFlags struct {
+	plan     string
+	stateDir string
+	keyFile  string
+	hosts    []string
+	parallel int
+	json     bool
+	verbose  bool
+	timeout  time.Duration
+}
+
+func (f *runFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.plan, "file", "f", "", "the plan file (required)")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where runs and their journals live on this control node")
+	cmd.Flags().StringVar(&f.keyFile, "journal-key", defaultKeyFile(), "the control node's journal key (created if missing)")
+	cmd.Flags().StringSliceVar(&f.hosts, "host", nil, "only these hosts (repeatable)")
+	cmd.Flags().IntVar(&f.parallel, "parallel", 32, "hosts at once")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log what happens to stderr")
+	cmd.Flags().DurationVar(&f.timeout, "revert-timeout", 5*time.Minute, "bound on reverting one host after a failure or Ctrl-C")
+	cmd.MarkFlagRequired("file")
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "holiday")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "state", "holiday")
+}
+
+func defaultKeyFile() string {
+	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "holiday", "journal.key")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".config", "holiday", "journal.key")
+}
+
+// setup loads the plan and key and builds the runner's options.
+func (f *runFlags) setup(cmd *cobra.Command) (*plans.Plan, *actions.Connector, actions.Options, error) {
+	p, err := plans.Load(f.plan)
+	if err != nil {
+		return nil, nil, actions.Options{}, exitcode.With(exitcode.Usage, err)
+	}
+	for _, h := range f.hosts {
+		if p.Host(h) == nil {
+			return nil, nil, actions.Options{}, &usageError{fmt.Errorf("--host %s: the plan has no such host", h)}
+		}
+	}
+	key, err := journal.LoadOrCreateKey(f.keyFile)
+	if err != nil {
+		return nil, nil, actions.Options{}, err
+	}
+	log := slog.New(slog.DiscardHandler)
+	if f.verbose {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	o := actions.Options{StateDir: f.stateDir, Key: key, Parallel: f.parallel, RevertTimeout: f.timeout, Log: log, PlanFile: f.plan}
+	if !f.json {
+		o.Progress = progressPrinter(cmd.ErrOrStderr())
+	}
+	return p, actions.NewConnector(p, log, version), o, nil
+}
+
+// progressPrinter prints one line per event, for the operator watching.
+func progressPrinter(w io.Writer) func(actions.Progress) {
+	var mu sync.Mutex
+	start := time.Now()
+	return func(p actions.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		line := fmt.Sprintf("[%6.1fs] %-10s %s", time.Since(start).Seconds(), p.Host, p.What)
+		if p.Step != "" {
+			line += " " + p.Step
+		}
+		if p.Err != nil {
+			line += ": " + p.Err.Error()
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// latestRun returns the newest run in stateDir that has a journal for
+// every host in hosts (or at least one, when some are missing).
+func latestRun(stateDir string, hosts []string) (string, error) {
+	ents, err := os.ReadDir(filepath.Join(stateDir, "runs"))
+	if err != nil {
+		return "", fmt.Errorf("no runs in %s: %w", stateDir, err)
+	}
+	var runs []string
+	for _, e := range ents {
+		if e.IsDir() {
+			runs = append(runs, e.Name())
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(runs)))
+	for _, r := range runs {
+		for _, h := range hosts {
+			if _, err := os.Stat(actions.JournalPath(stateDir, r, h)); err == nil {
+				return r, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no run in %s has a journal for these hosts", filepath.Join(stateDir, "runs"))
+}
+
+// printResult prints the summary table (or JSON) and returns the error
+// that carries the exit code.
+func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plans.Plan, ctx context.Context) error {
+	w := cmd.OutOrStdout()
+	if f.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(w, "%s run %s (%.1fs)\n", res.Command, res.Run, res.Elapsed.Seconds())
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HOST\tSTATUS\tSTEPS\tTIME\tCHAIN HEAD")
+		for _, h := range res.Hosts {
+			head := h.Head
+			if len(head) > 16 {
+				head = head[:16]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fs\t%s\n", h.Host, h.Status, stepSummary(h.Steps), h.Elapsed.Seconds(), head)
+		}
+		tw.Flush()
+		for _, h := range res.Hosts {
+			if res.Command == "lockdown" {
+				// No backup step exists yet (backups are their own issue):
+				// say so for every host rather than imply otherwise.
+				if h.BackupsNotTaken {
+					fmt.Fprintf(w, "%s: backups: NOT TAKEN (backup: none)\n", h.Host)
+				} else {
+					fmt.Fprintf(w, "%s: backups: NOT TAKEN (this build has no backup step)\n", h.Host)
+				}
+			}
+			for _, s := range h.Steps {
+				if s.Error != "" {
+					fmt.Fprintf(w, "%s: %s %s: %s\n", h.Host, s.ID, s.Status, s.Error)
+				}
+			}
+			if h.Error != "" && !strings.Contains(h.Error, ": ") || h.Status == actions.HostUnreachable {
+				fmt.Fprintf(w, "%s: %s\n", h.Host, h.Error)
+			}
+			if h.Head != "" && res.Command != "status" {
+				fmt.Fprintf(w, "%s: journal %s chain head %s\n", h.Host, h.Journal, h.Head)
+			}
+		}
+	}
+	return exitFor(ctx, res)
+}
+
+func stepSummary(steps []actions.StepResult) string {
+	count := map[string]int{}
+	var order []string
+	for _, s := range steps {
+		if count[s.Status] == 0 {
+			order = append(order, s.Status)
+		}
+		count[s.Status]++
+	}
+	if len(order) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, st := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func exitFor(ctx context.Context, res actions.RunResult) error {
+	if ctx.Err() != nil {
+		return exitcode.With(exitcode.Interrupted, fmt.Errorf("%s interrupted: %w", res.Command, context.Canceled))
+	}
+	var failed, reverted, drift []string
+	for _, h := range res.Hosts {
+		switch h.Status {
+		case actions.HostDone:
+		case actions.HostReverted:
+			reverted = append(reverted, h.Host)
+		case actions.HostDrift:
+			drift = append(drift, h.Host)
+		default:
+			failed = append(failed, h.Host)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return exitcode.With(exitcode.HostsFailed, fmt.Errorf("%s failed on %s", res.Command, strings.Join(append(failed, reverted...), ", ")))
+	case len(reverted) > 0:
+		return exitcode.With(exitcode.Reverted, fmt.Errorf("%s aborted and reverted on %s", res.Command, strings.Join(reverted, ", ")))
+	case len(drift) > 0:
+		return exitcode.With(exitcode.Drift, fmt.Errorf("drift on %s: lockdown no longer holds there", strings.Join(drift, ", ")))
+	}
+	return nil
+}
+
+var errNoHosts = errors.New("the plan selects no hosts")
+
+func selectedHosts(p *plans.Plan, only []string) []*plans.Host {
+	var hs []*plans.Host
+	for _, h := range p.Hosts() {
+		if len(only) == 0 || contains(only, h.Name) {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
