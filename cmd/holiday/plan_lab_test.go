@@ -401,3 +401,101 @@ func TestPlanLabRefusals(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+// TestPlanLabAgent: the agent as root (no sudo) and as ops through sudo's
+// env_reset; the first run uploads, the second finds it cached, and a
+// corrupted cached copy is detected and replaced. It clears and damages
+// holiday's agent directory on light3, so it holds light3 exclusively.
+func TestPlanLabAgent(t *testing.T) {
+	lab := labtest.Require(t)
+	h := lab.MustHost(t, "light3")
+	h.Lock(t)
+	h.MustSSH(t, "root", "rm -rf /var/lib/holiday/agent")
+	plan := planHeader(lab, `10.213.0.0/24, "fd00:213::/64"`, "ops", "", "") + fmt.Sprintf(`  - {name: asroot, address: %s, user: root}
+  - {name: asops, address: %s}
+`, h.Addr, h.Addr6)
+	path := writeTestPlan(t, plan)
+
+	run := func(what string) (root, ops *preflight.Report) {
+		t.Helper()
+		out, stderr, code := planJSON(t, path)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", what, code, stderr)
+		}
+		m := reportsByName(out)
+		for _, r := range out.Hosts {
+			if r.Status != preflight.StatusOK {
+				t.Logf("%s: %s: %+v", what, r.Name, r.Findings)
+			}
+		}
+		return m["asroot"], m["asops"]
+	}
+	root, ops := run("first run")
+	if root.Sudo == nil || *root.Sudo || root.Agent.UID != 0 || root.LoginUser != "root" {
+		t.Errorf("as root: sudo %v uid %d login %s, want no sudo, uid 0", root.Sudo, root.Agent.UID, root.LoginUser)
+	}
+	if ops.Sudo == nil || !*ops.Sudo || ops.Agent.UID != 0 || ops.LoginUser != "ops" {
+		t.Errorf("as ops: sudo %v uid %d login %s, want sudo to uid 0", ops.Sudo, ops.Agent.UID, ops.LoginUser)
+	}
+	// sudo's env_reset drops $SSH_CONNECTION; the agent still knows the
+	// control node's address (over IPv6 for the second entry).
+	if root.ControlAddr != lab.ControlAddr || ops.ControlAddr != lab.ControlAddr6 {
+		t.Errorf("control addrs %q, %q, want %s, %s", root.ControlAddr, ops.ControlAddr, lab.ControlAddr, lab.ControlAddr6)
+	}
+	// Both entries are the same host: exactly one of them uploaded (or,
+	// racing, both did; never neither, since the directory was cleared).
+	if !root.Agent.Uploaded && !ops.Agent.Uploaded {
+		t.Errorf("first run uploaded nothing after the agent directory was cleared")
+	}
+	root, ops = run("second run")
+	if root.Agent.Uploaded || ops.Agent.Uploaded {
+		t.Errorf("second run uploaded again: %+v %+v", root.Agent, ops.Agent)
+	}
+	if root.Agent.Path != ops.Agent.Path {
+		t.Errorf("paths differ: %s vs %s", root.Agent.Path, ops.Agent.Path)
+	}
+	// Damage the cached copy: the next run notices and replaces it.
+	h.MustSSH(t, "root", "printf x >> "+root.Agent.Path)
+	out, stderr, code := runPlanBinary(t, "plan", "-f", writeTestPlan(t, planHeader(lab, "10.213.0.0/24", "ops", "", "")+
+		fmt.Sprintf("  - {name: asops, address: %s}\n", h.Addr)), "--json")
+	var po planOutput
+	if err := json.Unmarshal([]byte(out), &po); err != nil || code != 0 {
+		t.Fatalf("after damage: exit %d, %v\n%s", code, err, stderr)
+	}
+	if a := po.Hosts[0].Agent; !a.Uploaded || a.Replaced == "" {
+		t.Errorf("damaged cached agent not replaced: %+v", a)
+	}
+	sum := strings.Fields(h.MustSSH(t, "root", "sha256sum "+root.Agent.Path))[0]
+	if !strings.Contains(root.Agent.Path, sum) {
+		t.Errorf("cached agent %s has SHA-256 %s after the repair", root.Agent.Path, sum)
+	}
+}
+
+// TestPlanLabJump reaches the hosts through sys1 as a bastion (the plan's
+// ssh.jump); sys1 itself is dialed directly. The hosts behind it see the
+// bastion as the control node's address.
+func TestPlanLabJump(t *testing.T) {
+	lab := labtest.Require(t)
+	sys1 := lab.MustHost(t, "sys1")
+	var entries string
+	for _, n := range []string{"sys1", "sys2", "sysv1", "light4"} {
+		h := lab.MustHost(t, n)
+		h.RLock(t)
+		entries += fmt.Sprintf("  - {name: %s, address: %s}\n", n, h.Addr)
+	}
+	plan := strings.Replace(planHeader(lab, "10.213.0.0/24", "ops", "", ""), "connect_timeout: 5s}",
+		"connect_timeout: 5s, jump: ops@"+sys1.Addr+"}", 1) + entries
+	out, stderr, code := planJSON(t, writeTestPlan(t, plan))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, r := range out.Hosts {
+		want := sys1.Addr // what the hosts behind the bastion see
+		if r.Name == "sys1" {
+			want = lab.ControlAddr
+		}
+		if r.Status == preflight.StatusFailed || r.ControlAddr != want {
+			t.Errorf("%s: status %s (%s), control addr %q, want %s", r.Name, r.Status, r.Error, r.ControlAddr, want)
+		}
+	}
+}
