@@ -372,6 +372,10 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 		}
 	}
 
+	// The host's copy exists from the start, so a second control node
+	// finds this run even if we die before the first step.
+	push()
+
 	var done []started
 	var failure error
 	for i, s := range steps {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/holiday-ops/holiday/internal/agent"
 	"github.com/holiday-ops/holiday/internal/units"
@@ -123,9 +124,9 @@ func (s Service) Revert(ctx context.Context, h *Host, prior, done Record) error 
 func AgentHandlers() []agent.Handler {
 	return []agent.Handler{
 		{Name: "service-observe", Class: agent.ClassRead, Run: hostOp(serviceObserve)},
-		{Name: "service-apply", Class: agent.ClassChange, Run: hostOp(serviceApply)},
+		{Name: "service-apply", Class: agent.ClassChange, Run: hostOp(locked(serviceApply))},
 		{Name: "service-verify", Class: agent.ClassRead, Run: hostOp(serviceVerify)},
-		{Name: "service-revert", Class: agent.ClassChange, Run: hostOp(serviceRevert)},
+		{Name: "service-revert", Class: agent.ClassChange, Run: hostOp(locked(serviceRevert))},
 		{Name: "journal-put", Class: agent.ClassChange, Run: journalPut},
 		{Name: "journal-get", Class: agent.ClassRead, Run: journalGet},
 	}
@@ -139,6 +140,26 @@ func hostOp(f func(ctx context.Context, a serviceArgs) (any, error)) func(ctx co
 		}
 		if a.Name == "" {
 			return nil, errors.New("no service name")
+		}
+		return f(ctx, a)
+	}
+}
+
+// HostLockFile serializes changes on a host. An apply whose control node
+// died goes on to its end on the host (nothing cancels it); a restore
+// started meanwhile must wait for it, or the orphan's disable could land
+// after the restore's enable.
+var HostLockFile = "/run/holiday-actions.lock"
+
+func locked(f func(ctx context.Context, a serviceArgs) (any, error)) func(ctx context.Context, a serviceArgs) (any, error) {
+	return func(ctx context.Context, a serviceArgs) (any, error) {
+		fd, err := syscall.Open(HostLockFile, syscall.O_CREAT|syscall.O_RDWR|syscall.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("host lock: %w", err)
+		}
+		defer syscall.Close(fd)
+		if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
+			return nil, fmt.Errorf("host lock: %w", err)
 		}
 		return f(ctx, a)
 	}

@@ -50,8 +50,12 @@ func journalJobs(ctx context.Context, p *plans.Plan, conn *actions.Connector, f 
 	if len(hosts) == 0 {
 		return nil, "", &usageError{errNoHosts}
 	}
+	// runs[host] is the run each host's journal belongs to. From the
+	// hosts' copies, each host has its own latest run: a host the crashed
+	// run never reached still has its previous (already restored) one,
+	// and reverting that again is a no-op.
+	runs := map[string]string{}
 	if fromHost {
-		fetched := ""
 		for _, h := range hosts {
 			ah, closeHost, err := conn.Connect(ctx, h)
 			if err != nil {
@@ -62,28 +66,31 @@ func journalJobs(ctx context.Context, p *plans.Plan, conn *actions.Connector, f 
 			if err != nil {
 				return nil, "", fmt.Errorf("%s: fetching its journal copy: %w", h.Name, err)
 			}
-			if fetched != "" && r != fetched {
-				return nil, "", fmt.Errorf("%s's latest journal copy is of run %s, another host's of %s: name one with --run", h.Name, r, fetched)
+			runs[h.Name] = r
+			if r > run {
+				run = r
 			}
-			fetched = r
 		}
-		run = fetched
-	}
-	if run == "" {
-		names := make([]string, len(hosts))
-		for i, h := range hosts {
-			names[i] = h.Name
+	} else {
+		if run == "" {
+			names := make([]string, len(hosts))
+			for i, h := range hosts {
+				names[i] = h.Name
+			}
+			var err error
+			if run, err = latestRun(f.stateDir, names); err != nil {
+				return nil, "", err
+			}
 		}
-		var err error
-		if run, err = latestRun(f.stateDir, names); err != nil {
-			return nil, "", err
+		for _, h := range hosts {
+			runs[h.Name] = run
 		}
 	}
 	var jobs []actions.RevertJob
 	for _, h := range hosts {
 		h := h
 		jobs = append(jobs, actions.RevertJob{
-			Name: h.Name, Journal: actions.JournalPath(f.stateDir, run, h.Name),
+			Name: h.Name, Journal: actions.JournalPath(f.stateDir, runs[h.Name], h.Name),
 			Connect: func(ctx context.Context) (*actions.Host, func(), error) { return conn.Connect(ctx, h) },
 		})
 	}
