@@ -378,3 +378,50 @@ func TestCrashThenRestore(t *testing.T) {
 		}
 	}
 }
+
+// TestLightFleet locks down and restores every light host (two services
+// each) in one run, checks each comes back identical, and logs the times.
+func TestLightFleet(t *testing.T) {
+	lab := labtest.Require(t)
+	var names []string
+	for _, h := range lab.Hosts {
+		if strings.HasPrefix(h.Name, "light") {
+			names = append(names, h.Name)
+		}
+	}
+	if len(names) == 0 {
+		t.Skip("no light hosts (LIGHT_HOSTS=N lab/up.sh)")
+	}
+	hs := lockHosts(t, lab, names...)
+	before := map[string]string{}
+	stops := map[string][]string{}
+	for _, h := range hs {
+		before[h.Name] = snapshot(t, h)
+		stops[h.Name] = []string{"nginx", "redis-server"}
+	}
+	c := newCLI(t, planFor(t, lab, stops))
+	restoreOnCleanup(t, c, hs, before)
+	for round, label := range []string{"cold (agent uploaded)", "warm (agent cached)"} {
+		t0 := time.Now()
+		if _, code := c.run(t, nil, "lockdown"); code != 0 {
+			t.Fatalf("lockdown exit %d", code)
+		}
+		tl := time.Since(t0)
+		for _, h := range hs {
+			if running(t, h, "nginx") || running(t, h, "redis-server") {
+				t.Errorf("%s: a service still runs during the break", h.Name)
+			}
+		}
+		t1 := time.Now()
+		if _, code := c.run(t, nil, "restore"); code != 0 {
+			t.Fatalf("restore exit %d", code)
+		}
+		tr := time.Since(t1)
+		t.Logf("round %d %s: %d light hosts × 2 services: lockdown %.2fs, restore %.2fs, total %.2fs", round+1, label, len(hs), tl.Seconds(), tr.Seconds(), (tl + tr).Seconds())
+		for _, h := range hs {
+			if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
+				t.Errorf("%s differs after restore:\n%s", h.Name, d)
+			}
+		}
+	}
+}

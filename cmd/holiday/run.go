@@ -245,4 +245,3 @@ func contains(l []string, s string) bool {
 	}
 	return false
 }
-
