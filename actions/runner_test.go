@@ -49,7 +49,9 @@ func (f fakeAction) Revert(ctx context.Context, h *Host, prior, done Record) err
 func TestRunnerOrderAndRevert(t *testing.T) {
 	var log []string
 	var mu sync.Mutex
-	fa := func(name string, fail bool) Action { return fakeAction{name: name, failApply: fail, log: &log, mu: &mu} }
+	fa := func(name string, fail bool) Action {
+		return fakeAction{name: name, failApply: fail, log: &log, mu: &mu}
+	}
 	conn := func(name string) func(context.Context) (*Host, func(), error) {
 		return func(context.Context) (*Host, func(), error) { return &Host{Name: name}, func() {}, nil }
 	}
