@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help demo check build build-all test test-short lab-up lab-down bench lint
+.PHONY: help demo check build build-all test test-short lab-up lab-down bench bench-fleet-plan lint
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z0-9-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,9 @@ lab-down: ## tear the lab down, leaving nothing behind
 
 bench: ## benchmarks, side by side with the peers
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+bench-fleet-plan: ## holiday plan vs. read-only Ansible over 10 light lab hosts, forks 5/10, cold/warm (root; LIGHT_HOSTS=10 lab; apt install ansible)
+	bench/fleet-plan.sh
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
