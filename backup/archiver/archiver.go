@@ -116,6 +116,8 @@ type archiver struct {
 	// get small buffers, so that many can be in flight at once
 	big, small *bufPool
 	jobs       chan job
+	files      chan fileJob // regular files for the readers
+	readers    sync.WaitGroup
 	ch         *chunker.Chunker // only the walking goroutine chunks
 	g          *errgroup.Group
 	gctx       context.Context
@@ -135,8 +137,13 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 	}
 	workers := runtime.GOMAXPROCS(0)
 	a := &archiver{r: r, opts: opts, g: g, gctx: gctx,
-		big: newBufPool(workers+2, bufSize), small: newBufPool(16, smallFile)}
+		big: newBufPool(workers+3, bufSize), small: newBufPool(16, smallFile)}
 	a.jobs = make(chan job, 16)
+	a.files = make(chan fileJob, 64)
+	for range fileReaders {
+		a.readers.Add(1)
+		go a.reader()
+	}
 	for range workers {
 		g.Go(func() error {
 			for j := range a.jobs {
@@ -217,7 +224,7 @@ func (c *content) ids() ([]repo.ID, error) {
 
 // saveStream cuts rd into blobs and hands them to the workers; it returns
 // when rd is consumed, not when the blobs are stored (wait on c).
-func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (int64, error) {
+func (a *archiver) saveStream(ctx context.Context, ch *chunker.Chunker, rd io.Reader, c *content) (int64, error) {
 	var total int64
 	submit := func(buf *[]byte, n int) error {
 		total += int64(n)
@@ -245,7 +252,7 @@ func (a *archiver) saveStream(ctx context.Context, rd io.Reader, c *content) (in
 			}
 		}
 	}
-	ch := a.chunker(rd)
+	ch.Reset(rd, a.r.Config().ChunkerPolynomial)
 	for {
 		buf, err := a.big.get(ctx, a.gctx)
 		if err != nil {
@@ -286,18 +293,15 @@ func (a *archiver) submit(ctx context.Context, buf *[]byte, pool *bufPool, n int
 	}
 }
 
-// chunker returns the one chunker of the walk, reset for rd: New
-// allocates tables and a read buffer, once per backup is enough.
-func (a *archiver) chunker(rd io.Reader) *chunker.Chunker {
-	if a.ch == nil {
-		a.ch = chunker.New(rd, a.r.Config().ChunkerPolynomial)
-	} else {
-		a.ch.Reset(rd, a.r.Config().ChunkerPolynomial)
-	}
-	return a.ch
+// newChunker returns a chunker for one reading goroutine; New builds
+// tables and a read buffer, so each reader keeps its own and resets it.
+func (a *archiver) newChunker() *chunker.Chunker {
+	return chunker.New(bytes.NewReader(nil), a.r.Config().ChunkerPolynomial)
 }
 
 func (a *archiver) finish() error {
+	close(a.files)
+	a.readers.Wait()
 	close(a.jobs)
 	return a.g.Wait()
 }
@@ -314,14 +318,23 @@ func (a *archiver) warn(path string, err error) {
 // per folder waits for its entries and stores its tree, so the walk never
 // stalls at the end of a folder.
 type pendingNode struct {
-	node *repo.Node
-	c    *content
-	done chan struct{} // closed when a folder's tree is stored
-	err  error
+	node    *repo.Node
+	path    string
+	c       *content
+	read    chan struct{} // closed when a file has been read
+	readErr error
+	done    chan struct{} // closed when a folder's tree is stored
+	err     error
 }
 
 // wait completes the node: content IDs for a file, subtree for a folder.
 func (p *pendingNode) wait() error {
+	if p.read != nil {
+		<-p.read
+		if p.readErr != nil {
+			return p.readErr
+		}
+	}
 	if p.c != nil {
 		ids, err := p.c.ids()
 		if err != nil {
@@ -338,22 +351,55 @@ func (p *pendingNode) wait() error {
 	return nil
 }
 
-// saveFile reads a regular file into blobs.
+type fileJob struct {
+	path string
+	p    *pendingNode
+}
+
+// fileReaders read files in parallel: reading is mostly waiting for the
+// disk, and one reader cannot keep the blob workers busy on a tree of
+// small files.
+const fileReaders = 3
+
+func (a *archiver) reader() {
+	defer a.readers.Done()
+	ch := a.newChunker()
+	for j := range a.files {
+		j.p.readErr = a.readFile(a.gctx, ch, j.path, j.p)
+		close(j.p.read)
+	}
+}
+
+// saveFile queues a regular file for the readers; its node completes
+// when its blobs are stored.
 func (a *archiver) saveFile(ctx context.Context, path string, n *repo.Node) (*pendingNode, error) {
+	p := &pendingNode{node: n, path: path, read: make(chan struct{})}
+	select {
+	case a.files <- fileJob{path, p}:
+		return p, nil
+	case <-a.gctx.Done():
+		return nil, a.gctx.Err()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// readFile reads a regular file into blobs.
+func (a *archiver) readFile(ctx context.Context, ch *chunker.Chunker, path string, p *pendingNode) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOATIME, 0)
 	if errors.Is(err, syscall.EPERM) {
 		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("changed into a %v while being read", fi.Mode().Type())
+		return fmt.Errorf("changed into a %v while being read", fi.Mode().Type())
 	}
 	hint := int(fi.Size()/int64(chunker.MinSize)) + 1
 	if a.opts.BlockSize > 0 {
@@ -362,25 +408,29 @@ func (a *archiver) saveFile(ctx context.Context, path string, n *repo.Node) (*pe
 	c := &content{hint: hint}
 	var size int64
 	if fi.Size() < int64(smallFile) && (a.opts.BlockSize == 0 || fi.Size() < int64(a.opts.BlockSize)) {
-		size, err = a.saveSmall(ctx, f, c)
+		size, err = a.saveSmall(ctx, ch, f, c)
 	} else {
-		size, err = a.saveStream(ctx, f, c)
+		size, err = a.saveStream(ctx, ch, f, c)
 	}
 	if err != nil {
 		c.wg.Wait()
-		return nil, fmt.Errorf("read: %w", err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("read: %w", err)
 	}
-	n.Size = uint64(size)
+	p.node.Size = uint64(size)
+	p.c = c
 	a.mu.Lock()
 	a.stats.Files++
 	a.mu.Unlock()
-	return &pendingNode{node: n, c: c}, nil
+	return nil
 }
 
 // saveSmall stores a file that stat says is below the chunker's minimum
 // as one blob, read whole into a small buffer. A file that has grown
 // meanwhile goes through the chunker after all.
-func (a *archiver) saveSmall(ctx context.Context, f *os.File, c *content) (int64, error) {
+func (a *archiver) saveSmall(ctx context.Context, ch *chunker.Chunker, f *os.File, c *content) (int64, error) {
 	buf, err := a.small.get(ctx, a.gctx)
 	if err != nil {
 		return 0, err
@@ -400,7 +450,7 @@ func (a *archiver) saveSmall(ctx context.Context, f *os.File, c *content) (int64
 	// grew to at least the minimum: chunk what we have and the rest
 	head := append([]byte(nil), (*buf)[:n]...)
 	a.small.put(buf)
-	return a.saveStream(ctx, io.MultiReader(bytes.NewReader(head), f), c)
+	return a.saveStream(ctx, ch, io.MultiReader(bytes.NewReader(head), f), c)
 }
 
 // saveDir walks a directory's entries; its tree is stored in the
@@ -457,7 +507,11 @@ func (a *archiver) saveTree(ctx context.Context, pend []*pendingNode) (*repo.ID,
 	t := &repo.Tree{Nodes: make([]*repo.Node, 0, len(pend))}
 	for _, p := range pend {
 		if err := p.wait(); err != nil {
-			return nil, err
+			if isFatal(err) || p.read == nil {
+				return nil, err
+			}
+			a.warn(p.path, err) // a file that could not be read is left out
+			continue
 		}
 		if err := t.Insert(p.node); err != nil {
 			return nil, err
@@ -618,7 +672,7 @@ func BackupReader(ctx context.Context, r *repo.Repository, rd io.Reader, name st
 		n := &repo.Node{Name: name, Type: repo.NodeFile, Mode: 0o644, ModTime: now, AccessTime: now, ChangeTime: now,
 			UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 		c := &content{}
-		size, err := a.saveStream(ctx, rd, c)
+		size, err := a.saveStream(ctx, a.newChunker(), rd, c)
 		if err != nil {
 			c.wg.Wait()
 			return nil, fmt.Errorf("read stdin: %w", err)
