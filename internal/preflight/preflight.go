@@ -90,7 +90,12 @@ type Options struct {
 	// finishes (from the host's goroutine).
 	Started func(name string)
 	Done    func(r *Report)
-	Logger  *slog.Logger
+	// Then, if set, runs for each host whose agent answered, after the
+	// judgement and before Done, on the host's own connection and agent
+	// (no second dial): `holiday plan` observes there what lockdown would
+	// change and fills r.Lockdown. It must only read.
+	Then   func(ctx context.Context, h Host, ag *agentctl.Agent, r *Report)
+	Logger *slog.Logger
 }
 
 // Status of a host after the preflight.
@@ -143,7 +148,34 @@ type Report struct {
 	// allowed by the plan. Empty when the plan leaves the firewall alone.
 	WouldCut []facts.Flow `json:"would_cut"`
 	Findings []Finding    `json:"findings"`
-	Took     string       `json:"took"`
+	// Lockdown is what lockdown would do on this host, step by step, as
+	// observed on the host now; nil when the host could not be checked.
+	Lockdown *Lockdown `json:"lockdown,omitempty"`
+	Took     string    `json:"took"`
+}
+
+// Lockdown is the per-host diff `holiday plan` prints: the steps of a
+// lockdown in their order, each with what it would change.
+type Lockdown struct {
+	// Backups is "none" for a plan host with `backup: none`, and
+	// "not-taken" while this build has no backup step; either way the
+	// table says "backups: NOT TAKEN".
+	Backups string   `json:"backups"`
+	Steps   []Change `json:"steps"`
+}
+
+// Backups values.
+const (
+	BackupsNone     = "none"
+	BackupsNotTaken = "not-taken"
+)
+
+// Change is one lockdown step and what it would change on the host.
+type Change struct {
+	Slot  string `json:"slot"` // backups, services, firewall, … (the lockdown order)
+	Step  string `json:"step"` // kind:target, as the journal names it
+	What  string `json:"what,omitempty"`
+	Error string `json:"error,omitempty"` // the step could not be observed
 }
 
 // Agent is what Deploy reported.
@@ -245,6 +277,9 @@ func checkHost(ctx context.Context, pool *sshx.Pool, h Host, opts Options) *Repo
 	}
 	r.Facts = &f
 	judge(r, h, opts.Management)
+	if opts.Then != nil {
+		opts.Then(ctx, h, ag, r)
+	}
 	return r
 }
 

@@ -1,0 +1,287 @@
+// Package planview is `holiday plan` behind its flags: it turns a resolved
+// plan into the preflight's plain inputs, runs the preflight over every
+// host, and on each host that answered observes — read-only, on the same
+// connection and agent — what lockdown would change there, step by step
+// (actions.Diff), so the table and --json show the per-host diff.
+//
+// It lives under actions because it needs actions' steps; it may import
+// actions, plans and internal/..., never restore or cmd.
+package planview
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/internal/agent"
+	"github.com/holiday-ops/holiday/internal/agentctl"
+	"github.com/holiday-ops/holiday/internal/preflight"
+	"github.com/holiday-ops/holiday/internal/sshx"
+	"github.com/holiday-ops/holiday/plans"
+)
+
+// Options are `holiday plan`'s knobs.
+type Options struct {
+	Parallel    int           // hosts at once (preflight's default when 0)
+	HostTimeout time.Duration // bound on one host's whole check
+	// AgentBinary, if set, is the static build pushed as the agent for
+	// every architecture instead of this executable.
+	AgentBinary string
+	Version     string // this build's version, for the agent handshake
+	Log         *slog.Logger
+	// Started and Done report progress (preflight.Progress fits).
+	Started func(name string)
+	Done    func(r *preflight.Report)
+}
+
+// Run checks every host of p and returns the reports, each with the
+// lockdown diff of its host. planFile names p in the output. It fails
+// only when the options are wrong or ctx ends; a host's failure is in its
+// report.
+func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*preflight.Output, error) {
+	hosts, sopts, aopts := Inputs(p)
+	if o.AgentBinary != "" {
+		b, err := agentctl.LoadBinary(o.AgentBinary)
+		if err != nil {
+			return nil, err
+		}
+		aopts.Binaries = map[string]agentctl.Binary{"x86_64": b, "aarch64": b}
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	aopts.Version = o.Version
+	sopts.Logger, aopts.Logger = log, log
+
+	byName := map[string]*plans.Host{}
+	for _, h := range p.Hosts() {
+		byName[h.Name] = h
+	}
+	start := time.Now()
+	reports := preflight.Run(ctx, hosts, preflight.Options{
+		SSH: sopts, Agent: aopts, Management: Management(p),
+		Parallel: o.Parallel, HostTimeout: o.HostTimeout, Logger: log,
+		Started: o.Started, Done: o.Done,
+		Then: func(ctx context.Context, h preflight.Host, ag *agentctl.Agent, r *preflight.Report) {
+			if ph := byName[h.Name]; ph != nil {
+				r.Lockdown = Lockdown(ctx, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()})
+			}
+		},
+	})
+	took := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return preflight.NewOutput(planFile, p.Name, reports, took), nil
+}
+
+// Lockdown is the diff of one host: its backups first (this build takes
+// none, and says so), then every step actions.StepsFor gives it,
+// observed on h.
+func Lockdown(ctx context.Context, ph *plans.Host, h *actions.Host) *preflight.Lockdown {
+	l := &preflight.Lockdown{Backups: preflight.BackupsNotTaken}
+	if ph.Backup != nil && ph.Backup.None {
+		l.Backups = preflight.BackupsNone
+	}
+	type slotted struct {
+		slot actions.Slot
+		c    preflight.Change
+	}
+	var all []slotted
+	for _, c := range BackupSteps(ph) {
+		all = append(all, slotted{actions.SlotBackups, c})
+	}
+	steps := actions.StepsFor(ph)
+	for i, c := range actions.Diff(ctx, h, steps) {
+		slot := steps[i].Slot // Diff answers one Change per step, in order
+		all = append(all, slotted{slot, preflight.Change{Slot: slot.String(), Step: c.Step, What: c.What, Error: c.Err}})
+	}
+	for _, c := range unbuilt(ph, steps) {
+		all = append(all, slotted{c.slot, c.Change})
+	}
+	// The order lockdown runs them in, whatever order StepsFor lists.
+	sort.SliceStable(all, func(i, j int) bool { return all[i].slot < all[j].slot })
+	for _, s := range all {
+		l.Steps = append(l.Steps, s.c)
+	}
+	return l
+}
+
+type slotChange struct {
+	slot actions.Slot
+	preflight.Change
+}
+
+// unbuilt lists what the plan asks of the host that this build has no
+// step for yet (StepsFor gives none in that slot), so the diff does not
+// read as if lockdown would do it.
+func unbuilt(ph *plans.Host, steps []actions.Step) []slotChange {
+	has := map[actions.Slot]bool{}
+	for _, s := range steps {
+		has[s.Slot] = true
+	}
+	var out []slotChange
+	note := func(slot actions.Slot, planned bool, step, what string) {
+		if planned && !has[slot] {
+			out = append(out, slotChange{slot, preflight.Change{Slot: slot.String(), Step: step, What: what}})
+		}
+	}
+	note(actions.SlotHooksBefore, ph.Hooks != nil && len(ph.Hooks.Before) > 0, "hooks:before",
+		"not implemented in this build: the commands would not run")
+	note(actions.SlotFirewall, ph.Firewall != nil, "firewall",
+		"not implemented in this build: the host's rules would stay as they are")
+	note(actions.SlotPower, ph.Power != nil && ph.Power.Off, "power:off",
+		"not implemented in this build: the host would stay on")
+	return out
+}
+
+// BackupSteps are the backup lines of a host's diff. The backup step is
+// a later issue: each source is listed, honestly, as not taken.
+func BackupSteps(ph *plans.Host) []preflight.Change {
+	slot := actions.SlotBackups.String()
+	if ph.Backup == nil || ph.Backup.None {
+		return []preflight.Change{{Slot: slot, Step: "backup: none", What: "the plan says this host has no backups"}}
+	}
+	var out []preflight.Change
+	for _, s := range ph.Backup.Sources {
+		out = append(out, preflight.Change{Slot: slot, Step: "backup:" + describeSource(s), What: "not implemented in this build: nothing would be backed up"})
+	}
+	return out
+}
+
+func describeSource(s *plans.BackupSource) string {
+	switch {
+	case len(s.Files) > 0:
+		d := "files " + strings.Join(s.Files, ",")
+		if len(s.Exclude) > 0 {
+			d += " (exclude " + strings.Join(s.Exclude, ",") + ")"
+		}
+		return d
+	case s.Disk != "":
+		return "disk " + s.Disk
+	case s.Postgres != nil:
+		return "postgres " + databases(s.Postgres.Databases, s.Postgres.All)
+	case s.MySQL != nil:
+		return "mysql " + databases(s.MySQL.Databases, s.MySQL.All)
+	}
+	return "source"
+}
+
+func databases(names []string, all bool) string {
+	if all {
+		return "all databases"
+	}
+	return strings.Join(names, ",")
+}
+
+// readOnly lets through only the operations the agent classes as reads:
+// `holiday plan` changes nothing on a host but holiday's agent directory,
+// whatever an Action's Observe would like to call.
+type readOnly struct{ c actions.Caller }
+
+var readOps = func() map[string]bool {
+	m := map[string]bool{}
+	for _, h := range actions.AgentHandlers() {
+		if h.Class == agent.ClassRead {
+			m[h.Name] = true
+		}
+	}
+	return m
+}()
+
+func (r readOnly) Call(ctx context.Context, op string, args, result any) error {
+	if !readOps[op] {
+		return fmt.Errorf("holiday plan is read-only: it does not run %q", op)
+	}
+	return r.c.Call(ctx, op, args, result)
+}
+
+// Management is the plan's management ranges.
+func Management(p *plans.Plan) []netip.Prefix {
+	var ms []netip.Prefix
+	for _, m := range p.Management {
+		ms = append(ms, m.Prefix)
+	}
+	return ms
+}
+
+// Inputs turns the resolved plan into preflight's plain values.
+func Inputs(p *plans.Plan) ([]preflight.Host, sshx.Options, agentctl.Options) {
+	var sopts sshx.Options
+	var aopts agentctl.Options
+	jump := ""
+	if s := p.SSH; s != nil {
+		if s.Identity != "" {
+			sopts.IdentityFiles = []string{expandHome(s.Identity)}
+		}
+		if s.KnownHosts != "" {
+			sopts.KnownHosts = []string{expandHome(s.KnownHosts)}
+		}
+		sopts.ConnectTimeout = s.ConnectTimeout.Duration
+		jump = s.Jump
+		if s.Become == "none" {
+			aopts.Become = agentctl.BecomeNone
+		}
+		aopts.Preinstalled = s.AgentPath
+	}
+	var hosts []preflight.Host
+	for _, h := range p.Hosts() {
+		ph := preflight.Host{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, Stop: h.Stop, Jump: jump}
+		if jump != "" && jumpIsHost(jump, h.Address) {
+			ph.Jump = "none" // the bastion itself is reached directly
+		}
+		if fw := h.Firewall; fw != nil {
+			pf := &preflight.Firewall{}
+			for _, a := range fw.Allow {
+				var from []netip.Prefix
+				for _, f := range a.From {
+					from = append(from, f.Prefix)
+				}
+				for _, proto := range []struct {
+					name  string
+					ports plans.Ports
+				}{{"tcp", a.TCP}, {"udp", a.UDP}} {
+					if len(proto.ports) == 0 {
+						continue
+					}
+					al := preflight.Allow{Proto: proto.name, From: from}
+					for _, r := range proto.ports {
+						al.Ports = append(al.Ports, [2]uint16{r.First, r.Last})
+					}
+					pf.Allow = append(pf.Allow, al)
+				}
+			}
+			ph.Firewall = pf
+		}
+		hosts = append(hosts, ph)
+	}
+	return hosts, sopts, aopts
+}
+
+func jumpIsHost(jump, addr string) bool {
+	first, _, _ := strings.Cut(jump, ",")
+	if _, h, ok := strings.Cut(first, "@"); ok {
+		first = h
+	}
+	if h, _, err := net.SplitHostPort(first); err == nil {
+		first = h
+	}
+	return strings.Trim(first, "[]") == addr
+}
+
+func expandHome(p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			return home + p[1:]
+		}
+	}
+	return p
+}
