@@ -56,7 +56,7 @@ func (o *Output) WriteTable(w io.Writer) error {
 			fmt.Fprintf(ew, "%shint: %s\n", ind, r.Hint)
 		}
 		if r.Lockdown != nil {
-			writeLockdown(ew, ind, r.Lockdown)
+			writeLockdown(ew, ind, r.Lockdown, r.Status == StatusRefused)
 		} else {
 			for _, s := range r.Services {
 				if s.Exists {
@@ -76,10 +76,17 @@ func (o *Output) WriteTable(w io.Writer) error {
 
 // writeLockdown prints the diff: a heading that always says whether
 // backups would be taken, then one line per step in lockdown's order.
-func writeLockdown(w io.Writer, ind string, l *Lockdown) {
-	head := "lockdown would:"
+func writeLockdown(w io.Writer, ind string, l *Lockdown, refused bool) {
+	var notes []string
+	if refused {
+		notes = append(notes, "once the errors below are fixed")
+	}
 	if l.Backups != "" {
-		head = "lockdown would (backups: NOT TAKEN):"
+		notes = append(notes, "backups: NOT TAKEN")
+	}
+	head := "lockdown would:"
+	if len(notes) > 0 {
+		head = "lockdown would (" + strings.Join(notes, "; ") + "):"
 	}
 	fmt.Fprintf(w, "%s%s\n", ind, head)
 	if len(l.Steps) == 0 {

@@ -1,0 +1,92 @@
+package planview
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/internal/units"
+	"github.com/holiday-ops/holiday/plans"
+)
+
+// fakeAgent answers service-observe from a map of unit states and
+// records every operation it was asked for.
+type fakeAgent struct {
+	units map[string]units.Unit
+	ops   []string
+}
+
+func (f *fakeAgent) Call(ctx context.Context, op string, args, result any) error {
+	f.ops = append(f.ops, op)
+	var a struct{ Name string }
+	b, _ := json.Marshal(args)
+	json.Unmarshal(b, &a)
+	u := f.units[a.Name]
+	p, _ := json.Marshal(actions.ServicePrior{Init: units.Systemd, Unit: u})
+	return json.Unmarshal(p, result)
+}
+
+func TestLockdownDiff(t *testing.T) {
+	fa := &fakeAgent{units: map[string]units.Unit{
+		"redis-server": {Name: "redis-server.service", Init: units.Systemd, Active: "active", Sub: "running", Enablement: "enabled"},
+		"lab-worker":   {Name: "lab-worker.service", Init: units.Systemd, Active: "inactive", Sub: "dead", Enablement: "disabled"},
+	}}
+	ph := &plans.Host{Name: "sys1"}
+	ph.Stop = []string{"redis-server", "lab-worker"}
+	ph.Backup = &plans.Backup{Sources: []*plans.BackupSource{{Files: []string{"/etc", "/opt"}, Exclude: []string{"*.log"}}, {Disk: "/dev/vda"}}}
+	ph.Firewall = &plans.Firewall{}
+	l := Lockdown(t.Context(), ph, &actions.Host{Name: "sys1", Plan: ph, Agent: readOnly{fa}})
+
+	if l.Backups != "not-taken" {
+		t.Errorf("backups = %q, want not-taken", l.Backups)
+	}
+	var got []string
+	for _, c := range l.Steps {
+		got = append(got, c.Slot+" | "+c.Step+" | "+c.What+c.Error)
+	}
+	want := []string{
+		"backups | backup:files /etc,/opt (exclude *.log) | not implemented in this build: nothing would be backed up",
+		"backups | backup:disk /dev/vda | not implemented in this build: nothing would be backed up",
+		"services | service:redis-server | stop redis-server.service (active/running), disable redis-server.service (enabled)",
+		"services | service:lab-worker | nothing: lab-worker.service is already stopped and disabled",
+		"firewall | firewall | not implemented in this build: the host's rules would stay as they are",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, op := range fa.ops {
+		if op != "service-observe" {
+			t.Errorf("plan asked the agent for %q", op)
+		}
+	}
+}
+
+func TestBackupNone(t *testing.T) {
+	ph := &plans.Host{Name: "oa1"}
+	ph.Backup = &plans.Backup{None: true}
+	l := Lockdown(t.Context(), ph, &actions.Host{Name: "oa1", Plan: ph, Agent: readOnly{&fakeAgent{}}})
+	if l.Backups != "none" || len(l.Steps) != 1 || l.Steps[0].Step != "backup: none" {
+		t.Errorf("backup: none host: %+v", l)
+	}
+}
+
+// The guard passes reads and refuses anything that changes a host, so a
+// plan can never stop a service whatever an Observe calls.
+func TestReadOnly(t *testing.T) {
+	fa := &fakeAgent{}
+	ro := readOnly{fa}
+	for _, op := range []string{"service-apply", "service-revert", "journal-put", "no-such-op"} {
+		if err := ro.Call(t.Context(), op, nil, nil); err == nil || !strings.Contains(err.Error(), "read-only") {
+			t.Errorf("%s: err %v, want refused", op, err)
+		}
+	}
+	if len(fa.ops) != 0 {
+		t.Errorf("refused ops reached the agent: %v", fa.ops)
+	}
+	var out map[string]any
+	if err := ro.Call(t.Context(), "service-observe", map[string]string{"name": "x"}, &out); err != nil {
+		t.Errorf("service-observe refused: %v", err)
+	}
+}
