@@ -9,13 +9,16 @@
 package checker
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"sort"
 	"sync"
 
@@ -265,30 +268,72 @@ type packErr struct {
 	whole   bool // every blob of the pack is suspect
 }
 
-// readPack reads a whole pack (one pack, ~16 MiB, not a whole file),
-// checks its hash and header against the index and every blob.
+// readPack streams a pack once: every blob the index lists is read,
+// decrypted and hashed in offset order, the rest (normally the header) is
+// kept to check the header against the index, and the whole stream is
+// hashed against the pack's name. Memory is one blob, not one pack.
 func readPack(ctx context.Context, r *repo.Repository, id repo.ID, size int64, want []repo.PackedBlob) (map[repo.BlobHandle]string, int64, packErr) {
 	bad := map[repo.BlobHandle]string{}
 	rd, err := r.Backend().Load(ctx, backend.Handle{Type: backend.PackFile, Name: id.String()}, 0, 0)
 	if err != nil {
 		return bad, 0, packErr{err.Error(), true}
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
+	defer rd.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(buf, h), rd)
-	rd.Close()
-	if err != nil {
-		return bad, n, packErr{err.Error(), true}
+	br := bufio.NewReaderSize(io.TeeReader(rd, h), 1<<20)
+	sorted := slices.Clone(want)
+	slices.SortFunc(sorted, func(a, b repo.PackedBlob) int { return cmp.Compare(a.Offset, b.Offset) })
+	bp := blobBufs.Get().(*[]byte)
+	defer blobBufs.Put(bp)
+	op := blobBufs.Get().(*[]byte)
+	defer blobBufs.Put(op)
+	var pos int64
+	for _, b := range sorted {
+		off, end := int64(b.Offset), int64(b.Offset)+int64(b.Length)
+		switch {
+		case end > size:
+			bad[b.BlobHandle] = "blob lies beyond the end of pack " + id.Str()
+			continue
+		case off < pos:
+			bad[b.BlobHandle] = "blob overlaps another in pack " + id.Str()
+			continue
+		}
+		if _, err := br.Discard(int(off - pos)); err != nil {
+			return bad, pos, packErr{"read: " + err.Error(), true}
+		}
+		if cap(*bp) < int(b.Length) {
+			*bp = make([]byte, b.Length)
+		}
+		sealed := (*bp)[:b.Length]
+		if _, err := io.ReadFull(br, sealed); err != nil {
+			return bad, off, packErr{"read: " + err.Error(), true}
+		}
+		pos = end
+		out, err := r.OpenBlob(b, sealed, *op)
+		if err != nil {
+			bad[b.BlobHandle] = err.Error()
+			continue
+		}
+		*op = out[:0]
 	}
-	data := buf.Bytes()
+	// the rest of the pack: the header and its length (plus any blobs no
+	// index lists); bounded so a damaged pack cannot make us hoard memory
+	rest := size - pos
+	if rest > maxTail {
+		n, _ := io.Copy(io.Discard, br)
+		return bad, pos + n, packErr{fmt.Sprintf("%d bytes after the last indexed blob: header unreadable", rest), true}
+	}
+	tail := make([]byte, rest)
+	if _, err := io.ReadFull(br, tail); err != nil {
+		return bad, pos, packErr{"read: " + err.Error(), true}
+	}
 	var pe packErr
 	var sum repo.ID
 	h.Sum(sum[:0])
 	if sum != id {
 		pe.packErr = "pack content does not match its name (the file is damaged)"
 	}
-	hdrErr := headerCheck(r, id, data, want)
-	if hdrErr != "" {
+	if hdrErr := headerCheck(r, id, size, tail, want); hdrErr != "" {
 		if pe.packErr != "" {
 			pe.packErr += "; "
 		}
@@ -297,29 +342,25 @@ func readPack(ctx context.Context, r *repo.Repository, id repo.ID, size int64, w
 		// longer be re-indexed or repacked: everything in it is at risk
 		pe.whole = true
 	}
-	for _, b := range want {
-		if int64(b.Offset)+int64(b.Length) > int64(len(data)) {
-			bad[b.BlobHandle] = "blob lies beyond the end of pack " + id.Str()
-			continue
-		}
-		// decrypting in place is fine: the pack buffer is not used again
-		// (hash and header were checked above) and blobs do not overlap
-		if _, err := r.OpenBlob(b, data[b.Offset:b.Offset+b.Length:b.Offset+b.Length]); err != nil {
-			bad[b.BlobHandle] = err.Error()
-		}
-	}
-	return bad, n, pe
+	return bad, size, pe
 }
 
-func headerCheck(r *repo.Repository, id repo.ID, data []byte, want []repo.PackedBlob) string {
-	if len(data) < 4+crypto.Extension {
+// maxTail bounds what is kept of a pack after its last indexed blob.
+const maxTail = 16 << 20
+
+var blobBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// headerCheck checks the header at the end of a pack of size bytes, of
+// which tail holds the last bytes, against the index entries.
+func headerCheck(r *repo.Repository, id repo.ID, size int64, tail []byte, want []repo.PackedBlob) string {
+	if len(tail) < 4+crypto.Extension {
 		return "pack too small for a header"
 	}
-	hl := int(binary.LittleEndian.Uint32(data[len(data)-4:]))
-	if hl < crypto.Extension || hl > len(data)-4 {
-		return fmt.Sprintf("header length field %d does not fit the pack's %d bytes", hl, len(data))
+	hl := int(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
+	if hl < crypto.Extension || hl > len(tail)-4 {
+		return fmt.Sprintf("header length field %d does not fit the pack's %d bytes", hl, size)
 	}
-	blobs, err := r.OpenPackHeader(id, data[len(data)-4-hl:len(data)-4])
+	blobs, err := r.OpenPackHeader(id, append([]byte(nil), tail[len(tail)-4-hl:len(tail)-4]...))
 	if err != nil {
 		return "header: " + err.Error()
 	}
@@ -329,8 +370,8 @@ func headerCheck(r *repo.Repository, id repo.ID, data []byte, want []repo.Packed
 		end += int64(b.Length)
 		got[b] = true
 	}
-	if end != int64(len(data)-4-hl) {
-		return fmt.Sprintf("header describes %d bytes of blobs, the pack holds %d", end, len(data)-4-hl)
+	if end != size-4-int64(hl) {
+		return fmt.Sprintf("header describes %d bytes of blobs, the pack holds %d", end, size-4-int64(hl))
 	}
 	for _, w := range want {
 		if !got[w] {

@@ -137,6 +137,7 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Held, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	h := &Held{r: r, id: id, lock: doc, okAt: time.Now(), cancel: cancel, done: make(chan struct{})}
 	go h.refresher(rctx)
+	r.guard = h.Valid
 	return h, nil
 }
 
@@ -185,6 +186,7 @@ func (h *Held) Valid() error {
 func (h *Held) Unlock(ctx context.Context) error {
 	h.cancel()
 	<-h.done
+	h.r.guard = nil
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: h.id.String()})

@@ -64,6 +64,10 @@ type Repository struct {
 	decOnce sync.Once
 	dec     *zstd.Decoder
 
+	// guard, when set (by Lock), is asked before an index or snapshot is
+	// written: a lock that may have gone stale stops the write
+	guard func() error
+
 	wmu sync.Mutex
 	w   *writer // write side, set up on first SaveBlob
 }

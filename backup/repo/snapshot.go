@@ -31,6 +31,11 @@ type Snapshot struct {
 
 // SaveSnapshot stores a snapshot; call it only after Flush.
 func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) (ID, error) {
+	if r.guard != nil {
+		if err := r.guard(); err != nil {
+			return ID{}, err
+		}
+	}
 	b, err := json.Marshal(sn)
 	if err != nil {
 		return ID{}, err

@@ -201,6 +201,11 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 }
 
 func (r *Repository) saveIndex(ctx context.Context, packs []PackJSON) error {
+	if r.guard != nil {
+		if err := r.guard(); err != nil {
+			return err
+		}
+	}
 	buf, err := json.Marshal(IndexFile{Packs: packs})
 	if err != nil {
 		return err
@@ -339,7 +344,7 @@ func (r *Repository) openBlob(pb PackedBlob, sealed, buf []byte) ([]byte, error)
 }
 
 // OpenBlob decrypts, decompresses and verifies a sealed blob read from a
-// pack; sealed is overwritten.
-func (r *Repository) OpenBlob(pb PackedBlob, sealed []byte) ([]byte, error) {
-	return r.openBlob(pb, sealed, nil)
+// pack, appending the plaintext to buf[:0]; sealed is overwritten.
+func (r *Repository) OpenBlob(pb PackedBlob, sealed, buf []byte) ([]byte, error) {
+	return r.openBlob(pb, sealed, buf)
 }

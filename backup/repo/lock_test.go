@@ -1,0 +1,92 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/holiday-ops/holiday/backup/backend"
+	"github.com/holiday-ops/holiday/backup/backend/mem"
+)
+
+func TestLocks(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r, err := Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := r.Lock(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Lock(ctx, false)
+	if err != nil {
+		t.Fatalf("two shared locks: %v", err)
+	}
+	if _, err := r.Lock(ctx, true); !errors.Is(err, ErrLocked) {
+		t.Errorf("exclusive lock beside shared ones: %v", err)
+	}
+	_ = a.Unlock(ctx)
+	_ = b.Unlock(ctx)
+	x, err := r.Lock(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lock(ctx, false); !errors.Is(err, ErrLocked) {
+		t.Errorf("shared lock beside an exclusive one: %v", err)
+	}
+	// refresh replaces the lock file
+	old := x.id
+	if err := x.refresh(ctx); err != nil || x.id == old {
+		t.Fatalf("refresh: %v", err)
+	}
+	if _, err := be.Stat(ctx, backend.Handle{Type: backend.LockFile, Name: old.String()}); !errors.Is(err, backend.ErrNotExist) {
+		t.Errorf("old lock file left after refresh")
+	}
+	_ = x.Unlock(ctx)
+
+	// stale locks: a dead process on this host, or too old
+	host, _ := os.Hostname()
+	for _, tc := range []struct {
+		name  string
+		lock  Lock
+		stale bool
+	}{
+		{"live process", Lock{Time: time.Now(), Hostname: host, PID: os.Getpid()}, false},
+		{"dead process", Lock{Time: time.Now(), Hostname: host, PID: 1 << 30}, true},
+		{"other host", Lock{Time: time.Now(), Hostname: "elsewhere", PID: 1 << 30}, false},
+		{"too old", Lock{Time: time.Now().Add(-StaleAfter - time.Minute), Hostname: "elsewhere", PID: 1}, true},
+	} {
+		if got := tc.lock.Stale(); got != tc.stale {
+			t.Errorf("%s: stale = %v", tc.name, got)
+		}
+	}
+}
+
+// A lock that could not be refreshed for too long stops index and
+// snapshot writes.
+func TestStaleLockStopsWrites(t *testing.T) {
+	ctx := context.Background()
+	r, err := Init(ctx, mem.New(), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.Lock(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unlock(ctx)
+	h.okAt = time.Now().Add(-StaleAfter)
+	if _, err := r.SaveSnapshot(ctx, &Snapshot{Tree: &ID{}}); err == nil {
+		t.Error("snapshot written under a lock that may be stale")
+	}
+	if _, _, err := r.SaveBlob(ctx, DataBlob, []byte("x"), ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err == nil {
+		t.Error("index written under a lock that may be stale")
+	}
+}
