@@ -499,3 +499,105 @@ func TestPlanLabJump(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanLabDiff runs `holiday plan` on the lab plan (examples/lab.yaml)
+// and checks the per-host lockdown diff against each host's real state:
+// sys1's redis-server step says exactly what systemctl says it would
+// stop and disable, backups are listed first and NOT TAKEN, and the plan
+// itself changed nothing (the unit states are the same afterwards).
+func TestPlanLabDiff(t *testing.T) {
+	lab := labtest.Require(t)
+	for _, n := range []string{"sys1", "sys2", "sysv1"} {
+		lab.MustHost(t, n).RLock(t)
+	}
+	sys1 := lab.MustHost(t, "sys1")
+	src, err := os.ReadFile("../../examples/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lab plan names the default lab directory; follow this lab's.
+	text := strings.NewReplacer("/var/tmp/holiday-lab/id_ed25519", lab.SSHKey,
+		"/var/tmp/holiday-lab/known_hosts", lab.KnownHosts).Replace(string(src))
+	path := writeTestPlan(t, text)
+
+	state := func() (active, enabled string) {
+		return strings.TrimSpace(planSSHOut(sys1, "ops", "systemctl is-active redis-server")),
+			strings.TrimSpace(planSSHOut(sys1, "ops", "systemctl is-enabled redis-server"))
+	}
+	show := func() string {
+		return planSSHOut(sys1, "ops", "systemctl show -p ActiveState,SubState,UnitFileState redis-server.service")
+	}
+	active, enabled := state()
+	before := show()
+
+	var out struct {
+		Hosts []*preflight.Report `json:"hosts"`
+	}
+	stdout, stderr, code := runPlanBinary(t, "plan", "-f", path, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	r := reportsByName(planOutput{Hosts: out.Hosts})["sys1"]
+	if r == nil || r.Lockdown == nil {
+		t.Fatalf("sys1: no lockdown diff in %s", stdout)
+	}
+	l := r.Lockdown
+	if l.Backups != preflight.BackupsNotTaken || len(l.Steps) == 0 || l.Steps[0].Slot != "backups" ||
+		!strings.Contains(l.Steps[0].What, "not implemented in this build") {
+		t.Errorf("sys1 backups: %+v; want its backup sources first, not taken", l)
+	}
+	var redis *preflight.Change
+	for i, c := range l.Steps {
+		if c.Step == "service:redis-server" {
+			redis = &l.Steps[i]
+		}
+	}
+	if redis == nil || redis.Error != "" {
+		t.Fatalf("sys1: no redis-server step: %+v", l.Steps)
+	}
+	t.Logf("systemctl: %s, %s; plan: %s", active, enabled, redis.What)
+	// What systemctl says decides what the step must say.
+	var want []string
+	if active == "active" {
+		want = append(want, "stop redis-server.service (active/")
+	}
+	if enabled == "enabled" {
+		want = append(want, "disable redis-server.service (enabled)")
+	}
+	if len(want) == 0 {
+		want = append(want, "nothing: redis-server.service is already stopped")
+	}
+	for _, w := range want {
+		if !strings.Contains(redis.What, w) {
+			t.Errorf("redis-server step %q lacks %q (systemctl: %s, %s)", redis.What, w, active, enabled)
+		}
+	}
+	if active != "active" && strings.Contains(redis.What, "stop redis") {
+		t.Errorf("redis-server step %q stops a unit systemctl calls %s", redis.What, active)
+	}
+	if a, e := state(); a != active || e != enabled {
+		t.Errorf("redis-server changed during the test (%s/%s → %s/%s): is a writer ignoring the lab locks?", active, enabled, a, e)
+	}
+
+	// The same in the table, under sys1's line.
+	table, _, code := runPlanBinary(t, "plan", "-f", path)
+	if code != 0 {
+		t.Errorf("table run: exit %d", code)
+	}
+	for _, re := range []string{
+		`(?m)^sys1 +ok +.*\n +lockdown would \(backups: NOT TAKEN\):\n +backups +backup:files /etc,/opt,/var/www \(exclude \*\.log\) +not implemented in this build`,
+		`(?m)^ +services +service:redis-server +` + regexp.QuoteMeta(redis.What) + `$`,
+		`(?m)^ +firewall +firewall`, // planned: a step, or "not implemented in this build"
+	} {
+		if !regexpMatch(re, table) {
+			t.Errorf("table lacks %s:\n%s", re, table)
+		}
+	}
+	// Read-only: the host is as it was.
+	if after := show(); after != before {
+		t.Errorf("holiday plan changed redis-server:\nbefore %s\nafter  %s", before, after)
+	}
+}
