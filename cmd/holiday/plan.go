@@ -24,6 +24,12 @@ live inbound flows lockdown would cut, and the pre-holiday audit (password
 and root SSH logins, accounts without passwords, pending security updates,
 world-writable web roots).
 
+Under each host it lists what lockdown would do there, step by step in
+lockdown's order, and what each step would change — observed on the host
+now, read-only (e.g. "stop redis-server.service (active/running), disable
+redis-server.service (enabled)"). Backups come first; this build takes
+none, so every host says "backups: NOT TAKEN".
+
 Exit codes: 0 every host is fine (warnings may be listed), 1 the plan is
 invalid, 2 some hosts failed or would be refused.`,
 		Args: cobra.NoArgs,
