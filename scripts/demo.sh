@@ -30,7 +30,7 @@ step "holiday plan validate: every example plan, strictly"
 $H plan validate examples/*.yaml
 
 step "holiday plan: read-only preflight of every lab host, and what lockdown would change"
-$H plan -f $PLAN --agent-binary "$H"
+$H plan -f $PLAN
 
 step "holiday repo: a local repository in restic's format"
 export HOLIDAY_REPOSITORY=$LAB_DIR/repo HOLIDAY_PASSWORD_FILE=$LAB_DIR/repo.pass
