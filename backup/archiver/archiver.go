@@ -42,11 +42,15 @@ type Options struct {
 	Progress func(Stats)
 	// ProgramVersion goes into the snapshot.
 	ProgramVersion string
+	// Parent is an earlier snapshot of the same paths: files whose size,
+	// mtime, ctime and inode match it are not read again.
+	Parent *repo.Snapshot
 }
 
 // Stats counts a backup's work.
 type Stats struct {
 	Files, Dirs, Others int64
+	Unchanged           int64 // files taken from the parent without reading
 	BytesRead           int64
 	BytesAdded          int64 // plaintext of new blobs
 	BytesStored         int64 // what the new blobs take in packs
@@ -455,7 +459,7 @@ func (a *archiver) saveSmall(ctx context.Context, ch *chunker.Chunker, f *os.Fil
 
 // saveDir walks a directory's entries; its tree is stored in the
 // background once they are complete.
-func (a *archiver) saveDir(ctx context.Context, path string, n *repo.Node) (*pendingNode, error) {
+func (a *archiver) saveDir(ctx context.Context, path string, n *repo.Node, parent *repo.Tree) (*pendingNode, error) {
 	d, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -474,7 +478,7 @@ func (a *archiver) saveDir(ctx context.Context, path string, n *repo.Node) (*pen
 		if err := a.gctx.Err(); err != nil {
 			break
 		}
-		p, err := a.saveAny(ctx, filepath.Join(path, name), name)
+		p, err := a.saveAny(ctx, filepath.Join(path, name), name, parent.Find(name))
 		if err != nil {
 			if isFatal(err) {
 				return nil, err
@@ -525,7 +529,9 @@ func (a *archiver) saveTree(ctx context.Context, pend []*pendingNode) (*repo.ID,
 }
 
 // saveAny archives one path of any type as a node called name.
-func (a *archiver) saveAny(ctx context.Context, path, name string) (*pendingNode, error) {
+// saveAny archives one path of any type as a node called name; pnode is
+// the same entry in the parent snapshot, if any.
+func (a *archiver) saveAny(ctx context.Context, path, name string, pnode *repo.Node) (*pendingNode, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return nil, err
@@ -536,18 +542,56 @@ func (a *archiver) saveAny(ctx context.Context, path, name string) (*pendingNode
 	}
 	switch n.Type {
 	case repo.NodeFile:
+		if a.unchanged(pnode, n) {
+			n.Content = pnode.Content
+			a.mu.Lock()
+			a.stats.Files++
+			a.stats.Unchanged++
+			a.mu.Unlock()
+			return &pendingNode{node: n}, nil
+		}
 		return a.saveFile(ctx, path, n)
 	case repo.NodeDir:
 		a.mu.Lock()
 		a.stats.Dirs++
 		a.mu.Unlock()
-		return a.saveDir(ctx, path, n)
+		return a.saveDir(ctx, path, n, a.parentTree(ctx, pnode))
 	default:
 		a.mu.Lock()
 		a.stats.Others++
 		a.mu.Unlock()
 	}
 	return &pendingNode{node: n}, nil
+}
+
+// parentTree loads the parent snapshot's tree for a folder; nil when
+// there is none or it cannot be read (then everything is read afresh).
+func (a *archiver) parentTree(ctx context.Context, pnode *repo.Node) *repo.Tree {
+	if pnode == nil || pnode.Type != repo.NodeDir || pnode.Subtree == nil {
+		return nil
+	}
+	t, err := a.r.LoadTree(ctx, *pnode.Subtree)
+	if err != nil {
+		a.opts.Log.Warn("parent snapshot tree unreadable; reading the folder afresh", "err", err)
+		return nil
+	}
+	return t
+}
+
+// unchanged reports whether a file can take its content from the parent
+// snapshot without being read: restic's rule (same type, size, mtime,
+// ctime and inode) and every blob still in the index.
+func (a *archiver) unchanged(p, n *repo.Node) bool {
+	if p == nil || p.Type != repo.NodeFile || p.Size != n.Size || !p.ModTime.Equal(n.ModTime) ||
+		!p.ChangeTime.Equal(n.ChangeTime) || p.Inode != n.Inode {
+		return false
+	}
+	for _, id := range p.Content {
+		if !a.r.Index().Has(repo.BlobHandle{ID: id, Type: repo.DataBlob}) {
+			return false
+		}
+	}
+	return true
 }
 
 // vdir is a directory on the way from / to a target.
@@ -557,7 +601,7 @@ type vdir struct {
 	leaf  string // the target path, when this component is a target itself
 }
 
-func (a *archiver) saveVirtual(ctx context.Context, v *vdir) (*repo.ID, error) {
+func (a *archiver) saveVirtual(ctx context.Context, v *vdir, parent *repo.Tree) (*repo.ID, error) {
 	names := make([]string, 0, len(v.nodes))
 	for k := range v.nodes {
 		names = append(names, k)
@@ -567,7 +611,7 @@ func (a *archiver) saveVirtual(ctx context.Context, v *vdir) (*repo.ID, error) {
 	for _, name := range names {
 		child := v.nodes[name]
 		if child.leaf != "" {
-			p, err := a.saveAny(ctx, child.leaf, name)
+			p, err := a.saveAny(ctx, child.leaf, name, parent.Find(name))
 			if err != nil {
 				if isFatal(err) {
 					return nil, err
@@ -586,7 +630,7 @@ func (a *archiver) saveVirtual(ctx context.Context, v *vdir) (*repo.ID, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n.Subtree, err = a.saveVirtual(ctx, child); err != nil {
+		if n.Subtree, err = a.saveVirtual(ctx, child, a.parentTree(ctx, parent.Find(name))); err != nil {
 			return nil, err
 		}
 		pend = append(pend, &pendingNode{node: n})
@@ -620,6 +664,35 @@ func (a *archiver) snapshotStats(start time.Time) Stats {
 		s.Elapsed = time.Since(start)
 	}
 	return s
+}
+
+// FindParent returns the latest snapshot of the same host and the same
+// paths (restic's choice of parent), or nil.
+func FindParent(ctx context.Context, r *repo.Repository, host string, paths []string) (*repo.Snapshot, error) {
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	var abs []string
+	for _, p := range paths {
+		ap, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		abs = append(abs, ap)
+	}
+	slices.Sort(abs)
+	sns, err := r.Snapshots(ctx, func(repo.ID, error) {})
+	if err != nil {
+		return nil, err
+	}
+	for i := len(sns) - 1; i >= 0; i-- {
+		sp := slices.Clone(sns[i].Paths)
+		slices.Sort(sp)
+		if sns[i].Hostname == host && slices.Equal(sp, abs) {
+			return sns[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // Backup archives paths (files or directories, made absolute) into a new
@@ -658,7 +731,13 @@ func Backup(ctx context.Context, r *repo.Repository, paths []string, opts Option
 			cur = next
 		}
 	}
-	return run(ctx, r, opts, abs, func(a *archiver) (*repo.ID, error) { return a.saveVirtual(ctx, root) })
+	return run(ctx, r, opts, abs, func(a *archiver) (*repo.ID, error) {
+		var parent *repo.Tree
+		if opts.Parent != nil {
+			parent = a.parentTree(ctx, &repo.Node{Type: repo.NodeDir, Subtree: opts.Parent.Tree})
+		}
+		return a.saveVirtual(ctx, root, parent)
+	})
 }
 
 // BackupReader archives a stream (a dump, a disk image over SSH) as one
@@ -717,6 +796,9 @@ func run(ctx context.Context, r *repo.Repository, opts Options, paths []string, 
 	}
 	sn := &repo.Snapshot{Time: start, Tree: tree, Paths: paths, Hostname: host, Tags: opts.Tags,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ProgramVersion: opts.ProgramVersion}
+	if opts.Parent != nil {
+		sn.Parent = &opts.Parent.ID
+	}
 	if u := lookupUser(uint32(os.Getuid())); u != "" {
 		sn.Username = u
 	}

@@ -121,8 +121,11 @@ func (t *Tree) Insert(n *Node) error {
 	return nil
 }
 
-// Find returns the node called name.
+// Find returns the node called name (nil on a nil tree).
 func (t *Tree) Find(name string) *Node {
+	if t == nil {
+		return nil
+	}
 	i, found := slices.BinarySearchFunc(t.Nodes, name, func(a *Node, name string) int { return strings.Compare(a.Name, name) })
 	if !found {
 		return nil

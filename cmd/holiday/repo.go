@@ -292,6 +292,7 @@ func parseSize(s string) (int, error) {
 func newRepoBackupCmd(f *repoFlags) *cobra.Command {
 	var tags []string
 	var blockSize, stdinName, host string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "backup PATH... | backup - --stdin-filename NAME",
 		Short: "Back up files and folders, or a stream on stdin, into a new snapshot",
@@ -332,6 +333,11 @@ func newRepoBackupCmd(f *repoFlags) *cobra.Command {
 			if err := r.LoadIndex(ctx); err != nil {
 				return err
 			}
+			if !stdin && !force {
+				if opts.Parent, err = archiver.FindParent(ctx, r, host, args); err != nil {
+					return err
+				}
+			}
 			var sn *repo.Snapshot
 			var st archiver.Stats
 			if stdin {
@@ -346,7 +352,7 @@ func newRepoBackupCmd(f *repoFlags) *cobra.Command {
 				return err
 			}
 			if f.json {
-				_ = printJSON(cmd.OutOrStdout(), map[string]any{"snapshot_id": sn.ID.String(), "files": st.Files, "dirs": st.Dirs,
+				_ = printJSON(cmd.OutOrStdout(), map[string]any{"snapshot_id": sn.ID.String(), "files": st.Files, "unchanged_files": st.Unchanged, "dirs": st.Dirs,
 					"bytes_read": st.BytesRead, "bytes_added": st.BytesAdded, "bytes_stored": st.BytesStored,
 					"seconds": st.Elapsed.Seconds(), "unreadable": st.Unreadable})
 			} else {
@@ -360,6 +366,7 @@ func newRepoBackupCmd(f *repoFlags) *cobra.Command {
 	cmd.Flags().StringVar(&blockSize, "block-size", "", "fixed-size blocks (≥ 1MiB, e.g. 4MiB) instead of content-defined chunks, for disk images")
 	cmd.Flags().StringVar(&stdinName, "stdin-filename", "", "file name for data read from stdin (with PATH -)")
 	cmd.Flags().StringVar(&host, "host", "", "host name recorded in the snapshot (default: this host)")
+	cmd.Flags().BoolVar(&force, "force", false, "read every file, even those unchanged since the last snapshot of these paths")
 	return cmd
 }
 
