@@ -197,9 +197,6 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		if opts.Progress != nil {
-			opts.Progress(len(toRead), len(toRead))
-		}
 	}
 
 	// walk every snapshot: trees readable, blobs indexed, damage attributed

@@ -457,7 +457,6 @@ func newRepoLsCmd(f *repoFlags) *cobra.Command {
 			}
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			defer w.Flush()
-			enc := json.NewEncoder(w)
 			err = restorer.Walk(ctx, r, *sn.Tree, func(p string, n *repo.Node) error {
 				if prefix != "/" && p != prefix && !strings.HasPrefix(p, prefix+"/") && !strings.HasPrefix(prefix, p+"/") {
 					return nil
@@ -467,11 +466,14 @@ func newRepoLsCmd(f *repoFlags) *cobra.Command {
 				}
 				switch {
 				case f.json:
-					type jn struct {
-						Path string `json:"path"`
-						*repo.Node
+					// the node's own JSON (restic's fields) with the path in front
+					nb, err := json.Marshal(n)
+					if err != nil {
+						return err
 					}
-					return enc.Encode(jn{p, n})
+					pb, _ := json.Marshal(p)
+					fmt.Fprintf(w, "{\"path\":%s,%s\n", pb, nb[1:])
+					return nil
 				case long:
 					fmt.Fprintf(w, "%v %5d %5d %12d %s %s\n", modeString(n), n.UID, n.GID, n.Size, n.ModTime.Format("2006-01-02 15:04:05"), strconv.Quote(p))
 				default:
