@@ -84,8 +84,19 @@ func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), 
 // their issues, and slot in by their Slot.
 func StepsFor(h *plans.Host) []Step {
 	var steps []Step
+	if hk := h.Hooks; hk != nil {
+		if len(hk.After) > 0 {
+			steps = append(steps, Step{Slot: SlotHooksAfter, Kind: KindHook, Target: "after", Action: Hook{When: "after"}})
+		}
+		if len(hk.Before) > 0 {
+			steps = append(steps, Step{Slot: SlotHooksBefore, Kind: KindHook, Target: "before", Action: Hook{When: "before"}})
+		}
+	}
 	for _, name := range h.Stop {
 		steps = append(steps, Step{Slot: SlotServices, Kind: KindService, Target: name, Action: Service{Name: name}})
+	}
+	if h.Power != nil && h.Power.Off {
+		steps = append(steps, Step{Slot: SlotPower, Kind: KindPower, Target: "off", Action: Power{}})
 	}
 	return steps
 }
@@ -140,7 +151,21 @@ func Diff(ctx context.Context, h *Host, steps []Step) []Change {
 }
 
 func describePrior(s Step, prior Record) string {
-	if s.Kind != KindService {
+	switch s.Kind {
+	case KindHook:
+		var p HookPrior
+		prior.Decode(&p)
+		when := "at lockdown, before anything changes"
+		if p.When == "after" {
+			when = "at restore, after everything else"
+		}
+		return fmt.Sprintf("run %d command(s) %s: %s", len(p.Commands), when, strings.Join(p.Commands, "; "))
+	case KindPower:
+		var p PowerPrior
+		prior.Decode(&p)
+		return "power off last; comes back " + p.HowBack()
+	case KindService:
+	default:
 		return "apply"
 	}
 	var p ServicePrior

@@ -107,6 +107,11 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 	o.progress(Progress{Host: j.Name, What: "connecting"})
 	h, closeHost, err := j.Connect(ctx)
 	if err != nil {
+		if pp := poweredOff(steps); pp != nil {
+			hr.PowerOn = pp
+			o.progress(Progress{Host: j.Name, What: "powered off by lockdown: switch it on (" + pp.HowBack() + "), then restore again"})
+			return fail(HostPoweredOff, fmt.Errorf("powered off by holiday lockdown; unreachable now (%v)", err))
+		}
 		return fail(HostUnreachable, err)
 	}
 	defer closeHost()
@@ -189,6 +194,10 @@ func VerifyJournals(ctx context.Context, o Options, jobs []RevertJob) RunResult 
 		h, closeHost, err := j.Connect(ctx)
 		if err != nil {
 			hr.Status, hr.Error = HostUnreachable, err.Error()
+			if pp := poweredOff(steps); pp != nil {
+				hr.Status, hr.PowerOn = HostPoweredOff, pp
+				hr.Error = fmt.Sprintf("powered off by holiday lockdown, as planned (unreachable: %v)", err)
+			}
 			return
 		}
 		defer closeHost()
@@ -221,4 +230,27 @@ func VerifyJournals(ctx context.Context, o Options, jobs []RevertJob) RunResult 
 	})
 	res.Elapsed = time.Since(start)
 	return res
+}
+
+// poweredOff returns how the host comes back when its journal holds a
+// power step that was started (intent journaled) and not reverted: then
+// an unreachable host is one lockdown switched off, as the plan asked.
+func poweredOff(steps []JournaledStep) *PowerPrior {
+	for _, s := range steps {
+		if s.Kind != KindPower || s.Reverted {
+			continue
+		}
+		if s.HasDone && s.ApplyErr != "" {
+			var d PowerDone
+			if s.Done.Decode(&d) == nil && d.PID == 0 {
+				continue // scheduling failed: the host never went off
+			}
+		}
+		var pp PowerPrior
+		if s.Prior.Decode(&pp) != nil {
+			pp = PowerPrior{On: "manual"}
+		}
+		return &pp
+	}
+	return nil
 }

@@ -25,19 +25,24 @@ import (
 type Slot int
 
 // The lockdown order per host.
+//
+// SlotHooksAfter holds the `hooks.after` step: journaled first and run by
+// its Revert, so it runs last when a host is restored (steps revert in
+// reverse). SlotHooksBefore runs `hooks.before` before anything changes.
 const (
 	SlotPreflight Slot = iota
+	SlotHooksAfter
+	SlotHooksBefore
 	SlotBaseline
 	SlotBackups
 	SlotVerifyBackups
 	SlotDeviceSave
-	SlotHooksBefore
 	SlotServices
 	SlotFirewall
 	SlotPower
 )
 
-var slotNames = [...]string{"preflight", "baseline", "backups", "verify-backups", "device-save", "hooks", "services", "firewall", "power"}
+var slotNames = [...]string{"preflight", "hooks-after", "hooks-before", "baseline", "backups", "verify-backups", "device-save", "services", "firewall", "power"}
 
 func (s Slot) String() string {
 	if int(s) < len(slotNames) {
@@ -161,6 +166,10 @@ const (
 	HostUnreachable = "unreachable" // preflight failed; nothing changed
 	HostInterrupted = "interrupted" // Ctrl-C; what was started is reverted
 	HostDrift       = "drift"       // status: some change no longer holds
+	// HostPoweredOff: restore or status could not reach a host that
+	// lockdown powered off — expected, not a failure. PowerOn says how it
+	// comes back; once it is on, restore again finishes it.
+	HostPoweredOff = "powered-off"
 )
 
 // StepResult is one step's outcome.
@@ -182,6 +191,9 @@ type HostResult struct {
 	Journal         string        `json:"journal,omitempty"`
 	Head            string        `json:"chain_head,omitempty"`
 	HostCopy        string        `json:"host_copy,omitempty"`
+	// PowerOn is set for a host that lockdown powers off (or did): how it
+	// is switched on again.
+	PowerOn *PowerPrior `json:"power_on,omitempty"`
 	Elapsed         time.Duration `json:"elapsed_ns"`
 }
 
@@ -193,11 +205,11 @@ type RunResult struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
-// Failed counts hosts whose status is not done.
+// Failed counts hosts whose status is neither done nor powered-off.
 func (r RunResult) Failed() int {
 	n := 0
 	for _, h := range r.Hosts {
-		if h.Status != HostDone {
+		if h.Status != HostDone && h.Status != HostPoweredOff {
 			n++
 		}
 	}
@@ -421,6 +433,12 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 			break
 		}
 		hr.Steps[i].Status = StepApplied
+		if s.Kind == KindPower {
+			var pp PowerPrior
+			if prior.Decode(&pp) == nil {
+				hr.PowerOn = &pp
+			}
+		}
 		o.progress(Progress{Host: j.Name, Step: s.ID(), What: "applied"})
 	}
 	if failure == nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/holiday-ops/holiday/internal/agent"
 	"github.com/holiday-ops/holiday/internal/units"
@@ -129,6 +130,12 @@ func AgentHandlers() []agent.Handler {
 		{Name: "service-revert", Class: agent.ClassChange, Run: hostOp(locked(serviceRevert))},
 		{Name: "journal-put", Class: agent.ClassChange, Run: journalPut},
 		{Name: "journal-get", Class: agent.ClassRead, Run: journalGet},
+		{Name: "hook-run", Class: agent.ClassChange, Run: hookRun},
+		{Name: "power-observe", Class: agent.ClassRead, Run: powerObserve},
+		// The power class: the agent refuses it on the control node's
+		// own machine (internal/agent's guard).
+		{Name: "power-off", Class: agent.ClassPower, Run: powerOff},
+		{Name: "power-revert", Class: agent.ClassChange, Run: powerRevert},
 	}
 }
 
@@ -220,7 +227,7 @@ func serviceApply(ctx context.Context, a serviceArgs) (any, error) {
 	p := a.Prior
 	init := p.Init
 	d := ServiceDone{Init: init}
-	before, err := units.List(ctx, init)
+	before, err := units.ListFor(ctx, init, units.Canonical(init, p.Unit.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +271,7 @@ func serviceApply(ctx context.Context, a serviceArgs) (any, error) {
 	}
 	stop(p.Unit)
 
-	after, err := units.List(ctx, init)
+	after, err := units.ListFor(ctx, init, units.Canonical(init, p.Unit.Name))
 	if err != nil {
 		errs = append(errs, err.Error())
 	}
@@ -273,6 +280,15 @@ func serviceApply(ctx context.Context, a serviceArgs) (any, error) {
 		mine[t.Name] = true
 	}
 	d.SideEffects = diffUnits(before, after, mine)
+	for i, u := range d.SideEffects {
+		if u.Init == units.SysV && u.Status == units.StatusNotAsked {
+			// Only its rc links changed (the status was not asked
+			// around the stop): take its running state as it is now.
+			if now, err := units.State(ctx, init, u.Name); err == nil {
+				d.SideEffects[i].Status, d.SideEffects[i].Active = now.Status, now.Active
+			}
+		}
+	}
 	lsAfter, err := units.Listening()
 	if err != nil {
 		errs = append(errs, err.Error())
@@ -464,9 +480,19 @@ func serviceRevert(ctx context.Context, a serviceArgs) (any, error) {
 			note(units.Stop(ctx, init, want.Name))
 		}
 	}
-	// Check what we reached.
+	// Check what we reached. A daemon that forks (redis-server's init
+	// script) may have its pid file a moment after `start` returned, so
+	// a running-state mismatch is asked again for a few seconds.
 	for _, want := range set {
-		cur, err := units.State(ctx, init, want.Name)
+		var cur units.Unit
+		var err error
+		for deadline := time.Now().Add(settleTimeout); ; {
+			cur, err = units.State(ctx, init, want.Name)
+			if err != nil || cur.Running() == want.Running() || time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		if err != nil && !errors.Is(err, units.ErrNotFound) {
 			note(err)
 			continue
@@ -480,6 +506,10 @@ func serviceRevert(ctx context.Context, a serviceArgs) (any, error) {
 	}
 	return map[string]bool{"reverted": true}, nil
 }
+
+// settleTimeout bounds how long a revert waits for a started or stopped
+// unit to show its new running state.
+const settleTimeout = 5 * time.Second
 
 func stateWords(u units.Unit) string {
 	if u.Init == units.SysV {

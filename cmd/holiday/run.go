@@ -168,11 +168,26 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 					fmt.Fprintf(w, "%s: %s %s: %s\n", h.Host, s.ID, s.Status, s.Error)
 				}
 			}
-			if h.Error != "" && !strings.Contains(h.Error, ": ") || h.Status == actions.HostUnreachable {
+			if h.Status != actions.HostPoweredOff && (h.Error != "" && !strings.Contains(h.Error, ": ") || h.Status == actions.HostUnreachable) {
 				fmt.Fprintf(w, "%s: %s\n", h.Host, h.Error)
 			}
 			if h.Head != "" && res.Command != "status" {
 				fmt.Fprintf(w, "%s: journal %s chain head %s\n", h.Host, h.Journal, h.Head)
+			}
+			if h.PowerOn != nil && res.Command == "lockdown" && h.Status == actions.HostDone {
+				fmt.Fprintf(w, "%s: powered off last; it comes back %s\n", h.Host, h.PowerOn.HowBack())
+			}
+		}
+		var off []actions.HostResult
+		for _, h := range res.Hosts {
+			if h.Status == actions.HostPoweredOff {
+				off = append(off, h)
+			}
+		}
+		if len(off) > 0 {
+			fmt.Fprintf(w, "\nPowered off by holiday lockdown, as the plan says (not failures). Switch these on, then run %s again:\n", res.Command)
+			for _, h := range off {
+				fmt.Fprintf(w, "  %s: %s\n", h.Host, h.PowerOn.HowBack())
 			}
 		}
 	}
@@ -205,7 +220,9 @@ func exitFor(ctx context.Context, res actions.RunResult) error {
 	var failed, reverted, drift []string
 	for _, h := range res.Hosts {
 		switch h.Status {
-		case actions.HostDone:
+		case actions.HostDone, actions.HostPoweredOff:
+			// powered-off: lockdown switched it off as planned; the
+			// summary lists how to switch it on. Not a failure.
 		case actions.HostReverted:
 			reverted = append(reverted, h.Host)
 		case actions.HostDrift:
