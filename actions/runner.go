@@ -183,18 +183,18 @@ type StepResult struct {
 
 // HostResult is one host's outcome.
 type HostResult struct {
-	Host            string        `json:"host"`
-	Status          string        `json:"status"`
-	Error           string        `json:"error,omitempty"`
-	Steps           []StepResult  `json:"steps"`
-	BackupsNotTaken bool          `json:"backups_not_taken,omitempty"`
-	Journal         string        `json:"journal,omitempty"`
-	Head            string        `json:"chain_head,omitempty"`
-	HostCopy        string        `json:"host_copy,omitempty"`
+	Host            string       `json:"host"`
+	Status          string       `json:"status"`
+	Error           string       `json:"error,omitempty"`
+	Steps           []StepResult `json:"steps"`
+	BackupsNotTaken bool         `json:"backups_not_taken,omitempty"`
+	Journal         string       `json:"journal,omitempty"`
+	Head            string       `json:"chain_head,omitempty"`
+	HostCopy        string       `json:"host_copy,omitempty"`
 	// PowerOn is set for a host that lockdown powers off (or did): how it
 	// is switched on again.
-	PowerOn *PowerPrior `json:"power_on,omitempty"`
-	Elapsed         time.Duration `json:"elapsed_ns"`
+	PowerOn *PowerPrior   `json:"power_on,omitempty"`
+	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
 // RunResult is a whole run's outcome.
