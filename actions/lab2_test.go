@@ -287,3 +287,69 @@ func TestPowerOffHooksAndJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestRebootKeepsServicesStopped locks down sys1 (nginx, redis-server,
+// lab-echo.socket), reboots it from inside (the lab boots it again on the
+// same root) and checks the services stay stopped and disabled; status
+// still holds; restore brings them back. lab-worker is started by
+// lab/up.sh, not at boot, so after the reboot it is inactive: the test
+// starts it again before comparing with the state before.
+func TestRebootKeepsServicesStopped(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys1")
+	h := hs[0]
+	before := map[string]string{"sys1": snapshot(t, h)}
+	stops := []string{"nginx", "redis-server", "lab-echo.socket"}
+	c := newCLI(t, planFor(t, lab, map[string][]string{"sys1": stops}))
+	t.Cleanup(func() { h.SSH(context.Background(), "root", "systemctl start lab-worker.service") })
+	restoreOnCleanup(t, c, hs, before)
+	if _, code := c.run(t, nil, "lockdown"); code != 0 {
+		t.Fatalf("lockdown exit %d", code)
+	}
+	bootID := func() string {
+		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f22 /proc/1/stat")
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(r.Stdout)
+	}
+	was := bootID()
+	if was == "" {
+		t.Fatal("cannot read sys1's boot")
+	}
+	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if now := bootID(); now != "" && now != was {
+			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
+			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sys1 did not come back within 90 s; see %s/hosts/sys1/console.log", lab.Dir)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for _, u := range []string{"nginx.service", "redis-server.service", "lab-echo.socket"} {
+		out := h.MustSSH(t, "root", "systemctl is-active "+u+"; systemctl is-enabled "+u+"; true")
+		if f := strings.Fields(out); len(f) != 2 || f[0] != "inactive" || f[1] != "disabled" {
+			t.Errorf("%s after the reboot: %q, want inactive disabled", u, out)
+		}
+	}
+	if _, code := c.run(t, nil, "status"); code != 0 {
+		t.Errorf("status after the reboot: exit %d, want 0", code)
+	}
+	if _, code := c.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("restore exit %d", code)
+	}
+	for _, u := range []string{"nginx", "redis-server", "lab-echo.socket"} {
+		if !running(t, h, u) {
+			t.Errorf("%s not running after restore", u)
+		}
+	}
+	h.MustSSH(t, "root", "systemctl start lab-worker.service") // up.sh's, not the boot's
+	if d := diffLines(before["sys1"], snapshot(t, h)); d != "" {
+		t.Errorf("sys1 after lockdown, reboot and restore differs:\n%s", d)
+	}
+}
