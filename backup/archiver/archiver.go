@@ -141,7 +141,7 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 	}
 	workers := runtime.GOMAXPROCS(0)
 	a := &archiver{r: r, opts: opts, g: g, gctx: gctx,
-		big: newBufPool(workers+3, bufSize), small: newBufPool(16, smallFile)}
+		big: newBufPool(workers+2, bufSize), small: newBufPool(16, smallFile)}
 	a.jobs = make(chan job, 16)
 	a.files = make(chan fileJob, 64)
 	for range fileReaders {
@@ -363,7 +363,7 @@ type fileJob struct {
 // fileReaders read files in parallel: reading is mostly waiting for the
 // disk, and one reader cannot keep the blob workers busy on a tree of
 // small files.
-const fileReaders = 3
+const fileReaders = 2
 
 func (a *archiver) reader() {
 	defer a.readers.Done()
