@@ -656,7 +656,7 @@ func newRepoUnlockCmd(f *repoFlags) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "unlock",
-		Short: "Remove stale locks (those of dead processes or older than 30 minutes)",
+		Short: "Remove stale locks (of dead processes or older than 30 minutes) and a dead writer's temporary files",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, release, err := f.open(cmd.Context(), "")
@@ -669,6 +669,16 @@ func newRepoUnlockCmd(f *repoFlags) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %d locks\n", n)
+			// temporary files of writers that died (kill -9, power loss)
+			if lb, ok := r.Backend().(*local.Local); ok {
+				t, err := lb.CleanTemp(repo.StaleAfter)
+				if err != nil {
+					return err
+				}
+				if t > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "removed %d temporary files older than %v from tmp/\n", t, repo.StaleAfter)
+				}
+			}
 			return nil
 		},
 	}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/holiday-ops/holiday/backup/backend"
 )
@@ -98,6 +99,32 @@ func (b *Local) TempFile() (*os.File, error) {
 		}
 	}
 	return f, err
+}
+
+// CleanTemp removes temporary files in tmp/ not modified for longer than
+// age — what a killed writer left behind — and returns how many. A
+// writer that is alive touches its temporary file while it fills it, so
+// an age above the lock staleness (30 minutes) never removes live work.
+func (b *Local) CleanTemp(age time.Duration) (int, error) {
+	dir := filepath.Join(b.dir, "tmp")
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("clean tmp/: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < age {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Save implements backend.Backend.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/holiday-ops/holiday/backup/backend"
 	"github.com/holiday-ops/holiday/backup/backend/backendtest"
@@ -74,5 +75,27 @@ func TestSaveAdoptsTempFile(t *testing.T) {
 	}
 	if err := be.Save(ctx, h, bytes.NewReader(data)); !errors.Is(err, backend.ErrExist) {
 		t.Errorf("save over an adopted file: %v", err)
+	}
+}
+
+func TestCleanTemp(t *testing.T) {
+	be, err := local.Create(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := be.TempFile()
+	old.Close()
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(old.Name(), past, past); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := be.TempFile()
+	fresh.Close()
+	n, err := be.CleanTemp(30 * time.Minute)
+	if err != nil || n != 1 {
+		t.Fatalf("CleanTemp removed %d (%v), want 1", n, err)
+	}
+	if _, err := os.Stat(fresh.Name()); err != nil {
+		t.Errorf("a fresh temporary file was removed")
 	}
 }
