@@ -93,7 +93,13 @@ func StepsFor(h *plans.Host) []Step {
 		}
 	}
 	for _, name := range h.Stop {
-		steps = append(steps, Step{Slot: SlotServices, Kind: KindService, Target: name, Action: Service{Name: name}})
+		var others []string
+		for _, o := range h.Stop {
+			if o != name {
+				others = append(others, o)
+			}
+		}
+		steps = append(steps, Step{Slot: SlotServices, Kind: KindService, Target: name, Action: Service{Name: name, Batch: others}})
 	}
 	if h.Power != nil && h.Power.Off {
 		steps = append(steps, Step{Slot: SlotPower, Kind: KindPower, Target: "off", Action: Power{}})

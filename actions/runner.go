@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/journal"
+	"github.com/holiday-ops/holiday/internal/units"
 	"github.com/holiday-ops/holiday/plans"
 )
 
@@ -390,56 +391,93 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 
 	var done []started
 	var failure error
-	for i, s := range steps {
+	for i := 0; i < len(steps) && failure == nil; {
 		if ctx.Err() != nil {
 			failure = ctx.Err()
 			break
 		}
-		o.progress(Progress{Host: j.Name, Step: s.ID(), What: "observe"})
-		prior, err := s.Action.Observe(hctx, h)
-		if err != nil {
-			hr.Steps[i].Status, hr.Steps[i].Error = StepFailed, "observe: "+err.Error()
-			failure = fmt.Errorf("%s: observe: %w", s.ID(), err)
-			break
+		n := batchLen(steps, i)
+		batch := steps[i : i+n]
+		// Observe (in parallel within a batch), then every intent
+		// journaled and fsynced, then the host's copy, before any change.
+		priors := make([]Record, n)
+		errs := make([]error, n)
+		for _, s := range batch {
+			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "observe"})
 		}
-		if err := write(journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Intent, Record: mustJSON(prior)}); err != nil {
-			hr.Steps[i].Status, hr.Steps[i].Error = StepFailed, err.Error()
-			failure = err
-			break
-		}
-		push() // the host's copy holds the intent before the host changes
-		o.crashAt(s.Kind, "after-intent")
-		o.progress(Progress{Host: j.Name, Step: s.ID(), What: "apply"})
-		rec, aerr := s.Action.Apply(hctx, h, prior)
-		o.crashAt(s.Kind, "after-apply")
-		if aerr == nil {
-			if verr := s.Action.Verify(hctx, h, rec); verr != nil {
-				aerr = fmt.Errorf("applied, but verify failed: %w", verr)
+		parallel(n, func(k int) { priors[k], errs[k] = batch[k].Action.Observe(hctx, h) })
+		for k, s := range batch {
+			if errs[k] != nil {
+				hr.Steps[i+k].Status, hr.Steps[i+k].Error = StepFailed, "observe: "+errs[k].Error()
+				failure = fmt.Errorf("%s: observe: %w", s.ID(), errs[k])
+				break
 			}
 		}
-		e := journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Result, Record: mustJSON(rec)}
-		if aerr != nil {
-			e.Error = aerr.Error()
-		}
-		done = append(done, started{step: s, prior: prior, done: rec})
-		if err := write(e); err != nil && aerr == nil {
-			aerr = err
-		}
-		o.crashAt(s.Kind, "after-record")
-		if aerr != nil {
-			hr.Steps[i].Status, hr.Steps[i].Error = StepFailed, aerr.Error()
-			failure = fmt.Errorf("%s: %w", s.ID(), aerr)
-			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "failed", Err: aerr})
+		if failure != nil {
 			break
 		}
-		hr.Steps[i].Status = StepApplied
-		if s.Kind == KindPower {
-			var pp PowerPrior
-			if prior.Decode(&pp) == nil {
-				hr.PowerOn = &pp
+		if n > 1 && !sysvBatch(priors) {
+			// systemd: one at a time. Stops taken at once would show in
+			// each other's before/after unit lists (postgresql's stop
+			// takes postgresql@15-main along), and that diff is how a
+			// step finds its side effects. Re-observed in turn below.
+			n, batch, priors, errs = 1, batch[:1], priors[:1], errs[:1]
+		}
+		for k, s := range batch {
+			if err := write(journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Intent, Record: mustJSON(priors[k])}); err != nil {
+				hr.Steps[i+k].Status, hr.Steps[i+k].Error = StepFailed, err.Error()
+				failure = err
+				break
 			}
 		}
-		o.progress(Progress{Host: j.Name, Step: s.ID(), What: "applied"})
+		if failure != nil {
+			break
+		}
+		push() // the host's copy holds the intents before the host changes
+		o.crashAt(batch[0].Kind, "after-intent")
+		recs := make([]Record, n)
+		for _, s := range batch {
+			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "apply"})
+		}
+		parallel(n, func(k int) {
+			s := batch[k]
+			recs[k], errs[k] = s.Action.Apply(hctx, h, priors[k])
+			if errs[k] == nil {
+				if verr := s.Action.Verify(hctx, h, recs[k]); verr != nil {
+					errs[k] = fmt.Errorf("applied, but verify failed: %w", verr)
+				}
+			}
+		})
+		o.crashAt(batch[0].Kind, "after-apply")
+		for k, s := range batch {
+			aerr := errs[k]
+			e := journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Result, Record: mustJSON(recs[k])}
+			if aerr != nil {
+				e.Error = aerr.Error()
+			}
+			done = append(done, started{step: s, prior: priors[k], done: recs[k]})
+			if err := write(e); err != nil && aerr == nil {
+				aerr = err
+			}
+			if aerr != nil {
+				hr.Steps[i+k].Status, hr.Steps[i+k].Error = StepFailed, aerr.Error()
+				if failure == nil {
+					failure = fmt.Errorf("%s: %w", s.ID(), aerr)
+				}
+				o.progress(Progress{Host: j.Name, Step: s.ID(), What: "failed", Err: aerr})
+				continue
+			}
+			hr.Steps[i+k].Status = StepApplied
+			if s.Kind == KindPower {
+				var pp PowerPrior
+				if priors[k].Decode(&pp) == nil {
+					hr.PowerOn = &pp
+				}
+			}
+			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "applied"})
+		}
+		o.crashAt(batch[0].Kind, "after-record")
+		i += n
 	}
 	if failure == nil {
 		r := end(HostDone, nil)
@@ -551,4 +589,47 @@ func FetchHostJournal(ctx context.Context, h *Host, stateDir, run string) (strin
 		return "", err
 	}
 	return c.Run, f.Close()
+}
+
+// maxBatch bounds the steps of one host applied at once (agent sessions
+// on one SSH connection; OpenSSH allows 10).
+const maxBatch = 4
+
+// batchLen is how many steps from i run as one batch: consecutive service
+// steps (stops of different units, which systemd and SysV both take at
+// once — `systemctl stop a b` does), else 1. A batch journals all its
+// intents before any of them applies, so the crash points keep their
+// meaning. Each service step leaves the batch's other units out of its
+// side-effect diff (Service.Batch).
+func batchLen(steps []Step, i int) int {
+	n := 1
+	for i+n < len(steps) && n < maxBatch && steps[i].Kind == KindService && steps[i+n].Kind == KindService && steps[i+n].Slot == steps[i].Slot {
+		n++
+	}
+	return n
+}
+
+// parallel runs f(0..n-1) at once and waits.
+func parallel(n int, f func(k int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := 0; k < n; k++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(k) }()
+	}
+	wg.Wait()
+}
+
+// sysvBatch reports whether every prior of a batch is a SysV service's.
+func sysvBatch(priors []Record) bool {
+	for _, r := range priors {
+		var p ServicePrior
+		if r.Kind != KindService || r.Decode(&p) != nil || p.Init != units.SysV {
+			return false
+		}
+	}
+	return true
 }

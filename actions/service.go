@@ -25,6 +25,10 @@ func init() {
 // bring it back; Revert puts back exactly the recorded prior state.
 type Service struct {
 	Name string // as the plan writes it: nginx, nginx.service, lab-echo.socket
+	// Batch are the other units of the host's plan that the runner stops
+	// at the same time (batchLen): their changes are theirs, not side
+	// effects of this one.
+	Batch []string
 }
 
 // ServicePrior is the service action's Observe record.
@@ -58,6 +62,7 @@ type ServiceDone struct {
 
 type serviceArgs struct {
 	Name  string        `json:"name"`
+	Batch []string      `json:"batch,omitempty"`
 	Prior *ServicePrior `json:"prior,omitempty"`
 	Done  *ServiceDone  `json:"done,omitempty"`
 }
@@ -78,7 +83,7 @@ func (s Service) Apply(ctx context.Context, h *Host, prior Record) (Record, erro
 		return Record{}, err
 	}
 	var d ServiceDone
-	if err := h.Agent.Call(ctx, "service-apply", serviceArgs{Name: s.Name, Prior: &p}, &d); err != nil {
+	if err := h.Agent.Call(ctx, "service-apply", serviceArgs{Name: s.Name, Batch: s.Batch, Prior: &p}, &d); err != nil {
 		return Record{}, err
 	}
 	rec, err := NewRecord(KindService, s.Name, d)
@@ -125,7 +130,7 @@ func (s Service) Revert(ctx context.Context, h *Host, prior, done Record) error 
 func AgentHandlers() []agent.Handler {
 	return []agent.Handler{
 		{Name: "service-observe", Class: agent.ClassRead, Run: hostOp(serviceObserve)},
-		{Name: "service-apply", Class: agent.ClassChange, Run: hostOp(locked(serviceApply))},
+		{Name: "service-apply", Class: agent.ClassChange, Run: hostOp(lockedShared(serviceApply))},
 		{Name: "service-verify", Class: agent.ClassRead, Run: hostOp(serviceVerify)},
 		{Name: "service-revert", Class: agent.ClassChange, Run: hostOp(locked(serviceRevert))},
 		{Name: "journal-put", Class: agent.ClassChange, Run: journalPut},
@@ -158,14 +163,25 @@ func hostOp(f func(ctx context.Context, a serviceArgs) (any, error)) func(ctx co
 // after the restore's enable.
 var HostLockFile = "/run/holiday-actions.lock"
 
+// locked holds the host lock exclusively (reverts); lockedShared holds it
+// shared (applies, which a run may do several at once on different
+// units): a revert waits for every apply in flight.
 func locked(f func(ctx context.Context, a serviceArgs) (any, error)) func(ctx context.Context, a serviceArgs) (any, error) {
+	return hostLocked(syscall.LOCK_EX, f)
+}
+
+func lockedShared(f func(ctx context.Context, a serviceArgs) (any, error)) func(ctx context.Context, a serviceArgs) (any, error) {
+	return hostLocked(syscall.LOCK_SH, f)
+}
+
+func hostLocked(how int, f func(ctx context.Context, a serviceArgs) (any, error)) func(ctx context.Context, a serviceArgs) (any, error) {
 	return func(ctx context.Context, a serviceArgs) (any, error) {
 		fd, err := syscall.Open(HostLockFile, syscall.O_CREAT|syscall.O_RDWR|syscall.O_CLOEXEC, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("host lock: %w", err)
 		}
 		defer syscall.Close(fd)
-		if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
+		if err := syscall.Flock(fd, how); err != nil {
 			return nil, fmt.Errorf("host lock: %w", err)
 		}
 		return f(ctx, a)
@@ -276,6 +292,9 @@ func serviceApply(ctx context.Context, a serviceArgs) (any, error) {
 		errs = append(errs, err.Error())
 	}
 	mine := map[string]bool{p.Unit.Name: true}
+	for _, b := range a.Batch {
+		mine[units.Canonical(init, b)] = true
+	}
 	for _, t := range p.Triggers {
 		mine[t.Name] = true
 	}
