@@ -40,6 +40,10 @@ bench: ## benchmarks, side by side with the peers
 bench-fleet-plan: ## holiday plan vs. read-only Ansible over 10 light lab hosts, forks 5/10, cold/warm (root; LIGHT_HOSTS=10 lab; apt install ansible)
 	bench/fleet-plan.sh
 
+.PHONY: bench-fleet
+bench-fleet: ## holiday lockdown+restore vs. Ansible service playbooks over 10 light lab hosts, forks 5/10, cold/warm (root; LIGHT_HOSTS=10 lab; apt install ansible)
+	bench/fleet.sh
+
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
