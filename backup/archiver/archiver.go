@@ -122,7 +122,6 @@ type archiver struct {
 	jobs       chan job
 	files      chan fileJob // regular files for the readers
 	readers    sync.WaitGroup
-	ch         *chunker.Chunker // only the walking goroutine chunks
 	g          *errgroup.Group
 	gctx       context.Context
 	read       atomic.Int64

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 
+	//lint:ignore SA1019 restic's format is Poly1305-AES: the one-time key is r with AES_k(nonce), fresh per message, as Bernstein's construction requires
 	"golang.org/x/crypto/poly1305"
 )
 
