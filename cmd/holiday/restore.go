@@ -56,12 +56,20 @@ func journalJobs(ctx context.Context, p *plans.Plan, conn *actions.Connector, f 
 	// and reverting that again is a no-op.
 	runs := map[string]string{}
 	if fromHost {
+		asked := run // each host's own latest run unless --run names one
 		for _, h := range hosts {
 			ah, closeHost, err := conn.Connect(ctx, h)
 			if err != nil {
+				// A host that lockdown powered off can't hand over its
+				// copy: fall back to this control node's journal of it,
+				// which says so (and how it comes back).
+				if r, lerr := latestRun(f.stateDir, []string{h.Name}); lerr == nil {
+					runs[h.Name] = r
+					continue
+				}
 				return nil, "", fmt.Errorf("%s: fetching its journal copy: %w", h.Name, err)
 			}
-			r, err := actions.FetchHostJournal(ctx, ah, f.stateDir, run)
+			r, err := actions.FetchHostJournal(ctx, ah, f.stateDir, asked)
 			closeHost()
 			if err != nil {
 				return nil, "", fmt.Errorf("%s: fetching its journal copy: %w", h.Name, err)
