@@ -94,14 +94,17 @@ func run() error {
 		results[t.name] = map[string][]measure{}
 	}
 	for r := 0; r < *runs; r++ {
-		for _, t := range tools {
-			fmt.Fprintf(os.Stderr, "run %d/%d: %s\n", r+1, *runs, t.name)
-			ms, err := oneRun(t, tree, img, treeBytes)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
-			}
-			for i, m := range ms {
-				results[t.name][steps[i]] = append(results[t.name][steps[i]], m)
+		// each step runs for every tool back to back, in an order rotated
+		// per run, so that a shared machine's load swings hit all alike
+		order := append(append([]tool{}, tools[r%len(tools):]...), tools[:r%len(tools)]...)
+		fmt.Fprintf(os.Stderr, "run %d/%d\n", r+1, *runs)
+		ms, err := oneRun(order, tree, img, treeBytes)
+		if err != nil {
+			return err
+		}
+		for name, steps2 := range ms {
+			for i, m := range steps2 {
+				results[name][steps[i]] = append(results[name][steps[i]], m)
 			}
 		}
 	}
@@ -113,72 +116,79 @@ func run() error {
 	return nil
 }
 
-// oneRun makes fresh repositories and measures every step once.
-func oneRun(t tool, tree, img string, treeBytes int64) ([]measure, error) {
-	base := filepath.Join(*work, "repos", strings.ReplaceAll(t.name, " ", "-"))
-	_ = os.RemoveAll(base)
-	if err := os.MkdirAll(base, 0o700); err != nil {
+// oneRun makes fresh repositories and measures every step once for each
+// tool, step by step.
+func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string][]measure, error) {
+	out := map[string][]measure{}
+	type repos struct{ tree, img, restore string }
+	rs := map[string]repos{}
+	for _, t := range tools {
+		base := filepath.Join(*work, "repos", strings.ReplaceAll(t.name, " ", "-"))
+		_ = os.RemoveAll(base)
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(base)
+		x := repos{filepath.Join(base, "tree"), filepath.Join(base, "img"), filepath.Join(base, "restore")}
+		if err := initRepo(t, x.tree); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
+		if err := initRepo(t, x.img); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
+		rs[t.name] = x
+	}
+	step := func(name string, n func(tool) int64, args func(tool, repos) []string, repo func(repos) string) error {
+		for _, t := range tools {
+			m, err := timed(t, repo(rs[t.name]), n(t), args(t, rs[t.name])...)
+			if err != nil {
+				return fmt.Errorf("%s, %s: %w", t.name, name, err)
+			}
+			out[t.name] = append(out[t.name], m)
+		}
+		return nil
+	}
+	imgSize := func(tool) int64 { return *imageSize }
+	imgRepo := func(x repos) string { return x.img }
+	if err := step("tree", func(tool) int64 { return treeBytes },
+		func(t tool, x repos) []string { return backupArgs(t, x.tree, tree, false) },
+		func(x repos) string { return x.tree }); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(base)
-	var out []measure
-	treeRepo := filepath.Join(base, "tree")
-	if err := initRepo(t, treeRepo); err != nil {
+	if err := step("image", imgSize, func(t tool, x repos) []string { return backupArgs(t, x.img, img, true) }, imgRepo); err != nil {
 		return nil, err
 	}
-	m, err := timed(t, treeRepo, treeBytes, backupArgs(t, treeRepo, tree, false)...)
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, m)
-
-	imgRepo := filepath.Join(base, "img")
-	if err := initRepo(t, imgRepo); err != nil {
-		return nil, err
-	}
-	m, err = timed(t, imgRepo, *imageSize, backupArgs(t, imgRepo, img, true)...)
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, m)
-
 	undo, err := changeImage(img)
 	if err != nil {
 		return nil, err
 	}
-	m, err = timed(t, imgRepo, *imageSize, backupArgs(t, imgRepo, img, true)...)
+	err = step("incremental", imgSize, func(t tool, x repos) []string { return backupArgs(t, x.img, img, true) }, imgRepo)
 	if uerr := undo(); err == nil {
 		err = uerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, m)
-
-	target := filepath.Join(base, "restore")
-	var args []string
-	if t.kind == "holiday" {
-		args = []string{"repo", "restore", "-q", "--repo", imgRepo, "latest", "--target", target, "--include", img}
-	} else {
-		args = []string{"-r", imgRepo, "--no-cache", "-q", "restore", "latest", "--target", target}
-	}
-	m, err = timed(t, imgRepo, *imageSize, args...)
-	if err != nil {
+	if err := step("restore", imgSize, func(t tool, x repos) []string {
+		_ = os.RemoveAll(x.restore)
+		if t.kind == "holiday" {
+			return []string{"repo", "restore", "-q", "--repo", x.img, "latest", "--target", x.restore, "--include", img}
+		}
+		return []string{"-r", x.img, "--no-cache", "-q", "restore", "latest", "--target", x.restore}
+	}, imgRepo); err != nil {
 		return nil, err
 	}
-	_ = os.RemoveAll(target)
-	out = append(out, m)
-
-	if t.kind == "holiday" {
-		args = []string{"repo", "check", "-q", "--read-data", "--repo", imgRepo}
-	} else {
-		args = []string{"-r", imgRepo, "--no-cache", "-q", "check", "--read-data"}
+	for _, x := range rs {
+		_ = os.RemoveAll(x.restore)
 	}
-	m, err = timed(t, imgRepo, dirSize(imgRepo), args...)
-	if err != nil {
+	if err := step("check", func(t tool) int64 { return dirSize(rs[t.name].img) }, func(t tool, x repos) []string {
+		if t.kind == "holiday" {
+			return []string{"repo", "check", "-q", "--read-data", "--repo", x.img}
+		}
+		return []string{"-r", x.img, "--no-cache", "-q", "check", "--read-data"}
+	}, imgRepo); err != nil {
 		return nil, err
 	}
-	out = append(out, m)
 	return out, nil
 }
 
