@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help demo check build build-all test test-short lab-up lab-down bench bench-fleet-plan lint
+.PHONY: help demo check build build-all test test-short lab-up lab-down bench bench-repo bench-fleet-plan lint
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z0-9-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,12 @@ lab-down: ## tear the lab down, leaving nothing behind
 
 bench: ## benchmarks, side by side with the peers
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+RESTIC18 ?= $(shell $(GO) env GOPATH)/bin/restic-0.18.1
+
+bench-repo: build ## repository: holiday vs restic 0.14 and 0.18.1, same data, median of 3 (~10 min)
+	@test -x $(RESTIC18) || { GOFLAGS= GOBIN=$$(mktemp -d) sh -c '$(GO) install github.com/restic/restic/cmd/restic@v0.18.1 && mv $$GOBIN/restic $(RESTIC18)'; }
+	$(GO) run ./backup/benchrepo -holiday bin/holiday -restic /usr/bin/restic -restic18 $(RESTIC18)
 
 bench-fleet-plan: ## holiday plan vs. read-only Ansible over 10 light lab hosts, forks 5/10, cold/warm (root; LIGHT_HOSTS=10 lab; apt install ansible)
 	bench/fleet-plan.sh

@@ -41,7 +41,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "bringing the lab up"
-LIGHT_HOSTS=${LIGHT_HOSTS:-2} lab/up.sh   # two light hosts too: fleet tests use them
+LIGHT_HOSTS=${LIGHT_HOSTS:-4} lab/up.sh   # four light hosts too: the fleet and agent tests use them
 
 step "go vet"
 go vet ./...
