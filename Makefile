@@ -34,8 +34,7 @@ lab-up: ## bring up the lab of real hosts (root; see lab/README.md)
 lab-down: ## tear the lab down, leaving nothing behind
 	lab/down.sh
 
-bench: ## benchmarks, side by side with the peers
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+bench: bench-repo bench-fleet-plan bench-fleet ## every benchmark, side by side with its peer (restic, Ansible), as ratios
 
 RESTIC18 ?= $(shell $(GO) env GOPATH)/bin/restic-0.18.1
 
