@@ -82,3 +82,31 @@ func TestExamplesValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmePlanValidates keeps the README's example plan honest: it must
+// load without errors (its one warning — a host powered off without backups
+// — is the point of the example).
+func TestReadmePlanValidates(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no ```yaml block")
+	}
+	p, err := Parse("README.md", []byte(block), Options{})
+	if err != nil {
+		t.Fatalf("README plan: %v", err)
+	}
+	var errs []string
+	for _, e := range Lint(p) {
+		if e.Severity != SevWarning {
+			errs = append(errs, e.Error())
+		}
+	}
+	if len(errs) > 0 || len(p.Hosts()) != 2 {
+		t.Fatalf("README plan: %d hosts, errors: %v", len(p.Hosts()), errs)
+	}
+}
