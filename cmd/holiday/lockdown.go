@@ -23,6 +23,9 @@ reverts. Undo with holiday restore.`,
 				return err
 			}
 			defer conn.Close()
+			if err := refuseLintErrors(cmd.ErrOrStderr(), p); err != nil {
+				return err
+			}
 			jobs := actions.Jobs(p, conn, f.hosts)
 			if len(jobs) == 0 {
 				return &usageError{errNoHosts}

@@ -63,6 +63,26 @@ func defaultKeyFile() string {
 	return filepath.Join(home, ".config", "holiday", "journal.key")
 }
 
+// refuseLintErrors prints the plan's lint errors (warnings are for `holiday
+// plan`) and refuses to go on when there is one: lockdown must never carry
+// out what validate refuses, such as stopping sshd.
+func refuseLintErrors(w io.Writer, p *plans.Plan) error {
+	var n int
+	for _, e := range plans.Lint(p) {
+		if e.Severity == plans.SevWarning {
+			continue
+		}
+		fmt.Fprintln(w, e)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return exitcode.WithHint(exitcode.Usage,
+		fmt.Errorf("the plan has %d error%s (above); nothing was changed on any host", n, plural(n)),
+		"fix the plan; `holiday plan validate` checks it without touching hosts")
+}
+
 // setup loads the plan and key and builds the runner's options.
 func (f *runFlags) setup(cmd *cobra.Command) (*plans.Plan, *actions.Connector, actions.Options, error) {
 	p, err := plans.Load(f.plan)
