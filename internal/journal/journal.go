@@ -128,6 +128,11 @@ type Writer struct {
 	seq  uint64
 	head string
 	now  func() time.Time
+	// broken is the first failed write or sync. The file may then hold a
+	// partial or unacknowledged line, so nothing more may follow it: a
+	// later entry would sit after damage and make the whole journal
+	// unreadable, where a torn last line is recoverable.
+	broken error
 }
 
 // Create starts a new journal at path; it refuses to overwrite one.
@@ -154,14 +159,19 @@ func Append(path string, key Key) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if j.Torn {
-		if err := os.Truncate(path, j.validBytes); err != nil {
-			return nil, fmt.Errorf("cutting torn last entry of %s: %w", path, err)
-		}
-	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening journal: %w", err)
+	}
+	if j.Torn {
+		if err := f.Truncate(j.validBytes); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cutting torn last entry of %s: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cutting torn last entry of %s: %w", path, err)
+		}
 	}
 	return &Writer{f: f, key: key, seq: uint64(len(j.Entries)), head: j.Head, now: time.Now}, nil
 }
@@ -174,6 +184,9 @@ func (w *Writer) Write(e Entry) (Entry, error) {
 	defer w.mu.Unlock()
 	if w.f == nil {
 		return e, errors.New("journal: write after close")
+	}
+	if w.broken != nil {
+		return e, fmt.Errorf("journal: an earlier write failed, no more entries go to %s: %w", w.f.Name(), w.broken)
 	}
 	e.Seq = w.seq + 1
 	if e.Time.IsZero() {
@@ -190,9 +203,11 @@ func (w *Writer) Write(e Entry) (Entry, error) {
 	}
 	line = append(line, '\n')
 	if _, err := w.f.Write(line); err != nil {
+		w.broken = err
 		return e, fmt.Errorf("journal: writing %s: %w", w.f.Name(), err)
 	}
 	if err := w.f.Sync(); err != nil {
+		w.broken = err
 		return e, fmt.Errorf("journal: syncing %s: %w", w.f.Name(), err)
 	}
 	w.seq, w.head = e.Seq, m

@@ -185,3 +185,33 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// After a failed write the writer refuses further entries: appending after
+// a partial line would turn a recoverable torn tail into mid-file damage.
+func TestWriterStopsAfterFailedWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	w, err := Create(path, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(Entry{Run: "r", Host: "h", Phase: RunBegin}); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate the device failing under the writer: the file is closed
+	// beneath it, so the next write fails.
+	w.f.Close()
+	if _, err := w.Write(Entry{Run: "r", Host: "h", Step: "s", Phase: Intent}); err == nil {
+		t.Fatal("write to a closed file succeeded")
+	}
+	// Even with a working file again, the writer stays stopped.
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	w.f = f
+	_, err = w.Write(Entry{Run: "r", Host: "h", Step: "s", Phase: Result})
+	if err == nil || !strings.Contains(err.Error(), "an earlier write failed") {
+		t.Fatalf("write after a failure: err = %v, want the writer to refuse", err)
+	}
+	w.Close()
+	if j, err := ReadFile(path, testKey); err != nil || len(j.Entries) != 1 {
+		t.Fatalf("journal after failure: %v, %d entries; want it readable with 1", err, len(j.Entries))
+	}
+}
