@@ -3,6 +3,7 @@ package plans
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -17,6 +18,8 @@ var criticalUnits = map[string]string{
 	"networking":              "the host would drop off the network",
 	"network":                 "the host would drop off the network",
 	"NetworkManager":          "the host would drop off the network",
+	"network-manager":         "the host would drop off the network",
+	"dropbear":                "holiday (and you) reach the host through it",
 	"systemd-networkd":        "the host would drop off the network",
 	"systemd-resolved":        "the host would stop resolving names",
 	"dbus":                    "systemd and logins (holiday's too) need it",
@@ -37,13 +40,13 @@ func Lint(p *Plan) Errors {
 		return nil
 	}
 	l := &linter{p: p}
-	l.stops(p.Defaults, "defaults")
+	l.layer(p.Defaults, "defaults")
 	for _, g := range sortedGroupNames(p.Groups) {
-		l.stops(p.Groups[g], "groups."+g)
+		l.layer(p.Groups[g], "groups."+g)
 	}
 	for i, e := range p.HostEntries {
 		if e != nil {
-			l.stops(&e.HostFields, entryPath(p, i))
+			l.layer(&e.HostFields, entryPath(p, i))
 		}
 	}
 	for _, h := range p.resolved {
@@ -67,12 +70,42 @@ func (l *linter) add(sev Severity, path, format string, args ...any) {
 	l.findings = append(l.findings, &Error{Pos: l.p.at(path), Path: displayPath(path), Msg: fmt.Sprintf(format, args...), Severity: sev})
 }
 
-// stops refuses critical services in one layer's stop: list, so the
-// finding points where the unit is written.
-func (l *linter) stops(f *HostFields, from string) {
+// layer lints what one layer of host fields writes, so a finding points
+// where the value is written rather than at every host inheriting it.
+func (l *linter) layer(f *HostFields, from string) {
 	if f == nil {
 		return
 	}
+	l.stops(f, from)
+	l.hooks(f, from)
+}
+
+// hookSecret matches the usual ways a password ends up on a command line.
+// Hook commands are journaled (on the control node and on the host) and
+// shown by holiday plan, so a secret there leaks.
+var hookSecret = regexp.MustCompile(`(?i)(\b(mysql|mariadb|mysqldump|mariadb-dump)\b.*\s-p\S|--password[= ]\S|\bredis-cli\b.*\s-a\s+\S|\bcurl\b.*\s(-u|--user)\s+\S+:\S|authorization:|\bbearer\s+\S|\b(PGPASSWORD|MYSQL_PWD|[A-Z_]*(PASSWORD|TOKEN|SECRET))=\S)`)
+
+// hooks refuses hook commands that carry a literal secret.
+func (l *linter) hooks(f *HostFields, from string) {
+	if f.Hooks == nil {
+		return
+	}
+	for _, list := range []struct {
+		name string
+		cmds []string
+	}{{"before", f.Hooks.Before}, {"after", f.Hooks.After}} {
+		for i, c := range list.cmds {
+			if hookSecret.MatchString(c) {
+				l.add(SevError, fmt.Sprintf("%s.hooks.%s[%d]", from, list.name, i),
+					"looks like a literal secret on the command line; hooks are journaled and shown by holiday plan: read it on the host instead (a file, ~/.my.cnf, ~/.pgpass)")
+			}
+		}
+	}
+}
+
+// stops refuses critical services in one layer's stop: list, so the
+// finding points where the unit is written.
+func (l *linter) stops(f *HostFields, from string) {
 	for i, u := range f.Stop {
 		base := strings.TrimSuffix(u, ".service")
 		if why, ok := criticalUnits[base]; ok {

@@ -217,9 +217,11 @@ type Power struct {
 
 // Hooks are shell commands run on the host (as root) around the break.
 type Hooks struct {
-	// Before run at lockdown before services are stopped.
+	// Before run at lockdown before anything else changes on the host; a
+	// failing one stops that host's lockdown.
 	Before []string `yaml:"before"`
-	// After run at restore after services are started.
+	// After run last at restore (and when a failed lockdown is reverted),
+	// so they should be safe to run twice. See actions/hook.go.
 	After []string `yaml:"after"`
 }
 

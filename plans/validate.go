@@ -102,7 +102,10 @@ func (v *validator) validate() {
 	}
 	if a := p.Alerts; a != nil {
 		if a.Webhook != "" {
-			if u, err := url.Parse(a.Webhook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			if u, err := url.Parse(a.Webhook); err == nil && u.User != nil {
+				// Don't echo it: the URL holds a password.
+				v.errorf("alerts.webhook", "credentials in the URL are literal secrets, not allowed in plans; use a webhook that takes none, or a URL without user:password@")
+			} else if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				v.errorf("alerts.webhook", "%q is not an http(s) URL", clip(a.Webhook))
 			}
 		}
@@ -157,7 +160,10 @@ func (v *validator) repository(r *Repository, rp string) {
 	if r.URL != "" {
 		if strings.HasPrefix(r.URL, "s3:") {
 			u, err := url.Parse(strings.TrimPrefix(r.URL, "s3:"))
-			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			if err == nil && u.User != nil {
+				// Don't echo it: the URL holds the access key and secret.
+				v.errorf(rp+".url", "credentials in the URL are literal secrets, not allowed in plans; give S3 credentials through the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or an AWS profile")
+			} else if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Trim(u.Path, "/") == "" {
 				v.errorf(rp+".url", "%q: want s3:https://host/bucket[/prefix]", clip(r.URL))
 			}
 		} else if strings.Contains(r.URL, "://") || strings.HasPrefix(r.URL, "sftp:") || strings.HasPrefix(r.URL, "rest:") {
