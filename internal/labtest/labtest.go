@@ -196,15 +196,22 @@ func Require(t testing.TB) *Lab {
 		err = errors.New("the lab tests need root (ip netns exec, the lab key)")
 	}
 	if err != nil {
-		msg := fmt.Sprintf("lab not up: run `make lab-up` (root): %v", err)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s [CI=true: a missing lab is a failure]", msg)
-		} else {
-			t.Skip(msg)
-		}
+		Missing(t, fmt.Sprintf("lab not up: run `make lab-up` (root): %v", err))
 		return nil
 	}
 	return l
+}
+
+// Missing skips the test because a component it needs is absent (a lab
+// host, a tool, root) — or fails it in CI (CI=true), where everything is
+// present and a skip would hide untested code. Every such skip goes
+// through here.
+func Missing(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s [CI=true: a missing component is a failure]", reason)
+	}
+	t.Skip(reason)
 }
 
 // Host returns the host called name, or nil.
