@@ -1,0 +1,145 @@
+// Package repocmd is what the `holiday repo` subcommands do, below their
+// flags: find the repository and its password from flags and the
+// environment (with the operator-facing errors and hints), open and lock
+// it, run one operation, and print the result as text or JSON, with
+// progress on stderr.
+//
+// cmd/holiday/repo_*.go only declare flags and call one function here.
+// The printers (render.go) are separate from the operations so that they
+// can be golden-tested without a repository.
+//
+// It must never import anything of holiday's above backup; it may import
+// backup/... and internal/....
+package repocmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/holiday-ops/holiday/backup/backend/local"
+	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/internal/exitcode"
+)
+
+// Env is what every `holiday repo` subcommand shares: the persistent
+// flags and where input and output go.
+type Env struct {
+	Repo         string // --repo; "" means $HOLIDAY_REPOSITORY
+	PasswordFile string // --password-file; "" means $HOLIDAY_PASSWORD_FILE, then $HOLIDAY_PASSWORD
+	JSON         bool   // machine-readable output on Stdout
+	Quiet        bool   // no progress on Stderr
+
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// progress reports whether progress lines should go to Stderr.
+func (e *Env) progress() bool { return !e.Quiet && !e.JSON }
+
+// Location returns the repository directory from --repo or
+// $HOLIDAY_REPOSITORY, without a "local:" prefix.
+func (e *Env) Location() (string, error) {
+	loc := e.Repo
+	if loc == "" {
+		loc = os.Getenv("HOLIDAY_REPOSITORY")
+	}
+	if loc == "" {
+		return "", exitcode.WithHint(exitcode.Usage, errors.New("no repository given"), "pass --repo DIR or set HOLIDAY_REPOSITORY")
+	}
+	return strings.TrimPrefix(loc, "local:"), nil
+}
+
+// ReadPasswordFile returns the file's content without the trailing
+// newline; a file that cannot be read is a usage error.
+func ReadPasswordFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", exitcode.With(exitcode.Usage, fmt.Errorf("password file: %w", err))
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Password returns the repository password from --password-file,
+// $HOLIDAY_PASSWORD_FILE or $HOLIDAY_PASSWORD, in that order.
+func (e *Env) Password() (string, error) {
+	file := e.PasswordFile
+	if file == "" {
+		file = os.Getenv("HOLIDAY_PASSWORD_FILE")
+	}
+	if file != "" {
+		return ReadPasswordFile(file)
+	}
+	// an empty password is never valid (init refuses one), so an empty
+	// variable counts as unset
+	if pw := os.Getenv("HOLIDAY_PASSWORD"); pw != "" {
+		return pw, nil
+	}
+	return "", exitcode.WithHint(exitcode.Usage, errors.New("no repository password given"),
+		"pass --password-file FILE, or set HOLIDAY_PASSWORD_FILE or HOLIDAY_PASSWORD")
+}
+
+// Lock modes for Open.
+const (
+	NoLock        = ""
+	SharedLock    = "shared"
+	ExclusiveLock = "exclusive"
+)
+
+// Open opens the repository with the operator-facing errors and hints
+// (wrong password, no repository there, none given) and takes the lock
+// asked for. The returned release removes the lock; call it when done.
+func (e *Env) Open(ctx context.Context, lock string) (*repo.Repository, func(), error) {
+	loc, err := e.Location()
+	if err != nil {
+		return nil, nil, err
+	}
+	pw, err := e.Password()
+	if err != nil {
+		return nil, nil, err
+	}
+	be, err := local.Open(loc)
+	if err != nil {
+		return nil, nil, exitcode.WithHint(exitcode.Usage, err, "check --repo; `holiday repo init` creates a repository")
+	}
+	r, err := repo.Open(ctx, be, pw)
+	switch {
+	case errors.Is(err, repo.ErrWrongPassword):
+		return nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("open repository %s: %w", loc, err), "check the password file or HOLIDAY_PASSWORD")
+	case errors.Is(err, repo.ErrNoRepository):
+		return nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("open repository %s: %w", loc, err), "`holiday repo init` creates a repository")
+	case err != nil:
+		return nil, nil, fmt.Errorf("open repository %s: %w", loc, err)
+	}
+	release := func() {}
+	if lock != NoLock {
+		h, err := r.Lock(ctx, lock == ExclusiveLock)
+		if err != nil {
+			return nil, nil, err
+		}
+		release = func() { _ = h.Unlock(context.WithoutCancel(ctx)) }
+	}
+	return r, release, nil
+}
+
+// logger logs warnings and worse to Stderr.
+func (e *Env) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// loadSnapshotAndIndex finds a snapshot by ID, prefix or "latest" (an
+// unknown one is a usage error) and loads the index to read it.
+func loadSnapshotAndIndex(ctx context.Context, r *repo.Repository, s string) (*repo.Snapshot, error) {
+	sn, err := r.FindSnapshot(ctx, s)
+	if err != nil {
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("snapshot %s: %w", s, err))
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	return sn, nil
+}
