@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/holiday-ops/holiday/internal/labtest"
 )
 
 // holidayBin builds the binary once per test run.
@@ -125,10 +127,10 @@ func TestUnreadableSourceFile(t *testing.T) {
 		t.Skip("not with -short")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the backup as another user (setpriv)")
+		labtest.Missing(t, "needs root to run the backup as another user (setpriv)")
 	}
 	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Skip("needs setpriv")
+		labtest.Missing(t, "needs setpriv (util-linux)")
 	}
 	bin := holidayBin(t)
 	dir := t.TempDir()
@@ -177,14 +179,8 @@ func TestFullDisk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("not with -short")
 	}
-	skip := func(why string) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but %s", why)
-		}
-		t.Skip(why)
-	}
 	if os.Geteuid() != 0 {
-		skip("needs root to loop-mount a small filesystem")
+		labtest.Missing(t, "needs root to loop-mount a small filesystem")
 	}
 	bin := holidayBin(t)
 	dir := t.TempDir()
@@ -197,10 +193,10 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	if out, err := exec.Command("mkfs.ext4", "-q", img).CombinedOutput(); err != nil {
-		skip("mkfs.ext4: " + err.Error() + " " + string(out))
+		labtest.Missing(t, "mkfs.ext4: " + err.Error() + " " + string(out))
 	}
 	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		skip("loop mount not possible here: " + err.Error() + " " + string(out))
+		labtest.Missing(t, "loop mount not possible here: " + err.Error() + " " + string(out))
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
 	pw := filepath.Join(dir, "pw")
