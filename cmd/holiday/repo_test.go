@@ -193,10 +193,10 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	if out, err := exec.Command("mkfs.ext4", "-q", img).CombinedOutput(); err != nil {
-		labtest.Missing(t, "mkfs.ext4: " + err.Error() + " " + string(out))
+		labtest.Missing(t, "mkfs.ext4: "+err.Error()+" "+string(out))
 	}
 	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		labtest.Missing(t, "loop mount not possible here: " + err.Error() + " " + string(out))
+		labtest.Missing(t, "loop mount not possible here: "+err.Error()+" "+string(out))
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
 	pw := filepath.Join(dir, "pw")
