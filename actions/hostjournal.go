@@ -42,39 +42,49 @@ func journalPut(ctx context.Context, op *agent.Op) (any, error) {
 	if err := jsonUnmarshal(op.Args, &c); err != nil {
 		return nil, err
 	}
+	dst, err := journalStore(c)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"path": dst}, nil
+}
+
+// journalStore writes a journal copy on the host, fsynced, and returns
+// its path.
+func journalStore(c JournalCopy) (string, error) {
 	if !safeName.MatchString(c.Run) || !safeName.MatchString(c.Host) {
-		return nil, fmt.Errorf("bad run or host name %q/%q", c.Run, c.Host)
+		return "", fmt.Errorf("bad run or host name %q/%q", c.Run, c.Host)
 	}
 	dir := filepath.Join(HostJournalDir, c.Run)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+		return "", err
 	}
 	os.Chmod(HostJournalDir, 0o700)
 	dst := filepath.Join(dir, c.Host+".journal")
 	tmp := dst + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if _, err := f.Write(c.Data); err != nil {
 		f.Close()
-		return nil, err
+		return "", err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, err
+		return "", err
 	}
 	if err := f.Close(); err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := os.Rename(tmp, dst); err != nil {
-		return nil, err
+		return "", err
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return map[string]string{"path": dst}, nil
+	return dst, nil
 }
 
 // journalGet returns the host's copy of a run's journal; with Run empty,

@@ -405,7 +405,26 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 		for _, s := range batch {
 			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "observe"})
 		}
-		parallel(n, func(k int) { priors[k], errs[k] = batch[k].Action.Observe(hctx, h) })
+		// A batch of services is one agent session (servicebatch.go).
+		var sb *serviceBatch
+		if svcs, ok := serviceSteps(batch); ok {
+			b, p, perrs, err := startServiceBatch(hctx, h, svcs)
+			switch {
+			case err != nil:
+				errs[0] = err
+			case b != nil:
+				sb, priors, errs = b, p, perrs
+			}
+		}
+		if sb == nil && errs[0] == nil {
+			parallel(n, func(k int) { priors[k], errs[k] = batch[k].Action.Observe(hctx, h) })
+		}
+		closeBatch := func() {
+			if sb != nil {
+				sb.Close()
+				sb = nil
+			}
+		}
 		for k, s := range batch {
 			if errs[k] != nil {
 				hr.Steps[i+k].Status, hr.Steps[i+k].Error = StepFailed, "observe: "+errs[k].Error()
@@ -414,6 +433,7 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 			}
 		}
 		if failure != nil {
+			closeBatch()
 			break
 		}
 		if n > 1 && !sysvBatch(priors) {
@@ -431,23 +451,65 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 			}
 		}
 		if failure != nil {
+			closeBatch()
 			break
 		}
-		push() // the host's copy holds the intents before the host changes
+		// The host's copy holds the intents before the host changes.
+		if sb != nil {
+			var cp *JournalCopy
+			if !o.NoHostCopy {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					failure = err
+				}
+				cp = &JournalCopy{Run: o.RunID, Host: j.Name, Data: b}
+			}
+			if failure == nil {
+				p, cerr, err := sb.Store(n, cp)
+				switch {
+				case err != nil:
+					failure = fmt.Errorf("%s: %w", batch[0].ID(), err)
+				case cerr != nil:
+					o.Log.Warn("journal copy to host failed", "host", j.Name, "err", cerr)
+				case p != "":
+					hr.HostCopy = p
+				}
+			}
+			if failure != nil {
+				for k := range batch {
+					hr.Steps[i+k].Status, hr.Steps[i+k].Error = StepFailed, failure.Error()
+				}
+				closeBatch()
+				break
+			}
+		} else {
+			push()
+		}
 		o.crashAt(batch[0].Kind, "after-intent")
 		recs := make([]Record, n)
 		for _, s := range batch {
 			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "apply"})
 		}
-		parallel(n, func(k int) {
-			s := batch[k]
-			recs[k], errs[k] = s.Action.Apply(hctx, h, priors[k])
-			if errs[k] == nil {
-				if verr := s.Action.Verify(hctx, h, recs[k]); verr != nil {
-					errs[k] = fmt.Errorf("applied, but verify failed: %w", verr)
+		if sb != nil {
+			var err error
+			if recs, errs, err = sb.Apply(n); err != nil {
+				recs, errs = make([]Record, n), make([]error, n)
+				for k := range errs {
+					errs[k] = err
 				}
 			}
-		})
+			closeBatch()
+		} else {
+			parallel(n, func(k int) {
+				s := batch[k]
+				recs[k], errs[k] = s.Action.Apply(hctx, h, priors[k])
+				if errs[k] == nil {
+					if verr := s.Action.Verify(hctx, h, recs[k]); verr != nil {
+						errs[k] = fmt.Errorf("applied, but verify failed: %w", verr)
+					}
+				}
+			})
+		}
 		o.crashAt(batch[0].Kind, "after-apply")
 		for k, s := range batch {
 			aerr := errs[k]
@@ -621,6 +683,19 @@ func parallel(n int, f func(k int)) {
 		go func() { defer wg.Done(); f(k) }()
 	}
 	wg.Wait()
+}
+
+// serviceSteps returns a batch's Service actions, if they all are.
+func serviceSteps(batch []Step) ([]Service, bool) {
+	var svcs []Service
+	for _, s := range batch {
+		svc, ok := s.Action.(Service)
+		if !ok {
+			return nil, false
+		}
+		svcs = append(svcs, svc)
+	}
+	return svcs, true
 }
 
 // sysvBatch reports whether every prior of a batch is a SysV service's.

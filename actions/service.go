@@ -133,6 +133,7 @@ func AgentHandlers() []agent.Handler {
 		{Name: "service-apply", Class: agent.ClassChange, Run: hostOp(lockedShared(serviceApply))},
 		{Name: "service-verify", Class: agent.ClassRead, Run: hostOp(serviceVerify)},
 		{Name: "service-revert", Class: agent.ClassChange, Run: hostOp(locked(serviceRevert))},
+		{Name: "service-batch", Class: agent.ClassChange, Run: serviceBatchOp},
 		{Name: "journal-put", Class: agent.ClassChange, Run: journalPut},
 		{Name: "journal-get", Class: agent.ClassRead, Run: journalGet},
 		{Name: "hook-run", Class: agent.ClassChange, Run: hookRun},

@@ -1,0 +1,249 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/holiday-ops/holiday/internal/agent"
+	"github.com/holiday-ops/holiday/internal/agentctl"
+	"github.com/holiday-ops/holiday/internal/agentproto"
+)
+
+// A batch of service steps runs as ONE agent operation ("service-batch",
+// one SSH session) instead of an observe, an apply and a verify session
+// per step plus a session for the journal copy. The write-ahead order
+// holds inside the session, step by step of the protocol:
+//
+//	control → agent  request: the units (and the batch's names)
+//	agent → control  message: every unit's prior state (observe)
+//	                 the control node journals every intent, fsynced
+//	control → agent  message: how many to apply, and the journal copy
+//	agent → control  message: copy stored (fsynced) on the host
+//	control → agent  message: go            (crash point after-intent)
+//	agent → control  result:  each step's done record and verify error
+//
+// Nothing changes on the host before "go", which the control node sends
+// only once the intents are fsynced on it and the host holds their copy.
+// A session that ends before "go" (the control node died) changes
+// nothing. Verify runs on the host after all the batch's applies, the
+// same check (serviceVerify) as a separate service-verify session.
+
+type batchReq struct {
+	Names []string   `json:"names"`
+	Batch [][]string `json:"batch"` // per unit: Service.Batch
+}
+
+type batchPriors struct {
+	Priors []ServicePrior `json:"priors"`
+	Errors []string       `json:"errors"` // per unit, "" when observed
+}
+
+type batchGo struct {
+	Apply int          `json:"apply"` // the first Apply units; 0 aborts
+	Copy  *JournalCopy `json:"copy,omitempty"`
+	Go    bool         `json:"go,omitempty"`
+}
+
+type batchStored struct {
+	Path  string `json:"path,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+type batchResult struct {
+	Done   []ServiceDone `json:"done"`
+	Errors []string      `json:"errors"` // per unit: the call failed
+	Verify []string      `json:"verify"` // per unit: verify's failure
+}
+
+// streamer is an agent that can run a streaming operation
+// (*agentctl.Agent).
+type streamer interface {
+	Start(ctx context.Context, op string, args any) (*agentctl.Stream, error)
+}
+
+// serviceBatch is one service-batch session from the control node.
+type serviceBatch struct {
+	s     *agentctl.Stream
+	svcs  []Service
+	taken bool
+}
+
+// startServiceBatch opens the session and reads the priors. It returns
+// nil, nil when h's agent can't stream (then the runner calls each
+// step's Observe/Apply/Verify).
+func startServiceBatch(ctx context.Context, h *Host, svcs []Service) (*serviceBatch, []Record, []error, error) {
+	st, ok := h.Agent.(streamer)
+	if !ok {
+		return nil, nil, nil, nil
+	}
+	req := batchReq{Names: make([]string, len(svcs)), Batch: make([][]string, len(svcs))}
+	for i, s := range svcs {
+		req.Names[i], req.Batch[i] = s.Name, s.Batch
+	}
+	s, err := st.Start(ctx, "service-batch", req)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b := &serviceBatch{s: s, svcs: svcs}
+	var p batchPriors
+	if err := s.ReadJSON(agentproto.FrameMessage, &p); err != nil {
+		b.Close()
+		return nil, nil, nil, fmt.Errorf("%s: service-batch: %w", h.Name, err)
+	}
+	if len(p.Priors) != len(svcs) || len(p.Errors) != len(svcs) {
+		b.Close()
+		return nil, nil, nil, fmt.Errorf("%s: service-batch: %d priors for %d units", h.Name, len(p.Priors), len(svcs))
+	}
+	recs := make([]Record, len(svcs))
+	errs := make([]error, len(svcs))
+	for i := range svcs {
+		if p.Errors[i] != "" {
+			errs[i] = errors.New(p.Errors[i])
+			continue
+		}
+		recs[i], errs[i] = NewRecord(KindService, svcs[i].Name, p.Priors[i])
+	}
+	return b, recs, errs, nil
+}
+
+// Store sends the journal copy (holding the first n intents) and waits
+// until the host has it fsynced. copy nil: no host copy (NoHostCopy).
+// A copy the host could not store is failed (the runner warns, as after
+// a failed journal-put); err is the session's failure.
+func (b *serviceBatch) Store(n int, copy *JournalCopy) (path string, failed, err error) {
+	if err := b.s.WriteJSON(agentproto.FrameMessage, batchGo{Apply: n, Copy: copy}); err != nil {
+		return "", nil, err
+	}
+	var st batchStored
+	if err := b.s.ReadJSON(agentproto.FrameMessage, &st); err != nil {
+		return "", nil, err
+	}
+	if st.Error != "" {
+		return "", errors.New(st.Error), nil
+	}
+	return st.Path, nil, nil
+}
+
+// Apply says go and returns each of the first n steps' done record and
+// error (apply's, else verify's, worded as the runner's).
+func (b *serviceBatch) Apply(n int) ([]Record, []error, error) {
+	b.taken = true
+	if err := b.s.WriteJSON(agentproto.FrameMessage, batchGo{Apply: n, Go: true}); err != nil {
+		return nil, nil, err
+	}
+	var r batchResult
+	if err := b.s.Result(&r); err != nil {
+		return nil, nil, err
+	}
+	if len(r.Done) != n || len(r.Errors) != n || len(r.Verify) != n {
+		return nil, nil, fmt.Errorf("service-batch: %d results for %d units", len(r.Done), n)
+	}
+	recs := make([]Record, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		if r.Errors[i] != "" {
+			errs[i] = errors.New(r.Errors[i])
+			continue
+		}
+		recs[i], errs[i] = NewRecord(KindService, b.svcs[i].Name, r.Done[i])
+		switch {
+		case errs[i] != nil:
+		case r.Done[i].Error != "":
+			errs[i] = errors.New(r.Done[i].Error)
+		case r.Verify[i] != "":
+			errs[i] = fmt.Errorf("applied, but verify failed: %s", r.Verify[i])
+		}
+	}
+	return recs, errs, nil
+}
+
+// Close ends the session; before Apply it tells the agent to change
+// nothing.
+func (b *serviceBatch) Close() {
+	if !b.taken {
+		b.s.WriteJSON(agentproto.FrameMessage, batchGo{Apply: 0})
+	}
+	b.s.Close()
+}
+
+// --- host side ---
+
+func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
+	var req batchReq
+	if err := jsonUnmarshal(op.Args, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Names) == 0 || len(req.Batch) != len(req.Names) {
+		return nil, errors.New("no service names, or not one batch list per name")
+	}
+	p := batchPriors{Priors: make([]ServicePrior, len(req.Names)), Errors: make([]string, len(req.Names))}
+	for i, n := range req.Names {
+		v, err := serviceObserve(ctx, serviceArgs{Name: n})
+		if err != nil {
+			p.Errors[i] = err.Error()
+			continue
+		}
+		p.Priors[i] = v.(ServicePrior)
+	}
+	if err := op.Conn.WriteJSON(agentproto.FrameMessage, p); err != nil {
+		return nil, err
+	}
+	var g batchGo
+	if err := op.Conn.ReadJSON(agentproto.FrameMessage, &g); err != nil {
+		return nil, err
+	}
+	if g.Apply <= 0 || g.Apply > len(req.Names) {
+		return batchResult{}, nil // the control node changes nothing
+	}
+	var st batchStored
+	if g.Copy != nil {
+		path, err := journalStore(*g.Copy)
+		if err != nil {
+			st.Error = "storing the journal copy: " + err.Error()
+		}
+		st.Path = path
+	}
+	// A copy that could not be stored is the control node's call (it
+	// warns and goes on, as after a failed journal-put).
+	if err := op.Conn.WriteJSON(agentproto.FrameMessage, st); err != nil {
+		return nil, err
+	}
+	var gogo batchGo
+	if err := op.Conn.ReadJSON(agentproto.FrameMessage, &gogo); err != nil {
+		return nil, err
+	}
+	n := gogo.Apply
+	if !gogo.Go || n <= 0 || n > len(req.Names) {
+		return batchResult{}, nil
+	}
+	r := batchResult{Done: make([]ServiceDone, n), Errors: make([]string, n), Verify: make([]string, n)}
+	names := req.Names[:n]
+	apply := lockedShared(serviceApply)
+	var wg sync.WaitGroup
+	for i := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := apply(ctx, serviceArgs{Name: names[i], Batch: req.Batch[i], Prior: &p.Priors[i]})
+			if err != nil {
+				r.Errors[i] = err.Error()
+				return
+			}
+			r.Done[i] = v.(ServiceDone)
+		}()
+	}
+	wg.Wait()
+	// Verify after every apply of the batch, as separate sessions would.
+	for i := range names {
+		if r.Errors[i] != "" || r.Done[i].Error != "" {
+			continue
+		}
+		d := r.Done[i]
+		if _, err := serviceVerify(ctx, serviceArgs{Name: names[i], Done: &d}); err != nil {
+			r.Verify[i] = err.Error()
+		}
+	}
+	return r, nil
+}
