@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -138,6 +139,16 @@ func NewRunID() string {
 		f.Close()
 	}
 	return time.Now().UTC().Format("20060102T150405Z") + fmt.Sprintf("-%x", b)
+}
+
+// runIDPattern is the shape NewRunID makes.
+var runIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$`)
+
+func clipRun(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }
 
 // RunDir is where a run's journals live.
@@ -633,6 +644,14 @@ func FetchHostJournal(ctx context.Context, h *Host, stateDir, run string) (strin
 	var c JournalCopy
 	if err := h.Agent.Call(ctx, "journal-get", JournalCopy{Run: run, Host: h.Name}, &c); err != nil {
 		return "", err
+	}
+	// The host chose the run; it is not trusted with our paths, nor to
+	// swap the run asked for for another one.
+	if !runIDPattern.MatchString(c.Run) {
+		return "", fmt.Errorf("%s: the host's journal copy names a malformed run %q; not using it", h.Name, clipRun(c.Run))
+	}
+	if run != "" && c.Run != run {
+		return "", fmt.Errorf("%s: asked the host for run %s, it sent run %s; not using it", h.Name, run, c.Run)
 	}
 	path := JournalPath(stateDir, c.Run, h.Name)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
