@@ -346,8 +346,12 @@ h=$(sha256sum "$T"); h=${h%% *}
 if [ "$h" != "$2" ]; then echo "upload arrived damaged: SHA-256 $h, want $2" >&2; exit 3; fi
 if [ "$4" = root ]; then own="-o 0 -g 0"; else own=; fi
 $S install -d -m 0700 $own "$3"
-$S install -m 0700 $own "$T" "$3/holiday.new"
-$S mv -f "$3/holiday.new" "$3/holiday"
+# A name of its own: another upload of the same build may run at once (two
+# plan entries for one machine, two control nodes); the last rename wins,
+# with the same content.
+N="$3/holiday.new.${T##*.}"
+$S install -m 0700 $own "$T" "$N"
+$S mv -f "$N" "$3/holiday"
 h=$($S sha256sum "$3/holiday"); h=${h%% *}
 if [ "$h" != "$2" ]; then echo "installed agent has SHA-256 $h, want $2" >&2; exit 3; fi
 `
