@@ -107,6 +107,24 @@ func StepsFor(h *plans.Host) []Step {
 	return steps
 }
 
+// BackupsUnavailable lists the hosts (of only, or all) whose plan names
+// backup sources: this build has no host-backup step yet, so locking them
+// down would stop services without the verified backups DESIGN §5 puts
+// first. Lockdown refuses them unless the operator accepts that
+// explicitly; `backup: none` hosts are not listed (the plan said so).
+func BackupsUnavailable(p *plans.Plan, only []string) []string {
+	var out []string
+	for _, h := range p.Hosts() {
+		if len(only) > 0 && !contains(only, h.Name) {
+			continue
+		}
+		if h.Backup != nil && !h.Backup.None && len(h.Backup.Sources) > 0 {
+			out = append(out, h.Name)
+		}
+	}
+	return out
+}
+
 // Jobs turns a plan into the runner's jobs; only names the plan selects
 // (all when only is empty).
 func Jobs(p *plans.Plan, c *Connector, only []string) []Job {

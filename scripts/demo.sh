@@ -42,8 +42,11 @@ $H repo check --read-data
 echo "-- the same repository, read by stock restic $(restic version | awk '{print $2}'):"
 RESTIC_PASSWORD_FILE=$HOLIDAY_PASSWORD_FILE restic -r "$HOLIDAY_REPOSITORY" snapshots
 
-step "holiday lockdown: stop what the plan names, every step journaled"
-$H lockdown -f $PLAN "${STATE[@]}"
+step "holiday lockdown: refused first — the lab plan names backups this build cannot take yet"
+if $H lockdown -f $PLAN "${STATE[@]}"; then echo "demo: lockdown should have refused" >&2; exit 1; fi
+
+step "holiday lockdown --without-backups: stop what the plan names, every step journaled"
+$H lockdown -f $PLAN "${STATE[@]}" --without-backups
 
 step "holiday status: verify on every host that the lockdown holds"
 $H status -f $PLAN "${STATE[@]}"
