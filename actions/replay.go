@@ -5,10 +5,41 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/journal"
 )
+
+// readJournal reads and verifies a host's journal of a run and, when this
+// control node recorded the run's end (run.json beside the journal), checks
+// that the chain still reaches the head printed then: the HMAC chain alone
+// cannot tell entries cut from the end from a crash between steps.
+func readJournal(path, host string, key journal.Key) (*journal.Journal, error) {
+	jr, err := journal.ReadFile(path, key)
+	if err != nil {
+		return nil, err
+	}
+	var info RunInfo
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "run.json"))
+	if err != nil {
+		return jr, nil // the run never ended here (crash, or another control node's run)
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(filepath.Dir(path), "run.json"), err)
+	}
+	head := info.Heads[host]
+	if head == "" {
+		return jr, nil
+	}
+	for _, e := range jr.Entries {
+		if e.MAC == head {
+			return jr, nil
+		}
+	}
+	return nil, fmt.Errorf("journal %s ends before the chain head %.16s recorded when the run ended: entries were removed; compare with the host's copy (restore --from-host into another --state-dir)", path, head)
+}
 
 // JournaledStep is one step as a journal tells it.
 type JournaledStep struct {
@@ -86,7 +117,7 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 		hr.Status, hr.Error = status, err.Error()
 		return hr
 	}
-	jr, err := journal.ReadFile(j.Journal, o.Key)
+	jr, err := readJournal(j.Journal, j.Name, o.Key)
 	if err != nil {
 		return fail(HostFailed, err)
 	}
@@ -180,7 +211,7 @@ func VerifyJournals(ctx context.Context, o Options, jobs []RevertJob) RunResult 
 		hr := HostResult{Host: j.Name, Journal: j.Journal}
 		t0 := time.Now()
 		defer func() { hr.Elapsed = time.Since(t0); res.Hosts[i] = hr }()
-		jr, err := journal.ReadFile(j.Journal, o.Key)
+		jr, err := readJournal(j.Journal, j.Name, o.Key)
 		if err != nil {
 			hr.Status, hr.Error = HostFailed, err.Error()
 			return

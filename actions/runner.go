@@ -264,7 +264,11 @@ func Lockdown(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
 	for _, h := range res.Hosts {
 		info.Heads[h.Host] = h.Head
 	}
-	writeJSON(filepath.Join(dir, "run.json"), info)
+	if err := writeJSON(filepath.Join(dir, "run.json"), info); err != nil {
+		// The journals hold everything restore needs; run.json adds the
+		// heads that show a journal cut short later.
+		o.Log.Warn("cannot record the run's chain heads", "run", o.RunID, "err", err)
+	}
 	res.Elapsed = time.Since(start)
 	return res, nil
 }
@@ -308,7 +312,19 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(p, '\n'), 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(p, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
