@@ -93,13 +93,9 @@ func StepsFor(h *plans.Host) []Step {
 		}
 	}
 	for _, name := range h.Stop {
-		var others []string
-		for _, o := range h.Stop {
-			if o != name {
-				others = append(others, o)
-			}
-		}
-		steps = append(steps, Step{Slot: SlotServices, Kind: KindService, Target: name, Action: Service{Name: name, Batch: others}})
+		// Batch is left to the runner: only units really stopped at
+		// the same time may leave each other out of their side effects.
+		steps = append(steps, Step{Slot: SlotServices, Kind: KindService, Target: name, Action: Service{Name: name}})
 	}
 	if h.Power != nil && h.Power.Off {
 		steps = append(steps, Step{Slot: SlotPower, Kind: KindPower, Target: "off", Action: Power{}})

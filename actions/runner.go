@@ -527,8 +527,16 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 			}
 			closeBatch()
 		} else {
+			names := make([]string, n)
+			for k, s := range batch {
+				names[k] = s.Target
+			}
 			parallel(n, func(k int) {
 				s := batch[k]
+				if svc, ok := s.Action.(Service); ok && n > 1 {
+					svc.Batch = othersOf(names, k) // stopped at the same time
+					s.Action = svc
+				}
 				recs[k], errs[k] = s.Action.Apply(hctx, h, priors[k])
 				if errs[k] == nil {
 					if verr := s.Action.Verify(hctx, h, recs[k]); verr != nil {

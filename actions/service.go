@@ -25,9 +25,9 @@ func init() {
 // bring it back; Revert puts back exactly the recorded prior state.
 type Service struct {
 	Name string // as the plan writes it: nginx, nginx.service, lab-echo.socket
-	// Batch are the other units of the host's plan that the runner stops
-	// at the same time (batchLen): their changes are theirs, not side
-	// effects of this one.
+	// Batch are the other units the runner stops at the very same time
+	// (a SysV batch): their changes are theirs, not side effects of this
+	// one. The runner sets it; it is empty when units stop one by one.
 	Batch []string
 }
 

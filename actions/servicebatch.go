@@ -31,8 +31,7 @@ import (
 // same check (serviceVerify) as a separate service-verify session.
 
 type batchReq struct {
-	Names []string   `json:"names"`
-	Batch [][]string `json:"batch"` // per unit: Service.Batch
+	Names []string `json:"names"`
 }
 
 type batchPriors struct {
@@ -78,9 +77,9 @@ func startServiceBatch(ctx context.Context, h *Host, svcs []Service) (*serviceBa
 	if !ok {
 		return nil, nil, nil, nil
 	}
-	req := batchReq{Names: make([]string, len(svcs)), Batch: make([][]string, len(svcs))}
+	req := batchReq{Names: make([]string, len(svcs))}
 	for i, s := range svcs {
-		req.Names[i], req.Batch[i] = s.Name, s.Batch
+		req.Names[i] = s.Name
 	}
 	s, err := st.Start(ctx, "service-batch", req)
 	if err != nil {
@@ -175,8 +174,8 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 	if err := jsonUnmarshal(op.Args, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Names) == 0 || len(req.Batch) != len(req.Names) {
-		return nil, errors.New("no service names, or not one batch list per name")
+	if len(req.Names) == 0 {
+		return nil, errors.New("no service names")
 	}
 	p := batchPriors{Priors: make([]ServicePrior, len(req.Names)), Errors: make([]string, len(req.Names))}
 	for i, n := range req.Names {
@@ -226,7 +225,10 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := apply(ctx, serviceArgs{Name: names[i], Batch: req.Batch[i], Prior: &p.Priors[i]})
+			// Only the units applied together now are left out of
+			// each other's side effects (the control node may cut
+			// the batch to n).
+			v, err := apply(ctx, serviceArgs{Name: names[i], Batch: othersOf(names, i), Prior: &p.Priors[i]})
 			if err != nil {
 				r.Errors[i] = err.Error()
 				return
@@ -246,4 +248,15 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 		}
 	}
 	return r, nil
+}
+
+// othersOf returns names without names[i].
+func othersOf(names []string, i int) []string {
+	var out []string
+	for k, n := range names {
+		if k != i {
+			out = append(out, n)
+		}
+	}
+	return out
 }
