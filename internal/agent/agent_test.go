@@ -123,7 +123,7 @@ func TestVersionMismatchEndsSession(t *testing.T) {
 func TestParseOSRelease(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "os-release")
 	os.WriteFile(p, []byte("# c\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\nPRETTY_NAME='A \\\"q\\\"'\n"), 0o644)
-	m, err := parseOSRelease(p)
+	m, err := ParseOSRelease(p)
 	if err != nil || m["NAME"] != "Debian GNU/Linux" || m["VERSION_ID"] != "12" || m["ID"] != "debian" || m["PRETTY_NAME"] != `A "q"` {
 		t.Fatalf("%v %v", m, err)
 	}

@@ -53,7 +53,7 @@ func factsBasic(ctx context.Context, op *Op) (any, error) {
 		f.Machine = utsString(u.Machine[:])
 	}
 	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		if m, err := parseOSRelease(p); err == nil {
+		if m, err := ParseOSRelease(p); err == nil {
 			f.OSRelease = m
 			break
 		}
@@ -72,8 +72,8 @@ func utsString[T int8 | uint8](b []T) string {
 	return s.String()
 }
 
-// parseOSRelease reads the KEY=value file of os-release(5).
-func parseOSRelease(path string) (map[string]string, error) {
+// ParseOSRelease reads the KEY=value file of os-release(5).
+func ParseOSRelease(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

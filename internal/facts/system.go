@@ -1,7 +1,6 @@
 package facts
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/holiday-ops/holiday/internal/agent"
 )
 
 func jsonUnmarshal(p []byte, v any) error {
@@ -81,7 +82,7 @@ func collectOS(ctx context.Context, a Args, f *Facts) error {
 	var m map[string]string
 	var err error
 	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		if m, err = parseOSRelease(p); err == nil {
+		if m, err = agent.ParseOSRelease(p); err == nil {
 			break
 		}
 	}
@@ -90,32 +91,6 @@ func collectOS(ctx context.Context, a Args, f *Facts) error {
 	}
 	f.OS.ID, f.OS.VersionID, f.OS.PrettyName = m["ID"], m["VERSION_ID"], m["PRETTY_NAME"]
 	return nil
-}
-
-// parseOSRelease reads the KEY=value file of os-release(5).
-func parseOSRelease(path string) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-			v = v[1 : len(v)-1]
-			v = strings.NewReplacer(`\"`, `"`, `\\`, `\`, `\$`, `$`, "\\`", "`").Replace(v)
-		}
-		m[k] = v
-	}
-	return m, sc.Err()
 }
 
 // Init systems.
