@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +34,9 @@ type JournalCopy struct {
 	Run  string `json:"run"`
 	Host string `json:"host"`
 	Data []byte `json:"data"`
+	// None is the answer when the host holds no copy of the run asked
+	// for (or of any run, when none was named): no run reached it.
+	None bool `json:"none,omitempty"`
 }
 
 var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -96,8 +100,11 @@ func journalGet(ctx context.Context, op *agent.Op) (any, error) {
 	}
 	if c.Run == "" {
 		ents, err := os.ReadDir(HostJournalDir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return JournalCopy{Host: c.Host, None: true}, nil
+		}
 		if err != nil {
-			return nil, fmt.Errorf("no journal copies on this host: %w", err)
+			return nil, err
 		}
 		var runs []string
 		for _, e := range ents {
@@ -108,7 +115,7 @@ func journalGet(ctx context.Context, op *agent.Op) (any, error) {
 			}
 		}
 		if len(runs) == 0 {
-			return nil, fmt.Errorf("no journal copy for %s in %s", c.Host, HostJournalDir)
+			return JournalCopy{Host: c.Host, None: true}, nil
 		}
 		sort.Strings(runs)
 		c.Run = runs[len(runs)-1]
@@ -117,6 +124,9 @@ func journalGet(ctx context.Context, op *agent.Op) (any, error) {
 		return nil, fmt.Errorf("bad run or host name %q/%q", c.Run, c.Host)
 	}
 	b, err := os.ReadFile(filepath.Join(HostJournalDir, c.Run, c.Host+".journal"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return JournalCopy{Run: c.Run, Host: c.Host, None: true}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -337,6 +337,47 @@ func TestStatusCatchesServiceStartedByHand(t *testing.T) {
 	}
 }
 
+// TestFromHostLeavesOlderRunsAlone: a second control node restores from
+// the hosts' copies after a run that reached only sysv1 crashed. sys1's
+// latest copy is an older, already restored run of another control node
+// (another key): restore must not touch it again, and must say why.
+func TestFromHostLeavesOlderRunsAlone(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys1", "sysv1")
+	before := map[string]string{}
+	for _, h := range hs {
+		before[h.Name] = snapshot(t, h)
+	}
+	plan := planFor(t, lab, map[string][]string{"sys1": {"nginx"}, "sysv1": {"nginx"}})
+	old := newCLI(t, plan)
+	restoreOnCleanup(t, old, hs, before)
+	if _, code := old.run(t, nil, "lockdown"); code != 0 {
+		t.Fatalf("first lockdown: exit %d", code)
+	}
+	if _, code := old.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("first restore: exit %d", code)
+	}
+	time.Sleep(1100 * time.Millisecond) // run IDs are per second
+	c := newCLI(t, plan)
+	restoreOnCleanup(t, c, hs, before)
+	if _, code := c.run(t, []string{"HOLIDAY_TEST_CRASH=service:after-apply"}, "lockdown", "--host", "sysv1"); code != -1 {
+		t.Fatalf("lockdown of sysv1 with the crash hook: exit %d, want killed", code)
+	}
+	second := &cli{bin: c.bin, plan: plan, stateDir: filepath.Join(t.TempDir(), "state2"), key: c.key}
+	out, code := second.run(t, nil, "restore", "--from-host")
+	if code != 0 {
+		t.Fatalf("restore --from-host: exit %d", code)
+	}
+	if !strings.Contains(out, "sys1: this run has no journal of it here") {
+		t.Errorf("restore does not say the run never reached sys1:\n%s", out)
+	}
+	for _, h := range hs {
+		if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
+			t.Errorf("%s after restore --from-host differs:\n%s", h.Name, d)
+		}
+	}
+}
+
 func TestCrashThenRestore(t *testing.T) {
 	lab := labtest.Require(t)
 	hs := lockHosts(t, lab, "sys1", "sysv1")

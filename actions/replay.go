@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -40,6 +41,15 @@ func readJournal(path, host string, key journal.Key) (*journal.Journal, error) {
 	}
 	return nil, fmt.Errorf("journal %s ends before the chain head %.16s recorded when the run ended: entries were removed; compare with the host's copy (restore --from-host into another --state-dir)", path, head)
 }
+
+// notInRun reports that a run has no journal for a host: the run never
+// reached it (not selected, or the control node died before connecting).
+func notInRun(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+const notInRunNote = "this run has no journal of it here: it never reached the host, nothing to revert (if it did, restore --from-host fetches the host's copy)"
 
 // JournaledStep is one step as a journal tells it.
 type JournaledStep struct {
@@ -115,6 +125,10 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 	defer func() { out.Elapsed = time.Since(t0) }()
 	fail := func(status string, err error) HostResult {
 		hr.Status, hr.Error = status, err.Error()
+		return hr
+	}
+	if notInRun(j.Journal) {
+		hr.Status, hr.Note = HostDone, notInRunNote
 		return hr
 	}
 	jr, err := readJournal(j.Journal, j.Name, o.Key)
@@ -211,6 +225,10 @@ func VerifyJournals(ctx context.Context, o Options, jobs []RevertJob) RunResult 
 		hr := HostResult{Host: j.Name, Journal: j.Journal}
 		t0 := time.Now()
 		defer func() { hr.Elapsed = time.Since(t0); res.Hosts[i] = hr }()
+		if notInRun(j.Journal) {
+			hr.Status, hr.Note = HostDone, notInRunNote
+			return
+		}
 		jr, err := readJournal(j.Journal, j.Name, o.Key)
 		if err != nil {
 			hr.Status, hr.Error = HostFailed, err.Error()

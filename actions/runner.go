@@ -198,6 +198,7 @@ type HostResult struct {
 	Host            string       `json:"host"`
 	Status          string       `json:"status"`
 	Error           string       `json:"error,omitempty"`
+	Note            string       `json:"note,omitempty"` // e.g. why a done host had nothing to do
 	Steps           []StepResult `json:"steps"`
 	BackupsNotTaken bool         `json:"backups_not_taken,omitempty"`
 	Journal         string       `json:"journal,omitempty"`
@@ -661,39 +662,47 @@ func pushJournal(ctx context.Context, h *Host, run, path string) (string, error)
 	return out.Path, nil
 }
 
-// FetchHostJournal fetches the host's copy of a run's journal (run ""
-// for the latest) and stores it at JournalPath(stateDir, run, host),
-// returning the run ID. An existing local file is not overwritten.
-func FetchHostJournal(ctx context.Context, h *Host, stateDir, run string) (string, error) {
+// HostJournal asks the host for its copy of a run's journal (run "" for
+// the latest it holds). A host without one answers None. The host chose
+// the run; it is not trusted to name a malformed one, nor to swap the run
+// asked for for another.
+func HostJournal(ctx context.Context, h *Host, run string) (JournalCopy, error) {
 	var c JournalCopy
 	if err := h.Agent.Call(ctx, "journal-get", JournalCopy{Run: run, Host: h.Name}, &c); err != nil {
-		return "", err
+		return c, err
 	}
-	// The host chose the run; it is not trusted with our paths, nor to
-	// swap the run asked for for another one.
+	if c.None {
+		return c, nil
+	}
 	if !runIDPattern.MatchString(c.Run) {
-		return "", fmt.Errorf("%s: the host's journal copy names a malformed run %q; not using it", h.Name, clipRun(c.Run))
+		return c, fmt.Errorf("%s: the host's journal copy names a malformed run %q; not using it", h.Name, clipRun(c.Run))
 	}
 	if run != "" && c.Run != run {
-		return "", fmt.Errorf("%s: asked the host for run %s, it sent run %s; not using it", h.Name, run, c.Run)
+		return c, fmt.Errorf("%s: asked the host for run %s, it sent run %s; not using it", h.Name, run, c.Run)
 	}
-	path := JournalPath(stateDir, c.Run, h.Name)
+	return c, nil
+}
+
+// StoreHostJournal stores a host's journal copy at JournalPath(stateDir,
+// c.Run, host), fsynced. An existing local file is not overwritten.
+func StoreHostJournal(stateDir, host string, c JournalCopy) error {
+	path := JournalPath(stateDir, c.Run, host)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
+		return err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w (restore from the existing copy, or use another --state-dir)", path, err)
+		return fmt.Errorf("%s: %w (restore from the existing copy, or use another --state-dir)", path, err)
 	}
 	if _, err := f.Write(c.Data); err != nil {
 		f.Close()
-		return "", err
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return "", err
+		return err
 	}
-	return c.Run, f.Close()
+	return f.Close()
 }
 
 // maxBatch bounds the steps of one host applied at once (agent sessions

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"sync"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/plans"
@@ -50,57 +54,95 @@ func journalJobs(ctx context.Context, p *plans.Plan, conn *actions.Connector, f 
 	if len(hosts) == 0 {
 		return nil, "", &usageError{errNoHosts}
 	}
-	// runs[host] is the run each host's journal belongs to. From the
-	// hosts' copies, each host has its own latest run: a host the crashed
-	// run never reached still has its previous (already restored) one,
-	// and reverting that again is a no-op.
-	runs := map[string]string{}
 	if fromHost {
-		asked := run // each host's own latest run unless --run names one
-		for _, h := range hosts {
-			ah, closeHost, err := conn.Connect(ctx, h)
-			if err != nil {
-				// A host that lockdown powered off can't hand over its
-				// copy: fall back to this control node's journal of it,
-				// which says so (and how it comes back).
-				if r, lerr := latestRun(f.stateDir, []string{h.Name}); lerr == nil {
-					runs[h.Name] = r
-					continue
-				}
-				return nil, "", fmt.Errorf("%s: fetching its journal copy: %w", h.Name, err)
-			}
-			r, err := actions.FetchHostJournal(ctx, ah, f.stateDir, asked)
-			closeHost()
-			if err != nil {
-				return nil, "", fmt.Errorf("%s: fetching its journal copy: %w", h.Name, err)
-			}
-			runs[h.Name] = r
-			if r > run {
-				run = r
-			}
+		var err error
+		if run, err = fetchHostJournals(ctx, hosts, conn, f.stateDir, run, max(1, f.parallel)); err != nil {
+			return nil, "", err
 		}
-	} else {
-		if run == "" {
-			names := make([]string, len(hosts))
-			for i, h := range hosts {
-				names[i] = h.Name
-			}
-			var err error
-			if run, err = latestRun(f.stateDir, names); err != nil {
-				return nil, "", err
-			}
+	} else if run == "" {
+		names := make([]string, len(hosts))
+		for i, h := range hosts {
+			names[i] = h.Name
 		}
-		for _, h := range hosts {
-			runs[h.Name] = run
+		var err error
+		if run, err = latestRun(f.stateDir, names); err != nil {
+			return nil, "", err
 		}
 	}
 	var jobs []actions.RevertJob
 	for _, h := range hosts {
 		h := h
 		jobs = append(jobs, actions.RevertJob{
-			Name: h.Name, Journal: actions.JournalPath(f.stateDir, runs[h.Name], h.Name),
+			Name: h.Name, Journal: actions.JournalPath(f.stateDir, run, h.Name),
 			Connect: func(ctx context.Context) (*actions.Host, func(), error) { return conn.Connect(ctx, h) },
 		})
 	}
 	return jobs, run, nil
+}
+
+// fetchHostJournals stores each host's copy of the run into stateDir and
+// returns the run: the one named, else the latest any host holds. A host
+// without a copy of that run was never reached by it (restore says so and
+// leaves it alone): reverting an older run of its own again could undo
+// changes made since. A host that cannot be reached keeps this control
+// node's journal of the run, if there is one (lockdown may have powered
+// it off, as planned).
+func fetchHostJournals(ctx context.Context, hosts []*plans.Host, conn *actions.Connector, stateDir, run string, parallel int) (string, error) {
+	var (
+		mu          sync.Mutex
+		copies      = map[string]actions.JournalCopy{}
+		unreachable []string
+		g           errgroup.Group
+	)
+	g.SetLimit(parallel)
+	for _, h := range hosts {
+		g.Go(func() error {
+			ah, closeHost, err := conn.Connect(ctx, h)
+			if err != nil {
+				if _, lerr := latestRun(stateDir, []string{h.Name}); lerr == nil {
+					mu.Lock()
+					unreachable = append(unreachable, h.Name)
+					mu.Unlock()
+					return nil
+				}
+				return fmt.Errorf("%s: fetching its journal copy: %w", h.Name, err)
+			}
+			c, err := actions.HostJournal(ctx, ah, run)
+			closeHost()
+			if err != nil {
+				return fmt.Errorf("%s: fetching its journal copy: %w", h.Name, err)
+			}
+			mu.Lock()
+			copies[h.Name] = c
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	if run == "" {
+		for _, c := range copies {
+			if !c.None && c.Run > run {
+				run = c.Run
+			}
+		}
+		if run == "" {
+			return "", errors.New("no host holds a journal copy: no lockdown reached them")
+		}
+	}
+	for _, name := range unreachable {
+		if _, err := os.Stat(actions.JournalPath(stateDir, run, name)); err != nil {
+			return "", fmt.Errorf("%s: unreachable, and this control node has no journal of run %s for it", name, run)
+		}
+	}
+	for name, c := range copies {
+		if c.None || c.Run != run {
+			continue // its latest is older: run never reached it
+		}
+		if err := actions.StoreHostJournal(stateDir, name, c); err != nil {
+			return "", err
+		}
+	}
+	return run, nil
 }

@@ -151,6 +151,17 @@ func latestRun(stateDir string, hosts []string) (string, error) {
 	return "", fmt.Errorf("no run in %s has a journal for these hosts", filepath.Join(stateDir, "runs"))
 }
 
+// saidByStep reports that the host's error repeats a step's error the
+// summary already printed.
+func saidByStep(h actions.HostResult) bool {
+	for _, s := range h.Steps {
+		if s.Error != "" && strings.Contains(h.Error, s.Error) {
+			return true
+		}
+	}
+	return false
+}
+
 // printResult prints the summary table (or JSON) and returns the error
 // that carries the exit code.
 func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plans.Plan, ctx context.Context) error {
@@ -188,8 +199,11 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 					fmt.Fprintf(w, "%s: %s %s: %s\n", h.Host, s.ID, s.Status, s.Error)
 				}
 			}
-			if h.Status != actions.HostPoweredOff && (h.Error != "" && !strings.Contains(h.Error, ": ") || h.Status == actions.HostUnreachable) {
+			if h.Status != actions.HostPoweredOff && h.Error != "" && !saidByStep(h) {
 				fmt.Fprintf(w, "%s: %s\n", h.Host, h.Error)
+			}
+			if h.Note != "" {
+				fmt.Fprintf(w, "%s: %s\n", h.Host, h.Note)
 			}
 			if h.Head != "" && res.Command != "status" {
 				fmt.Fprintf(w, "%s: journal %s chain head %s\n", h.Host, h.Journal, h.Head)
