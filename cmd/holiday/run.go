@@ -42,7 +42,7 @@ func (f *runFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.hosts, "host", nil, "only these hosts (repeatable)")
 	cmd.Flags().IntVar(&f.parallel, "parallel", 32, "hosts at once")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
-	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log what happens to stderr")
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log each connection and agent operation on stderr")
 	cmd.Flags().DurationVar(&f.timeout, "revert-timeout", 5*time.Minute, "bound on reverting one host after a failure or Ctrl-C")
 	cmd.MarkFlagRequired("file")
 }
@@ -100,7 +100,7 @@ func (f *runFlags) setup(cmd *cobra.Command) (*plans.Plan, *actions.Connector, a
 	}
 	log := slog.New(slog.DiscardHandler)
 	if f.verbose {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	o := actions.Options{StateDir: f.stateDir, Key: key, Parallel: f.parallel, RevertTimeout: f.timeout, Log: log, PlanFile: f.plan}
 	if !f.json {

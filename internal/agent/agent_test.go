@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/holiday-ops/holiday/internal/agentproto"
 )
@@ -126,5 +129,68 @@ func TestParseOSRelease(t *testing.T) {
 	m, err := ParseOSRelease(p)
 	if err != nil || m["NAME"] != "Debian GNU/Linux" || m["VERSION_ID"] != "12" || m["ID"] != "debian" || m["PRETTY_NAME"] != `A "q"` {
 		t.Fatalf("%v %v", m, err)
+	}
+}
+
+// TestSelfHashStamp: the agent trusts its directory's name as its build
+// while the stamp matches the running file, and hashes itself otherwise.
+func TestSelfHashStamp(t *testing.T) {
+	content := []byte("an agent binary")
+	sum := sha256.Sum256(content)
+	real := hex.EncodeToString(sum[:])
+	named := strings.Repeat("ab", 32) // what the directory claims
+	dir := filepath.Join(t.TempDir(), named)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "holiday")
+	if err := os.WriteFile(exe, content, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "exe") // stands for /proc/self/exe
+	if err := os.Symlink(exe, link); err != nil {
+		t.Fatal(err)
+	}
+	stamp := func() {
+		f, err := os.Open(exe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		st, err := StatStamp(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(exe+agentproto.StampSuffix, []byte(st+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func()
+		want  string
+	}{
+		{"no stamp: hashed", func() {}, real},
+		{"matching stamp: the directory's name", stamp, named},
+		{"written after the stamp: hashed", func() {
+			stamp()
+			time.Sleep(10 * time.Millisecond)
+			if err := os.WriteFile(exe, content, 0o700); err != nil { // same bytes, new ctime
+				t.Fatal(err)
+			}
+		}, real},
+		{"garbage stamp: hashed", func() { os.WriteFile(exe+agentproto.StampSuffix, []byte("1 2 3 4.5"), 0o600) }, real},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(exe + agentproto.StampSuffix)
+			tc.setup()
+			got, err := selfHash(link)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("selfHash = %.12s…, want %.12s…", got, tc.want)
+			}
+		})
 	}
 }

@@ -273,25 +273,43 @@ func goarch(unameM string) string {
 }
 
 // probeScript runs as the login user in a POSIX sh. $1: become mode,
-// $2: the agent path relative to its dir, $3: the dir ("" = default).
+// $2: the agent builds (SHA-256s) to look for, $3: the dir ("" = default).
+// Root's part — is sudo passwordless, which cached builds are there — is
+// one `sudo -n sh` (checkScript), each sudo being a PAM round of its own.
 const probeScript = `
 echo "conn=${SSH_CONNECTION:-}"
-echo "uid=$(id -u)"
+u=$(id -u)
+echo "uid=$u"
 echo "user=$(id -un)"
 echo "arch=$(uname -m)"
 echo "home=$HOME"
-S=
-if [ "$(id -u)" != 0 ] && [ "$1" = sudo ]; then
-	if out=$(sudo -n true 2>&1 </dev/null); then
-		S="sudo -n"; echo sudo=ok
-	else
-		printf 'sudo=fail %s\n' "$(printf %s "$out" | tr '\n' ' ')"; exit 0
-	fi
-fi
 d=$3
 [ -n "$d" ] || d=$HOME/.holiday/agent
-for b in $2; do
-	if h=$($S sha256sum "$d/$b/holiday" 2>/dev/null); then echo "have_$b=${h%% *}"; fi
+if [ "$u" != 0 ] && [ "$1" = sudo ]; then
+	if out=$(sudo -n sh -c "$4" holiday-check "$d" $2 2>&1 </dev/null) && [ "${out#sudo=ok}" != "$out" ]; then
+		printf '%s\n' "$out"
+	else
+		printf 'sudo=fail %s\n' "$(printf %s "$out" | tr '\n' ' ')"
+	fi
+else
+	sh -c "$4" holiday-check "$d" $2
+fi
+`
+
+// checkScript (as root, or the login user without become) prints
+// sudo=ok and have_BUILD=SHA-256 for each cached build: from its stamp
+// (agentproto.StampSuffix) while that matches the file, else hashed.
+const checkScript = `
+echo sudo=ok
+d=$1; shift
+for b; do
+	f=$d/$b/holiday
+	[ -f "$f" ] || continue
+	if st=$(stat -c '%s %i %d %.9Z' "$f" 2>/dev/null) && [ "$st" = "$(cat "$f` + agentproto.StampSuffix + `" 2>/dev/null)" ]; then
+		echo "have_$b=$b"
+	elif h=$(sha256sum "$f" 2>/dev/null); then
+		echo "have_$b=${h%% *}"
+	fi
 done
 `
 
@@ -313,7 +331,7 @@ func (a *Agent) probe(ctx context.Context) (map[string]string, error) {
 		}
 	}
 	rel := strings.Join(builds, " ")
-	cmd := "sh -c " + shquote(probeScript) + " holiday-probe " + shquote(string(a.opts.Become)) + " " + shquote(rel) + " " + shquote(dir)
+	cmd := "sh -c " + shquote(probeScript) + " holiday-probe " + shquote(string(a.opts.Become)) + " " + shquote(rel) + " " + shquote(dir) + " " + shquote(checkScript)
 	out, err := a.conn.Output(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("probing the host: %w", err)
@@ -340,7 +358,7 @@ set -e
 umask 077
 S=$1
 T=$(mktemp "${TMPDIR:-/tmp}/holiday-agent.XXXXXXXX")
-trap 'rm -f "$T"' EXIT
+trap 'rm -f "$T" "$T.stamp"' EXIT
 cat >"$T"
 h=$(sha256sum "$T"); h=${h%% *}
 if [ "$h" != "$2" ]; then echo "upload arrived damaged: SHA-256 $h, want $2" >&2; exit 3; fi
@@ -354,6 +372,10 @@ $S install -m 0700 $own "$T" "$N"
 $S mv -f "$N" "$3/holiday"
 h=$($S sha256sum "$3/holiday"); h=${h%% *}
 if [ "$h" != "$2" ]; then echo "installed agent has SHA-256 $h, want $2" >&2; exit 3; fi
+# The identity of the file just hashed (agentproto.StampSuffix): later probes
+# and the agent trust the hash while it holds.
+$S stat -c '%s %i %d %.9Z' "$3/holiday" >"$T.stamp"
+$S install -m 0600 $own "$T.stamp" "$3/holiday` + agentproto.StampSuffix + `"
 `
 
 func (a *Agent) upload(ctx context.Context) error {
@@ -422,6 +444,8 @@ type Stream struct {
 	stderr  *logForwarder
 	stdin   io.WriteCloser
 	stopCtx func() bool
+	log     *slog.Logger
+	start   time.Time
 }
 
 // Start opens a session, runs the agent, does the hello and sends the
@@ -438,6 +462,7 @@ func (a *Agent) Start(ctx context.Context, op string, args any) (*Stream, error)
 		}
 		raw = p
 	}
+	start := time.Now()
 	sess, err := a.conn.NewSession(ctx)
 	if err != nil {
 		return fail(err)
@@ -461,7 +486,7 @@ func (a *Agent) Start(ctx context.Context, op string, args any) (*Stream, error)
 		sess.Close()
 		return fail(fmt.Errorf("starting the agent: %w", err))
 	}
-	s := &Stream{Conn: agentproto.NewConn(stdout, stdin), op: op, sess: sess, host: a.conn.Label(), stderr: lf, stdin: stdin}
+	s := &Stream{Conn: agentproto.NewConn(stdout, stdin), op: op, sess: sess, host: a.conn.Label(), stderr: lf, stdin: stdin, log: a.log, start: start}
 	s.stopCtx = context.AfterFunc(ctx, func() { sess.Signal("KILL"); sess.Session.Close() })
 	want := a.bin.SHA256
 	peer, err := agentproto.ClientHello(s.Conn, agentproto.Hello{Build: want, Version: a.opts.Version, ControlMachineID: a.controlID})
@@ -539,6 +564,7 @@ func (s *Stream) Close() error {
 	s.stdin.Close()
 	s.sess.Wait()
 	s.stderr.flush()
+	s.log.Debug("agent op done", "op", s.op, "took", time.Since(s.start))
 	return s.sess.Close()
 }
 

@@ -189,6 +189,21 @@ func TestDeployRootCachedAndReplaced(t *testing.T) {
 		t.Fatal("cached agent was rewritten")
 	}
 	t.Logf("warm deploy (probe + ping): probe %s", ag2.Info().ProbeTime)
+	// The upload left the stamp that spares later probes the hash; a
+	// missing stamp only costs the hash, not an upload.
+	if st, err := os.Stat(want + agentproto.StampSuffix); err != nil || st.Mode().Perm() != 0o600 || st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("stamp after the upload: %v, %v; want mode 0600, root's", st, err)
+	}
+	if err := os.Remove(want + agentproto.StampSuffix); err != nil {
+		t.Fatal(err)
+	}
+	ag3, err := agentctl.Deploy(ctxT(t), c, e.opts(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ag3.Info().Uploaded || ag3.Info().AgentBuild != a.SHA256 {
+		t.Fatalf("deploy without the stamp: %+v", ag3.Info())
+	}
 	const n = 10
 	start := time.Now()
 	for i := 0; i < n; i++ {
