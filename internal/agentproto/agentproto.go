@@ -302,4 +302,3 @@ func ServerHello(c *Conn, mine Hello) (Hello, error) {
 // set back), so neither the probe nor the agent hashes ~12 MB again on
 // every session. Only root can write it: the agent directory is 0700 root.
 const StampSuffix = ".stamp"
-
