@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -42,7 +43,24 @@ var (
 	blockSize = flag.String("block-size", "1MiB", "holiday's fixed block size for the image")
 	runs      = flag.Int("runs", 3, "runs per step (the median is reported)")
 	jsonOut   = flag.String("json", "", "also write the results as JSON to this file")
+	only      = flag.String("only", "", "comma-separated steps to run and report (tree, image, incremental, restore, check); empty for all. The image backup also runs, unreported, before incremental, restore and check")
 )
+
+// stepKeys name the steps for -only, in the order of the report.
+var stepKeys = []string{"tree", "image", "incremental", "restore", "check"}
+
+// selected reports whether -only asks for step key.
+func selected(key string) bool {
+	if *only == "" {
+		return true
+	}
+	for _, k := range strings.Split(*only, ",") {
+		if strings.TrimSpace(k) == key {
+			return true
+		}
+	}
+	return false
+}
 
 type tool struct {
 	name string
@@ -81,14 +99,27 @@ func run() error {
 	data := filepath.Join(*work, "data")
 	tree := filepath.Join(data, "tree")
 	img := filepath.Join(data, "img", "disk.img")
-	if err := makeTree(tree); err != nil {
-		return err
+	for _, k := range strings.Split(*only, ",") {
+		if k = strings.TrimSpace(k); k != "" && !slices.Contains(stepKeys, k) {
+			return fmt.Errorf("-only: unknown step %q (have %s)", k, strings.Join(stepKeys, ", "))
+		}
+	}
+	if selected("tree") {
+		if err := makeTree(tree); err != nil {
+			return err
+		}
 	}
 	if err := makeImage(img); err != nil {
 		return err
 	}
 	treeBytes := duApparent(tree)
-	steps := []string{"tree, first backup", "image, first backup", "image, incremental after 1 % change", "image, restore", "check --read-data"}
+	allSteps := []string{"tree, first backup", "image, first backup", "image, incremental after 1 % change", "image, restore", "check --read-data"}
+	var steps []string
+	for i, k := range stepKeys {
+		if selected(k) {
+			steps = append(steps, allSteps[i])
+		}
+	}
 	results := map[string]map[string][]measure{}
 	for _, t := range tools {
 		results[t.name] = map[string][]measure{}
@@ -103,8 +134,9 @@ func run() error {
 			return err
 		}
 		for name, steps2 := range ms {
-			for i, m := range steps2 {
-				results[name][steps[i]] = append(results[name][steps[i]], m)
+			for k, m := range steps2 {
+				step := allSteps[slices.Index(stepKeys, k)]
+				results[name][step] = append(results[name][step], m)
 			}
 		}
 	}
@@ -116,10 +148,10 @@ func run() error {
 	return nil
 }
 
-// oneRun makes fresh repositories and measures every step once for each
-// tool, step by step.
-func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string][]measure, error) {
-	out := map[string][]measure{}
+// oneRun makes fresh repositories and measures every selected step once
+// for each tool, step by step; the result is keyed by tool, then step key.
+func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string]map[string]measure, error) {
+	out := map[string]map[string]measure{}
 	type repos struct{ tree, img, restore string }
 	rs := map[string]repos{}
 	for _, t := range tools {
@@ -130,13 +162,16 @@ func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string][]measu
 		}
 		defer os.RemoveAll(base)
 		x := repos{filepath.Join(base, "tree"), filepath.Join(base, "img"), filepath.Join(base, "restore")}
-		if err := initRepo(t, x.tree); err != nil {
-			return nil, fmt.Errorf("%s: %w", t.name, err)
+		if selected("tree") {
+			if err := initRepo(t, x.tree); err != nil {
+				return nil, fmt.Errorf("%s: %w", t.name, err)
+			}
 		}
 		if err := initRepo(t, x.img); err != nil {
 			return nil, fmt.Errorf("%s: %w", t.name, err)
 		}
 		rs[t.name] = x
+		out[t.name] = map[string]measure{}
 	}
 	step := func(name string, n func(tool) int64, args func(tool, repos) []string, repo func(repos) string) error {
 		for _, t := range tools {
@@ -144,19 +179,29 @@ func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string][]measu
 			if err != nil {
 				return fmt.Errorf("%s, %s: %w", t.name, name, err)
 			}
-			out[t.name] = append(out[t.name], m)
+			if selected(name) {
+				out[t.name][name] = m
+			}
 		}
 		return nil
 	}
 	imgSize := func(tool) int64 { return *imageSize }
 	imgRepo := func(x repos) string { return x.img }
-	if err := step("tree", func(tool) int64 { return treeBytes },
-		func(t tool, x repos) []string { return backupArgs(t, x.tree, tree, false) },
-		func(x repos) string { return x.tree }); err != nil {
-		return nil, err
+	if selected("tree") {
+		if err := step("tree", func(tool) int64 { return treeBytes },
+			func(t tool, x repos) []string { return backupArgs(t, x.tree, tree, false) },
+			func(x repos) string { return x.tree }); err != nil {
+			return nil, err
+		}
+	}
+	if !selected("image") && !selected("incremental") && !selected("restore") && !selected("check") {
+		return out, nil
 	}
 	if err := step("image", imgSize, func(t tool, x repos) []string { return backupArgs(t, x.img, img, true) }, imgRepo); err != nil {
 		return nil, err
+	}
+	if !selected("incremental") && !selected("restore") && !selected("check") {
+		return out, nil
 	}
 	undo, err := changeImage(img)
 	if err != nil {
