@@ -151,7 +151,7 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 		g.Go(func() error {
 			for j := range a.jobs {
 				data := (*j.buf)[:j.n]
-				id, _, err := r.SaveBlob(gctx, repo.DataBlob, data, repo.Hash(data))
+				id, _, err := r.SaveBlob(gctx, repo.DataBlob, data, repo.HashData(data))
 				j.pool.put(j.buf)
 				if err == nil {
 					*j.out = id

@@ -12,10 +12,13 @@
 package repo
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
+	"sync/atomic"
 )
 
 // ID is a SHA-256: of a blob's plaintext, or of a stored file's bytes.
@@ -23,6 +26,44 @@ type ID [32]byte
 
 // Hash returns the ID of data.
 func Hash(data []byte) ID { return sha256.Sum256(data) }
+
+// HashData is Hash for a blob's plaintext, faster on runs of zeros:
+// disk images hold many all-zero blocks, and telling one apart (at
+// memory speed; other data stops at its first non-zero byte) is far
+// cheaper than hashing it. The IDs of all-zero blobs are cached by
+// length (a bounded number of lengths; small blobs are just hashed).
+func HashData(data []byte) ID {
+	if len(data) < len(zeroBlock) || !isZero(data) {
+		return sha256.Sum256(data)
+	}
+	if id, ok := zeroIDs.Load(len(data)); ok {
+		return id.(ID)
+	}
+	id := ID(sha256.Sum256(data))
+	if zeroIDsN.Add(1) <= maxZeroIDs {
+		zeroIDs.Store(len(data), id)
+	}
+	return id
+}
+
+const maxZeroIDs = 1024
+
+var (
+	zeroIDs   sync.Map // length → ID of that many zeros
+	zeroIDsN  atomic.Int32
+	zeroBlock [64 << 10]byte
+)
+
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeroBlock))
+		if !bytes.Equal(b[:n], zeroBlock[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
 
 // ParseID parses 64 hex digits.
 func ParseID(s string) (ID, error) {
