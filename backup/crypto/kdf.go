@@ -58,12 +58,14 @@ func Calibrate() (Params, error) {
 	return p, nil
 }
 
-// KDF derives a key from a password with scrypt.
+// KDF derives a key from a password with scrypt, its lanes in parallel
+// (the result is scrypt's; Calibrate times x/crypto's one-lane scrypt,
+// so the parallelism never lowers the cost chosen for new keys).
 func KDF(p Params, salt []byte, password string) (*Key, error) {
 	if len(salt) < 16 {
 		return nil, fmt.Errorf("scrypt salt of %d bytes is too short", len(salt))
 	}
-	b, err := scrypt.Key([]byte(password), salt, p.N, p.R, p.P, 64)
+	b, err := scryptKey([]byte(password), salt, p.N, p.R, p.P, 64)
 	if err != nil {
 		return nil, fmt.Errorf("scrypt N=%d r=%d p=%d: %w", p.N, p.R, p.P, err)
 	}

@@ -1,0 +1,61 @@
+package crypto
+
+import (
+	"bytes"
+	"encoding/hex"
+	"testing"
+
+	"golang.org/x/crypto/scrypt"
+)
+
+// TestScryptMatches: the parallel-lane scrypt gives x/crypto's result,
+// including RFC 7914's test vectors, for p above and below the number
+// of lanes run at once.
+func TestScryptMatches(t *testing.T) {
+	for _, v := range []struct {
+		pw, salt  string
+		N, r, p   int
+		keyLen    int
+		rfcVector string
+	}{
+		{"", "", 16, 1, 1, 64, "77d6576238657b203b19ca42c18a0497f16b4844e3074ae8dfdffa3fede21442fcd0069ded0948f8326a753a0fc81f17e8d3e0fb2e0d3628cf35e20c38d18906"},
+		{"password", "NaCl", 1024, 8, 16, 64, "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b3731622eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640"},
+		{"pw", "a salt of some length", 2, 1, 1, 32, ""},
+		{"pw", "a salt of some length", 64, 3, 7, 64, ""},
+		{"correct horse", "0123456789abcdef0123456789abcdef", 1 << 12, 8, 6, 64, ""},
+	} {
+		got, err := scryptKey([]byte(v.pw), []byte(v.salt), v.N, v.r, v.p, v.keyLen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := scrypt.Key([]byte(v.pw), []byte(v.salt), v.N, v.r, v.p, v.keyLen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("N=%d r=%d p=%d: %x, x/crypto says %x", v.N, v.r, v.p, got, want)
+		}
+		if v.rfcVector != "" && hex.EncodeToString(got) != v.rfcVector {
+			t.Fatalf("N=%d r=%d p=%d: %x, RFC 7914 says %s", v.N, v.r, v.p, got, v.rfcVector)
+		}
+	}
+	for _, bad := range [][3]int{{0, 8, 1}, {3, 8, 1}, {16, 0, 1}, {16, 8, 0}} {
+		if _, err := scryptKey([]byte("pw"), []byte("salt"), bad[0], bad[1], bad[2], 64); err == nil {
+			t.Fatalf("N=%d r=%d p=%d accepted", bad[0], bad[1], bad[2])
+		}
+	}
+}
+
+func BenchmarkScrypt(b *testing.B) {
+	salt := make([]byte, 64)
+	b.Run("x/crypto", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = scrypt.Key([]byte("pw"), salt, 1<<15, 8, 6, 64)
+		}
+	})
+	b.Run("lanes", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = scryptKey([]byte("pw"), salt, 1<<15, 8, 6, 64)
+		}
+	})
+}
