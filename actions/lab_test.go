@@ -378,6 +378,39 @@ func TestFromHostLeavesOlderRunsAlone(t *testing.T) {
 	}
 }
 
+// TestRestoreKilledHalfway: the control node dies after the first revert
+// of a host's batch is journaled (the agent goes on with the others); a
+// second restore finds the rest unjournaled, reverts them again (no
+// change twice) and the hosts are as before the lockdown.
+func TestRestoreKilledHalfway(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys1", "sysv1")
+	before := map[string]string{}
+	for _, h := range hs {
+		before[h.Name] = snapshot(t, h)
+	}
+	c := newCLI(t, planFor(t, lab, map[string][]string{"sys1": {"nginx", "rsync"}, "sysv1": {"nginx", "rsync", "lab-worker"}}))
+	restoreOnCleanup(t, c, hs, before)
+	if _, code := c.run(t, nil, "lockdown"); code != 0 {
+		t.Fatalf("lockdown: exit %d", code)
+	}
+	if _, code := c.run(t, []string{"HOLIDAY_TEST_CRASH=service:mid-revert"}, "restore"); code != -1 {
+		t.Fatalf("restore with the crash hook: exit %d, want killed", code)
+	}
+	out, code := c.run(t, nil, "restore")
+	if code != 0 {
+		t.Fatalf("second restore: exit %d", code)
+	}
+	if !strings.Contains(out, "reverted") {
+		t.Errorf("the second restore reverted nothing:\n%s", out)
+	}
+	for _, h := range hs {
+		if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
+			t.Errorf("%s after a restore killed half-way and another: differs:\n%s", h.Name, d)
+		}
+	}
+}
+
 func TestCrashThenRestore(t *testing.T) {
 	lab := labtest.Require(t)
 	hs := lockHosts(t, lab, "sys1", "sysv1")

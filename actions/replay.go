@@ -180,18 +180,27 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.RevertTimeout)
 	defer cancel()
 	var errs []error
+	var items []revertItem
+	var at []int // items[i] is steps[at[i]]
 	for k := len(steps) - 1; k >= 0; k-- {
 		s := steps[k]
 		if s.Reverted {
 			continue
 		}
 		a, err := ForKind(s.Kind, s.Prior.Target)
-		if err == nil {
-			err = revertStep(rctx, o, write, h, s.Kind, s.Prior.Target, a, s.Prior, s.Done)
-		}
 		if err != nil {
 			hr.Steps[k].Status, hr.Steps[k].Error = StepRevertFailed, err.Error()
 			errs = append(errs, fmt.Errorf("%s: %w", s.ID, err))
+			continue
+		}
+		items = append(items, revertItem{kind: s.Kind, target: s.Prior.Target, a: a, prior: s.Prior, done: s.Done})
+		at = append(at, k)
+	}
+	for i, err := range revertAll(rctx, o, write, h, items) {
+		k := at[i]
+		if err != nil {
+			hr.Steps[k].Status, hr.Steps[k].Error = StepRevertFailed, err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", steps[k].ID, err))
 			continue
 		}
 		hr.Steps[k].Status = StepReverted

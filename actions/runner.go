@@ -588,10 +588,14 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	defer rcancel()
 	hctx = rctx
 	allReverted := true
+	var items []revertItem
 	for k := len(done) - 1; k >= 0; k-- {
 		st := done[k]
-		idx := indexOf(hr.Steps, st.step.ID())
-		if err := revertStep(rctx, o, write, h, st.step.Kind, st.step.Target, st.step.Action, st.prior, st.done); err != nil {
+		items = append(items, revertItem{kind: st.step.Kind, target: st.step.Target, a: st.step.Action, prior: st.prior, done: st.done})
+	}
+	for k, err := range revertAll(rctx, o, write, h, items) {
+		idx := indexOf(hr.Steps, items[k].id())
+		if err != nil {
 			allReverted = false
 			hr.Steps[idx].Status = StepRevertFailed
 			hr.Steps[idx].Error = strings.TrimPrefix(hr.Steps[idx].Error+"; revert: "+err.Error(), "; ")
@@ -618,6 +622,42 @@ func indexOf(rs []StepResult, id string) int {
 		}
 	}
 	return 0
+}
+
+// revertItem is one step to revert.
+type revertItem struct {
+	kind, target string
+	a            Action
+	prior, done  Record
+	reported     bool // revertServices: the agent reported it
+}
+
+func (it revertItem) id() string { return it.kind + ":" + it.target }
+
+// revertAll reverts items in the order given (the caller's: reverse of
+// apply), each runs of consecutive service steps as one agent session
+// where the agent streams, and returns each item's error.
+func revertAll(ctx context.Context, o *Options, write func(journal.Entry) error, h *Host, items []revertItem) []error {
+	errs := make([]error, len(items))
+	for i := 0; i < len(items); {
+		n := 1
+		for i+n < len(items) && items[i].kind == KindService && items[i+n].kind == KindService {
+			n++
+		}
+		if items[i].kind == KindService {
+			if berrs, ok := revertServices(ctx, o, write, h, items[i:i+n]); ok {
+				copy(errs[i:], berrs)
+				i += n
+				continue
+			}
+		}
+		for k := i; k < i+n; k++ {
+			it := items[k]
+			errs[k] = revertStep(ctx, o, write, h, it.kind, it.target, it.a, it.prior, it.done)
+		}
+		i += n
+	}
+	return errs
 }
 
 func revertStep(ctx context.Context, o *Options, write func(journal.Entry) error, h *Host, kind, target string, a Action, prior, done Record) error {

@@ -108,17 +108,9 @@ func (s Service) Verify(ctx context.Context, h *Host, done Record) error {
 
 // Revert puts the recorded prior state back on the host.
 func (s Service) Revert(ctx context.Context, h *Host, prior, done Record) error {
-	var p ServicePrior
-	if err := prior.Decode(&p); err != nil {
+	a, err := serviceRevertArgs(s.Name, prior, done)
+	if err != nil {
 		return err
-	}
-	a := serviceArgs{Name: s.Name, Prior: &p}
-	if !done.IsZero() {
-		var d ServiceDone
-		if err := done.Decode(&d); err != nil {
-			return err
-		}
-		a.Done = &d
 	}
 	return h.Agent.Call(ctx, "service-revert", a, nil)
 }
@@ -134,6 +126,7 @@ func AgentHandlers() []agent.Handler {
 		{Name: "service-verify", Class: agent.ClassRead, Run: hostOp(serviceVerify)},
 		{Name: "service-revert", Class: agent.ClassChange, Run: hostOp(locked(serviceRevert))},
 		{Name: "service-batch", Class: agent.ClassChange, Run: serviceBatchOp},
+		{Name: "service-revert-batch", Class: agent.ClassChange, Run: serviceRevertBatchOp},
 		{Name: "journal-put", Class: agent.ClassChange, Run: journalPut},
 		{Name: "journal-get", Class: agent.ClassRead, Run: journalGet},
 		{Name: "hook-run", Class: agent.ClassChange, Run: hookRun},

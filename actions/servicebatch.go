@@ -9,6 +9,7 @@ import (
 	"github.com/holiday-ops/holiday/internal/agent"
 	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/internal/agentproto"
+	"github.com/holiday-ops/holiday/internal/journal"
 )
 
 // A batch of service steps runs as ONE agent operation ("service-batch",
@@ -259,4 +260,142 @@ func othersOf(names []string, i int) []string {
 		}
 	}
 	return out
+}
+
+// A run of service reverts is one agent operation too
+// ("service-revert-batch"): the control node journals every revert
+// intent, fsynced, then sends the steps in revert order; the agent
+// reverts them one after another and reports each as it finishes, which
+// the control node journals as it arrives. If the control node dies
+// half-way, the agent still finishes (reverting is the safe direction);
+// a restore after that finds results missing and reverts again, which
+// changes nothing twice (serviceRevert compares with the state now).
+
+type revertBatchReq struct {
+	Steps []serviceArgs `json:"steps"`
+}
+
+type revertBatchMsg struct {
+	Index int    `json:"index"`
+	Error string `json:"error,omitempty"`
+}
+
+// revertServices reverts items (all service steps, in revert order) in
+// one session; it returns each item's error. ok is false when h's agent
+// can't stream (the caller reverts them one by one).
+func revertServices(ctx context.Context, o *Options, write func(journal.Entry) error, h *Host, items []revertItem) (errs []error, ok bool) {
+	st, ok := h.Agent.(streamer)
+	if !ok {
+		return nil, false
+	}
+	errs = make([]error, len(items))
+	failAll := func(from int, err error) []error {
+		for k := from; k < len(items); k++ {
+			errs[k] = err
+			o.progress(Progress{Host: h.Name, Step: items[k].id(), What: "revert failed", Err: err})
+		}
+		return errs
+	}
+	req := revertBatchReq{Steps: make([]serviceArgs, len(items))}
+	for k, it := range items {
+		a, err := serviceRevertArgs(it.target, it.prior, it.done)
+		if err != nil {
+			return failAll(0, fmt.Errorf("%s: %w", it.id(), err)), true
+		}
+		req.Steps[k] = a
+	}
+	// Write-ahead: every intent is on disk before the host changes.
+	for k, it := range items {
+		if err := write(journal.Entry{Step: it.id(), Kind: it.kind, Phase: journal.RevertIntent}); err != nil {
+			return failAll(k, err), true
+		}
+		o.progress(Progress{Host: h.Name, Step: it.id(), What: "revert"})
+	}
+	s, err := st.Start(ctx, "service-revert-batch", req)
+	if err != nil {
+		return failAll(0, err), true
+	}
+	defer s.Close()
+	for range items {
+		var m revertBatchMsg
+		if err := s.ReadJSON(agentproto.FrameMessage, &m); err != nil {
+			// Which reverts the host finished is unknown: none is
+			// journaled as done, and a restore again settles it.
+			for k := range items {
+				if errs[k] == nil && !items[k].reported {
+					errs[k] = err
+				}
+			}
+			return errs, true
+		}
+		if m.Index < 0 || m.Index >= len(items) || items[m.Index].reported {
+			return failAll(0, fmt.Errorf("service-revert-batch: unexpected report for step %d", m.Index)), true
+		}
+		it := &items[m.Index]
+		it.reported = true
+		e := journal.Entry{Step: it.id(), Kind: it.kind, Phase: journal.RevertResult}
+		var rerr error
+		if m.Error != "" {
+			rerr = errors.New(m.Error)
+			e.Error = m.Error
+			o.progress(Progress{Host: h.Name, Step: it.id(), What: "revert failed", Err: rerr})
+		} else {
+			o.progress(Progress{Host: h.Name, Step: it.id(), What: "reverted"})
+		}
+		if err := write(e); err != nil && rerr == nil {
+			rerr = err
+		}
+		errs[m.Index] = rerr
+		o.crashAt(KindService, "mid-revert")
+	}
+	if err := s.Result(nil); err != nil {
+		o.Log.Warn("service-revert-batch ended badly after every report", "host", h.Name, "err", err)
+	}
+	return errs, true
+}
+
+func serviceRevertArgs(name string, prior, done Record) (serviceArgs, error) {
+	var p ServicePrior
+	if err := prior.Decode(&p); err != nil {
+		return serviceArgs{}, err
+	}
+	a := serviceArgs{Name: name, Prior: &p}
+	if !done.IsZero() {
+		var d ServiceDone
+		if err := done.Decode(&d); err != nil {
+			return serviceArgs{}, err
+		}
+		a.Done = &d
+	}
+	return a, nil
+}
+
+// serviceRevertBatchOp is the host side: each revert in order, each
+// reported when done. A report that can't be sent (the control node is
+// gone) does not stop the reverts.
+func serviceRevertBatchOp(ctx context.Context, op *agent.Op) (any, error) {
+	var req revertBatchReq
+	if err := jsonUnmarshal(op.Args, &req); err != nil {
+		return nil, err
+	}
+	for _, a := range req.Steps {
+		if a.Name == "" || a.Prior == nil {
+			return nil, errors.New("service-revert-batch: a step without its name or prior state")
+		}
+	}
+	revert := locked(serviceRevert)
+	var gone error
+	for i, a := range req.Steps {
+		m := revertBatchMsg{Index: i}
+		if _, err := revert(ctx, a); err != nil {
+			m.Error = err.Error()
+		}
+		if gone == nil {
+			gone = op.Conn.WriteJSON(agentproto.FrameMessage, m)
+		}
+	}
+	if gone != nil {
+		return nil, gone
+	}
+	return map[string]int{"reverted": len(req.Steps)}, nil
 }
