@@ -47,7 +47,8 @@ func scryptKey(password, salt []byte, N, r, p, keyLen int) ([]byte, error) {
 		go func() {
 			defer wg.Done()
 			xy := make([]uint32, 64*r)
-			v := make([]uint32, 32*N*r)
+			v, free := laneMemory(32 * N * r)
+			defer free()
 			for i := range next {
 				romix(b[i*128*r:(i+1)*128*r], r, N, v, xy)
 			}
