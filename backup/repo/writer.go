@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -18,8 +19,12 @@ import (
 const indexMaxBlobs = 50000
 
 type writer struct {
-	mu      sync.Mutex
-	packers [3]*packer
+	mu sync.Mutex
+	// packers of each blob type: slots[t] holds packerSlots(t) entries,
+	// each a packer being filled or nil; a SaveBlob takes one, writes
+	// and hashes its blob into it without holding mu, and puts it back,
+	// so that workers fill packs side by side
+	slots   [3]chan *packer
 	pending map[BlobHandle]struct{}
 	uploads chan *packer
 	g       *errgroup.Group
@@ -62,6 +67,13 @@ func (r *Repository) startWriter(ctx context.Context) *writer {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	w := &writer{pending: map[BlobHandle]struct{}{}, uploads: make(chan *packer, 1), g: g, gctx: gctx}
+	for t := range w.slots {
+		n := packerSlots(BlobType(t))
+		w.slots[t] = make(chan *packer, n)
+		for range n {
+			w.slots[t] <- nil
+		}
+	}
 	// several uploaders: on a disk whose fsync is slow, they overlap
 	for range uploaders {
 		g.Go(func() error {
@@ -86,6 +98,16 @@ func (r *Repository) startWriter(ctx context.Context) *writer {
 
 // uploaders is how many packs are stored at once.
 const uploaders = 3
+
+// packerSlots is how many packs of a type are filled at once: one per
+// core for data (the blob workers run side by side), one for trees
+// (few and small; one pack keeps them together).
+func packerSlots(t BlobType) int {
+	if t == DataBlob {
+		return max(2, runtime.GOMAXPROCS(0))
+	}
+	return 1
+}
 
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
@@ -131,23 +153,28 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 	}
 	*sb = sealed[:0]
 
-	w.mu.Lock()
-	p := w.packers[t]
+	var p *packer
+	select {
+	case p = <-w.slots[t]:
+	case <-w.gctx.Done():
+		return id, false, w.failure()
+	case <-ctx.Done():
+		return id, false, ctx.Err()
+	}
 	var full *packer
 	if p != nil && len(p.entries) > 0 && p.size()+len(sealed) > PackSize {
-		full = p
-		p = nil
-		w.packers[t] = nil
+		full, p = p, nil
 	}
 	if p == nil {
 		var err error
 		if p, err = newPacker(r.be); err != nil {
-			w.mu.Unlock()
+			w.slots[t] <- full // still flushed at the end
 			return id, false, err
 		}
-		w.packers[t] = p
 	}
 	p.add(bh, sealed, ulen)
+	w.slots[t] <- p
+	w.mu.Lock()
 	w.added += int64(len(data))
 	w.addedPacked += int64(len(sealed))
 	w.mu.Unlock()
@@ -226,15 +253,16 @@ func (r *Repository) Flush(ctx context.Context) error {
 	if w == nil {
 		return nil
 	}
-	w.mu.Lock()
 	var rest []*packer
-	for t, p := range w.packers {
-		if p != nil && len(p.entries) > 0 {
-			rest = append(rest, p)
+	for t := range w.slots {
+		for range cap(w.slots[t]) {
+			if p := <-w.slots[t]; p != nil && len(p.entries) > 0 {
+				rest = append(rest, p)
+			} else if p != nil {
+				p.discard()
+			}
 		}
-		w.packers[t] = nil
 	}
-	w.mu.Unlock()
 	var sendErr error
 	for i, p := range rest {
 		if _, err := p.finish(r.key); err != nil {
