@@ -134,12 +134,13 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 
 	// one scratch buffer: compress into it after room for the IV, then
 	// seal in place (CTR may overlap exactly); incompressible data is
-	// sealed from the chunk into the same buffer instead
+	// sealed from the chunk into the same buffer instead, as is data
+	// that looks incompressible (not worth zstd's time)
 	ulen := 0
 	sb := scratch.Get().(*[]byte)
 	defer scratch.Put(sb)
 	var sealed []byte
-	if r.cfg.Version >= 2 {
+	if r.cfg.Version >= 2 && (t != DataBlob || !looksIncompressible(data)) {
 		const iv = crypto.Extension - 16
 		c := r.encoder().EncodeAll(data, (*sb)[:iv])
 		*sb = c[:0]
