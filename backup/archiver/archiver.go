@@ -71,7 +71,29 @@ type job struct {
 	n    int
 	out  *repo.ID
 	done func(error)
+	// a block the worker reads itself, n bytes at off of f, into a
+	// buffer of its own; buf is nil then
+	f     *os.File
+	off   int64
+	reads *blockReads
 }
+
+// blockReads tracks the block reads of one file that workers do.
+type blockReads struct {
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	err error
+}
+
+func (b *blockReads) fail(err error) {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.mu.Unlock()
+}
+
+var errShrank = errors.New("file shrank while being read")
 
 // bufPool hands out at most cap(free) buffers of one size, allocated as
 // needed and reused: memory is bounded whatever the source.
@@ -150,6 +172,9 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 	for range workers {
 		g.Go(func() error {
 			for j := range a.jobs {
+				if j.f != nil && !a.readBlock(&j) {
+					continue
+				}
 				data := (*j.buf)[:j.n]
 				id, _, err := r.SaveBlob(gctx, repo.DataBlob, data, repo.HashData(data))
 				j.pool.put(j.buf)
@@ -165,6 +190,67 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 		})
 	}
 	return a
+}
+
+// readBlock reads a job's block into a buffer of the worker's; false
+// when it cannot (the file's reader is told, and the blob is left out).
+func (a *archiver) readBlock(j *job) bool {
+	defer j.reads.wg.Done()
+	buf, err := a.big.get(a.gctx, a.gctx)
+	if err != nil {
+		j.reads.fail(err)
+		j.done(nil)
+		return false
+	}
+	n, err := j.f.ReadAt((*buf)[:j.n], j.off)
+	if n < j.n {
+		if err == nil || err == io.EOF {
+			err = errShrank
+		}
+		a.big.put(buf)
+		j.reads.fail(err)
+		j.done(nil)
+		return false
+	}
+	a.read.Add(int64(n))
+	j.buf, j.pool = buf, a.big
+	return true
+}
+
+// saveBlocks stores a regular file of (at stat time) size bytes in fixed
+// blocks: its whole blocks are read by the workers themselves, side by
+// side, each into its own buffer, then the rest (the last partial block
+// and whatever the file has grown by) is read here.
+func (a *archiver) saveBlocks(ctx context.Context, ch *chunker.Chunker, f *os.File, size int64, c *content) (int64, error) {
+	bs := int64(a.opts.BlockSize)
+	whole := size / bs
+	reads := &blockReads{}
+	var err error
+	for i := int64(0); i < whole && err == nil; i++ {
+		reads.wg.Add(1)
+		select {
+		case a.jobs <- job{n: int(bs), out: c.next(), done: c.done, f: f, off: i * bs, reads: reads}:
+			continue
+		case <-a.gctx.Done():
+			err = a.gctx.Err()
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		c.done(nil)
+		reads.wg.Done()
+	}
+	reads.wg.Wait() // f stays open until the workers have read it
+	if err == nil {
+		err = reads.err
+	}
+	if err != nil {
+		return 0, err
+	}
+	if _, err := f.Seek(whole*bs, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := a.saveStream(ctx, ch, f, c)
+	return whole*bs + n, err
 }
 
 // smallFile is the size below which a file is one blob (the chunker's
@@ -412,6 +498,8 @@ func (a *archiver) readFile(ctx context.Context, ch *chunker.Chunker, path strin
 	var size int64
 	if fi.Size() < int64(smallFile) && (a.opts.BlockSize == 0 || fi.Size() < int64(a.opts.BlockSize)) {
 		size, err = a.saveSmall(ctx, ch, f, c)
+	} else if a.opts.BlockSize > 0 {
+		size, err = a.saveBlocks(ctx, ch, f, fi.Size(), c)
 	} else {
 		size, err = a.saveStream(ctx, ch, f, c)
 	}
