@@ -62,6 +62,10 @@ type Held struct {
 	okAt   time.Time
 	cancel context.CancelFunc
 	done   chan struct{}
+	// confirmed is closed when the second check for conflicting locks
+	// is done; confirmErr is its finding
+	confirmed  chan struct{}
+	confirmErr error
 }
 
 // LoadLock reads a lock file.
@@ -116,10 +120,54 @@ func newLockDoc(exclusive bool) Lock {
 	return l
 }
 
+// lockSettle is how long a new lock file is given to become visible to
+// others before the second check for conflicting locks (a variable for
+// tests).
+var lockSettle = 100 * time.Millisecond
+
 // Lock takes a non-exclusive or exclusive lock: it checks for conflicting
 // locks, writes its own, waits briefly and checks again (two processes
 // racing both see each other and one backs off).
 func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Held, error) {
+	h, err := r.lock(ctx, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(lockSettle)
+	h.confirm(ctx)
+	if h.confirmErr != nil {
+		_ = h.Unlock(context.WithoutCancel(ctx))
+		return nil, h.confirmErr
+	}
+	return h, nil
+}
+
+// LockForWrite takes a non-exclusive lock for a writer that adds packs
+// and then an index and a snapshot (a backup): the wait and the second
+// check for conflicting locks run in the background while it works, and
+// the repository's write guard waits for them before the first index or
+// snapshot is written. A conflict found then stops the writer there,
+// with only packs written — unindexed, as after a crash, and removed by
+// a later prune — where Lock would have stopped it before it started.
+func (r *Repository) LockForWrite(ctx context.Context) (*Held, error) {
+	h, err := r.lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		select {
+		case <-time.After(lockSettle):
+			h.confirm(ctx)
+		case <-ctx.Done():
+			h.confirmErr = ctx.Err()
+			close(h.confirmed)
+		}
+	}()
+	return h, nil
+}
+
+// lock checks for conflicting locks and writes a lock file.
+func (r *Repository) lock(ctx context.Context, exclusive bool) (*Held, error) {
 	if err := r.checkLocks(ctx, exclusive, ID{}); err != nil {
 		return nil, err
 	}
@@ -129,16 +177,20 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Held, error) {
 	if err != nil {
 		return nil, fmt.Errorf("write lock: %w", err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if err := r.checkLocks(ctx, exclusive, id); err != nil {
-		_ = r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: id.String()})
-		return nil, err
-	}
 	rctx, cancel := context.WithCancel(context.Background())
-	h := &Held{r: r, id: id, lock: doc, okAt: time.Now(), cancel: cancel, done: make(chan struct{})}
+	h := &Held{r: r, id: id, lock: doc, okAt: time.Now(), cancel: cancel, done: make(chan struct{}), confirmed: make(chan struct{})}
 	go h.refresher(rctx)
 	r.guard = h.Valid
 	return h, nil
+}
+
+// confirm is the second check for conflicting locks.
+func (h *Held) confirm(ctx context.Context) {
+	h.mu.Lock()
+	id, exclusive := h.id, h.lock.Exclusive
+	h.mu.Unlock()
+	h.confirmErr = h.r.checkLocks(ctx, exclusive, id)
+	close(h.confirmed)
 }
 
 func (h *Held) refresher(ctx context.Context) {
@@ -172,8 +224,13 @@ func (h *Held) refresh(ctx context.Context) error {
 	return nil
 }
 
-// Valid reports whether the lock is still fresh enough to rely on.
+// Valid reports whether the lock is confirmed (no conflicting lock) and
+// still fresh enough to rely on; it waits for the confirmation.
 func (h *Held) Valid() error {
+	<-h.confirmed
+	if h.confirmErr != nil {
+		return h.confirmErr
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if time.Since(h.okAt) > StaleAfter-RefreshEvery {
@@ -186,6 +243,7 @@ func (h *Held) Valid() error {
 func (h *Held) Unlock(ctx context.Context) error {
 	h.cancel()
 	<-h.done
+	<-h.confirmed // its check must not run after the lock is gone
 	h.r.guard = nil
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"testing"
@@ -88,5 +89,52 @@ func TestStaleLockStopsWrites(t *testing.T) {
 	}
 	if err := r.Flush(ctx); err == nil {
 		t.Error("index written under a lock that may be stale")
+	}
+}
+
+// LockForWrite confirms its lock in the background: a conflicting lock
+// that appears meanwhile (a racer whose first check missed ours) stops
+// the index and the snapshot, not the packs.
+func TestLockForWrite(t *testing.T) {
+	defer func(d time.Duration) { lockSettle = d }(lockSettle)
+	lockSettle = time.Second // the racer below comes well within it
+	ctx := context.Background()
+	r, err := Init(ctx, mem.New(), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.LockForWrite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lock(ctx, true); !errors.Is(err, ErrLocked) {
+		t.Errorf("exclusive lock beside a write lock: %v", err)
+	}
+	if err := h.Valid(); err != nil {
+		t.Fatalf("unchallenged write lock: %v", err)
+	}
+	_ = h.Unlock(ctx)
+
+	h, err = r.LockForWrite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unlock(ctx)
+	doc := newLockDoc(true)
+	doc.PID = os.Getpid() // alive, so not stale
+	b, _ := json.Marshal(doc)
+	racer, err := r.SaveUnpacked(ctx, backend.LockFile, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: racer.String()})
+	if _, _, err := r.SaveBlob(ctx, DataBlob, []byte("packs may be written"), ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); !errors.Is(err, ErrLocked) {
+		t.Errorf("index written beside an exclusive lock: %v", err)
+	}
+	if _, err := r.SaveSnapshot(ctx, &Snapshot{Tree: &ID{}}); !errors.Is(err, ErrLocked) {
+		t.Errorf("snapshot written beside an exclusive lock: %v", err)
 	}
 }

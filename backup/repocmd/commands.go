@@ -137,7 +137,7 @@ func Backup(ctx context.Context, e *Env, paths []string, o BackupOptions) error 
 	if e.progress() {
 		opts.Progress = BackupProgress(e.Stderr)
 	}
-	r, release, err := e.Open(ctx, SharedLock)
+	r, release, err := e.Open(ctx, WriteLock)
 	if err != nil {
 		return err
 	}

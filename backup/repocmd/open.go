@@ -88,6 +88,10 @@ const (
 	NoLock        = ""
 	SharedLock    = "shared"
 	ExclusiveLock = "exclusive"
+	// WriteLock is a shared lock for a backup: confirmed (the second
+	// check for conflicting locks) while packs are written, before any
+	// index or snapshot is (repo.LockForWrite)
+	WriteLock = "write"
 )
 
 // Open opens the repository with the operator-facing errors and hints
@@ -117,7 +121,12 @@ func (e *Env) Open(ctx context.Context, lock string) (*repo.Repository, func(), 
 	}
 	release := func() {}
 	if lock != NoLock {
-		h, err := r.Lock(ctx, lock == ExclusiveLock)
+		var h *repo.Held
+		if lock == WriteLock {
+			h, err = r.LockForWrite(ctx)
+		} else {
+			h, err = r.Lock(ctx, lock == ExclusiveLock)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
