@@ -55,7 +55,7 @@ func (c *Connector) Close() error { return c.pool.Close() }
 // Connect dials the host and deploys the agent.
 func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), error) {
 	t := sshx.Target{Name: h.Name, Host: h.Address, Port: h.Port, User: h.User}
-	ao := agentctl.Options{Logger: c.Log, Version: c.Version}
+	ao := agentctl.Options{Logger: c.Log, Version: c.Version, Lazy: true}
 	if s := c.Plan.SSH; s != nil {
 		if s.Jump != "" {
 			t.Jump = s.Jump
@@ -76,7 +76,7 @@ func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info()}, func() {}, nil
+	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info()}, a.Release, nil
 }
 
 // StepsFor returns the lockdown steps the plan gives host h. Services

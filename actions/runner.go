@@ -413,9 +413,10 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 		}
 	}
 
-	// The host's copy exists from the start, so a second control node
-	// finds this run even if we die before the first step.
-	push()
+	// No copy is pushed yet: nothing changes on the host before its copy
+	// holds the intents (the batch's Store, or push below). A host the
+	// run dies before changing holds no copy of it, and restore
+	// --from-host leaves it alone.
 
 	var done []started
 	var failure error

@@ -135,10 +135,24 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("hello: %w", err)
 	}
-	var req agentproto.Request
-	if err := conn.ReadJSON(agentproto.FrameRequest, &req); err != nil {
-		return fmt.Errorf("reading request: %w", err)
+	// Requests one after another, each answered by its Result, until the
+	// control node closes the session (EOF where a request would start).
+	for first := true; ; first = false {
+		var req agentproto.Request
+		if err := conn.ReadJSON(agentproto.FrameRequest, &req); err != nil {
+			if !first && errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("reading request: %w", err)
+		}
+		if err := serveOne(ctx, conn, req, peer, mine, cfg, log); err != nil {
+			return err
+		}
 	}
+}
+
+// serveOne runs one request and writes its Result.
+func serveOne(ctx context.Context, conn *agentproto.Conn, req agentproto.Request, peer, mine agentproto.Hello, cfg Config, log *slog.Logger) error {
 	log = log.With("op", req.Op)
 	regMu.RLock()
 	h, ok := handlers[req.Op]

@@ -104,6 +104,12 @@ type Options struct {
 	// "": this machine's /etc/machine-id.
 	ControlMachineID string
 	Version          string // holiday's version, for the hello
+	// Lazy skips the ping after finding the right build cached: every
+	// operation's own hello checks the build before its request is sent,
+	// so the first one stands in for it (one session fewer per host).
+	// Info then lacks what only the hello tells (AgentBuild, Hostname,
+	// AgentUID). A fresh upload is always pinged.
+	Lazy bool
 }
 
 // Info is what Deploy learned about the host.
@@ -133,6 +139,9 @@ type Agent struct {
 	info      Info
 	controlID string
 	freshDir  string
+
+	mu   sync.Mutex
+	idle []*session // sessions waiting for the next operation
 }
 
 // Error is an agent-level failure on one host, worded for the operator.
@@ -232,6 +241,10 @@ func Deploy(ctx context.Context, conn *sshx.Conn, opts Options) (*Agent, error) 
 		}
 	}
 
+	if opts.Lazy && !a.info.Uploaded && opts.Preinstalled == "" {
+		log.Debug("agent cached", "path", a.info.Path, "sudo", a.info.Sudo, "probe", a.info.ProbeTime)
+		return a, nil
+	}
 	pong, err := a.hello(ctx)
 	if err != nil {
 		return fail(err, "")
@@ -406,8 +419,10 @@ func (a *Agent) upload(ctx context.Context) error {
 // Info returns what Deploy learned.
 func (a *Agent) Info() Info { return a.info }
 
-// Close removes a Fresh agent from the host. The connection stays open.
+// Close ends the idle sessions and removes a Fresh agent from the host.
+// The connection stays open.
 func (a *Agent) Close(ctx context.Context) error {
+	a.Release()
 	if a.freshDir == "" {
 		return nil
 	}
@@ -439,17 +454,44 @@ type Stream struct {
 	*agentproto.Conn
 	Peer    agentproto.Hello
 	op      string
-	sess    *sshx.Session
 	host    string
-	stderr  *logForwarder
-	stdin   io.WriteCloser
+	a       *Agent
+	ss      *session
 	stopCtx func() bool
-	log     *slog.Logger
 	start   time.Time
+	clean   bool // the Result was read: the session can take the next op
 }
 
-// Start opens a session, runs the agent, does the hello and sends the
-// request. The caller must Close the stream.
+// session is one SSH session running the agent: one hello, then
+// operations one at a time (agentproto). Between operations it waits in
+// its Agent's idle slot.
+type session struct {
+	sess   *sshx.Session
+	conn   *agentproto.Conn
+	stdin  io.WriteCloser
+	stderr *logForwarder
+	peer   agentproto.Hello
+}
+
+func (ss *session) kill() {
+	ss.sess.Signal("KILL")
+	ss.sess.Session.Close()
+}
+
+// close ends the session: EOF to the agent, which exits.
+func (ss *session) close() error {
+	ss.stdin.Close()
+	ss.sess.Wait()
+	ss.stderr.flush()
+	return ss.sess.Close()
+}
+
+// maxIdle bounds the sessions an Agent keeps for its next operations;
+// each holds one of the connection's session slots.
+const maxIdle = 1
+
+// Start sends the request on an idle session of this agent, or on a new
+// one (session, agent start, hello). The caller must Close the stream.
 func (a *Agent) Start(ctx context.Context, op string, args any) (*Stream, error) {
 	fail := func(err error) (*Stream, error) {
 		return nil, &Error{Host: a.conn.Label(), Op: op, Err: err}
@@ -463,19 +505,45 @@ func (a *Agent) Start(ctx context.Context, op string, args any) (*Stream, error)
 		raw = p
 	}
 	start := time.Now()
+	for {
+		ss, reused := a.takeIdle(), true
+		if ss == nil {
+			var err error
+			if ss, err = a.openSession(ctx, op); err != nil {
+				return fail(err)
+			}
+			reused = false
+		}
+		ss.stderr.relabel(a.log.With("agent_op", op))
+		s := &Stream{Conn: ss.conn, Peer: ss.peer, op: op, host: a.conn.Label(), a: a, ss: ss, start: start}
+		s.stopCtx = context.AfterFunc(ctx, ss.kill)
+		if err := s.WriteJSON(agentproto.FrameRequest, agentproto.Request{Op: op, Args: raw}); err != nil {
+			s.stopCtx()
+			ss.close()
+			if reused {
+				continue // the idle session had died: a new one
+			}
+			return fail(fmt.Errorf("sending the request: %w", err))
+		}
+		return s, nil
+	}
+}
+
+// openSession opens a session, runs the agent and does the hello.
+func (a *Agent) openSession(ctx context.Context, op string) (*session, error) {
 	sess, err := a.conn.NewSession(ctx)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	stdin, err := sess.StdinPipe()
 	if err != nil {
 		sess.Close()
-		return fail(err)
+		return nil, err
 	}
 	stdout, err := sess.StdoutPipe()
 	if err != nil {
 		sess.Close()
-		return fail(err)
+		return nil, err
 	}
 	lf := newLogForwarder(a.log.With("agent_op", op))
 	sess.Stderr = lf
@@ -484,34 +552,64 @@ func (a *Agent) Start(ctx context.Context, op string, args any) (*Stream, error)
 	cmd := "exec " + a.sudo + shquote(a.info.Path) + " agent --ssh-connection \"$SSH_CONNECTION\""
 	if err := sess.Start(cmd); err != nil {
 		sess.Close()
-		return fail(fmt.Errorf("starting the agent: %w", err))
+		return nil, fmt.Errorf("starting the agent: %w", err)
 	}
-	s := &Stream{Conn: agentproto.NewConn(stdout, stdin), op: op, sess: sess, host: a.conn.Label(), stderr: lf, stdin: stdin, log: a.log, start: start}
-	s.stopCtx = context.AfterFunc(ctx, func() { sess.Signal("KILL"); sess.Session.Close() })
+	ss := &session{sess: sess, conn: agentproto.NewConn(stdout, stdin), stdin: stdin, stderr: lf}
+	stop := context.AfterFunc(ctx, ss.kill)
+	defer stop()
 	want := a.bin.SHA256
-	peer, err := agentproto.ClientHello(s.Conn, agentproto.Hello{Build: want, Version: a.opts.Version, ControlMachineID: a.controlID})
-	s.Peer = peer
+	peer, err := agentproto.ClientHello(ss.conn, agentproto.Hello{Build: want, Version: a.opts.Version, ControlMachineID: a.controlID})
+	ss.peer = peer
 	if err != nil {
-		s.Close()
+		ss.close()
 		if tail := lf.tail(); tail != "" {
 			err = fmt.Errorf("%w; its stderr: %s", err, tail)
 		}
-		return fail(fmt.Errorf("%s: %w", a.info.Path, err))
+		return nil, fmt.Errorf("%s: %w", a.info.Path, err)
 	}
 	if want != "" && peer.Build != want {
-		s.Close()
-		return fail(fmt.Errorf("%s is build %.12s…, want %.12s…: an old or foreign agent", a.info.Path, peer.Build, want))
+		ss.close()
+		return nil, fmt.Errorf("%s is build %.12s…, want %.12s…: an old or foreign agent", a.info.Path, peer.Build, want)
 	}
 	if want == "" && a.opts.Preinstalled != "" {
 		if self, err := LoadBinary(""); err == nil && self.SHA256 != peer.Build {
 			a.log.Info("preinstalled agent is another build of the same protocol", "path", a.info.Path, "build", peer.Build)
 		}
 	}
-	if err := s.WriteJSON(agentproto.FrameRequest, agentproto.Request{Op: op, Args: raw}); err != nil {
-		s.Close()
-		return fail(fmt.Errorf("sending the request: %w", err))
+	return ss, nil
+}
+
+func (a *Agent) takeIdle() *session {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n := len(a.idle); n > 0 {
+		ss := a.idle[n-1]
+		a.idle = a.idle[:n-1]
+		return ss
 	}
-	return s, nil
+	return nil
+}
+
+func (a *Agent) putIdle(ss *session) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.idle) >= maxIdle {
+		return false
+	}
+	a.idle = append(a.idle, ss)
+	return true
+}
+
+// Release ends the sessions kept for the next operations (their agents
+// exit). The Agent still works: its next operation opens a new session.
+func (a *Agent) Release() {
+	a.mu.Lock()
+	idle := a.idle
+	a.idle = nil
+	a.mu.Unlock()
+	for _, ss := range idle {
+		ss.close()
+	}
 }
 
 // Result reads frames up to the Result, decoding its value into v (may
@@ -529,6 +627,7 @@ func (s *Stream) Result(v any) error {
 	if err := json.Unmarshal(p, &r); err != nil {
 		return s.wrap(fmt.Errorf("decoding the result: %w", err))
 	}
+	s.clean = true
 	if r.Error != nil {
 		return s.wrap(r.Error)
 	}
@@ -545,12 +644,12 @@ func (s *Stream) wrap(err error) error { return &Error{Host: s.host, Op: s.op, E
 // exitError explains a stream that ended early with the agent's stderr.
 func (s *Stream) exitError(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		werr := s.sess.Wait()
+		werr := s.ss.sess.Wait()
 		msg := "the agent exited without a result"
 		if werr != nil {
 			msg += " (" + werr.Error() + ")"
 		}
-		if tail := s.stderr.tail(); tail != "" {
+		if tail := s.ss.stderr.tail(); tail != "" {
 			msg += ": " + tail
 		}
 		return errors.New(msg)
@@ -558,14 +657,20 @@ func (s *Stream) exitError(err error) error {
 	return err
 }
 
-// Close ends the session.
+// Close ends the operation. A session whose Result was read cleanly
+// waits for the agent's next operation; any other ends.
 func (s *Stream) Close() error {
-	s.stopCtx()
-	s.stdin.Close()
-	s.sess.Wait()
-	s.stderr.flush()
-	s.log.Debug("agent op done", "op", s.op, "took", time.Since(s.start))
-	return s.sess.Close()
+	if s.ss == nil {
+		return nil
+	}
+	ss := s.ss
+	s.ss = nil
+	live := s.stopCtx() // false: the context already killed it
+	s.a.log.Debug("agent op done", "op", s.op, "took", time.Since(s.start))
+	if s.clean && live && s.a.putIdle(ss) {
+		return nil
+	}
+	return ss.close()
 }
 
 // Call runs op with args and decodes its result into result (may be nil).
@@ -615,6 +720,14 @@ func (f *logForwarder) flush() {
 		f.line(string(f.buf))
 		f.buf = nil
 	}
+}
+
+// relabel sends the next lines to l (the session's next operation) and
+// forgets the last ones kept for error messages.
+func (f *logForwarder) relabel(l *slog.Logger) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log, f.last = l, nil
 }
 
 func (f *logForwarder) line(s string) {

@@ -204,6 +204,20 @@ func TestDeployRootCachedAndReplaced(t *testing.T) {
 	if ag3.Info().Uploaded || ag3.Info().AgentBuild != a.SHA256 {
 		t.Fatalf("deploy without the stamp: %+v", ag3.Info())
 	}
+	// Lazy: no ping session for a cached build; the first call's hello
+	// checks it.
+	lazy := e.opts(a)
+	lazy.Lazy = true
+	ag4, err := agentctl.Deploy(ctxT(t), c, lazy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ag4.Info().Uploaded || ag4.Info().AgentBuild != "" {
+		t.Fatalf("lazy deploy of a cached agent pinged or uploaded: %+v", ag4.Info())
+	}
+	if err := ag4.Call(ctxT(t), "facts-basic", nil, &facts); err != nil {
+		t.Fatal(err)
+	}
 	const n = 10
 	start := time.Now()
 	for i := 0; i < n; i++ {
@@ -211,30 +225,61 @@ func TestDeployRootCachedAndReplaced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("facts-basic call (session + agent start + hello + op), mean of %d: %s", n, time.Since(start)/n)
+	t.Logf("facts-basic call on the kept session, mean of %d: %s", n, time.Since(start)/n)
+	// An operation that fails on the host leaves the session usable.
+	var re *agentproto.RemoteError
+	if err := ag2.Call(ctxT(t), "no-such-op", nil, nil); !errors.As(err, &re) || re.Code != "unknown-op" {
+		t.Fatalf("unknown op: %v, want the agent's unknown-op", err)
+	}
+	if err := ag2.Call(ctxT(t), "facts-basic", nil, &facts); err != nil {
+		t.Fatalf("the call after a failed one: %v", err)
+	}
+	start = time.Now()
+	for i := 0; i < n; i++ {
+		ag2.Release()
+		if err := ag2.Call(ctxT(t), "facts-basic", nil, &facts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("facts-basic call on a new session (session + agent start + hello + op), mean of %d: %s", n, time.Since(start)/n)
 
+	// Agents kept for the next operation run the cached binary, which
+	// then can't be written (ETXTBSY): end them first.
+	for _, x := range []*agentctl.Agent{ag, ag2, ag3, ag4} {
+		x.Release()
+	}
 	for _, tc := range []struct {
 		name    string
-		corrupt func()
+		corrupt func() error
 	}{
-		{"truncated", func() { os.Truncate(want, 1000) }},
-		{"one byte flipped", func() {
-			f, _ := os.OpenFile(want, os.O_RDWR, 0)
-			f.WriteAt([]byte{0xff}, 5000)
-			f.Close()
+		{"truncated", func() error { return os.Truncate(want, 1000) }},
+		{"one byte flipped", func() error {
+			f, err := os.OpenFile(want, os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.WriteAt([]byte{0xff}, 5000)
+			return err
 		}},
-		{"another build in its place", func() {
-			data, _ := os.ReadFile(b.Path)
-			os.WriteFile(want, data, 0o700)
+		{"another build in its place", func() error {
+			data, err := os.ReadFile(b.Path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(want, data, 0o700)
 		}},
-		{"a shell script in its place", func() { os.WriteFile(want, []byte("#!/bin/sh\necho pwned\n"), 0o700) }},
+		{"a shell script in its place", func() error { return os.WriteFile(want, []byte("#!/bin/sh\necho pwned\n"), 0o700) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.corrupt()
+			if err := tc.corrupt(); err != nil {
+				t.Fatalf("corrupting the cached agent: %v", err)
+			}
 			ag, err := agentctl.Deploy(ctxT(t), c, e.opts(a))
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer ag.Release()
 			if !ag.Info().Uploaded || ag.Info().Replaced == "" || ag.Info().AgentBuild != a.SHA256 {
 				t.Fatalf("corrupted agent not replaced: %+v", ag.Info())
 			}

@@ -3,8 +3,9 @@
 // and the generic message shapes. It holds no domain logic — which
 // operations exist and what their arguments mean live with the callers.
 //
-// One SSH session carries one operation. Both directions are a stream of
-// frames on the session's stdin/stdout:
+// One SSH session carries one operation at a time: one hello, then
+// requests one after another. Both directions are a stream of frames on
+// the session's stdin/stdout:
 //
 //	[type: 1 byte][length: 4 bytes, big endian][payload: length bytes]
 //
@@ -16,7 +17,13 @@
 //	agent → control   Hello      (protocol, its build hash, what it sees)
 //	control → agent   Request    (op name, JSON args)
 //	either way        Message / Data / EOF frames, as the op defines
-//	agent → control   Result     (value or error), then the agent exits
+//	agent → control   Result     (value or error)
+//	control → agent   Request …  (the next operation, on the same session)
+//	control → agent   EOF of stdin: the agent exits
+//
+// Keeping a session for the next operation spares a session, a sudo and
+// an agent start per operation; the control node reuses a session only
+// after reading its Result cleanly.
 //
 // An agent of another protocol version still answers the hello (so the
 // control node can say which versions met) and then exits; a program that
@@ -36,7 +43,7 @@ import (
 )
 
 // Version is the protocol version. Bump it on any incompatible change.
-const Version = 1
+const Version = 2
 
 // Magic opens every hello.
 const Magic = "holiday-agent"
@@ -53,11 +60,11 @@ type FrameType byte
 
 const (
 	FrameHello   FrameType = 'H' // JSON Hello; first frame each way
-	FrameRequest FrameType = 'Q' // JSON Request; control → agent, once
+	FrameRequest FrameType = 'Q' // JSON Request; control → agent, one per operation
 	FrameMessage FrameType = 'M' // JSON, either way, defined by the op
 	FrameData    FrameType = 'D' // raw bytes, either way
 	FrameEOF     FrameType = 'E' // end of the sender's data stream, empty
-	FrameResult  FrameType = 'R' // JSON Result; agent → control, last
+	FrameResult  FrameType = 'R' // JSON Result; agent → control, ends an operation
 )
 
 func (t FrameType) valid() bool {
@@ -95,13 +102,13 @@ type Hello struct {
 	MachineID   string `json:"machine_id,omitempty"`
 }
 
-// Request names the operation of this session.
+// Request names an operation.
 type Request struct {
 	Op   string          `json:"op"`
 	Args json.RawMessage `json:"args,omitempty"`
 }
 
-// Result ends a session: a value or an error.
+// Result ends an operation: a value or an error.
 type Result struct {
 	Value json.RawMessage `json:"value,omitempty"`
 	Error *RemoteError    `json:"error,omitempty"`
