@@ -246,11 +246,27 @@ func serviceApply(ctx context.Context, a serviceArgs) (any, error) {
 		return nil, err
 	}
 	var errs []string
+	// A SysV script's state was just asked for the list: not again.
+	listed := func(list []units.Unit, name string) (units.Unit, bool) {
+		if init != units.SysV {
+			return units.Unit{}, false
+		}
+		for _, u := range list {
+			if u.Name == name && u.Status != units.StatusNotAsked {
+				return u, true
+			}
+		}
+		return units.Unit{}, false
+	}
 	stop := func(u units.Unit) {
-		cur, err := units.State(ctx, init, u.Name)
-		if err != nil && !errors.Is(err, units.ErrNotFound) {
-			errs = append(errs, err.Error())
-			return
+		cur, ok := listed(before, u.Name)
+		if !ok {
+			var err error
+			cur, err = units.State(ctx, init, u.Name)
+			if err != nil && !errors.Is(err, units.ErrNotFound) {
+				errs = append(errs, err.Error())
+				return
+			}
 		}
 		if cur.Running() || (init == units.Systemd && cur.Active == "failed") {
 			if err := units.Stop(ctx, init, u.Name); err != nil {
@@ -307,7 +323,11 @@ func serviceApply(ctx context.Context, a serviceArgs) (any, error) {
 		errs = append(errs, err.Error())
 	}
 	d.Ports = minus(units.Ports(lsBefore), units.Ports(lsAfter))
-	d.After, _ = units.State(ctx, init, p.Unit.Name)
+	if u, ok := listed(after, p.Unit.Name); ok {
+		d.After = u
+	} else {
+		d.After, _ = units.State(ctx, init, p.Unit.Name)
+	}
 	if len(errs) > 0 {
 		d.Error = strings.Join(errs, "; ")
 	}
@@ -449,15 +469,21 @@ func serviceRevert(ctx context.Context, a serviceArgs) (any, error) {
 	}
 	// Files first (mask, enablement, rc links), then running state.
 	for _, want := range set {
+		if init == units.SysV {
+			// Only the links matter here: no status script run.
+			links, err := units.RCLinks(want.Name)
+			if err != nil {
+				note(err)
+				continue
+			}
+			if !slices.Equal(links, want.RCLinks) {
+				note(units.SetRCLinks(want.Name, want.RCLinks))
+			}
+			continue
+		}
 		cur, err := units.State(ctx, init, want.Name)
 		if err != nil && !errors.Is(err, units.ErrNotFound) {
 			note(err)
-			continue
-		}
-		if init == units.SysV {
-			if !slices.Equal(cur.RCLinks, want.RCLinks) {
-				note(units.SetRCLinks(want.Name, want.RCLinks))
-			}
 			continue
 		}
 		switch {
@@ -478,6 +504,7 @@ func serviceRevert(ctx context.Context, a serviceArgs) (any, error) {
 			}
 		}
 	}
+	now := map[string]units.Unit{} // state after the files, of units not started or stopped since
 	for _, want := range set {
 		cur, err := units.State(ctx, init, want.Name)
 		if err != nil && !errors.Is(err, units.ErrNotFound) {
@@ -491,15 +518,18 @@ func serviceRevert(ctx context.Context, a serviceArgs) (any, error) {
 			// Exactly the prior state: a unit that was stopped before
 			// the break stays stopped, even if someone started it.
 			note(units.Stop(ctx, init, want.Name))
+		default:
+			now[want.Name] = cur
 		}
 	}
 	// Check what we reached. A daemon that forks (redis-server's init
 	// script) may have its pid file a moment after `start` returned, so
-	// a running-state mismatch is asked again for a few seconds.
+	// a running-state mismatch is asked again for a few seconds. A unit
+	// left as it was is not asked again.
 	for _, want := range set {
-		var cur units.Unit
+		cur, ok := now[want.Name]
 		var err error
-		for deadline := time.Now().Add(settleTimeout); ; {
+		for deadline := time.Now().Add(settleTimeout); !ok; {
 			cur, err = units.State(ctx, init, want.Name)
 			if err != nil || cur.Running() == want.Running() || time.Now().After(deadline) || ctx.Err() != nil {
 				break

@@ -134,6 +134,55 @@ func Output(ctx context.Context, name string, args ...string) (string, int, erro
 	return out.String(), 0, nil
 }
 
+// initScript runs SysV script name with action the way service(8) does
+// on a host without systemd — from /, in an environment of only PATH,
+// TERM and the locale — but without service's own shell, basename and env
+// processes: a status asked of every related script at each step, on
+// every host of a fleet at once, made those a third of the cost.
+func initScript(ctx context.Context, name, action string) (string, int, error) {
+	if name == "" || strings.ContainsRune(name, '/') || strings.HasPrefix(name, ".") {
+		return "", -1, fmt.Errorf("bad init script name %q", name)
+	}
+	var out bytes.Buffer
+	c := exec.CommandContext(ctx, filepath.Join(InitDir, name), action)
+	c.Stdout, c.Stderr = &out, &out
+	c.Dir = "/"
+	c.Env = initEnv()
+	err := c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), ee.ExitCode(), nil
+	}
+	if err != nil {
+		return "", -1, fmt.Errorf("%s %s: %w", filepath.Join(InitDir, name), action, err)
+	}
+	return out.String(), 0, nil
+}
+
+// runInit runs an init script action that must succeed.
+func runInit(ctx context.Context, name, action string) error {
+	out, code, err := initScript(ctx, name, action)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("%s %s: exit status %d: %s", filepath.Join(InitDir, name), action, code, strings.TrimSpace(lastLines(out, 5)))
+	}
+	return nil
+}
+
+// initEnv is the environment service(8) gives init scripts.
+func initEnv() []string {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "TERM" || k == "LANG" || k == "LANGUAGE" || strings.HasPrefix(k, "LC_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // run runs a command that must succeed.
 func run(ctx context.Context, name string, args ...string) error {
 	var errb bytes.Buffer
@@ -291,7 +340,7 @@ func Start(ctx context.Context, init Init, name string) error {
 	if init == Systemd {
 		return run(ctx, "systemctl", "start", "--", name)
 	}
-	return run(ctx, "service", name, "start")
+	return runInit(ctx, name, "start")
 }
 
 // Stop stops a unit (see Start).
@@ -300,7 +349,7 @@ func Stop(ctx context.Context, init Init, name string) error {
 	if init == Systemd {
 		return run(ctx, "systemctl", "stop", "--", name)
 	}
-	return run(ctx, "service", name, "stop")
+	return runInit(ctx, name, "stop")
 }
 
 // Enable enables a unit (see Start). runtime selects systemd's
@@ -365,7 +414,7 @@ func sysvState(ctx context.Context, name string) (Unit, error) {
 	}
 	u.RCLinks = links
 	u.Enablement = sysvEnablement(links)
-	_, code, err := Output(ctx, "service", name, "status")
+	_, code, err := initScript(ctx, name, "status")
 	if err != nil {
 		return u, err
 	}
