@@ -142,14 +142,14 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Held, error) {
 	return h, nil
 }
 
-// LockForWrite takes a non-exclusive lock for a writer that adds packs
-// and then an index and a snapshot (a backup): the wait and the second
-// check for conflicting locks run in the background while it works, and
-// the repository's write guard waits for them before the first index or
-// snapshot is written. A conflict found then stops the writer there,
+// LockSharedAsync takes a non-exclusive lock whose settle wait and
+// second check for conflicting locks run in the background while the
+// caller works: the repository's write guard waits for them before the
+// first index or snapshot is written, and a reader calls LockValid
+// before it trusts what it read. A conflict found then stops a backup
 // with only packs written — unindexed, as after a crash, and removed by
 // a later prune — where Lock would have stopped it before it started.
-func (r *Repository) LockForWrite(ctx context.Context) (*Held, error) {
+func (r *Repository) LockSharedAsync(ctx context.Context) (*Held, error) {
 	h, err := r.lock(ctx, false)
 	if err != nil {
 		return nil, err
@@ -164,6 +164,15 @@ func (r *Repository) LockForWrite(ctx context.Context) (*Held, error) {
 		}
 	}()
 	return h, nil
+}
+
+// LockValid reports whether the lock this repository is used under (if
+// any) is confirmed and fresh; it waits for the confirmation.
+func (r *Repository) LockValid() error {
+	if r.guard == nil {
+		return nil
+	}
+	return r.guard()
 }
 
 // lock checks for conflicting locks and writes a lock file.

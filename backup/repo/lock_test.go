@@ -92,10 +92,10 @@ func TestStaleLockStopsWrites(t *testing.T) {
 	}
 }
 
-// LockForWrite confirms its lock in the background: a conflicting lock
-// that appears meanwhile (a racer whose first check missed ours) stops
-// the index and the snapshot, not the packs.
-func TestLockForWrite(t *testing.T) {
+// LockSharedAsync confirms its lock in the background: a conflicting
+// lock that appears meanwhile (a racer whose first check missed ours)
+// stops the index and the snapshot, not the packs, and LockValid says so.
+func TestLockSharedAsync(t *testing.T) {
 	defer func(d time.Duration) { lockSettle = d }(lockSettle)
 	lockSettle = time.Second // the racer below comes well within it
 	ctx := context.Background()
@@ -103,19 +103,19 @@ func TestLockForWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := r.LockForWrite(ctx)
+	h, err := r.LockSharedAsync(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Lock(ctx, true); !errors.Is(err, ErrLocked) {
-		t.Errorf("exclusive lock beside a write lock: %v", err)
+		t.Errorf("exclusive lock beside an async shared lock: %v", err)
 	}
-	if err := h.Valid(); err != nil {
-		t.Fatalf("unchallenged write lock: %v", err)
+	if err := r.LockValid(); err != nil {
+		t.Fatalf("unchallenged lock: %v", err)
 	}
 	_ = h.Unlock(ctx)
 
-	h, err = r.LockForWrite(ctx)
+	h, err = r.LockSharedAsync(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,5 +136,8 @@ func TestLockForWrite(t *testing.T) {
 	}
 	if _, err := r.SaveSnapshot(ctx, &Snapshot{Tree: &ID{}}); !errors.Is(err, ErrLocked) {
 		t.Errorf("snapshot written beside an exclusive lock: %v", err)
+	}
+	if err := r.LockValid(); !errors.Is(err, ErrLocked) {
+		t.Errorf("LockValid beside an exclusive lock: %v", err)
 	}
 }

@@ -137,7 +137,7 @@ func Backup(ctx context.Context, e *Env, paths []string, o BackupOptions) error 
 	if e.progress() {
 		opts.Progress = BackupProgress(e.Stderr)
 	}
-	r, release, err := e.Open(ctx, WriteLock)
+	r, release, err := e.Open(ctx, SharedLockAsync)
 	if err != nil {
 		return err
 	}
@@ -306,7 +306,7 @@ func Check(ctx context.Context, e *Env, readData bool, subset string) error {
 	if e.progress() {
 		opts.Progress = CheckProgress(e.Stderr)
 	}
-	r, release, err := e.Open(ctx, SharedLock)
+	r, release, err := e.Open(ctx, SharedLockAsync)
 	if err != nil {
 		return err
 	}
@@ -314,6 +314,9 @@ func Check(ctx context.Context, e *Env, readData bool, subset string) error {
 	rep, err := checker.Check(ctx, r, opts)
 	if err != nil {
 		return err
+	}
+	if err := r.LockValid(); err != nil {
+		return fmt.Errorf("check ran beside a conflicting lock; its findings are not reported: %w", err)
 	}
 	_ = PrintCheck(e.Stdout, rep, opts.ReadData, e.JSON)
 	if !rep.OK() {

@@ -88,10 +88,11 @@ const (
 	NoLock        = ""
 	SharedLock    = "shared"
 	ExclusiveLock = "exclusive"
-	// WriteLock is a shared lock for a backup: confirmed (the second
-	// check for conflicting locks) while packs are written, before any
-	// index or snapshot is (repo.LockForWrite)
-	WriteLock = "write"
+	// SharedLockAsync is a shared lock confirmed (the second check for
+	// conflicting locks) while the command works: before any index or
+	// snapshot is written, and before a reader reports what it read it
+	// calls Repository.LockValid (repo.LockSharedAsync)
+	SharedLockAsync = "shared-async"
 )
 
 // Open opens the repository with the operator-facing errors and hints
@@ -122,8 +123,8 @@ func (e *Env) Open(ctx context.Context, lock string) (*repo.Repository, func(), 
 	release := func() {}
 	if lock != NoLock {
 		var h *repo.Held
-		if lock == WriteLock {
-			h, err = r.LockForWrite(ctx)
+		if lock == SharedLockAsync {
+			h, err = r.LockSharedAsync(ctx)
 		} else {
 			h, err = r.Lock(ctx, lock == ExclusiveLock)
 		}
