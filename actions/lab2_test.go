@@ -353,3 +353,90 @@ func TestRebootKeepsServicesStopped(t *testing.T) {
 		t.Errorf("sys1 after lockdown, reboot and restore differs:\n%s", d)
 	}
 }
+
+// waitBooted waits until h answers over SSH on a boot other than was and
+// its systemd says running (or degraded).
+func waitBooted(t *testing.T, h *labtest.Host, was string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id; systemctl is-system-running")
+		if f := strings.Fields(r.Stdout); err == nil || len(f) == 2 {
+			if len(f) == 2 && f[0] != was && (f[1] == "running" || f[1] == "degraded") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not boot within %s", h.Name, timeout)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// TestRealPowerOff: lockdown's power step really switches sys2 off (no
+// test hook: `systemctl poweroff`, after the agent answered). status and
+// restore list it to switch on, without calling it a failure; after the
+// lab's power button it boots on its own root with mariadb still stopped
+// and disabled, and restore brings everything back as it was.
+func TestRealPowerOff(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys2")
+	h := hs[0]
+	before := map[string]string{"sys2": snapshot(t, h)}
+	boot := strings.TrimSpace(h.MustSSH(t, "root", "cat /proc/sys/kernel/random/boot_id"))
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 1\nname: real-poweroff\nmanagement: [10.213.0.0/24]\n")
+	fmt.Fprintf(&b, "ssh: {user: ops, identity: %s, known_hosts: %s, become: sudo, connect_timeout: 3s}\n", lab.SSHKey, lab.KnownHosts)
+	fmt.Fprintf(&b, "defaults: {backup: none}\nhosts:\n")
+	fmt.Fprintf(&b, "  - {name: sys2, address: %s, stop: [mariadb], power: {off: true, on: manual, contact: \"rack 4, night desk\"}}\n", h.Addr)
+	plan := filepath.Join(t.TempDir(), "plan.yaml")
+	if err := os.WriteFile(plan, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t, plan)
+	t.Cleanup(func() { h.SSH(context.Background(), "root", "systemctl start lab-worker.service") })
+	restoreOnCleanup(t, c, hs, before)
+	t.Cleanup(func() { // runs first: a host left off is switched on for the cleanup restore
+		if h.WaitOff(0) {
+			h.PowerOn(t)
+			waitBooted(t, h, boot, 90*time.Second)
+		}
+	})
+
+	out, code := c.run(t, nil, "lockdown")
+	if code != 0 {
+		t.Fatalf("lockdown: exit %d", code)
+	}
+	if !strings.Contains(out, "sys2: powered off last; it comes back by hand; contact: rack 4, night desk") {
+		t.Errorf("lockdown does not say how sys2 comes back:\n%s", out)
+	}
+	if !h.WaitOff(60 * time.Second) {
+		t.Fatalf("sys2 is not off 60 s after lockdown; see %s/hosts/sys2/console.log", lab.Dir)
+	}
+	for _, cmd := range []string{"status", "restore"} {
+		out, code := c.run(t, nil, cmd)
+		if code != 0 {
+			t.Errorf("%s with sys2 off: exit %d, want 0 (powered off as planned is not a failure)", cmd, code)
+		}
+		if !strings.Contains(out, "Powered off by holiday lockdown, as the plan says (not failures). Switch these on, then run "+cmd+" again:") ||
+			!strings.Contains(out, "sys2: by hand; contact: rack 4, night desk") {
+			t.Errorf("%s does not list sys2 to switch on:\n%s", cmd, out)
+		}
+	}
+
+	h.PowerOn(t)
+	waitBooted(t, h, boot, 90*time.Second)
+	for _, u := range []string{"mariadb.service", "mariadb.socket"} {
+		out := h.MustSSH(t, "root", "systemctl is-active "+u+"; systemctl is-enabled "+u+"; true")
+		if f := strings.Fields(out); len(f) != 2 || f[0] != "inactive" || f[1] != "disabled" {
+			t.Errorf("%s after the power cycle: %q, want inactive disabled", u, out)
+		}
+	}
+	if _, code := c.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("restore after switching sys2 on: exit %d", code)
+	}
+	h.MustSSH(t, "root", "systemctl start lab-worker.service") // up.sh's, not the boot's
+	if d := diffLines(before["sys2"], snapshot(t, h)); d != "" {
+		t.Errorf("sys2 after lockdown, power off, power on and restore differs:\n%s", d)
+	}
+}

@@ -2,7 +2,8 @@
 # lab/host-systemd.sh NAME ROLE ROOTFS — internal to up.sh. Runs in a private mount namespace
 # (unshare --mount): mounts the host's copy-on-write root (overlay of the cached tree, upper on
 # tmpfs), seeds it, and boots it with systemd-nspawn in netns hlab-NAME. A reboot inside the
-# host (nspawn exit 133) boots it again on the same root; SIGTERM powers it off cleanly.
+# host (nspawn exit 133) boots it again on the same root; a poweroff inside (exit 0) keeps the
+# root until lab/poweron.sh NAME; SIGTERM powers it off cleanly.
 # All mounts die with this process's mount namespace: none is ever visible on the machine.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,6 +32,19 @@ while :; do
   wait "$pid"; rc=$?
   while kill -0 "$pid" 2>/dev/null; do wait "$pid"; rc=$?; done  # a trap ends the first wait early
   [ -e "$D/stopping" ] && break
+  if [ "$rc" = 0 ]; then
+    # Powered off from inside (holiday's power step): like a machine
+    # with its disk, the root stays until lab/poweron.sh NAME presses
+    # the button (or lab-down ends it).
+    rm -f "$D/poweron"
+    touch "$D/off"
+    echo "[lab] hlab-$name powered off; lab/poweron.sh $name switches it on"
+    while [ ! -e "$D/poweron" ] && [ ! -e "$D/stopping" ]; do sleep 0.2; done
+    rm -f "$D/off" "$D/poweron"
+    [ -e "$D/stopping" ] && break
+    echo "[lab] hlab-$name powered on"
+    continue
+  fi
   [ "$rc" = 133 ] || { echo "[lab] hlab-$name: systemd-nspawn exited $rc"; break; }
   echo "[lab] hlab-$name rebooted"
 done

@@ -357,3 +357,25 @@ func run(ctx context.Context, argv []string) (Result, error) {
 		return r, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
 }
+
+// WaitOff waits until a systemd host that powered itself off is off (its
+// root kept, as lab/host-systemd.sh does) and reports whether it got there
+// within timeout.
+func (h *Host) WaitOff(timeout time.Duration) bool {
+	off := filepath.Join(h.lab.Dir, "hosts", h.Name, "off")
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(off); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// PowerOn presses the power button of a host WaitOff saw off (what
+// lab/poweron.sh does): it boots again on the root it had.
+func (h *Host) PowerOn(t testing.TB) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(h.lab.Dir, "hosts", h.Name, "poweron"), nil, 0o644); err != nil {
+		t.Fatalf("%s: pressing the power button: %v", h.Name, err)
+	}
+}
