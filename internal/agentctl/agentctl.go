@@ -361,34 +361,39 @@ func (a *Agent) probe(ctx context.Context) (map[string]string, error) {
 	return m, nil
 }
 
-// uploadScript runs as the login user with the binary on stdin. It lands
-// in a private temp file, is hashed there, then installed (through sudo
-// when $1 says so) as $3/holiday, mode 0700, and hashed again.
+// uploadScript runs as the login user with the binary on stdin: it lands
+// in a private temp file, and installScript (through sudo when $1 says
+// so: one sudo for the whole install) puts it in place.
 // $1: "sudo -n" or "", $2: want SHA-256, $3: agent dir, $4: "root" to
-// chown to root.
+// chown to root, $5: installScript.
 const uploadScript = `
 set -e
 umask 077
-S=$1
 T=$(mktemp "${TMPDIR:-/tmp}/holiday-agent.XXXXXXXX")
-trap 'rm -f "$T" "$T.stamp"' EXIT
+trap 'rm -f "$T"' EXIT
 cat >"$T"
-h=$(sha256sum "$T"); h=${h%% *}
-if [ "$h" != "$2" ]; then echo "upload arrived damaged: SHA-256 $h, want $2" >&2; exit 3; fi
+$1 sh -c "$5" holiday-install "$T" "$2" "$3" "$4"
+`
+
+// installScript copies the upload $1 into dir $3 under a name of its own
+// (another upload of the same build may run at once: two plan entries
+// for one machine, two control nodes), checks that copy's SHA-256 is $2
+// before it replaces anything, renames it to holiday (mode 0700, owned
+// by root when $4 is "root"; the last rename wins, with the same
+// content) and writes the stamp of the file just hashed
+// (agentproto.StampSuffix).
+const installScript = `
+set -e
+umask 077
 if [ "$4" = root ]; then own="-o 0 -g 0"; else own=; fi
-$S install -d -m 0700 $own "$3"
-# A name of its own: another upload of the same build may run at once (two
-# plan entries for one machine, two control nodes); the last rename wins,
-# with the same content.
-N="$3/holiday.new.${T##*.}"
-$S install -m 0700 $own "$T" "$N"
-$S mv -f "$N" "$3/holiday"
-h=$($S sha256sum "$3/holiday"); h=${h%% *}
-if [ "$h" != "$2" ]; then echo "installed agent has SHA-256 $h, want $2" >&2; exit 3; fi
-# The identity of the file just hashed (agentproto.StampSuffix): later probes
-# and the agent trust the hash while it holds.
-$S stat -c '%s %i %d %.9Z' "$3/holiday" >"$T.stamp"
-$S install -m 0600 $own "$T.stamp" "$3/holiday` + agentproto.StampSuffix + `"
+install -d -m 0700 $own "$3"
+N="$3/holiday.new.${1##*.}"
+install -m 0700 $own "$1" "$N"
+h=$(sha256sum "$N"); h=${h%% *}
+if [ "$h" != "$2" ]; then rm -f "$N"; echo "upload arrived damaged: SHA-256 $h, want $2" >&2; exit 3; fi
+mv -f "$N" "$3/holiday"
+stat -c '%s %i %d %.9Z' "$3/holiday" >"$N.stamp"
+mv -f "$N.stamp" "$3/holiday` + agentproto.StampSuffix + `"
 `
 
 func (a *Agent) upload(ctx context.Context) error {
@@ -405,7 +410,7 @@ func (a *Agent) upload(ctx context.Context) error {
 	}
 	agentDir := strings.TrimSuffix(a.info.Path, "/holiday")
 	cmd := "sh -c " + shquote(uploadScript) + " holiday-upload " + shquote(strings.TrimSpace(a.sudo)) + " " +
-		shquote(a.bin.SHA256) + " " + shquote(agentDir) + " " + shquote(owner)
+		shquote(a.bin.SHA256) + " " + shquote(agentDir) + " " + shquote(owner) + " " + shquote(installScript)
 	var stderr bytes.Buffer
 	if err := a.conn.Run(ctx, cmd, f, io.Discard, &stderr); err != nil {
 		return fmt.Errorf("uploading the agent to %s: %w: %s", a.info.Path, err, strings.TrimSpace(stderr.String()))
