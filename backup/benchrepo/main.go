@@ -11,6 +11,9 @@
 //
 //	go run ./backup/benchrepo -holiday bin/holiday -restic restic -restic18 ~/go/bin/restic
 //
+// -only image (or tree, incremental, restore, check, comma-separated)
+// measures just those steps, for a quick comparison.
+//
 // It is a tool, not a library: it imports nothing of holiday's.
 package main
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/holiday-ops/holiday/backup/backend"
@@ -197,5 +198,92 @@ func TestTreeJSON(t *testing.T) {
 	raw, _ := json.Marshal(&repo.Node{Name: "l", Type: "symlink", LinkTarget: "x\xffy"})
 	if !strings.Contains(string(raw), `"linktarget_raw":"eP95"`) {
 		t.Errorf("non-UTF-8 link target: %s", raw)
+	}
+}
+
+// TestConcurrentSaveBlob: blobs saved from many goroutines at once fill
+// several packs side by side; every pack is whole (its hash is its name,
+// its header agrees with the index, it stays near the pack size) and
+// every blob comes back.
+func TestConcurrentSaveBlob(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r, err := repo.Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each, size = 8, 25, 300 << 10
+	datas := make([][][]byte, workers)
+	ids := make([][]repo.ID, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				b := make([]byte, size)
+				_, _ = rand.Read(b)
+				if i%3 == 0 {
+					copy(b, bytes.Repeat([]byte("compressible "), size/13)) // mostly text
+				}
+				id, _, err := r.SaveBlob(ctx, repo.DataBlob, b, repo.ID{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				datas[w], ids[w] = append(datas[w], b), append(ids[w], id)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := repo.Open(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for w := range workers {
+		for i, id := range ids[w] {
+			got, err := r2.LoadBlob(ctx, repo.DataBlob, id, nil)
+			if err != nil || !bytes.Equal(got, datas[w][i]) {
+				t.Fatalf("blob %d of worker %d: %v", i, w, err)
+			}
+		}
+	}
+	n, packs := 0, 0
+	err = be.List(ctx, backend.PackFile, func(fi backend.FileInfo) error {
+		packs++
+		if fi.Size > repo.PackSize+size+64 {
+			t.Errorf("pack %s has %d bytes", fi.Name[:8], fi.Size)
+		}
+		buf, err := backend.ReadAll(ctx, be, backend.Handle{Type: backend.PackFile, Name: fi.Name})
+		if err != nil {
+			return err
+		}
+		if repo.Hash(buf).String() != fi.Name {
+			t.Errorf("pack %s: contents hash to another name", fi.Name[:8])
+		}
+		id, _ := repo.ParseID(fi.Name)
+		blobs, err := r2.LoadPackHeader(ctx, id, fi.Size)
+		if err != nil {
+			return err
+		}
+		for _, b := range blobs {
+			if pb, ok := r2.Index().Lookup(b.BlobHandle); !ok || pb != b {
+				t.Errorf("header entry %+v, index %+v", b, pb)
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil || n != workers*each {
+		t.Fatalf("pack headers list %d blobs (%v), want %d", n, err, workers*each)
+	}
+	if packs < 2 {
+		t.Errorf("%d packs for %d MiB", packs, workers*each*size>>20)
 	}
 }

@@ -100,11 +100,13 @@ func (r *Repository) startWriter(ctx context.Context) *writer {
 const uploaders = 3
 
 // packerSlots is how many packs of a type are filled at once: one per
-// core for data (the blob workers run side by side), one for trees
-// (few and small; one pack keeps them together).
+// core for data (the blob workers run side by side), at most four (each
+// holds a write buffer and leaves a partial pack at the end; four hash
+// and write faster than the workers produce); one for trees (few and
+// small; one pack keeps them together).
 func packerSlots(t BlobType) int {
 	if t == DataBlob {
-		return max(2, runtime.GOMAXPROCS(0))
+		return min(runtime.GOMAXPROCS(0), 4)
 	}
 	return 1
 }
