@@ -139,16 +139,19 @@ type archiver struct {
 	r    *repo.Repository
 	opts Options
 	// chunk buffers; small files (one blob below the chunker's minimum)
-	// get small buffers, so that many can be in flight at once
-	big, small *bufPool
-	jobs       chan job
-	files      chan fileJob // regular files for the readers
-	readers    sync.WaitGroup
-	g          *errgroup.Group
-	gctx       context.Context
-	read       atomic.Int64
-	mu         sync.Mutex
-	stats      Stats
+	// get small buffers, so that many can be in flight at once; blocks,
+	// one per worker, are for the blocks workers read themselves (from
+	// big, a worker could wait for buffers held by jobs queued behind its
+	// own)
+	big, small, blocks *bufPool
+	jobs               chan job
+	files              chan fileJob // regular files for the readers
+	readers            sync.WaitGroup
+	g                  *errgroup.Group
+	gctx               context.Context
+	read               atomic.Int64
+	mu                 sync.Mutex
+	stats              Stats
 }
 
 func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archiver {
@@ -162,7 +165,7 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 	}
 	workers := runtime.GOMAXPROCS(0)
 	a := &archiver{r: r, opts: opts, g: g, gctx: gctx,
-		big: newBufPool(workers+2, bufSize), small: newBufPool(16, smallFile)}
+		big: newBufPool(workers+2, bufSize), small: newBufPool(16, smallFile), blocks: newBufPool(workers, bufSize)}
 	a.jobs = make(chan job, 16)
 	a.files = make(chan fileJob, 64)
 	for range fileReaders {
@@ -196,7 +199,7 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 // when it cannot (the file's reader is told, and the blob is left out).
 func (a *archiver) readBlock(j *job) bool {
 	defer j.reads.wg.Done()
-	buf, err := a.big.get(a.gctx, a.gctx)
+	buf, err := a.blocks.get(a.gctx, a.gctx) // never waits: each worker holds at most one
 	if err != nil {
 		j.reads.fail(err)
 		j.done(nil)
@@ -207,13 +210,13 @@ func (a *archiver) readBlock(j *job) bool {
 		if err == nil || err == io.EOF {
 			err = errShrank
 		}
-		a.big.put(buf)
+		a.blocks.put(buf)
 		j.reads.fail(err)
 		j.done(nil)
 		return false
 	}
 	a.read.Add(int64(n))
-	j.buf, j.pool = buf, a.big
+	j.buf, j.pool = buf, a.blocks
 	return true
 }
 
