@@ -22,8 +22,9 @@ func init() {
 	}})
 }
 
-// session runs Serve in-process and returns the control end.
-func session(t *testing.T, cfg Config) (*agentproto.Conn, chan error) {
+// session runs Serve in-process and returns the control end, and a
+// func that closes the control's side (the agent then sees EOF).
+func session(t *testing.T, cfg Config) (*agentproto.Conn, func(), chan error) {
 	ar, cw := io.Pipe()
 	cr, aw := io.Pipe()
 	done := make(chan error, 1)
@@ -32,12 +33,12 @@ func session(t *testing.T, cfg Config) (*agentproto.Conn, chan error) {
 		aw.Close()
 		done <- err
 	}()
-	return agentproto.NewConn(cr, cw), done
+	return agentproto.NewConn(cr, cw), func() { cw.Close() }, done
 }
 
 func call(t *testing.T, cfg Config, hello agentproto.Hello, op string) (agentproto.Hello, agentproto.Result) {
 	t.Helper()
-	c, done := session(t, cfg)
+	c, hangUp, done := session(t, cfg)
 	peer, err := agentproto.ClientHello(c, hello)
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +50,46 @@ func call(t *testing.T, cfg Config, hello agentproto.Hello, op string) (agentpro
 	if err := c.ReadJSON(agentproto.FrameResult, &r); err != nil {
 		t.Fatal(err)
 	}
+	hangUp()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	return peer, r
+}
+
+// TestSessionTakesOpsInTurn: one hello, several requests each answered by
+// its result (a failing one included), and a clean end at EOF between
+// requests; an EOF before any request is an error.
+func TestSessionTakesOpsInTurn(t *testing.T) {
+	c, hangUp, done := session(t, Config{})
+	if _, err := agentproto.ClientHello(c, agentproto.Hello{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, op := range []string{"ping", "no-such-op", "facts-basic", "ping"} {
+		if err := c.WriteJSON(agentproto.FrameRequest, agentproto.Request{Op: op}); err != nil {
+			t.Fatal(err)
+		}
+		var r agentproto.Result
+		if err := c.ReadJSON(agentproto.FrameResult, &r); err != nil {
+			t.Fatalf("request %d (%s): %v", i, op, err)
+		}
+		if (r.Error != nil) != (op == "no-such-op") {
+			t.Fatalf("request %d (%s): %+v", i, op, r)
+		}
+	}
+	hangUp()
+	if err := <-done; err != nil {
+		t.Fatalf("EOF between requests: %v, want a clean end", err)
+	}
+
+	c, hangUp, done = session(t, Config{})
+	if _, err := agentproto.ClientHello(c, agentproto.Hello{}); err != nil {
+		t.Fatal(err)
+	}
+	hangUp()
+	if err := <-done; err == nil {
+		t.Fatal("EOF before any request ended the session cleanly, want an error")
+	}
 }
 
 func TestControlNodeGuard(t *testing.T) {
@@ -111,7 +148,7 @@ func TestUnknownOp(t *testing.T) {
 }
 
 func TestVersionMismatchEndsSession(t *testing.T) {
-	c, done := session(t, Config{})
+	c, _, done := session(t, Config{})
 	c.WriteJSON(agentproto.FrameHello, agentproto.Hello{Magic: agentproto.Magic, Protocol: agentproto.Version + 1})
 	var h agentproto.Hello
 	if err := c.ReadJSON(agentproto.FrameHello, &h); err != nil {
