@@ -49,7 +49,7 @@ go vet ./...
 step "go test"
 log=$(mktemp /tmp/holiday-test.XXXXXX.log)
 set +e
-go test -count=1 -timeout 45m -v ./... 2>&1 | tee "$log" |
+go test -count=1 -timeout 20m -v ./... 2>&1 | tee "$log" |
   grep --line-buffered -vE '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS)'
 rc=${PIPESTATUS[0]}
 set -e
