@@ -440,3 +440,74 @@ func TestRealPowerOff(t *testing.T) {
 		t.Errorf("sys2 after lockdown, power off, power on and restore differs:\n%s", d)
 	}
 }
+
+// TestCrashHooksAndPower: the crash points for the hook and power kinds
+// (the service kind has TestCrashThenRestore), restored from the same
+// control node and from a second one. light4 runs a before and an after
+// hook, stops nginx and powers off (the test hook records it). A crash
+// right after the power step was applied leaves a poweroff pending on
+// the host; the restore cancels it, so no poweroff happens afterwards.
+func TestCrashHooksAndPower(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "light4")
+	h := hs[0]
+	clean := "rm -f /root/hook.log /var/lib/holiday/poweroff-test"
+	h.MustSSH(t, "root", clean)
+	t.Cleanup(func() { h.SSH(context.Background(), "root", clean) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 1\nname: crash-hooks-power\nmanagement: [10.213.0.0/24]\n")
+	fmt.Fprintf(&b, "ssh: {user: ops, identity: %s, known_hosts: %s, become: sudo, connect_timeout: 5s}\n", lab.SSHKey, lab.KnownHosts)
+	fmt.Fprintf(&b, "defaults: {backup: none}\nhosts:\n")
+	fmt.Fprintf(&b, "  - name: light4\n    address: %s\n    stop: [nginx]\n", h.Addr)
+	fmt.Fprintf(&b, "    hooks: {before: [\"echo before >> /root/hook.log\"], after: [\"echo after >> /root/hook.log\"]}\n")
+	fmt.Fprintf(&b, "    power: {off: true, on: manual, contact: \"night desk\"}\n")
+	plan := filepath.Join(t.TempDir(), "plan.yaml")
+	if err := os.WriteFile(plan, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"hook", "power"} {
+		for _, point := range []string{"after-intent", "after-apply", "after-record"} {
+			for _, fromHost := range []bool{false, true} {
+				name := kind + ":" + point
+				if fromHost {
+					name += "/from-host-copy"
+				}
+				t.Run(name, func(t *testing.T) {
+					before := snapshot(t, h)
+					h.MustSSH(t, "root", clean)
+					c := newCLI(t, plan)
+					restoreOnCleanup(t, c, hs, map[string]string{"light4": before})
+					env := []string{"HOLIDAY_TEST_CRASH=" + kind + ":" + point, "HOLIDAY_TEST_POWEROFF=record"}
+					if _, code := c.run(t, env, "lockdown"); code != -1 {
+						t.Fatalf("lockdown with the crash hook: exit %d, want killed", code)
+					}
+					r, args := c, []string{"restore"}
+					if fromHost {
+						r = &cli{bin: c.bin, plan: plan, stateDir: filepath.Join(t.TempDir(), "state2"), key: c.key}
+						args = append(args, "--from-host")
+					}
+					if _, code := r.run(t, []string{"HOLIDAY_TEST_POWEROFF=record"}, args...); code != 0 {
+						t.Fatalf("restore: exit %d", code)
+					}
+					if d := diffLines(before, snapshot(t, h)); d != "" {
+						t.Errorf("after crash %s:%s + restore differs:\n%s", kind, point, d)
+					}
+					// The after hook ran at restore (the before hook, which
+					// has no undo, ran at lockdown unless the crash came first).
+					log := h.MustSSH(t, "root", "cat /root/hook.log 2>/dev/null || true")
+					if !strings.HasSuffix(log, "after\n") {
+						t.Errorf("hook.log %q: the after hook did not run at restore", log)
+					}
+					if kind == "power" && point != "after-intent" {
+						// The recorded poweroff was due 5 s after it was
+						// scheduled; the restore cancelled it.
+						time.Sleep(6 * time.Second)
+						if out := h.MustSSH(t, "root", "cat /var/lib/holiday/poweroff-test 2>&1 || true"); !strings.Contains(out, "No such file") {
+							t.Errorf("a poweroff happened after the restore (marker: %q)", out)
+						}
+					}
+				})
+			}
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -170,7 +172,10 @@ func short(s string) string {
 	return s
 }
 
-// Revert: a host that restore reaches is on; clear the test marker.
+// Revert: a host that restore reaches is on. A poweroff still waiting
+// out its delay (restore right after lockdown, or after a control node
+// that died between scheduling it and journaling that) is cancelled; the
+// test marker is cleared.
 func (Power) Revert(ctx context.Context, h *Host, prior, done Record) error {
 	return h.Agent.Call(ctx, "power-revert", powerArgs{}, nil)
 }
@@ -239,7 +244,7 @@ func powerOff(ctx context.Context, op *agent.Op) (any, error) {
 	defer devnull.Close()
 	c.Stdin, c.Stdout, c.Stderr = devnull, devnull, devnull
 	c.Dir = "/"
-	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
+	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", pendingMark()}
 	if err := c.Start(); err != nil {
 		d.Error = err.Error()
 		return d, nil
@@ -249,11 +254,54 @@ func powerOff(ctx context.Context, op *agent.Op) (any, error) {
 	return d, nil
 }
 
+// pendingMark is in the environment of the detached process that waits
+// out the delay: a revert finds it there (/proc/PID/environ) and cancels
+// a poweroff still pending, whether or not the control node lived to
+// journal its PID. It names the machine, should a /proc show another's.
+func pendingMark() string {
+	id, err := agent.MachineID()
+	if err != nil || id == "" {
+		id = "unknown"
+	}
+	return "HOLIDAY_PENDING_POWEROFF=" + id
+}
+
 func powerRevert(ctx context.Context, op *agent.Op) (any, error) {
+	cancelled, err := cancelPendingPoweroff()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.Remove(PowerTestMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	return map[string]bool{"on": true}, nil
+	return map[string]any{"on": true, "cancelled": cancelled}, nil
+}
+
+// cancelPendingPoweroff kills (with its process group) every process
+// that still waits to power the host off, and returns their PIDs.
+func cancelPendingPoweroff() ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	mark := pendingMark()
+	var killed []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), mark) {
+			continue
+		}
+		// Setsid made it a group leader: the group holds its sleep too.
+		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return killed, fmt.Errorf("cancelling the pending poweroff (pid %d): %w", pid, err)
+		}
+		killed = append(killed, pid)
+	}
+	return killed, nil
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
