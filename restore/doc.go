@@ -1,6 +1,13 @@
-// Package restore is the way back: `holiday restore` (gate on the integrity
-// check, revert the journal in reverse, verify) and `holiday rollback`
-// (snapshot → host: files, database, disk image, device config).
+// Package restore is the way back after the break: `holiday restore`
+// (find the run, from this control node's state or the hosts' own journal
+// copies, and revert its journal in reverse on every host) and `holiday
+// status` (does the lockdown still hold, checked on each host). The
+// reverts themselves are the actions' (actions.RevertJournals), since a
+// lockdown that fails half-way reverts the same way.
+//
+// Still to come here: the integrity gate before a host is reopened, and
+// `holiday rollback` (snapshot → host: files, database, disk image,
+// device config).
 //
 // It may import actions, backup and internal/...; never cmd.
 package restore

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -125,30 +124,6 @@ func progressPrinter(w io.Writer) func(actions.Progress) {
 		}
 		fmt.Fprintln(w, line)
 	}
-}
-
-// latestRun returns the newest run in stateDir that has a journal for
-// every host in hosts (or at least one, when some are missing).
-func latestRun(stateDir string, hosts []string) (string, error) {
-	ents, err := os.ReadDir(filepath.Join(stateDir, "runs"))
-	if err != nil {
-		return "", fmt.Errorf("no runs in %s: %w", stateDir, err)
-	}
-	var runs []string
-	for _, e := range ents {
-		if e.IsDir() {
-			runs = append(runs, e.Name())
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(runs)))
-	for _, r := range runs {
-		for _, h := range hosts {
-			if _, err := os.Stat(actions.JournalPath(stateDir, r, h)); err == nil {
-				return r, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("no run in %s has a journal for these hosts", filepath.Join(stateDir, "runs"))
 }
 
 // saidByStep reports that the host's error repeats a step's error the

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/restore"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -23,12 +23,14 @@ shows as drift (exit code 4).`,
 			}
 			defer conn.Close()
 			o.Progress = nil
-			jobs, runID, err := journalJobs(cmd.Context(), p, conn, &f, run, false)
+			hosts := selectedHosts(p, f.hosts)
+			if len(hosts) == 0 {
+				return &usageError{errNoHosts}
+			}
+			res, err := restore.Status(cmd.Context(), o, conn, restore.Options{StateDir: f.stateDir, Hosts: hosts, Run: run})
 			if err != nil {
 				return err
 			}
-			o.RunID = runID
-			res := actions.VerifyJournals(cmd.Context(), o, jobs)
 			return printResult(cmd, &f, res, p, cmd.Context())
 		},
 	}

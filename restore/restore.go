@@ -1,0 +1,173 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/plans"
+)
+
+// Options says which hosts and which run.
+type Options struct {
+	StateDir string        // the control node's runs and journals
+	Hosts    []*plans.Host // the hosts to restore or check
+	Run      string        // the run; "" for the latest
+	// FromHost fetches each host's own copy of its journal first: for a
+	// control node that lost its state, or another one.
+	FromHost bool
+	Parallel int // hosts at once while fetching copies
+}
+
+// Run reverts the run's journal on every host (actions.RevertJournals):
+// the way back after the break. ao.RunID is set to the run restored.
+func Run(ctx context.Context, ao actions.Options, conn *actions.Connector, o Options) (actions.RunResult, error) {
+	jobs, run, err := Jobs(ctx, conn, o)
+	if err != nil {
+		return actions.RunResult{}, err
+	}
+	ao.RunID = run
+	return actions.RevertJournals(ctx, ao, jobs), nil
+}
+
+// Status runs every journaled step's Verify on its host
+// (actions.VerifyJournals): does the lockdown still hold?
+func Status(ctx context.Context, ao actions.Options, conn *actions.Connector, o Options) (actions.RunResult, error) {
+	o.FromHost = false
+	jobs, run, err := Jobs(ctx, conn, o)
+	if err != nil {
+		return actions.RunResult{}, err
+	}
+	ao.RunID = run
+	return actions.VerifyJournals(ctx, ao, jobs), nil
+}
+
+// Jobs finds the run (o.Run, else the latest) and each host's journal of
+// it, fetching the hosts' copies first with o.FromHost. A host the run
+// has no journal for gets a job all the same: actions says the run never
+// reached it.
+func Jobs(ctx context.Context, conn *actions.Connector, o Options) ([]actions.RevertJob, string, error) {
+	run := o.Run
+	if o.FromHost {
+		var err error
+		if run, err = fetchHostJournals(ctx, conn, o); err != nil {
+			return nil, "", err
+		}
+	} else if run == "" {
+		names := make([]string, len(o.Hosts))
+		for i, h := range o.Hosts {
+			names[i] = h.Name
+		}
+		var err error
+		if run, err = latestRun(o.StateDir, names); err != nil {
+			return nil, "", err
+		}
+	}
+	var jobs []actions.RevertJob
+	for _, h := range o.Hosts {
+		jobs = append(jobs, actions.RevertJob{
+			Name: h.Name, Journal: actions.JournalPath(o.StateDir, run, h.Name),
+			Connect: func(ctx context.Context) (*actions.Host, func(), error) { return conn.Connect(ctx, h) },
+		})
+	}
+	return jobs, run, nil
+}
+
+// latestRun returns the newest run in stateDir that has a journal for at
+// least one of hosts. Run IDs sort by time.
+func latestRun(stateDir string, hosts []string) (string, error) {
+	ents, err := os.ReadDir(filepath.Join(stateDir, "runs"))
+	if err != nil {
+		return "", fmt.Errorf("no runs in %s: %w", stateDir, err)
+	}
+	var runs []string
+	for _, e := range ents {
+		if e.IsDir() {
+			runs = append(runs, e.Name())
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(runs)))
+	for _, r := range runs {
+		for _, h := range hosts {
+			if _, err := os.Stat(actions.JournalPath(stateDir, r, h)); err == nil {
+				return r, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no run in %s has a journal for these hosts", filepath.Join(stateDir, "runs"))
+}
+
+// fetchHostJournals stores each host's copy of the run into the state
+// dir and returns the run: the one named, else the latest any host
+// holds. A host without a copy of that run was never reached by it
+// (restore says so and leaves it alone): reverting an older run of its
+// own again could undo changes made since. A host that cannot be reached
+// keeps this control node's journal of the run, if there is one
+// (lockdown may have powered it off, as planned).
+func fetchHostJournals(ctx context.Context, conn *actions.Connector, o Options) (string, error) {
+	var (
+		mu          sync.Mutex
+		copies      = map[string]actions.JournalCopy{}
+		unreachable []string
+		g           errgroup.Group
+	)
+	g.SetLimit(max(1, o.Parallel))
+	for _, h := range o.Hosts {
+		g.Go(func() error {
+			ah, closeHost, err := conn.Connect(ctx, h)
+			if err != nil {
+				if _, lerr := latestRun(o.StateDir, []string{h.Name}); lerr == nil {
+					mu.Lock()
+					unreachable = append(unreachable, h.Name)
+					mu.Unlock()
+					return nil
+				}
+				return fmt.Errorf("%s: fetching its journal copy: %w", h.Name, err)
+			}
+			c, err := actions.HostJournal(ctx, ah, o.Run)
+			closeHost()
+			if err != nil {
+				return fmt.Errorf("%s: fetching its journal copy: %w", h.Name, err)
+			}
+			mu.Lock()
+			copies[h.Name] = c
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	run := o.Run
+	if run == "" {
+		for _, c := range copies {
+			if !c.None && c.Run > run {
+				run = c.Run
+			}
+		}
+		if run == "" {
+			return "", errors.New("no host holds a journal copy: no lockdown reached them")
+		}
+	}
+	for _, name := range unreachable {
+		if _, err := os.Stat(actions.JournalPath(o.StateDir, run, name)); err != nil {
+			return "", fmt.Errorf("%s: unreachable, and this control node has no journal of run %s for it", name, run)
+		}
+	}
+	for name, c := range copies {
+		if c.None || c.Run != run {
+			continue // its latest is older: run never reached it
+		}
+		if err := actions.StoreHostJournal(o.StateDir, name, c); err != nil {
+			return "", err
+		}
+	}
+	return run, nil
+}

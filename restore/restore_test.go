@@ -1,0 +1,52 @@
+package restore
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/holiday-ops/holiday/actions"
+)
+
+func TestLatestRun(t *testing.T) {
+	dir := t.TempDir()
+	journal := func(run, host string) {
+		p := actions.JournalPath(dir, run, host)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	journal("20261127T100000Z-aaaaaa", "web1")
+	journal("20261127T100000Z-aaaaaa", "db1")
+	journal("20261127T120000Z-bbbbbb", "web1") // a later run of web1 alone
+	for _, tc := range []struct {
+		name  string
+		hosts []string
+		want  string
+		err   string
+	}{
+		{"newest run with any of the hosts", []string{"web1", "db1"}, "20261127T120000Z-bbbbbb", ""},
+		{"a host's own newest", []string{"db1"}, "20261127T100000Z-aaaaaa", ""},
+		{"no run has the host", []string{"mail1"}, "", "no run in"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := latestRun(dir, tc.hosts)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("latestRun = %q, %v; want an error with %q", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("latestRun = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := latestRun(filepath.Join(dir, "missing"), []string{"web1"}); err == nil || !strings.Contains(err.Error(), "no runs in") {
+		t.Fatalf("missing state dir: %v", err)
+	}
+}
