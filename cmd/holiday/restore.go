@@ -42,4 +42,3 @@ its journal (for a control node that lost its state, or another one).`,
 	cmd.Flags().BoolVar(&fromHost, "from-host", false, "fetch each host's journal copy from the host first")
 	return cmd
 }
-
