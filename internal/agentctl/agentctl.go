@@ -361,39 +361,34 @@ func (a *Agent) probe(ctx context.Context) (map[string]string, error) {
 	return m, nil
 }
 
-// uploadScript runs as the login user with the binary on stdin: it lands
-// in a private temp file, and installScript (through sudo when $1 says
-// so: one sudo for the whole install) puts it in place.
-// $1: "sudo -n" or "", $2: want SHA-256, $3: agent dir, $4: "root" to
-// chown to root, $5: installScript.
+// uploadScript runs as the login user with the binary on stdin and hands
+// it to installScript, through sudo when $1 says so (one sudo for the
+// whole install). $1: "sudo -n" or "", $2: want SHA-256, $3: agent dir,
+// $4: installScript.
 const uploadScript = `
-set -e
-umask 077
-T=$(mktemp "${TMPDIR:-/tmp}/holiday-agent.XXXXXXXX")
-trap 'rm -f "$T"' EXIT
-cat >"$T"
-$1 sh -c "$5" holiday-install "$T" "$2" "$3" "$4"
+exec $1 sh -c "$4" holiday-install "$2" "$3"
 `
 
-// installScript copies the upload $1 into dir $3 under a name of its own
-// (another upload of the same build may run at once: two plan entries
-// for one machine, two control nodes), checks that copy's SHA-256 is $2
-// before it replaces anything, renames it to holiday (mode 0700, owned
-// by root when $4 is "root"; the last rename wins, with the same
-// content) and writes the stamp of the file just hashed
-// (agentproto.StampSuffix).
+// installScript writes stdin straight into dir $2 under a name of its
+// own (another upload of the same build may run at once: two plan
+// entries for one machine, two control nodes), checks its SHA-256 is $1
+// before it replaces anything, renames it to holiday (mode 0700; the
+// last rename wins, with the same content) and writes the stamp of the
+// file just hashed (agentproto.StampSuffix). Run through sudo, all of it
+// is root's from the first byte.
 const installScript = `
 set -e
 umask 077
-if [ "$4" = root ]; then own="-o 0 -g 0"; else own=; fi
-install -d -m 0700 $own "$3"
-N="$3/holiday.new.${1##*.}"
-install -m 0700 $own "$1" "$N"
+install -d -m 0700 "$2"
+N=$(mktemp "$2/holiday.new.XXXXXXXX")
+trap 'rm -f "$N" "$N.stamp"' EXIT
+cat >"$N"
+chmod 0700 "$N"
 h=$(sha256sum "$N"); h=${h%% *}
-if [ "$h" != "$2" ]; then rm -f "$N"; echo "upload arrived damaged: SHA-256 $h, want $2" >&2; exit 3; fi
-mv -f "$N" "$3/holiday"
-stat -c '%s %i %d %.9Z' "$3/holiday" >"$N.stamp"
-mv -f "$N.stamp" "$3/holiday` + agentproto.StampSuffix + `"
+if [ "$h" != "$1" ]; then echo "upload arrived damaged: SHA-256 $h, want $1" >&2; exit 3; fi
+mv -f "$N" "$2/holiday"
+stat -c '%s %i %d %.9Z' "$2/holiday" >"$N.stamp"
+mv -f "$N.stamp" "$2/holiday` + agentproto.StampSuffix + `"
 `
 
 func (a *Agent) upload(ctx context.Context) error {
@@ -403,14 +398,9 @@ func (a *Agent) upload(ctx context.Context) error {
 		return fmt.Errorf("agent binary: %w", err)
 	}
 	defer f.Close()
-	owner := ""
-	if a.info.LoginUID == 0 || a.sudo != "" {
-		owner = "root"
-		// Parent dirs private too (install -d makes them with umask 077).
-	}
 	agentDir := strings.TrimSuffix(a.info.Path, "/holiday")
 	cmd := "sh -c " + shquote(uploadScript) + " holiday-upload " + shquote(strings.TrimSpace(a.sudo)) + " " +
-		shquote(a.bin.SHA256) + " " + shquote(agentDir) + " " + shquote(owner) + " " + shquote(installScript)
+		shquote(a.bin.SHA256) + " " + shquote(agentDir) + " " + shquote(installScript)
 	var stderr bytes.Buffer
 	if err := a.conn.Run(ctx, cmd, f, io.Discard, &stderr); err != nil {
 		return fmt.Errorf("uploading the agent to %s: %w: %s", a.info.Path, err, strings.TrimSpace(stderr.String()))

@@ -476,3 +476,25 @@ func assertPrivate(t *testing.T, path string, uid uint32) {
 		}
 	}
 }
+
+// TestUploadArrivedDamaged: bytes whose SHA-256 is not the build's are
+// refused before they replace anything, and leave nothing behind.
+func TestUploadArrivedDamaged(t *testing.T) {
+	a, _ := builds(t)
+	e := newEnv(t)
+	c := e.dial(t, "root")
+	bad := a
+	bad.SHA256 = strings.Repeat("0", 64) // what arrives is a's bytes
+	_, err := agentctl.Deploy(ctxT(t), c, e.opts(bad))
+	if err == nil || !strings.Contains(err.Error(), "upload arrived damaged") {
+		t.Fatalf("deploy of damaged bytes: %v, want the upload refused", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(e.adir, bad.SHA256))
+	if len(ents) != 0 {
+		var names []string
+		for _, en := range ents {
+			names = append(names, en.Name())
+		}
+		t.Fatalf("the refused upload left %v behind", names)
+	}
+}
