@@ -149,6 +149,8 @@ type archiver struct {
 	readers            sync.WaitGroup
 	g                  *errgroup.Group
 	gctx               context.Context
+	cancel             context.CancelCauseFunc // cancels gctx
+	werr               error                   // the first error of a blob worker (under mu)
 	read               atomic.Int64
 	mu                 sync.Mutex
 	stats              Stats
@@ -158,13 +160,14 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	cctx, cancel := context.WithCancelCause(ctx)
+	g, gctx := errgroup.WithContext(cctx)
 	bufSize := int(chunker.MaxSize)
 	if opts.BlockSize > 0 {
 		bufSize = opts.BlockSize
 	}
 	workers := runtime.GOMAXPROCS(0)
-	a := &archiver{r: r, opts: opts, g: g, gctx: gctx,
+	a := &archiver{r: r, opts: opts, g: g, gctx: gctx, cancel: cancel,
 		big: newBufPool(workers+2, bufSize), small: newBufPool(16, smallFile), blocks: newBufPool(workers, bufSize)}
 	a.jobs = make(chan job, 16)
 	a.files = make(chan fileJob, 64)
@@ -174,7 +177,15 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 	}
 	for range workers {
 		g.Go(func() error {
+			// after an error the worker keeps taking jobs until a.jobs is
+			// closed and only lets them go: whoever queued them waits for
+			// each one (a file's blob IDs, a file's block reads)
+			var failed error
 			for j := range a.jobs {
+				if failed != nil {
+					a.drop(&j, failed)
+					continue
+				}
 				if j.f != nil && !a.readBlock(&j) {
 					continue
 				}
@@ -183,16 +194,40 @@ func newArchiver(ctx context.Context, r *repo.Repository, opts Options) *archive
 				j.pool.put(j.buf)
 				if err == nil {
 					*j.out = id
+				} else {
+					failed = err
+					a.fail(err)
 				}
 				j.done(err)
-				if err != nil {
-					return err
-				}
 			}
-			return nil
+			return failed
 		})
 	}
 	return a
+}
+
+// fail records a blob worker's error, the first one being the cause,
+// and stops the backup's work.
+func (a *archiver) fail(err error) {
+	a.mu.Lock()
+	if a.werr == nil {
+		a.werr = err
+	}
+	a.mu.Unlock()
+	a.cancel(err)
+}
+
+// drop lets a job go unhandled after an error: its buffer goes back,
+// and its file's reader and content stop waiting for it.
+func (a *archiver) drop(j *job, err error) {
+	if j.buf != nil {
+		j.pool.put(j.buf)
+	}
+	if j.f != nil {
+		j.reads.fail(err)
+		j.reads.wg.Done()
+	}
+	j.done(err)
 }
 
 // readBlock reads a job's block into a buffer of the worker's; false
@@ -395,7 +430,11 @@ func (a *archiver) finish() error {
 	close(a.files)
 	a.readers.Wait()
 	close(a.jobs)
-	return a.g.Wait()
+	_ = a.g.Wait() // the workers' errors are in werr, the first one first
+	a.cancel(nil)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.werr
 }
 
 func (a *archiver) warn(path string, err error) {
@@ -869,7 +908,9 @@ func run(ctx context.Context, r *repo.Repository, opts Options, paths []string, 
 	defer close(stop)
 	tree, err := body(a)
 	werr := a.finish()
-	if err == nil {
+	if err == nil || werr != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
+		// the walk stopped because a blob could not be stored: that is
+		// the cause, not the cancellation it led to
 		err = werr
 	}
 	if err != nil {
