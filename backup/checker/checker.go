@@ -164,6 +164,12 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 		g.SetLimit(2)
 		for _, id := range toRead {
 			g.Go(func() error {
+				// a conflicting lock found meanwhile (LockSharedAsync)
+				// stops the reading now: what it would find is not
+				// reported anyway
+				if err := r.LockLost(); err != nil {
+					return err
+				}
 				blobs, n, perr := readPack(gctx, r, id, sizes[id], indexed[id])
 				if err := gctx.Err(); err != nil {
 					return err

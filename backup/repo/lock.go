@@ -158,12 +158,31 @@ func (r *Repository) LockSharedAsync(ctx context.Context) (*Held, error) {
 		select {
 		case <-time.After(lockSettle):
 			h.confirm(ctx)
+			if h.confirmErr != nil {
+				// stop the packing now, not at the index
+				r.abortWriter(h.confirmErr)
+			}
 		case <-ctx.Done():
 			h.confirmErr = ctx.Err()
 			close(h.confirmed)
 		}
 	}()
 	return h, nil
+}
+
+// LockLost reports, without waiting, a conflict the confirmation of the
+// lock this repository is used under has found (nil while it is still
+// running): long work under LockSharedAsync (reading every pack) checks
+// it as it goes and stops early. SaveBlob checks it too.
+func (r *Repository) LockLost() error {
+	if h := r.held.Load(); h != nil {
+		select {
+		case <-h.confirmed:
+			return h.confirmErr
+		default:
+		}
+	}
+	return nil
 }
 
 // LockValid reports whether the lock this repository is used under (if
@@ -190,6 +209,7 @@ func (r *Repository) lock(ctx context.Context, exclusive bool) (*Held, error) {
 	h := &Held{r: r, id: id, lock: doc, okAt: time.Now(), cancel: cancel, done: make(chan struct{}), confirmed: make(chan struct{})}
 	go h.refresher(rctx)
 	r.guard = h.Valid
+	r.held.Store(h)
 	return h, nil
 }
 
@@ -254,6 +274,7 @@ func (h *Held) Unlock(ctx context.Context) error {
 	<-h.done
 	<-h.confirmed // its check must not run after the lock is gone
 	h.r.guard = nil
+	h.r.held.CompareAndSwap(h, nil)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: h.id.String()})

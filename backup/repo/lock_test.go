@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -139,5 +140,49 @@ func TestLockSharedAsync(t *testing.T) {
 	}
 	if err := r.LockValid(); !errors.Is(err, ErrLocked) {
 		t.Errorf("LockValid beside an exclusive lock: %v", err)
+	}
+}
+
+// A conflicting lock found by LockSharedAsync's confirmation stops the
+// packing there and then: SaveBlob fails soon after, not only the index
+// at the end, and so does a SaveBlob waiting for an upload.
+func TestLockLostStopsSaveBlob(t *testing.T) {
+	defer func(d time.Duration) { lockSettle = d }(lockSettle)
+	lockSettle = 200 * time.Millisecond
+	ctx := context.Background()
+	r, err := Init(ctx, mem.New(), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.LockSharedAsync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unlock(ctx)
+	doc := newLockDoc(true)
+	doc.PID = os.Getpid() // alive, so not stale
+	b, _ := json.Marshal(doc)
+	racer, err := r.SaveUnpacked(ctx, backend.LockFile, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.be.Remove(ctx, backend.Handle{Type: backend.LockFile, Name: racer.String()})
+	start := time.Now()
+	blob := make([]byte, 64<<10)
+	for i := 0; ; i++ {
+		binary.LittleEndian.PutUint64(blob, uint64(i))
+		_, _, err := r.SaveBlob(ctx, DataBlob, blob, ID{})
+		if err != nil {
+			if !errors.Is(err, ErrLocked) {
+				t.Fatalf("SaveBlob: %v, want ErrLocked", err)
+			}
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("SaveBlob still packing 5s after a conflicting exclusive lock appeared")
+		}
+	}
+	if err := r.Flush(ctx); !errors.Is(err, ErrLocked) {
+		t.Errorf("Flush beside an exclusive lock: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/user"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -67,6 +68,9 @@ type Repository struct {
 	// guard, when set (by Lock), is asked before an index or snapshot is
 	// written: a lock that may have gone stale stops the write
 	guard func() error
+	// held is the lock taken by Lock or LockSharedAsync, if any: a
+	// conflict its background confirmation finds stops the writing
+	held atomic.Pointer[Held]
 
 	wmu sync.Mutex
 	w   *writer // write side, set up on first SaveBlob

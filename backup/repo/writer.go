@@ -29,6 +29,7 @@ type writer struct {
 	uploads chan *packer
 	g       *errgroup.Group
 	gctx    context.Context
+	cancel  context.CancelCauseFunc // cancels gctx
 	done    []PackJSON
 	nDone   int
 	// Stats
@@ -65,8 +66,9 @@ func (r *Repository) startWriter(ctx context.Context) *writer {
 	if r.w != nil {
 		return r.w
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	w := &writer{pending: map[BlobHandle]struct{}{}, uploads: make(chan *packer, 1), g: g, gctx: gctx}
+	wctx, cancel := context.WithCancelCause(ctx)
+	g, gctx := errgroup.WithContext(wctx)
+	w := &writer{pending: map[BlobHandle]struct{}{}, uploads: make(chan *packer, 1), g: g, gctx: gctx, cancel: cancel}
 	for t := range w.slots {
 		n := packerSlots(BlobType(t))
 		w.slots[t] = make(chan *packer, n)
@@ -96,6 +98,18 @@ func (r *Repository) startWriter(ctx context.Context) *writer {
 	return w
 }
 
+// abortWriter stops the pack writing under way, if any, with err: the
+// uploads are cancelled and SaveBlob and Flush return err.
+func (r *Repository) abortWriter(err error) {
+	r.wmu.Lock()
+	w := r.w
+	r.wmu.Unlock()
+	if w != nil {
+		w.fail(err)
+		w.cancel(err)
+	}
+}
+
 // uploaders is how many packs are stored at once.
 const uploaders = 3
 
@@ -120,6 +134,9 @@ var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b
 func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id ID) (ID, bool, error) {
 	if id.IsNull() {
 		id = Hash(data)
+	}
+	if err := r.LockLost(); err != nil {
+		return id, false, err
 	}
 	w := r.startWriter(ctx)
 	bh := BlobHandle{ID: id, Type: t}
@@ -289,7 +306,16 @@ func (r *Repository) Flush(ctx context.Context) error {
 	}
 	close(w.uploads)
 	err := w.g.Wait()
+	w.mu.Lock()
+	werr := w.err // the first error: an upload's, or why the writer was aborted
+	w.mu.Unlock()
+	w.cancel(nil)
+	r.wmu.Lock()
 	r.w = nil
+	r.wmu.Unlock()
+	if werr != nil {
+		return werr
+	}
 	if err != nil {
 		return err
 	}
