@@ -14,13 +14,24 @@ import (
 // 128·r·N bytes (32 MiB at restic's calibration).
 const maxLanes = 4
 
+// laneBudget bounds the memory of the lanes running at once: a key file
+// with a large N runs fewer of them (one at least, whatever it costs,
+// as x/crypto would), not p times its memory.
+const laneBudget = 128 << 20
+
+// laneCount is how many of p lanes of 128·r·N bytes each run at once
+// on procs cores.
+func laneCount(N, r, p, procs int) int {
+	return max(1, min(p, procs, maxLanes, laneBudget/(128*r*N)))
+}
+
 // scryptKey is scrypt (RFC 7914) with the same result as
 // golang.org/x/crypto/scrypt.Key, but its p lanes — independent
 // ROMix computations over slices of the first PBKDF2's output, which
 // is what p is for — run in parallel on up to GOMAXPROCS cores (at
-// most maxLanes). Every lane does all of its N-sized work: the cost to
-// an attacker is unchanged; only the wait on a machine with idle cores
-// shrinks.
+// most maxLanes, and only as many as fit in laneBudget). Every lane
+// does all of its N-sized work: the cost to an attacker is unchanged;
+// only the wait on a machine with idle cores shrinks.
 func scryptKey(password, salt []byte, N, r, p, keyLen int) ([]byte, error) {
 	if N <= 1 || N&(N-1) != 0 {
 		return nil, fmt.Errorf("scrypt: N must be > 1 and a power of 2")
@@ -35,7 +46,7 @@ func scryptKey(password, salt []byte, N, r, p, keyLen int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	lanes := min(p, runtime.GOMAXPROCS(0), maxLanes)
+	lanes := laneCount(N, r, p, runtime.GOMAXPROCS(0))
 	next := make(chan int, p)
 	for i := range p {
 		next <- i

@@ -59,3 +59,21 @@ func BenchmarkScrypt(b *testing.B) {
 		}
 	})
 }
+
+// TestLaneCount: lanes run at once are bounded by p, the cores,
+// maxLanes and the memory budget, and are never fewer than one.
+func TestLaneCount(t *testing.T) {
+	for _, c := range []struct{ N, r, p, procs, want int }{
+		{1 << 15, 8, 6, 16, 4},  // restic's calibration: 32 MiB lanes, four fit
+		{1 << 15, 8, 6, 2, 2},   // two cores
+		{1 << 15, 8, 1, 16, 1},  // one lane
+		{1 << 16, 8, 6, 16, 2},  // 64 MiB lanes: two fit
+		{1 << 17, 8, 6, 16, 1},  // 128 MiB lanes: one
+		{1 << 20, 8, 16, 16, 1}, // 1 GiB lanes: still one, not none
+		{16, 1, 1, 1, 1},
+	} {
+		if got := laneCount(c.N, c.r, c.p, c.procs); got != c.want {
+			t.Errorf("laneCount(N=%d, r=%d, p=%d, procs=%d) = %d, want %d", c.N, c.r, c.p, c.procs, got, c.want)
+		}
+	}
+}
