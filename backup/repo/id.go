@@ -40,7 +40,9 @@ func HashData(data []byte) ID {
 		return id.(ID)
 	}
 	id := ID(sha256.Sum256(data))
-	if zeroIDsN.Add(1) <= maxZeroIDs {
+	// Load first: once full, the count stays put (Add alone would wrap
+	// an int32 after 2^31 misses and let the cache grow again)
+	if zeroIDsN.Load() < maxZeroIDs && zeroIDsN.Add(1) <= maxZeroIDs {
 		zeroIDs.Store(len(data), id)
 	}
 	return id

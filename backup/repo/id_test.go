@@ -2,6 +2,7 @@ package repo
 
 import (
 	"crypto/sha256"
+	"math"
 	"testing"
 )
 
@@ -26,5 +27,26 @@ func TestHashData(t *testing.T) {
 				t.Fatalf("%d bytes with byte %d set: %s, want %s", n, i, got.Str(), want.Str())
 			}
 		}
+	}
+}
+
+// TestZeroIDsBounded: the cache of all-zero IDs stops growing at
+// maxZeroIDs for good; its count of misses never wraps around to let
+// it grow again (with an int32 count, 2^31 misses did).
+func TestZeroIDsBounded(t *testing.T) {
+	saved := zeroIDsN.Load()
+	defer zeroIDsN.Store(saved)
+	n := len(zeroBlock) + 12345
+	zeroIDs.Delete(n)
+	defer zeroIDs.Delete(n)
+	zeroIDsN.Store(math.MaxInt32) // as after 2^31 misses
+	if got, want := HashData(make([]byte, n)), ID(sha256.Sum256(make([]byte, n))); got != want {
+		t.Fatalf("%d zeros: %s, want %s", n, got.Str(), want.Str())
+	}
+	if _, ok := zeroIDs.Load(n); ok {
+		t.Error("an all-zero ID cached although the cache is full")
+	}
+	if zeroIDsN.Load() < maxZeroIDs {
+		t.Error("the count of cached zero IDs wrapped around")
 	}
 }
