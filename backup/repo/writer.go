@@ -177,8 +177,10 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 	select {
 	case p = <-w.slots[t]:
 	case <-w.gctx.Done():
+		w.forget(bh)
 		return id, false, w.failure()
 	case <-ctx.Done():
+		w.forget(bh)
 		return id, false, ctx.Err()
 	}
 	var full *packer
@@ -189,6 +191,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 		var err error
 		if p, err = newPacker(r.be); err != nil {
 			w.slots[t] <- full // still flushed at the end
+			w.forget(bh)
 			return id, false, err
 		}
 	}
@@ -199,21 +202,41 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 	w.addedPacked += int64(len(sealed))
 	w.mu.Unlock()
 	if full != nil {
-		if _, err := full.finish(r.key); err != nil {
-			full.discard()
-			return id, false, err
+		var err error
+		if _, err = full.finish(r.key); err == nil {
+			select {
+			case w.uploads <- full:
+				return id, false, nil
+			case <-w.gctx.Done():
+				err = w.failure()
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
 		}
-		select {
-		case w.uploads <- full:
-		case <-w.gctx.Done():
-			full.discard()
-			return id, false, w.failure()
-		case <-ctx.Done():
-			full.discard()
-			return id, false, ctx.Err()
-		}
+		// the full pack's blobs are lost with it (this one is in the
+		// next pack)
+		w.forgetPack(full)
+		full.discard()
+		return id, false, err
 	}
 	return id, false, nil
+}
+
+// forget drops a blob that will not be stored after all from pending, so
+// that a later SaveBlob of it stores it.
+func (w *writer) forget(bh BlobHandle) {
+	w.mu.Lock()
+	delete(w.pending, bh)
+	w.mu.Unlock()
+}
+
+// forgetPack forgets the blobs of a pack that is discarded.
+func (w *writer) forgetPack(p *packer) {
+	w.mu.Lock()
+	for _, e := range p.entries {
+		delete(w.pending, e.BlobHandle)
+	}
+	w.mu.Unlock()
 }
 
 // upload stores one finished pack, then indexes its blobs; every
