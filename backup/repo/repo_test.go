@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -206,6 +207,9 @@ func TestTreeJSON(t *testing.T) {
 // its header agrees with the index, it stays near the pack size) and
 // every blob comes back.
 func TestConcurrentSaveBlob(t *testing.T) {
+	// several data packers whatever the machine's cores (their number
+	// follows GOMAXPROCS when the writer starts)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	ctx := context.Background()
 	be := mem.New()
 	r, err := repo.Init(ctx, be, "pw")
