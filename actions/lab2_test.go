@@ -323,6 +323,7 @@ func TestRebootKeepsServicesStopped(t *testing.T) {
 		if now := bootID(); now != "" && now != was {
 			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
 			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
+				h.SettleBoot(t)
 				break
 			}
 		}
@@ -355,7 +356,7 @@ func TestRebootKeepsServicesStopped(t *testing.T) {
 }
 
 // waitBooted waits until h answers over SSH on a boot other than was and
-// its systemd says running (or degraded).
+// its systemd says running (or degraded), then settles the boot.
 func waitBooted(t *testing.T, h *labtest.Host, was string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -363,6 +364,7 @@ func waitBooted(t *testing.T, h *labtest.Host, was string, timeout time.Duration
 		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id; systemctl is-system-running")
 		if f := strings.Fields(r.Stdout); err == nil || len(f) == 2 {
 			if len(f) == 2 && f[0] != was && (f[1] == "running" || f[1] == "degraded") {
+				h.SettleBoot(t)
 				return
 			}
 		}
@@ -372,6 +374,7 @@ func waitBooted(t *testing.T, h *labtest.Host, was string, timeout time.Duration
 		time.Sleep(300 * time.Millisecond)
 	}
 }
+
 
 // TestRealPowerOff: lockdown's power step really switches sys2 off (no
 // test hook: `systemctl poweroff`, after the agent answered). status and

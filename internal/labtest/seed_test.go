@@ -573,7 +573,8 @@ func TestSystemdHostReboot(t *testing.T) {
 	for {
 		if now := pid1(); now != "" && now != before {
 			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
-			if strings.TrimSpace(r.Stdout) == "running" {
+			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
+				h.SettleBoot(t)
 				break
 			}
 		}
