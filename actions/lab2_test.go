@@ -281,11 +281,7 @@ func TestPowerOffHooksAndJSON(t *testing.T) {
 	if out := l1.MustSSH(t, "root", "ls /var/lib/holiday/poweroff-test 2>&1 || true"); !strings.Contains(out, "No such file") {
 		t.Errorf("marker left after restore: %q", out)
 	}
-	for _, h := range hs {
-		if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
-			t.Errorf("%s differs after restore:\n%s", h.Name, d)
-		}
-	}
+	assertAsBefore(t, hs, before, "differs after restore")
 }
 
 // TestRebootKeepsServicesStopped locks down sys1 (nginx, redis-server,
@@ -374,7 +370,6 @@ func waitBooted(t *testing.T, h *labtest.Host, was string, timeout time.Duration
 		time.Sleep(300 * time.Millisecond)
 	}
 }
-
 
 // TestRealPowerOff: lockdown's power step really switches sys2 off (no
 // test hook: `systemctl poweroff`, after the agent answered). status and

@@ -211,17 +211,34 @@ func lockHosts(t *testing.T, lab *labtest.Lab, names ...string) []*labtest.Host 
 
 // restoreOnCleanup makes sure the hosts get back to their state even when
 // the test fails half-way: holiday restore, then a check.
+// snapshots takes snapshot of every host, by name.
+func snapshots(t *testing.T, hs []*labtest.Host) map[string]string {
+	t.Helper()
+	before := map[string]string{}
+	for _, h := range hs {
+		before[h.Name] = snapshot(t, h)
+	}
+	return before
+}
+
+// assertAsBefore fails for every host whose snapshot now differs from
+// before; what says when ("after restore").
+func assertAsBefore(t *testing.T, hs []*labtest.Host, before map[string]string, what string) {
+	t.Helper()
+	for _, h := range hs {
+		if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
+			t.Errorf("%s %s:\n%s", h.Name, what, d)
+		}
+	}
+}
+
 func restoreOnCleanup(t *testing.T, c *cli, hs []*labtest.Host, before map[string]string) {
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
 		}
 		c.run(t, nil, "restore")
-		for _, h := range hs {
-			if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
-				t.Errorf("%s still differs after cleanup restore:\n%s", h.Name, d)
-			}
-		}
+		assertAsBefore(t, hs, before, "still differs after cleanup restore")
 	})
 }
 
@@ -304,10 +321,7 @@ func TestLockdownRestoreEveryUnitState(t *testing.T) {
 func TestStatusCatchesServiceStartedByHand(t *testing.T) {
 	lab := labtest.Require(t)
 	hs := lockHosts(t, lab, "sys1", "sysv1")
-	before := map[string]string{}
-	for _, h := range hs {
-		before[h.Name] = snapshot(t, h)
-	}
+	before := snapshots(t, hs)
 	c := newCLI(t, planFor(t, lab, map[string][]string{"sys1": {"nginx"}, "sysv1": {"nginx"}}))
 	restoreOnCleanup(t, c, hs, before)
 	if _, code := c.run(t, nil, "lockdown"); code != 0 {
@@ -330,11 +344,7 @@ func TestStatusCatchesServiceStartedByHand(t *testing.T) {
 	if _, code := c.run(t, nil, "restore"); code != 0 {
 		t.Fatalf("restore exit %d", code)
 	}
-	for _, h := range hs {
-		if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
-			t.Errorf("%s differs after restore:\n%s", h.Name, d)
-		}
-	}
+	assertAsBefore(t, hs, before, "differs after restore")
 }
 
 // TestFromHostLeavesOlderRunsAlone: a second control node restores from
@@ -344,10 +354,7 @@ func TestStatusCatchesServiceStartedByHand(t *testing.T) {
 func TestFromHostLeavesOlderRunsAlone(t *testing.T) {
 	lab := labtest.Require(t)
 	hs := lockHosts(t, lab, "sys1", "sysv1")
-	before := map[string]string{}
-	for _, h := range hs {
-		before[h.Name] = snapshot(t, h)
-	}
+	before := snapshots(t, hs)
 	plan := planFor(t, lab, map[string][]string{"sys1": {"nginx"}, "sysv1": {"nginx"}})
 	old := newCLI(t, plan)
 	restoreOnCleanup(t, old, hs, before)
@@ -371,11 +378,7 @@ func TestFromHostLeavesOlderRunsAlone(t *testing.T) {
 	if !strings.Contains(out, "sys1: this run has no journal of it here") {
 		t.Errorf("restore does not say the run never reached sys1:\n%s", out)
 	}
-	for _, h := range hs {
-		if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
-			t.Errorf("%s after restore --from-host differs:\n%s", h.Name, d)
-		}
-	}
+	assertAsBefore(t, hs, before, "after restore --from-host differs")
 }
 
 // TestRestoreKilledHalfway: the control node dies after the first revert
@@ -385,10 +388,7 @@ func TestFromHostLeavesOlderRunsAlone(t *testing.T) {
 func TestRestoreKilledHalfway(t *testing.T) {
 	lab := labtest.Require(t)
 	hs := lockHosts(t, lab, "sys1", "sysv1")
-	before := map[string]string{}
-	for _, h := range hs {
-		before[h.Name] = snapshot(t, h)
-	}
+	before := snapshots(t, hs)
 	c := newCLI(t, planFor(t, lab, map[string][]string{"sys1": {"nginx", "rsync"}, "sysv1": {"nginx", "rsync", "lab-worker"}}))
 	restoreOnCleanup(t, c, hs, before)
 	if _, code := c.run(t, nil, "lockdown"); code != 0 {
@@ -404,11 +404,7 @@ func TestRestoreKilledHalfway(t *testing.T) {
 	if !strings.Contains(out, "reverted") {
 		t.Errorf("the second restore reverted nothing:\n%s", out)
 	}
-	for _, h := range hs {
-		if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
-			t.Errorf("%s after a restore killed half-way and another: differs:\n%s", h.Name, d)
-		}
-	}
+	assertAsBefore(t, hs, before, "after a restore killed half-way and another: differs")
 }
 
 func TestCrashThenRestore(t *testing.T) {
@@ -422,10 +418,7 @@ func TestCrashThenRestore(t *testing.T) {
 				name += "/from-host-copy"
 			}
 			t.Run(name, func(t *testing.T) {
-				before := map[string]string{}
-				for _, h := range hs {
-					before[h.Name] = snapshot(t, h)
-				}
+				before := snapshots(t, hs)
 				plan := planFor(t, lab, stops)
 				c := newCLI(t, plan)
 				restoreOnCleanup(t, c, hs, before)
@@ -443,11 +436,7 @@ func TestCrashThenRestore(t *testing.T) {
 				if _, code := r.run(t, nil, args...); code != 0 {
 					t.Fatalf("restore exit %d", code)
 				}
-				for _, h := range hs {
-					if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
-						t.Errorf("%s after crash %s + restore differs:\n%s", h.Name, point, d)
-					}
-				}
+				assertAsBefore(t, hs, before, fmt.Sprintf("after crash %s + restore differs", point))
 			})
 		}
 	}
@@ -492,10 +481,6 @@ func TestLightFleet(t *testing.T) {
 		}
 		tr := time.Since(t1)
 		t.Logf("round %d %s: %d light hosts × 2 services: lockdown %.2fs, restore %.2fs, total %.2fs", round+1, label, len(hs), tl.Seconds(), tr.Seconds(), (tl + tr).Seconds())
-		for _, h := range hs {
-			if d := diffLines(before[h.Name], snapshot(t, h)); d != "" {
-				t.Errorf("%s differs after restore:\n%s", h.Name, d)
-			}
-		}
+		assertAsBefore(t, hs, before, "differs after restore")
 	}
 }
