@@ -123,15 +123,25 @@ func Output(ctx context.Context, name string, args ...string) (string, int, erro
 	c := exec.CommandContext(ctx, name, args...)
 	c.Stdout, c.Stderr = &out, &errb
 	c.Env = append(os.Environ(), "LC_ALL=C", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0")
-	err := c.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return out.String(), ee.ExitCode(), nil
-	}
+	code, err := exitCode(c)
 	if err != nil {
 		return "", -1, fmt.Errorf("%s: %w", name, err)
 	}
-	return out.String(), 0, nil
+	return out.String(), code, nil
+}
+
+// exitCode runs c and returns its exit status; err only when it could
+// not run at all.
+func exitCode(c *exec.Cmd) (int, error) {
+	err := c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, err
+	}
+	return 0, nil
 }
 
 // initScript runs SysV script name with action the way service(8) does
@@ -148,15 +158,11 @@ func initScript(ctx context.Context, name, action string) (string, int, error) {
 	c.Stdout, c.Stderr = &out, &out
 	c.Dir = "/"
 	c.Env = initEnv()
-	err := c.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return out.String(), ee.ExitCode(), nil
-	}
+	code, err := exitCode(c)
 	if err != nil {
 		return "", -1, fmt.Errorf("%s %s: %w", filepath.Join(InitDir, name), action, err)
 	}
-	return out.String(), 0, nil
+	return out.String(), code, nil
 }
 
 // runInit runs an init script action that must succeed.
