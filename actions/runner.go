@@ -630,7 +630,6 @@ type revertItem struct {
 	kind, target string
 	a            Action
 	prior, done  Record
-	reported     bool // revertServices: the agent reported it
 }
 
 func (it revertItem) id() string { return it.kind + ":" + it.target }

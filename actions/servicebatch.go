@@ -316,23 +316,24 @@ func revertServices(ctx context.Context, o *Options, write func(journal.Entry) e
 		return failAll(0, err), true
 	}
 	defer s.Close()
+	reported := make([]bool, len(items))
 	for range items {
 		var m revertBatchMsg
 		if err := s.ReadJSON(agentproto.FrameMessage, &m); err != nil {
 			// Which reverts the host finished is unknown: none is
 			// journaled as done, and a restore again settles it.
 			for k := range items {
-				if errs[k] == nil && !items[k].reported {
+				if errs[k] == nil && !reported[k] {
 					errs[k] = err
 				}
 			}
 			return errs, true
 		}
-		if m.Index < 0 || m.Index >= len(items) || items[m.Index].reported {
+		if m.Index < 0 || m.Index >= len(items) || reported[m.Index] {
 			return failAll(0, fmt.Errorf("service-revert-batch: unexpected report for step %d", m.Index)), true
 		}
-		it := &items[m.Index]
-		it.reported = true
+		it := items[m.Index]
+		reported[m.Index] = true
 		e := journal.Entry{Step: it.id(), Kind: it.kind, Phase: journal.RevertResult}
 		var rerr error
 		if m.Error != "" {
