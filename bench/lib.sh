@@ -24,6 +24,7 @@ die() { echo "$BENCH: $*" >&2; exit 1; }
 # at bench/ansible/ansible.cfg.
 bench_setup() {
 	lab_env
+	command -v ansible-playbook >/dev/null || die "ansible-playbook missing: apt-get install ansible"
 	RUNS=${RUNS:-3}
 	N=${HOSTS:-10}
 	W=$(mktemp -d /tmp/holiday-bench.XXXXXX)
@@ -34,13 +35,12 @@ bench_setup() {
 	write_inventory
 }
 
-# lab_env: load the lab's env file; check ansible-playbook is there.
+# lab_env: load the lab's env file.
 lab_env() {
 	ENV=${HOLIDAY_LAB_ENV:-${HOLIDAY_LAB_DIR:-/var/tmp/holiday-lab}/env}
 	[ -r "$ENV" ] || die "lab not up ($ENV missing): make lab-up"
 	# shellcheck disable=SC1090
 	. "$ENV"
-	command -v ansible-playbook >/dev/null || die "ansible-playbook missing: apt-get install ansible"
 }
 
 # ssh_stop: close Ansible's ControlPersist masters (the next run is cold).
@@ -107,6 +107,14 @@ write_inventory() {
 	} >"$W/inventory.ini"
 	mkdir -p "$W/cp"
 	export ANSIBLE_CONFIG=$PWD/bench/ansible/ansible.cfg ANSIBLE_LOCAL_TEMP=$W/ansible-tmp
+}
+
+# on_host ADDR CMD...: run CMD as root on one lab host (stdin passed on).
+on_host() {
+	local a=$1
+	shift
+	ssh -F /dev/null -i "$LAB_SSH_KEY" -o IdentitiesOnly=yes -o UserKnownHostsFile="$LAB_KNOWN_HOSTS" \
+		-o StrictHostKeyChecking=yes -o BatchMode=yes root@"$a" "$@"
 }
 
 # on_all CMD: run CMD as root on every host at once, each output line
