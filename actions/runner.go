@@ -465,11 +465,12 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 			closeBatch()
 			break
 		}
-		if n > 1 && !sysvBatch(priors) {
-			// systemd: one at a time. Stops taken at once would show in
-			// each other's before/after unit lists (postgresql's stop
-			// takes postgresql@15-main along), and that diff is how a
-			// step finds its side effects. Re-observed in turn below.
+		if sb == nil && n > 1 && !sysvBatch(priors) {
+			// An agent that can't stream applies each step alone: on
+			// systemd one at a time, since separate stops taken at once
+			// would show in each other's before/after unit lists. A
+			// service-batch stops them all in one go and takes the
+			// lists once for all (servicetogether.go).
 			n, batch, priors, errs = 1, batch[:1], priors[:1], errs[:1]
 		}
 		for k, s := range batch {
@@ -745,19 +746,14 @@ func StoreHostJournal(stateDir, host string, c JournalCopy) error {
 	return f.Close()
 }
 
-// maxBatch bounds the steps of one host applied at once (agent sessions
-// on one SSH connection; OpenSSH allows 10).
-const maxBatch = 4
-
-// batchLen is how many steps from i run as one batch: consecutive service
-// steps (stops of different units, which systemd and SysV both take at
-// once — `systemctl stop a b` does), else 1. A batch journals all its
-// intents before any of them applies, so the crash points keep their
-// meaning. Each service step leaves the batch's other units out of its
-// side-effect diff (Service.Batch).
+// batchLen is how many steps from i run as one batch: all the
+// consecutive service steps of a slot (a host's stops, which one
+// service-batch takes together: servicetogether.go), else 1. A batch
+// journals all its intents before any of them applies, so the crash
+// points keep their meaning.
 func batchLen(steps []Step, i int) int {
 	n := 1
-	for i+n < len(steps) && n < maxBatch && steps[i].Kind == KindService && steps[i+n].Kind == KindService && steps[i+n].Slot == steps[i].Slot {
+	for i+n < len(steps) && steps[i].Kind == KindService && steps[i+n].Kind == KindService && steps[i+n].Slot == steps[i].Slot {
 		n++
 	}
 	return n

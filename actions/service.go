@@ -234,104 +234,7 @@ func serviceApply(ctx context.Context, a serviceArgs) (any, error) {
 	if a.Prior == nil {
 		return nil, errors.New("service-apply without the prior state")
 	}
-	p := a.Prior
-	init := p.Init
-	d := ServiceDone{Init: init}
-	before, err := units.ListFor(ctx, init, units.Canonical(init, p.Unit.Name))
-	if err != nil {
-		return nil, err
-	}
-	lsBefore, err := units.Listening()
-	if err != nil {
-		return nil, err
-	}
-	var errs []string
-	// A SysV script's state was just asked for the list: not again.
-	listed := func(list []units.Unit, name string) (units.Unit, bool) {
-		if init != units.SysV {
-			return units.Unit{}, false
-		}
-		for _, u := range list {
-			if u.Name == name && u.Status != units.StatusNotAsked {
-				return u, true
-			}
-		}
-		return units.Unit{}, false
-	}
-	stop := func(u units.Unit) {
-		cur, ok := listed(before, u.Name)
-		if !ok {
-			var err error
-			cur, err = units.State(ctx, init, u.Name)
-			if err != nil && !errors.Is(err, units.ErrNotFound) {
-				errs = append(errs, err.Error())
-				return
-			}
-		}
-		if cur.Running() || (init == units.Systemd && cur.Active == "failed") {
-			if err := units.Stop(ctx, init, u.Name); err != nil {
-				errs = append(errs, err.Error())
-			}
-			d.Stopped = append(d.Stopped, u.Name)
-		}
-		if init == units.SysV {
-			if cur.Enablement == "enabled" {
-				if err := units.Disable(ctx, init, u.Name, false); err != nil {
-					errs = append(errs, err.Error())
-				}
-				d.Disabled = append(d.Disabled, u.Name)
-			}
-			return
-		}
-		if ok, rt := disableable(cur.Enablement); ok {
-			if err := units.Disable(ctx, init, u.Name, rt); err != nil {
-				errs = append(errs, err.Error())
-			}
-			d.Disabled = append(d.Disabled, u.Name)
-		}
-	}
-	// Triggers first, so the socket can't start the service again between
-	// its stop and the socket's.
-	for _, t := range p.Triggers {
-		stop(t)
-	}
-	stop(p.Unit)
-
-	after, err := units.ListFor(ctx, init, units.Canonical(init, p.Unit.Name))
-	if err != nil {
-		errs = append(errs, err.Error())
-	}
-	mine := map[string]bool{p.Unit.Name: true}
-	for _, b := range a.Batch {
-		mine[units.Canonical(init, b)] = true
-	}
-	for _, t := range p.Triggers {
-		mine[t.Name] = true
-	}
-	d.SideEffects = diffUnits(before, after, mine)
-	for i, u := range d.SideEffects {
-		if u.Init == units.SysV && u.Status == units.StatusNotAsked {
-			// Only its rc links changed (the status was not asked
-			// around the stop): take its running state as it is now.
-			if now, err := units.State(ctx, init, u.Name); err == nil {
-				d.SideEffects[i].Status, d.SideEffects[i].Active = now.Status, now.Active
-			}
-		}
-	}
-	lsAfter, err := units.Listening()
-	if err != nil {
-		errs = append(errs, err.Error())
-	}
-	d.Ports = minus(units.Ports(lsBefore), units.Ports(lsAfter))
-	if u, ok := listed(after, p.Unit.Name); ok {
-		d.After = u
-	} else {
-		d.After, _ = units.State(ctx, init, p.Unit.Name)
-	}
-	if len(errs) > 0 {
-		d.Error = strings.Join(errs, "; ")
-	}
-	return d, nil
+	return applyTogether(ctx, []serviceArgs{a}, a.Batch)[0], nil
 }
 
 // diffUnits returns the before-state of units whose running state,
@@ -432,120 +335,16 @@ func describe(u units.Unit) string {
 }
 
 // serviceRevert puts back the prior state of the unit, its triggers, its
-// related units and (when the result was journaled) the side effects.
-// It compares with the state now, so running it twice changes nothing.
+// related units and (when the result was journaled) the side effects:
+// revertTogether of the one step.
 func serviceRevert(ctx context.Context, a serviceArgs) (any, error) {
 	if a.Prior == nil {
 		return nil, errors.New("service-revert without the prior state")
 	}
-	p := a.Prior
-	init := p.Init
-	// In start order: triggers (sockets first), related, side effects,
-	// then the unit itself.
-	var set []units.Unit
-	add := func(u units.Unit) {
-		if u.Name != "" && u.Exists() && !hasUnit(set, u.Name) {
-			set = append(set, u)
-		}
-	}
-	for _, t := range p.Triggers {
-		add(t)
-	}
-	for _, r := range p.Related {
-		add(r)
-	}
-	if a.Done != nil {
-		for _, s := range a.Done.SideEffects {
-			add(s)
-		}
-	}
-	add(p.Unit)
-
-	var errs []string
-	note := func(err error) {
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	// Files first (mask, enablement, rc links), then running state.
-	for _, want := range set {
-		if init == units.SysV {
-			// Only the links matter here: no status script run.
-			links, err := units.RCLinks(want.Name)
-			if err != nil {
-				note(err)
-				continue
-			}
-			if !slices.Equal(links, want.RCLinks) {
-				note(units.SetRCLinks(want.Name, want.RCLinks))
-			}
-			continue
-		}
-		cur, err := units.State(ctx, init, want.Name)
-		if err != nil && !errors.Is(err, units.ErrNotFound) {
-			note(err)
-			continue
-		}
-		switch {
-		case want.Masked && !cur.Masked:
-			note(units.Mask(ctx, want.Name, want.Enablement == "masked-runtime"))
-			continue
-		case !want.Masked && cur.Masked:
-			note(units.Unmask(ctx, want.Name, cur.Enablement == "masked-runtime"))
-			cur, _ = units.State(ctx, init, want.Name)
-		}
-		if cur.Enablement != want.Enablement {
-			if ok, rt := disableable(want.Enablement); ok {
-				note(units.Enable(ctx, init, want.Name, rt))
-			} else if want.Enablement == "disabled" {
-				if ok, rt := disableable(cur.Enablement); ok {
-					note(units.Disable(ctx, init, want.Name, rt))
-				}
-			}
-		}
-	}
-	now := map[string]units.Unit{} // state after the files, of units not started or stopped since
-	for _, want := range set {
-		cur, err := units.State(ctx, init, want.Name)
-		if err != nil && !errors.Is(err, units.ErrNotFound) {
-			note(err)
-			continue
-		}
-		switch {
-		case want.Running() && !cur.Running():
-			note(units.Start(ctx, init, want.Name))
-		case !want.Running() && cur.Running() && want.Name == p.Unit.Name:
-			// Exactly the prior state: a unit that was stopped before
-			// the break stays stopped, even if someone started it.
-			note(units.Stop(ctx, init, want.Name))
-		default:
-			now[want.Name] = cur
-		}
-	}
-	// Check what we reached. A daemon that forks (redis-server's init
-	// script) may have its pid file a moment after `start` returned, so
-	// a running-state mismatch is asked again for a few seconds. A unit
-	// left as it was is not asked again.
-	for _, want := range set {
-		cur, ok := now[want.Name]
-		var err error
-		for deadline := time.Now().Add(settleTimeout); !ok; {
-			cur, err = units.State(ctx, init, want.Name)
-			if err != nil || cur.Running() == want.Running() || time.Now().After(deadline) || ctx.Err() != nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if err != nil && !errors.Is(err, units.ErrNotFound) {
-			note(err)
-			continue
-		}
-		if cur.Running() != want.Running() || cur.Enablement != want.Enablement || cur.Masked != want.Masked {
-			errs = append(errs, fmt.Sprintf("%s: want %s, have %s", want.Name, stateWords(want), stateWords(cur)))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(dedup(errs), "; "))
+	var rerr error
+	revertTogether(ctx, []serviceArgs{a}, func(_ int, err error) { rerr = err })
+	if rerr != nil {
+		return nil, rerr
 	}
 	return map[string]bool{"reverted": true}, nil
 }

@@ -179,14 +179,21 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 		return nil, errors.New("no service names")
 	}
 	p := batchPriors{Priors: make([]ServicePrior, len(req.Names)), Errors: make([]string, len(req.Names))}
+	// Observing only reads: every unit at once.
+	var wg sync.WaitGroup
 	for i, n := range req.Names {
-		v, err := serviceObserve(ctx, serviceArgs{Name: n})
-		if err != nil {
-			p.Errors[i] = err.Error()
-			continue
-		}
-		p.Priors[i] = v.(ServicePrior)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := serviceObserve(ctx, serviceArgs{Name: n})
+			if err != nil {
+				p.Errors[i] = err.Error()
+				return
+			}
+			p.Priors[i] = v.(ServicePrior)
+		}()
 	}
+	wg.Wait()
 	if err := op.Conn.WriteJSON(agentproto.FrameMessage, p); err != nil {
 		return nil, err
 	}
@@ -219,35 +226,39 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 		return batchResult{}, nil
 	}
 	r := batchResult{Done: make([]ServiceDone, n), Errors: make([]string, n), Verify: make([]string, n)}
-	names := req.Names[:n]
-	apply := lockedShared(serviceApply)
-	var wg sync.WaitGroup
-	for i := range names {
+	steps := make([]serviceArgs, n)
+	for i, name := range req.Names[:n] {
+		steps[i] = serviceArgs{Name: name, Prior: &p.Priors[i]}
+	}
+	// All of them together (servicetogether.go); only the units applied
+	// now are left out of each other's side effects (the control node
+	// may cut the batch to n).
+	v, err := lockedShared(func(ctx context.Context, _ serviceArgs) (any, error) {
+		return applyTogether(ctx, steps, nil), nil
+	})(ctx, serviceArgs{})
+	if err != nil {
+		for i := range r.Errors {
+			r.Errors[i] = err.Error()
+		}
+		return r, nil
+	}
+	r.Done = v.([]ServiceDone)
+	// Verify after every apply of the batch, as separate sessions
+	// would; they only read: at once.
+	for i := range steps {
+		if r.Done[i].Error != "" {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Only the units applied together now are left out of
-			// each other's side effects (the control node may cut
-			// the batch to n).
-			v, err := apply(ctx, serviceArgs{Name: names[i], Batch: othersOf(names, i), Prior: &p.Priors[i]})
-			if err != nil {
-				r.Errors[i] = err.Error()
-				return
+			d := r.Done[i]
+			if _, err := serviceVerify(ctx, serviceArgs{Name: steps[i].Name, Done: &d}); err != nil {
+				r.Verify[i] = err.Error()
 			}
-			r.Done[i] = v.(ServiceDone)
 		}()
 	}
 	wg.Wait()
-	// Verify after every apply of the batch, as separate sessions would.
-	for i := range names {
-		if r.Errors[i] != "" || r.Done[i].Error != "" {
-			continue
-		}
-		d := r.Done[i]
-		if _, err := serviceVerify(ctx, serviceArgs{Name: names[i], Done: &d}); err != nil {
-			r.Verify[i] = err.Error()
-		}
-	}
 	return r, nil
 }
 
@@ -265,8 +276,9 @@ func othersOf(names []string, i int) []string {
 // A run of service reverts is one agent operation too
 // ("service-revert-batch"): the control node journals every revert
 // intent, fsynced, then sends the steps in revert order; the agent
-// reverts them one after another and reports each as it finishes, which
-// the control node journals as it arrives. If the control node dies
+// reverts them together (every step's files, then one start of all that
+// must run again) and reports each step as soon as its state is checked,
+// which the control node journals as it arrives. If the control node dies
 // half-way, the agent still finishes (reverting is the safe direction);
 // a restore after that finds results missing and reverts again, which
 // changes nothing twice (serviceRevert compares with the state now).
@@ -371,9 +383,10 @@ func serviceRevertArgs(name string, prior, done Record) (serviceArgs, error) {
 	return a, nil
 }
 
-// serviceRevertBatchOp is the host side: each revert in order, each
-// reported when done. A report that can't be sent (the control node is
-// gone) does not stop the reverts.
+// serviceRevertBatchOp is the host side: every step's files, then one
+// start of all that must run again, then each step checked and reported
+// as soon as it is (revertTogether). A report that can't be sent (the
+// control node is gone) does not stop the reverts.
 func serviceRevertBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 	var req revertBatchReq
 	if err := jsonUnmarshal(op.Args, &req); err != nil {
@@ -384,16 +397,24 @@ func serviceRevertBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 			return nil, errors.New("service-revert-batch: a step without its name or prior state")
 		}
 	}
-	revert := locked(serviceRevert)
+	var mu sync.Mutex
 	var gone error
-	for i, a := range req.Steps {
-		m := revertBatchMsg{Index: i}
-		if _, err := revert(ctx, a); err != nil {
-			m.Error = err.Error()
-		}
-		if gone == nil {
-			gone = op.Conn.WriteJSON(agentproto.FrameMessage, m)
-		}
+	_, err := locked(func(ctx context.Context, _ serviceArgs) (any, error) {
+		revertTogether(ctx, req.Steps, func(i int, err error) {
+			m := revertBatchMsg{Index: i}
+			if err != nil {
+				m.Error = err.Error()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if gone == nil {
+				gone = op.Conn.WriteJSON(agentproto.FrameMessage, m)
+			}
+		})
+		return nil, nil
+	})(ctx, serviceArgs{})
+	if err != nil {
+		return nil, err
 	}
 	if gone != nil {
 		return nil, gone

@@ -285,6 +285,30 @@ func firstLine(s string) string {
 }
 
 func systemdList(ctx context.Context) ([]Unit, error) {
+	return systemdListFiles(ctx, nil)
+}
+
+// systemdListAround: every loaded unit, enablement only of names and
+// their templates.
+func systemdListAround(ctx context.Context, names []string) ([]Unit, error) {
+	var pats []string
+	for _, n := range names {
+		pats = appendNew(pats, n)
+		if at := strings.Index(n, "@"); at > 0 {
+			if dot := strings.LastIndex(n, "."); dot > at {
+				pats = appendNew(pats, n[:at+1]+n[dot:])
+			}
+		}
+	}
+	if pats == nil {
+		pats = []string{} // none: no list-unit-files at all
+	}
+	return systemdListFiles(ctx, pats)
+}
+
+// systemdListFiles lists every loaded unit with the enablement of the
+// unit files matching patterns (nil: all; empty: none).
+func systemdListFiles(ctx context.Context, patterns []string) ([]Unit, error) {
 	out, code, err := Output(ctx, "systemctl", "list-units", "--all", "--no-legend", "--plain", "--no-pager", "--full")
 	if err != nil {
 		return nil, err
@@ -310,12 +334,16 @@ func systemdList(ctx context.Context) ([]Unit, error) {
 		u.Load, u.Active, u.Sub = f[1], f[2], f[3]
 		u.Masked = u.Load == "masked"
 	}
-	out, code, err = Output(ctx, "systemctl", "list-unit-files", "--no-legend", "--plain", "--no-pager", "--full")
-	if err != nil {
-		return nil, err
-	}
-	if code != 0 {
-		return nil, fmt.Errorf("systemctl list-unit-files: exit %d", code)
+	out = ""
+	if patterns == nil || len(patterns) > 0 {
+		out, code, err = Output(ctx, "systemctl", append([]string{"list-unit-files", "--no-legend", "--plain", "--no-pager", "--full", "--"}, patterns...)...)
+		if err != nil {
+			return nil, err
+		}
+		// With patterns, exit 1 and no output: nothing matched.
+		if code != 0 && !(patterns != nil && code == 1 && strings.TrimSpace(out) == "") {
+			return nil, fmt.Errorf("systemctl list-unit-files: exit %d", code)
+		}
 	}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
@@ -564,17 +592,39 @@ func sysvList(ctx context.Context) ([]Unit, error) {
 const StatusNotAsked = -1
 
 // ListFor is List made cheap for diffing around a change of one unit
-// (name). On systemd it is List. On SysV every script's rc links are read
-// (the files, which is cheap), but `service X status` — a shell with the
-// LSB init-functions, 15–30 ms of CPU apiece, which on a busy control
-// node's fleet run was most of a service step — runs only for name and
-// for the scripts whose LSB header names it (Required-/Should-Start/Stop,
-// X-Start-Before, X-Stop-After): LSB has no stop dependencies, so only a
-// script that knows of name might be affected by its stop. The others
-// carry Status StatusNotAsked.
+// (name): ListAround of name alone on SysV, List on systemd.
 func ListFor(ctx context.Context, init Init, name string) ([]Unit, error) {
 	if init != SysV {
 		return List(ctx, init)
+	}
+	return ListAround(ctx, init, []string{name})
+}
+
+// ListAround is List made cheap for diffing around a stop and disable of
+// names (and their Also= units, which the caller includes).
+//
+// On SysV every script's rc links are read (the files, which is cheap),
+// but `service X status` — a shell with the LSB init-functions, 15–30 ms
+// of CPU apiece, which on a busy control node's fleet run was most of a
+// service step — runs only for names and for the scripts whose LSB header
+// names one of them (Required-/Should-Start/Stop, X-Start-Before,
+// X-Stop-After): LSB has no stop dependencies, so only a script that knows
+// of a stopped one might be affected by its stop. The others carry Status
+// StatusNotAsked.
+//
+// On systemd every loaded unit's running state is listed (list-units
+// --all, cheap), but enablement only for names and the templates of those
+// that are instances: `systemctl list-unit-files` of every file costs
+// PID 1 ~0.5 s on a small host, and a disable changes only the install
+// links of the units it names. The other units carry an empty Enablement,
+// before and after alike.
+func ListAround(ctx context.Context, init Init, names []string) ([]Unit, error) {
+	if init != SysV {
+		return systemdListAround(ctx, names)
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
 	}
 	ents, err := os.ReadDir(InitDir)
 	if err != nil {
@@ -596,17 +646,41 @@ func ListFor(ctx context.Context, init Init, name string) ([]Unit, error) {
 			return nil, err
 		}
 		u := Unit{Name: n, Init: SysV, RCLinks: links, Enablement: sysvEnablement(links), Status: StatusNotAsked}
-		if n == name || lsbMentions(p, name) {
+		if want[n] {
 			ask = append(ask, len(list))
+		} else if b, err := os.ReadFile(p); err == nil {
+			h := parseLSB(string(b))
+			for _, m := range names {
+				if h.mentions(m) {
+					ask = append(ask, len(list))
+					break
+				}
+			}
 		}
 		list = append(list, u)
 	}
-	for _, i := range ask {
-		u, err := sysvState(ctx, list[i].Name)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+	// They only read: ask in parallel, as sysvList does.
+	errs := make([]error, len(ask))
+	sem := make(chan struct{}, sysvListParallel)
+	var wg sync.WaitGroup
+	for k, i := range ask {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			u, err := sysvState(ctx, list[i].Name)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				errs[k] = err
+				return
+			}
+			list[i] = u
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return nil, err
 		}
-		list[i] = u
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	return list, nil
@@ -618,26 +692,5 @@ func lsbMentions(p, unit string) bool {
 	if err != nil {
 		return false
 	}
-	s := string(b)
-	begin := strings.Index(s, "### BEGIN INIT INFO")
-	end := strings.Index(s, "### END INIT INFO")
-	if begin < 0 || end < begin {
-		return false
-	}
-	for _, l := range strings.Split(s[begin:end], "\n") {
-		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "#"))
-		k, v, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "Required-Start", "Required-Stop", "Should-Start", "Should-Stop", "X-Start-Before", "X-Stop-After":
-			for _, f := range strings.Fields(v) {
-				if f == unit {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	return parseLSB(string(b)).mentions(unit)
 }
