@@ -26,8 +26,10 @@ func init() {
 type Service struct {
 	Name string // as the plan writes it: nginx, nginx.service, lab-echo.socket
 	// Batch are the other units the runner stops at the very same time
-	// (a SysV batch): their changes are theirs, not side effects of this
-	// one. The runner sets it; it is empty when units stop one by one.
+	// with separate Applies (an agent that can't stream, SysV): their
+	// changes are theirs, not side effects of this one. The runner sets
+	// it; it is empty when units stop one by one. A service-batch needs
+	// none: it stops all its steps together (applyTogether).
 	Batch []string
 }
 
@@ -183,35 +185,69 @@ func hostLocked(how int, f func(ctx context.Context, a serviceArgs) (any, error)
 }
 
 func serviceObserve(ctx context.Context, a serviceArgs) (any, error) {
+	ps, errs := observeTogether(ctx, []string{a.Name})
+	if errs[0] != nil {
+		return nil, errs[0]
+	}
+	return ps[0], nil
+}
+
+// observeTogether reads the prior state of each of names: the units, then
+// their triggers and related units, each round asked at once, and the
+// listening ports once for all.
+func observeTogether(ctx context.Context, names []string) ([]ServicePrior, []error) {
 	init := units.Detect()
-	u, err := units.State(ctx, init, a.Name)
-	if err != nil {
-		return nil, err
-	}
-	p := ServicePrior{Init: init, Unit: u}
-	for _, t := range u.TriggeredBy {
-		tu, err := units.State(ctx, init, t)
-		if err != nil && !errors.Is(err, units.ErrNotFound) {
-			return nil, err
-		}
-		p.Triggers = append(p.Triggers, tu)
-	}
-	for _, r := range append(append([]string{}, u.Stoppers...), u.Also...) {
-		if r == u.Name || slices.Contains(u.TriggeredBy, r) || hasUnit(p.Related, r) {
+	ps := make([]ServicePrior, len(names))
+	us, errs := units.StatesEach(ctx, init, names)
+	var more []string
+	for i, u := range us {
+		if errs[i] != nil {
 			continue
 		}
-		ru, err := units.State(ctx, init, r)
-		if err != nil && !errors.Is(err, units.ErrNotFound) {
-			return nil, err
+		ps[i] = ServicePrior{Init: init, Unit: u}
+		for _, t := range u.TriggeredBy {
+			more = appendNew(more, t)
 		}
-		p.Related = append(p.Related, ru)
+		for _, r := range append(append([]string{}, u.Stoppers...), u.Also...) {
+			more = appendNew(more, r)
+		}
 	}
-	ls, err := units.Listening()
-	if err != nil {
-		return nil, err
+	mus, merrs := units.StatesEach(ctx, init, more)
+	other := map[string]units.Unit{}
+	for k, n := range more {
+		if merrs[k] != nil && !errors.Is(merrs[k], units.ErrNotFound) {
+			for i, u := range us {
+				if errs[i] == nil && (slices.Contains(u.TriggeredBy, n) || slices.Contains(u.Stoppers, n) || slices.Contains(u.Also, n)) {
+					errs[i] = merrs[k]
+				}
+			}
+			continue
+		}
+		other[n] = mus[k]
 	}
-	p.Ports = units.Ports(ls)
-	return p, nil
+	ls, lerr := units.Listening()
+	for i := range ps {
+		if errs[i] != nil {
+			continue
+		}
+		if lerr != nil {
+			errs[i] = lerr
+			continue
+		}
+		p := &ps[i]
+		u := p.Unit
+		for _, t := range u.TriggeredBy {
+			p.Triggers = append(p.Triggers, other[t])
+		}
+		for _, r := range append(append([]string{}, u.Stoppers...), u.Also...) {
+			if r == u.Name || slices.Contains(u.TriggeredBy, r) || hasUnit(p.Related, r) {
+				continue
+			}
+			p.Related = append(p.Related, other[r])
+		}
+		p.Ports = units.Ports(ls)
+	}
+	return ps, errs
 }
 
 func hasUnit(us []units.Unit, name string) bool {
@@ -275,46 +311,76 @@ func minus(a, b []int) []int {
 }
 
 func serviceVerify(ctx context.Context, a serviceArgs) (any, error) {
+	if err := verifyTogether(ctx, []serviceArgs{a})[0]; err != nil {
+		return nil, err
+	}
+	return map[string]bool{"holds": true}, nil
+}
+
+// verifyTogether checks each step (Name and Done) as serviceVerify does,
+// reading every unit's state and the listening ports once for all.
+func verifyTogether(ctx context.Context, steps []serviceArgs) []error {
 	init := units.Detect()
-	var problems []string
-	check := func(name string, wasDisabled bool) {
-		u, err := units.State(ctx, init, name)
-		if err != nil && !errors.Is(err, units.ErrNotFound) {
-			problems = append(problems, err.Error())
-			return
-		}
-		if u.Running() {
-			problems = append(problems, fmt.Sprintf("%s is %s again", u.Name, describe(u)))
-		}
-		if wasDisabled && u.Enablement == "enabled" {
-			problems = append(problems, fmt.Sprintf("%s is enabled again", u.Name))
+	out := make([]error, len(steps))
+	var names []string
+	ports := false
+	for _, a := range steps {
+		names = appendNew(names, units.Canonical(init, a.Name))
+		if a.Done != nil {
+			for _, n := range a.Done.Stopped {
+				names = appendNew(names, n)
+			}
+			ports = ports || len(a.Done.Ports) > 0
 		}
 	}
-	var d ServiceDone
-	if a.Done != nil {
-		d = *a.Done
+	states, err := units.Quick(ctx, init, names)
+	if err != nil {
+		for i := range out {
+			out[i] = err
+		}
+		return out
 	}
-	check(a.Name, slices.Contains(d.Disabled, units.Canonical(init, a.Name)))
-	for _, n := range d.Stopped {
-		if n != units.Canonical(init, a.Name) {
-			check(n, slices.Contains(d.Disabled, n))
+	var ls []units.Listener
+	if ports {
+		if ls, err = units.Listening(); err != nil {
+			for i := range out {
+				out[i] = err
+			}
+			return out
 		}
 	}
-	if len(d.Ports) > 0 {
-		ls, err := units.Listening()
-		if err != nil {
-			return nil, err
+	for i, a := range steps {
+		var problems []string
+		check := func(name string, wasDisabled bool) {
+			u := states[name]
+			if u.Running() {
+				problems = append(problems, fmt.Sprintf("%s is %s again", u.Name, describe(u)))
+			}
+			if wasDisabled && u.Enablement == "enabled" {
+				problems = append(problems, fmt.Sprintf("%s is enabled again", u.Name))
+			}
+		}
+		var d ServiceDone
+		if a.Done != nil {
+			d = *a.Done
+		}
+		name := units.Canonical(init, a.Name)
+		check(name, slices.Contains(d.Disabled, name))
+		for _, n := range d.Stopped {
+			if n != name {
+				check(n, slices.Contains(d.Disabled, n))
+			}
 		}
 		for _, l := range ls {
 			if slices.Contains(d.Ports, l.Port) {
 				problems = append(problems, fmt.Sprintf("port %d (%s) is listening again (pids %v)", l.Port, l.Proto, l.PIDs))
 			}
 		}
+		if len(problems) > 0 {
+			out[i] = errors.New(strings.Join(dedup(problems), "; "))
+		}
 	}
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(dedup(problems), "; "))
-	}
-	return map[string]bool{"holds": true}, nil
+	return out
 }
 
 func dedup(s []string) []string {

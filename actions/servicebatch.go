@@ -28,8 +28,19 @@ import (
 // Nothing changes on the host before "go", which the control node sends
 // only once the intents are fsynced on it and the host holds their copy.
 // A session that ends before "go" (the control node died) changes
-// nothing. Verify runs on the host after all the batch's applies, the
-// same check (serviceVerify) as a separate service-verify session.
+// nothing. After "go" the agent stops and disables all the units together
+// (applyTogether: one systemctl stop, one disable, the unit list once
+// before and once after). Verify runs on the host after that, the same
+// check (serviceVerify) as a separate service-verify session.
+//
+// The results come back all at once, when the whole stop is over, not
+// step by step: a step's done record holds its side effects, the
+// difference of the unit lists before and after, and the "after" list
+// exists only once every stop of the batch has ended. A step's result
+// journaled earlier would lack them, and a crash then would leave a
+// restore that does not put them back. (A crash before the results are
+// journaled is after-apply: the restore works from the priors, which
+// name the units a stop takes along.)
 
 type batchReq struct {
 	Names []string `json:"names"`
@@ -180,20 +191,14 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 	}
 	p := batchPriors{Priors: make([]ServicePrior, len(req.Names)), Errors: make([]string, len(req.Names))}
 	// Observing only reads: every unit at once.
-	var wg sync.WaitGroup
-	for i, n := range req.Names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v, err := serviceObserve(ctx, serviceArgs{Name: n})
-			if err != nil {
-				p.Errors[i] = err.Error()
-				return
-			}
-			p.Priors[i] = v.(ServicePrior)
-		}()
+	priors, errs := observeTogether(ctx, req.Names)
+	for i := range priors {
+		if errs[i] != nil {
+			p.Errors[i] = errs[i].Error()
+			continue
+		}
+		p.Priors[i] = priors[i]
 	}
-	wg.Wait()
 	if err := op.Conn.WriteJSON(agentproto.FrameMessage, p); err != nil {
 		return nil, err
 	}
@@ -244,21 +249,20 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 	}
 	r.Done = v.([]ServiceDone)
 	// Verify after every apply of the batch, as separate sessions
-	// would; they only read: at once.
+	// would, reading the states once for all.
+	var check []serviceArgs
+	var at []int
 	for i := range steps {
-		if r.Done[i].Error != "" {
-			continue
+		if r.Done[i].Error == "" {
+			check = append(check, serviceArgs{Name: steps[i].Name, Done: &r.Done[i]})
+			at = append(at, i)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := r.Done[i]
-			if _, err := serviceVerify(ctx, serviceArgs{Name: steps[i].Name, Done: &d}); err != nil {
-				r.Verify[i] = err.Error()
-			}
-		}()
 	}
-	wg.Wait()
+	for k, err := range verifyTogether(ctx, check) {
+		if err != nil {
+			r.Verify[at[k]] = err.Error()
+		}
+	}
 	return r, nil
 }
 

@@ -117,26 +117,12 @@ func applyTogether(ctx context.Context, steps []serviceArgs, skip []string) []Se
 		}
 	}
 
-	// The state of each own unit now (a SysV script's was just asked for
-	// the list: not again).
-	cur := map[string]units.Unit{}
-	var ask []string
-	for _, n := range own {
-		if u, ok := listed(init, before, n); ok {
-			cur[n] = u
-		} else {
-			ask = append(ask, n)
-		}
-	}
-	states, err := units.StatesOf(ctx, init, ask)
+	// The state of each own unit now, from the list where it has it.
+	cur, err := units.PickOrAsk(ctx, init, before, own)
 	if err != nil {
 		blameAll(err)
 		return finish()
 	}
-	for n, u := range states {
-		cur[n] = u
-	}
-
 	var stop []string
 	disable := map[bool][]string{} // by runtime
 	for _, n := range own {
@@ -292,35 +278,11 @@ func applyTogether(ctx context.Context, steps []serviceArgs, skip []string) []Se
 	for i, a := range steps {
 		names[i] = a.Prior.Unit.Name
 	}
-	var afterAsk []string
-	for _, n := range names {
-		if _, ok := listed(init, after, n); !ok {
-			afterAsk = appendNew(afterAsk, n)
-		}
-	}
-	afterStates, _ := units.StatesOf(ctx, init, afterAsk)
+	afterStates, _ := units.PickOrAsk(ctx, init, after, names)
 	for i, n := range names {
-		if u, ok := listed(init, after, n); ok {
-			done[i].After = u
-		} else {
-			done[i].After = afterStates[n]
-		}
+		done[i].After = afterStates[n]
 	}
 	return finish()
-}
-
-// listed returns a SysV script's state from a list if its status was
-// asked for it (systemd lists lack the relations State reads: never).
-func listed(init units.Init, list []units.Unit, name string) (units.Unit, bool) {
-	if init != units.SysV {
-		return units.Unit{}, false
-	}
-	for _, u := range list {
-		if u.Name == name && u.Status != units.StatusNotAsked {
-			return u, true
-		}
-	}
-	return units.Unit{}, false
 }
 
 // belongsTo reports whether a side effect on unit name is one step p's

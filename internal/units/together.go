@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,23 +157,10 @@ func unitChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("@._:-\\", c) >= 0
 }
 
-// StatesOf returns the state of each of names, asked in parallel (a
-// systemctl show and is-enabled, or a status script, apiece). A name the
+// StatesOf returns the state of each of names (StatesEach). A name the
 // host does not have is returned as State returns it, without error.
 func StatesOf(ctx context.Context, init Init, names []string) (map[string]Unit, error) {
-	us := make([]Unit, len(names))
-	errs := make([]error, len(names))
-	sem := make(chan struct{}, sysvListParallel)
-	var wg sync.WaitGroup
-	for i, n := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			us[i], errs[i] = State(ctx, init, n)
-		}()
-	}
-	wg.Wait()
+	us, errs := StatesEach(ctx, init, names)
 	m := map[string]Unit{}
 	for i, n := range names {
 		if errs[i] != nil && !errors.Is(errs[i], ErrNotFound) {
@@ -181,6 +169,51 @@ func StatesOf(ctx context.Context, init Init, names []string) (map[string]Unit, 
 		m[n] = us[i]
 	}
 	return m, nil
+}
+
+// StatesEach returns State of each of names, with its error: on systemd
+// one `systemctl show` of them all and their is-enabled words asked at
+// once; on SysV their status scripts at once.
+func StatesEach(ctx context.Context, init Init, names []string) ([]Unit, []error) {
+	us := make([]Unit, len(names))
+	errs := make([]error, len(names))
+	if len(names) == 0 {
+		return us, errs
+	}
+	var props []map[string]string
+	if init == Systemd && len(names) > 1 {
+		canon := make([]string, len(names))
+		for i, n := range names {
+			canon[i] = Canonical(init, n)
+		}
+		out, _, err := Output(ctx, "systemctl", append([]string{"show", "--no-pager", "-p", showProps, "--"}, canon...)...)
+		if err == nil {
+			// One block per unit, in the order asked, blank lines
+			// between.
+			for _, b := range strings.Split(strings.TrimSpace(out), "\n\n") {
+				props = append(props, parseProps(b))
+			}
+			if len(props) != len(names) {
+				props = nil
+			}
+		}
+	}
+	sem := make(chan struct{}, sysvListParallel)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if props != nil {
+				us[i], errs[i] = systemdStateFrom(ctx, Canonical(init, n), props[i])
+				return
+			}
+			us[i], errs[i] = State(ctx, init, n)
+		}()
+	}
+	wg.Wait()
+	return us, errs
 }
 
 // UnitOfPID returns the systemd unit whose cgroup holds process pid
@@ -207,4 +240,62 @@ func UnitOfPID(pid int) string {
 		}
 	}
 	return ""
+}
+
+// Quick returns the running state and enablement of names cheaply (no
+// relations: TriggeredBy, Stoppers, Also are empty): on systemd from one
+// ListAround, asking State only of the names the list has no enablement
+// for (template instances, units without a file); on SysV StatesOf.
+func Quick(ctx context.Context, init Init, names []string) (map[string]Unit, error) {
+	if init != Systemd {
+		return StatesOf(ctx, init, names)
+	}
+	list, err := ListAround(ctx, init, names)
+	if err != nil {
+		return nil, err
+	}
+	return PickOrAsk(ctx, init, list, names)
+}
+
+// PickOrAsk returns the states of names from list (ListAround's, which
+// must have been asked about names) where it has them in full — a SysV
+// script whose status was asked, a systemd unit with its enablement —
+// and asks State for the others.
+func PickOrAsk(ctx context.Context, init Init, list []Unit, names []string) (map[string]Unit, error) {
+	m := map[string]Unit{}
+	var ask []string
+	for _, n := range names {
+		if u, ok := pick(init, list, n); ok {
+			m[n] = u
+		} else {
+			ask = append(ask, n)
+		}
+	}
+	got, err := StatesOf(ctx, init, ask)
+	for n, u := range got {
+		m[n] = u
+	}
+	return m, err
+}
+
+func pick(init Init, list []Unit, name string) (Unit, bool) {
+	i := sort.Search(len(list), func(i int) bool { return list[i].Name >= name })
+	if i == len(list) || list[i].Name != name {
+		return Unit{}, false
+	}
+	u := list[i]
+	if init == SysV {
+		return u, u.Status != StatusNotAsked
+	}
+	if u.Enablement == "" {
+		return Unit{}, false
+	}
+	if u.Load == "" {
+		// In list-unit-files, not loaded: what State says of it.
+		u.Load = "loaded"
+		if u.Masked {
+			u.Load = "masked"
+		}
+	}
+	return u, true
 }

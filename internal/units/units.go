@@ -231,13 +231,20 @@ func List(ctx context.Context, init Init) ([]Unit, error) {
 
 // --- systemd ---
 
+// showProps are the properties State reads with `systemctl show`.
+const showProps = "LoadState,ActiveState,SubState,UnitFileState,TriggeredBy,RequiredBy,BoundBy,ConsistsOf,Also"
+
 func systemdState(ctx context.Context, name string) (Unit, error) {
-	out, _, err := Output(ctx, "systemctl", "show", "--no-pager",
-		"-p", "LoadState,ActiveState,SubState,UnitFileState,TriggeredBy,RequiredBy,BoundBy,ConsistsOf,Also", "--", name)
+	out, _, err := Output(ctx, "systemctl", "show", "--no-pager", "-p", showProps, "--", name)
 	if err != nil {
 		return Unit{}, err
 	}
-	p := parseProps(out)
+	return systemdStateFrom(ctx, name, parseProps(out))
+}
+
+// systemdStateFrom completes State from name's `systemctl show`
+// properties p with its is-enabled word.
+func systemdStateFrom(ctx context.Context, name string, p map[string]string) (Unit, error) {
 	u := Unit{Name: name, Init: Systemd, Load: p["LoadState"], Active: p["ActiveState"], Sub: p["SubState"]}
 	u.TriggeredBy = fields(p["TriggeredBy"])
 	u.Stoppers = fields(p["RequiredBy"] + " " + p["BoundBy"] + " " + p["ConsistsOf"])
