@@ -45,9 +45,13 @@ bench-repo: build ## repository: holiday vs restic 0.14 and 0.18.1, same data, m
 bench-fleet-plan: ## holiday plan vs. read-only Ansible over 10 light lab hosts, forks 5/10, cold/warm (root; LIGHT_HOSTS=10 lab; apt install ansible)
 	bench/fleet-plan.sh
 
-.PHONY: bench-fleet
-bench-fleet: ## holiday lockdown+restore vs. Ansible service playbooks over 10 light lab hosts, forks 5/10, cold/warm (root; LIGHT_HOSTS=10 lab; apt install ansible)
+.PHONY: bench-fleet bench-stops
+bench-fleet: ## holiday lockdown+restore vs. Ansible service playbooks over 10 light lab hosts, forks 5/10, cold/warm; then bench-stops (root; LIGHT_HOSTS=10 lab; apt install ansible)
 	bench/fleet.sh
+	bench/stops.sh
+
+bench-stops: ## one systemd host stopping 9 units: lockdown vs. its slowest unit's stop alone (goal <= 1.5x), restore (root; lab up)
+	bench/stops.sh
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

@@ -136,6 +136,16 @@ EOF
 remove_units() {
 	local u
 	systemctl stop $ALL 2>/dev/null || true
+	# A unit that refuses a manual stop (BENCH_REFUSE) is killed instead.
+	for u in $ALL; do
+		if systemctl -q is-active "$u"; then
+			systemctl kill -s KILL "$u" || true
+		fi
+	done
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		systemctl -q is-active $ALL 2>/dev/null || break
+		sleep 0.1
+	done
 	systemctl -q disable $ALL 2>/dev/null || true
 	systemctl -q disable --runtime $ALL 2>/dev/null || true
 	for u in $ALL; do
