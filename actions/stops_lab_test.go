@@ -299,3 +299,95 @@ func TestNineUnitsOneFails(t *testing.T) {
 	}
 	assertAsBefore(t, hs, before, "after the failed lockdown reverted itself: differs")
 }
+
+// lsbScript is a SysV script that logs when its start and stop begin and
+// end (each takes 0.3 s) into /run/lsbt.log, with the given LSB lines.
+func lsbScript(name, deps string) string {
+	return `#!/bin/sh
+### BEGIN INIT INFO
+# Provides: ` + name + `
+` + deps + `# Default-Start: 2 3 4 5
+# Default-Stop: 0 1 6
+### END INIT INFO
+P=/run/` + name + `.pid
+log() { echo "$1 ` + name + ` $(date +%s%N)" >> /run/lsbt.log; }
+case "$1" in
+start) log start-begin; sleep 0.3; setsid sleep infinity </dev/null >/dev/null 2>&1 & echo $! > $P; log start-end ;;
+stop) log stop-begin; sleep 0.3; [ -f $P ] && kill $(cat $P) 2>/dev/null; rm -f $P; log stop-end ;;
+status) [ -f $P ] && kill -0 $(cat $P) 2>/dev/null && exit 0; exit 3 ;;
+*) exit 3 ;;
+esac
+`
+}
+
+// TestSysVOrderedByLSB: on a SysV host, scripts stop at once unless
+// their LSB headers order them: lsbt-a needs lsbt-b (Required-Start and
+// Required-Stop), lsbt-c needs nobody. a stops before b, b starts before
+// a; c overlaps with both.
+func TestSysVOrderedByLSB(t *testing.T) {
+	lab := labtest.Require(t)
+	h := lockHosts(t, lab, "sysv1")[0]
+	seeded := snapshot(t, h)
+	scripts := map[string]string{
+		"lsbt-a": lsbScript("lsbt-a", "# Required-Start: $remote_fs lsbt-b\n# Required-Stop: $remote_fs lsbt-b\n"),
+		"lsbt-b": lsbScript("lsbt-b", "# Required-Start: $remote_fs\n# Required-Stop: $remote_fs\n"),
+		"lsbt-c": lsbScript("lsbt-c", "# Required-Start: $remote_fs\n# Required-Stop: $remote_fs\n"),
+	}
+	remove := "for s in lsbt-a lsbt-b lsbt-c; do /etc/init.d/$s stop >/dev/null 2>&1; update-rc.d -f $s remove >/dev/null 2>&1; rm -f /etc/init.d/$s /run/$s.pid; done; rm -f /run/lsbt.log"
+	t.Cleanup(func() {
+		h.MustSSH(t, "root", remove)
+		if d := diffLines(seeded, snapshot(t, h)); d != "" {
+			t.Errorf("sysv1 after the test scripts were removed differs from before:\n%s", d)
+		}
+	})
+	var install strings.Builder
+	for _, n := range []string{"lsbt-b", "lsbt-c", "lsbt-a"} {
+		fmt.Fprintf(&install, "echo %s | base64 -d > /etc/init.d/%s && chmod 755 /etc/init.d/%s && update-rc.d %s defaults >/dev/null 2>&1 && /etc/init.d/%s start >/dev/null; ",
+			base64.StdEncoding.EncodeToString([]byte(scripts[n])), n, n, n, n)
+	}
+	h.MustSSH(t, "root", install.String()+"rm -f /run/lsbt.log")
+	hs := []*labtest.Host{h}
+	before := map[string]string{"sysv1": snapshot(t, h)}
+	c := newCLI(t, planFor(t, lab, map[string][]string{"sysv1": {"lsbt-a", "lsbt-b", "lsbt-c"}}))
+	restoreOnCleanup(t, c, hs, before)
+
+	// times reads the log: event → script → ns.
+	times := func() map[string]map[string]int64 {
+		m := map[string]map[string]int64{}
+		for _, l := range strings.Split(strings.TrimSpace(h.MustSSH(t, "root", "cat /run/lsbt.log; rm -f /run/lsbt.log")), "\n") {
+			var ev, n string
+			var ns int64
+			if _, err := fmt.Sscan(l, &ev, &n, &ns); err != nil {
+				continue
+			}
+			if m[ev] == nil {
+				m[ev] = map[string]int64{}
+			}
+			m[ev][n] = ns
+		}
+		return m
+	}
+	if _, code := c.run(t, nil, "lockdown"); code != 0 {
+		t.Fatalf("lockdown exit %d", code)
+	}
+	m := times()
+	t.Logf("stops: %v", m)
+	if m["stop-begin"]["lsbt-b"] < m["stop-end"]["lsbt-a"] {
+		t.Errorf("lsbt-b began to stop before lsbt-a (which needs it) had stopped")
+	}
+	if m["stop-begin"]["lsbt-c"] >= m["stop-end"]["lsbt-a"] || m["stop-begin"]["lsbt-c"] == 0 {
+		t.Errorf("lsbt-c did not stop at the same time as lsbt-a")
+	}
+	if _, code := c.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("restore exit %d", code)
+	}
+	m = times()
+	t.Logf("starts: %v", m)
+	if m["start-begin"]["lsbt-a"] < m["start-end"]["lsbt-b"] {
+		t.Errorf("lsbt-a began to start before lsbt-b (which it needs) had started")
+	}
+	if m["start-begin"]["lsbt-c"] >= m["start-end"]["lsbt-b"] || m["start-begin"]["lsbt-c"] == 0 {
+		t.Errorf("lsbt-c did not start at the same time as lsbt-b")
+	}
+	assertAsBefore(t, hs, before, "after lockdown+restore differs")
+}
