@@ -171,6 +171,19 @@ func applyTogether(ctx context.Context, steps []serviceArgs, skip []string) []Se
 	}
 	if init == units.Systemd {
 		disableAll()
+		// A socket unit's port is held by PID 1: its Listen= says
+		// whose it is (asked while the stop runs).
+		var socks []string
+		for _, n := range stop {
+			if strings.HasSuffix(n, ".socket") {
+				socks = append(socks, n)
+			}
+		}
+		for u, ports := range units.SocketPorts(ctx, socks) {
+			for _, p := range ports {
+				portUnits[p] = appendNew(portUnits[p], u)
+			}
+		}
 		wg.Wait()
 	} else {
 		wg.Wait()
@@ -250,8 +263,7 @@ func applyTogether(ctx context.Context, steps []serviceArgs, skip []string) []Se
 	}
 
 	// Ports that closed: to the steps whose units (or side effects) held
-	// them; one held by PID 1 (a socket unit) or by no known unit goes to
-	// every step that stopped something.
+	// them; one no known unit held to every step that stopped something.
 	for _, port := range minus(units.Ports(lsBefore), units.Ports(lsAfter)) {
 		var to []int
 		for _, u := range portUnits[port] {

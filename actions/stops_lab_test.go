@@ -182,6 +182,11 @@ func TestNineUnitsTogether(t *testing.T) {
 		if !slices.Equal(d.Stopped, w.stopped) || !slices.Equal(d.Disabled, w.disabled) {
 			t.Errorf("%s: stopped %v disabled %v, want %v %v", u, d.Stopped, d.Disabled, w.stopped, w.disabled)
 		}
+		// The closed ports go to the socket units that held them.
+		wantPorts := map[string][]int{"bench-web.socket": {7801}, "bench-ingest": {7802}}[u]
+		if !slices.Equal(d.Ports, wantPorts) {
+			t.Errorf("%s: ports %v, want %v", u, d.Ports, wantPorts)
+		}
 		side := sideNames(d)
 		if u == "bench-api" != slices.Contains(side, "bench-sidecar.service") {
 			t.Errorf("%s: side effects %v (bench-sidecar.service is bench-api's alone)", u, side)

@@ -299,3 +299,41 @@ func pick(init Init, list []Unit, name string) (Unit, bool) {
 	}
 	return u, true
 }
+
+// SocketPorts returns the TCP ports systemd socket units listen on (their
+// Listen= property: "127.0.0.1:7801 (Stream)", "[::]:22 (Stream)",
+// "7777 (Stream)"), by unit. Such a port is held by PID 1, so the
+// listening sockets' processes can't tell which unit it is.
+func SocketPorts(ctx context.Context, names []string) map[string][]int {
+	m := map[string][]int{}
+	if len(names) == 0 {
+		return m
+	}
+	out, _, err := Output(ctx, "systemctl", append([]string{"show", "--no-pager", "-p", "Listen", "--"}, names...)...)
+	if err != nil {
+		return m
+	}
+	blocks := strings.Split(strings.TrimSpace(out), "\n\n")
+	if len(blocks) != len(names) {
+		return m
+	}
+	for i, b := range blocks {
+		for _, l := range strings.Split(b, "\n") {
+			v, ok := strings.CutPrefix(strings.TrimSpace(l), "Listen=")
+			if !ok {
+				continue
+			}
+			addr, kind, _ := strings.Cut(v, " ")
+			if kind != "(Stream)" {
+				continue
+			}
+			if k := strings.LastIndex(addr, ":"); k >= 0 {
+				addr = addr[k+1:]
+			}
+			if p, err := strconv.Atoi(addr); err == nil {
+				m[names[i]] = append(m[names[i]], p)
+			}
+		}
+	}
+	return m
+}
