@@ -303,15 +303,7 @@ func belongsTo(init units.Init, name string, p *ServicePrior) bool {
 	if hasUnit(p.Related, name) || slices.Contains(p.Unit.Stoppers, name) || slices.Contains(p.Unit.Also, name) {
 		return true
 	}
-	if init == units.SysV {
-		h := units.ReadLSB(name)
-		for _, f := range [][]string{h.RequiredStart, h.ShouldStart, h.RequiredStop, h.ShouldStop, h.StartBefore, h.StopAfter} {
-			if slices.Contains(f, p.Unit.Name) {
-				return true
-			}
-		}
-	}
-	return false
+	return init == units.SysV && units.HeaderNames(name, p.Unit.Name)
 }
 
 func appendNew(l []string, s string) []string {

@@ -16,7 +16,6 @@ type LSB struct {
 	RequiredStart, ShouldStart []string
 	RequiredStop, ShouldStop   []string
 	StartBefore, StopAfter     []string // X-Start-Before, X-Stop-After
-	hasHeader                  bool
 }
 
 // ReadLSB reads script name's LSB header from InitDir; a script without
@@ -36,7 +35,6 @@ func parseLSB(s string) LSB {
 	if begin < 0 || end < begin {
 		return h
 	}
-	h.hasHeader = true
 	for _, l := range strings.Split(s[begin:end], "\n") {
 		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "#"))
 		k, v, ok := strings.Cut(l, ":")

@@ -693,6 +693,13 @@ func ListAround(ctx context.Context, init Init, names []string) ([]Unit, error) 
 	return list, nil
 }
 
+// HeaderNames reports whether SysV script's LSB header names unit in an
+// ordering field (Required-/Should-Start/Stop, X-Start-Before,
+// X-Stop-After).
+func HeaderNames(script, unit string) bool {
+	return lsbMentions(filepath.Join(InitDir, script), unit)
+}
+
 // lsbMentions reports whether the LSB header of script p names unit.
 func lsbMentions(p, unit string) bool {
 	b, err := os.ReadFile(p)
