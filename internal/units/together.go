@@ -181,6 +181,7 @@ func StatesEach(ctx context.Context, init Init, names []string) ([]Unit, []error
 		return us, errs
 	}
 	var props []map[string]string
+	var words []string
 	if init == Systemd && len(names) > 1 {
 		canon := make([]string, len(names))
 		for i, n := range names {
@@ -197,6 +198,15 @@ func StatesEach(ctx context.Context, init Init, names []string) ([]Unit, []error
 				props = nil
 			}
 		}
+		// And their is-enabled words in one call: one line per unit,
+		// in order — unless a unit has no file (is-enabled stops at it,
+		// or prints nothing): then each is asked alone.
+		if props != nil {
+			out, _, err := Output(ctx, "systemctl", append([]string{"is-enabled", "--"}, canon...)...)
+			if l := strings.Split(strings.TrimSpace(out), "\n"); err == nil && len(l) == len(names) {
+				words = l
+			}
+		}
 	}
 	sem := make(chan struct{}, sysvListParallel)
 	var wg sync.WaitGroup
@@ -206,7 +216,11 @@ func StatesEach(ctx context.Context, init Init, names []string) ([]Unit, []error
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			if props != nil {
-				us[i], errs[i] = systemdStateFrom(ctx, Canonical(init, n), props[i])
+				var word *string
+				if words != nil {
+					word = &words[i]
+				}
+				us[i], errs[i] = systemdStateFrom(ctx, Canonical(init, n), props[i], word)
 				return
 			}
 			us[i], errs[i] = State(ctx, init, n)

@@ -239,21 +239,24 @@ func systemdState(ctx context.Context, name string) (Unit, error) {
 	if err != nil {
 		return Unit{}, err
 	}
-	return systemdStateFrom(ctx, name, parseProps(out))
+	return systemdStateFrom(ctx, name, parseProps(out), nil)
 }
 
 // systemdStateFrom completes State from name's `systemctl show`
-// properties p with its is-enabled word.
-func systemdStateFrom(ctx context.Context, name string, p map[string]string) (Unit, error) {
+// properties p with its is-enabled word (asked when word is nil).
+func systemdStateFrom(ctx context.Context, name string, p map[string]string, word *string) (Unit, error) {
 	u := Unit{Name: name, Init: Systemd, Load: p["LoadState"], Active: p["ActiveState"], Sub: p["SubState"]}
 	u.TriggeredBy = fields(p["TriggeredBy"])
 	u.Stoppers = fields(p["RequiredBy"] + " " + p["BoundBy"] + " " + p["ConsistsOf"])
 	u.Also = fields(p["Also"])
-	word, _, err := Output(ctx, "systemctl", "is-enabled", "--", name)
-	if err != nil {
-		return u, err
+	if word == nil {
+		out, _, err := Output(ctx, "systemctl", "is-enabled", "--", name)
+		if err != nil {
+			return u, err
+		}
+		word = &out
 	}
-	u.Enablement = firstLine(word)
+	u.Enablement = firstLine(*word)
 	if u.Enablement == "" {
 		// is-enabled prints nothing for units without a unit file
 		// (e.g. transient or generated-and-gone); fall back to show's.
