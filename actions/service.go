@@ -270,7 +270,8 @@ func serviceApply(ctx context.Context, a serviceArgs) (any, error) {
 	if a.Prior == nil {
 		return nil, errors.New("service-apply without the prior state")
 	}
-	return applyTogether(ctx, []serviceArgs{a}, a.Batch)[0], nil
+	done, _ := applyTogether(ctx, []serviceArgs{a}, a.Batch)
+	return done[0], nil
 }
 
 // diffUnits returns the before-state of units whose running state,
@@ -311,15 +312,17 @@ func minus(a, b []int) []int {
 }
 
 func serviceVerify(ctx context.Context, a serviceArgs) (any, error) {
-	if err := verifyTogether(ctx, []serviceArgs{a})[0]; err != nil {
+	if err := verifyTogether(ctx, []serviceArgs{a}, nil)[0]; err != nil {
 		return nil, err
 	}
 	return map[string]bool{"holds": true}, nil
 }
 
 // verifyTogether checks each step (Name and Done) as serviceVerify does,
-// reading every unit's state and the listening ports once for all.
-func verifyTogether(ctx context.Context, steps []serviceArgs) []error {
+// reading every unit's state and the listening ports once for all — or
+// taking them from seen, what the apply saw once its stops had ended,
+// where that has them.
+func verifyTogether(ctx context.Context, steps []serviceArgs, seen *hostView) []error {
 	init := units.Detect()
 	out := make([]error, len(steps))
 	var names []string
@@ -333,7 +336,13 @@ func verifyTogether(ctx context.Context, steps []serviceArgs) []error {
 			ports = ports || len(a.Done.Ports) > 0
 		}
 	}
-	states, err := units.Quick(ctx, init, names)
+	var states map[string]units.Unit
+	var err error
+	if seen != nil {
+		states, err = units.PickOrAsk(ctx, init, seen.list, names)
+	} else {
+		states, err = units.Quick(ctx, init, names)
+	}
 	if err != nil {
 		for i := range out {
 			out[i] = err
@@ -341,7 +350,9 @@ func verifyTogether(ctx context.Context, steps []serviceArgs) []error {
 		return out
 	}
 	var ls []units.Listener
-	if ports {
+	if ports && seen != nil {
+		ls = seen.ls
+	} else if ports {
 		if ls, err = units.Listening(); err != nil {
 			for i := range out {
 				out[i] = err

@@ -238,8 +238,11 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 	// All of them together (servicetogether.go); only the units applied
 	// now are left out of each other's side effects (the control node
 	// may cut the batch to n).
+	var seen *hostView
 	v, err := lockedShared(func(ctx context.Context, _ serviceArgs) (any, error) {
-		return applyTogether(ctx, steps, nil), nil
+		done, s := applyTogether(ctx, steps, nil)
+		seen = s
+		return done, nil
 	})(ctx, serviceArgs{})
 	if err != nil {
 		for i := range r.Errors {
@@ -249,7 +252,7 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 	}
 	r.Done = v.([]ServiceDone)
 	// Verify after every apply of the batch, as separate sessions
-	// would, reading the states once for all.
+	// would, from what the apply saw once all its stops had ended.
 	var check []serviceArgs
 	var at []int
 	for i := range steps {
@@ -258,7 +261,7 @@ func serviceBatchOp(ctx context.Context, op *agent.Op) (any, error) {
 			at = append(at, i)
 		}
 	}
-	for k, err := range verifyTogether(ctx, check) {
+	for k, err := range verifyTogether(ctx, check, seen) {
 		if err != nil {
 			r.Verify[at[k]] = err.Error()
 		}

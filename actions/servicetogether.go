@@ -34,10 +34,14 @@ import (
 // not side effects. A unit that fails leaves the others' records as
 // correct as ever: each record lists what its step stopped and disabled
 // and its side effects, and carries only its own units' errors in Error.
-func applyTogether(ctx context.Context, steps []serviceArgs, skip []string) []ServiceDone {
+//
+// The unit list and listening ports taken after the stop come back too
+// (seen): the batch's verify reads them instead of asking again a moment
+// later.
+func applyTogether(ctx context.Context, steps []serviceArgs, skip []string) (_ []ServiceDone, seen *hostView) {
 	done := make([]ServiceDone, len(steps))
 	if len(steps) == 0 {
-		return done
+		return done, nil
 	}
 	init := steps[0].Prior.Init
 	errs := make([][]string, len(steps))
@@ -51,14 +55,14 @@ func applyTogether(ctx context.Context, steps []serviceArgs, skip []string) []Se
 			blame(i, err)
 		}
 	}
-	finish := func() []ServiceDone {
+	finish := func() ([]ServiceDone, *hostView) {
 		for i := range done {
 			done[i].Init = init
 			if len(errs[i]) > 0 {
 				done[i].Error = strings.Join(dedup(errs[i]), "; ")
 			}
 		}
-		return done
+		return done, seen
 	}
 
 	// Each step's own units: its triggers first, then the unit. A unit
@@ -94,12 +98,19 @@ func applyTogether(ctx context.Context, steps []serviceArgs, skip []string) []Se
 		}
 	}
 
+	// The list and the listening ports: independent reads, at once.
+	var lsBefore []units.Listener
+	var lerr error
+	lsDone := make(chan struct{})
+	go func() {
+		defer close(lsDone)
+		lsBefore, lerr = units.Listening()
+	}()
 	before, err := units.ListAround(ctx, init, around)
-	if err != nil {
-		blameAll(err)
-		return finish()
+	<-lsDone
+	if err == nil {
+		err = lerr
 	}
-	lsBefore, err := units.Listening()
 	if err != nil {
 		blameAll(err)
 		return finish()
@@ -201,13 +212,22 @@ func applyTogether(ctx context.Context, steps []serviceArgs, skip []string) []Se
 		}
 	}
 
+	var lsAfter []units.Listener
+	lsDone = make(chan struct{})
+	go func() {
+		defer close(lsDone)
+		lsAfter, lerr = units.Listening()
+	}()
 	after, err := units.ListAround(ctx, init, around)
+	<-lsDone
 	if err != nil {
 		blameAll(err)
 	}
-	lsAfter, err := units.Listening()
-	if err != nil {
-		blameAll(err)
+	if lerr != nil {
+		blameAll(lerr)
+	}
+	if err == nil && lerr == nil {
+		seen = &hostView{list: after, ls: lsAfter}
 	}
 
 	// Side effects: the difference of the two lists, less the batch's
@@ -534,4 +554,11 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// hostView is what applyTogether saw once every stop had ended: the unit
+// list (ListAround of the batch's units) and the listening sockets.
+type hostView struct {
+	list []units.Unit
+	ls   []units.Listener
 }

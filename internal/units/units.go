@@ -319,7 +319,20 @@ func systemdListAround(ctx context.Context, names []string) ([]Unit, error) {
 // systemdListFiles lists every loaded unit with the enablement of the
 // unit files matching patterns (nil: all; empty: none).
 func systemdListFiles(ctx context.Context, patterns []string) ([]Unit, error) {
+	// The two lists are independent reads: at once.
+	var files string
+	var fcode int
+	var ferr error
+	var wg sync.WaitGroup
+	if patterns == nil || len(patterns) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			files, fcode, ferr = Output(ctx, "systemctl", append([]string{"list-unit-files", "--no-legend", "--plain", "--no-pager", "--full", "--"}, patterns...)...)
+		}()
+	}
 	out, code, err := Output(ctx, "systemctl", "list-units", "--all", "--no-legend", "--plain", "--no-pager", "--full")
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
@@ -344,17 +357,14 @@ func systemdListFiles(ctx context.Context, patterns []string) ([]Unit, error) {
 		u.Load, u.Active, u.Sub = f[1], f[2], f[3]
 		u.Masked = u.Load == "masked"
 	}
-	out = ""
-	if patterns == nil || len(patterns) > 0 {
-		out, code, err = Output(ctx, "systemctl", append([]string{"list-unit-files", "--no-legend", "--plain", "--no-pager", "--full", "--"}, patterns...)...)
-		if err != nil {
-			return nil, err
-		}
-		// With patterns, exit 1 and no output: nothing matched.
-		if code != 0 && !(patterns != nil && code == 1 && strings.TrimSpace(out) == "") {
-			return nil, fmt.Errorf("systemctl list-unit-files: exit %d", code)
-		}
+	if ferr != nil {
+		return nil, ferr
 	}
+	// With patterns, exit 1 and no output: nothing matched.
+	if fcode != 0 && !(patterns != nil && fcode == 1 && strings.TrimSpace(files) == "") {
+		return nil, fmt.Errorf("systemctl list-unit-files: exit %d", fcode)
+	}
+	out = files
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 {
