@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/agent"
+	"github.com/holiday-ops/holiday/internal/runlock"
 	"github.com/holiday-ops/holiday/internal/units"
 )
 
@@ -135,6 +136,7 @@ func AgentHandlers() []agent.Handler {
 		// own machine (internal/agent's guard).
 		{Name: "power-off", Class: agent.ClassPower, Run: powerOff},
 		{Name: "power-revert", Class: agent.ClassChange, Run: powerRevert},
+		runlock.Handler(),
 	}
 }
 
