@@ -40,7 +40,7 @@ func holidayBin(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "holiday")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/holiday-ops/holiday/cmd/holiday")
+		cmd := exec.Command("go", "build", "-tags", "holidaytest", "-o", binPath, "github.com/holiday-ops/holiday/cmd/holiday")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil {

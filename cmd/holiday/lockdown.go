@@ -1,13 +1,9 @@
 package main
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/spf13/cobra"
 
 	"github.com/holiday-ops/holiday/actions"
-	"github.com/holiday-ops/holiday/internal/exitcode"
 )
 
 func newLockdownCmd() *cobra.Command {
@@ -28,26 +24,20 @@ reverts. Undo with holiday restore.`,
 				return err
 			}
 			defer conn.Close()
-			if err := refuseLintErrors(cmd.ErrOrStderr(), p); err != nil {
-				return err
-			}
-			if hosts := actions.BackupsUnavailable(p, f.hosts); len(hosts) > 0 && !withoutBackups {
-				return exitcode.WithHint(exitcode.Usage,
-					fmt.Errorf("the plan backs up %s, but this build cannot take host backups yet; nothing was changed on any host", strings.Join(hosts, ", ")),
-					"services are only stopped after their host's backups: write `backup: none` for a host, or pass --without-backups to lock down with backups NOT TAKEN")
-			}
 			jobs := actions.Jobs(p, conn, f.hosts)
 			if len(jobs) == 0 {
 				return &usageError{errNoHosts}
 			}
+			o.WithoutBackups = withoutBackups
 			res, err := actions.Lockdown(cmd.Context(), o, jobs)
 			if err != nil {
-				return err
+				return planError(cmd.ErrOrStderr(), err)
 			}
 			return printResult(cmd, &f, res, p, cmd.Context())
 		},
 	}
 	f.add(cmd)
+	f.addWait(cmd)
 	cmd.Flags().BoolVar(&withoutBackups, "without-backups", false, "lock down hosts whose plan names backups although this build cannot take them (backups: NOT TAKEN)")
 	return cmd
 }

@@ -38,6 +38,7 @@ its journal (for a control node that lost its state, or another one).`,
 		},
 	}
 	f.add(cmd)
+	f.addWait(cmd)
 	cmd.Flags().StringVar(&run, "run", "", "the run to restore (default: the latest)")
 	cmd.Flags().BoolVar(&fromHost, "from-host", false, "fetch each host's journal copy from the host first")
 	return cmd
