@@ -108,8 +108,6 @@ type powerArgs struct {
 	Delay int  `json:"delay_s,omitempty"`
 }
 
-
-
 // Observe records how the host comes back, from the plan, and the host's
 // boot ID.
 func (p Power) Observe(ctx context.Context, h *Host) (Record, error) {

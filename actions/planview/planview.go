@@ -28,8 +28,8 @@ import (
 type Options struct {
 	// WithoutBackups judges hosts as `lockdown --without-backups` would.
 	WithoutBackups bool
-	Parallel    int           // hosts at once (preflight's default when 0)
-	HostTimeout time.Duration // bound on one host's whole check
+	Parallel       int           // hosts at once (preflight's default when 0)
+	HostTimeout    time.Duration // bound on one host's whole check
 	// AgentBinary, if set, is the static build pushed as the agent for
 	// every architecture instead of this executable.
 	AgentBinary string

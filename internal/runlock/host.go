@@ -81,8 +81,8 @@ func hostOp(ctx context.Context, op *agent.Op) (any, error) {
 	return hostMsg{Released: true}, nil
 }
 
-// starter runs a streaming agent operation (*agentctl.Agent).
-type starter interface {
+// Starter runs a streaming agent operation (*agentctl.Agent).
+type Starter interface {
 	Start(ctx context.Context, op string, args any) (*agentctl.Stream, error)
 }
 
@@ -95,7 +95,7 @@ type HostLock struct {
 // ctx, which should outlive the run's own cancellation (a revert after
 // Ctrl-C still holds the lock): pass context.WithoutCancel of the run's.
 // A busy host is a *BusyError naming the other run.
-func Host(ctx context.Context, a starter, me Holder) (*HostLock, *Stale, error) {
+func Host(ctx context.Context, a Starter, me Holder) (*HostLock, *Stale, error) {
 	s, err := a.Start(ctx, OpName, me)
 	if err != nil {
 		return nil, nil, err
