@@ -93,9 +93,14 @@ func newCLI(t *testing.T, plan string) *cli {
 // returns stdout+stderr and the exit code.
 func (c *cli) run(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
+	return c.runRaw(t, env, append([]string{args[0], "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key}, args[1:]...)...)
+}
+
+// runRaw runs holiday with exactly args.
+func (c *cli) runRaw(t *testing.T, env []string, full ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	full := append([]string{args[0], "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key}, args[1:]...)
 	cmd := exec.CommandContext(ctx, c.bin, full...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
@@ -106,9 +111,9 @@ func (c *cli) run(t *testing.T, env []string, args ...string) (string, int) {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode() // -1 when killed by a signal
 	} else if err != nil {
-		t.Fatalf("holiday %v: %v", args, err)
+		t.Fatalf("holiday %v: %v", full, err)
 	}
-	t.Logf("holiday %s → exit %d\n%s", strings.Join(args, " "), code, out.String())
+	t.Logf("holiday %s → exit %d\n%s", strings.Join(full[:1], " "), code, out.String())
 	return out.String(), code
 }
 
