@@ -191,8 +191,14 @@ func fromEnv(env map[string]string) (*Lab, error) {
 
 // Require returns the lab, or skips the test with the reason when there is none. In CI
 // (CI=true) a missing lab fails the test instead: there a skip would hide untested code.
+// With -short it skips (also in CI): -short means unit tests only, no lab (make
+// test-short, and check.sh's -race pass, which leaves the lab tests to the full run).
 func Require(t testing.TB) *Lab {
 	t.Helper()
+	if testing.Short() {
+		testenv.Short(t, "a lab test")
+		return nil // a fake testing.TB's Skip returns
+	}
 	l, err := Load()
 	if err == nil && os.Geteuid() != 0 {
 		err = errors.New("the lab tests need root (ip netns exec, the lab key)")
