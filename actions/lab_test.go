@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/labtest"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 var (
@@ -458,7 +459,7 @@ func TestLightFleet(t *testing.T) {
 		}
 	}
 	if len(names) == 0 {
-		t.Skip("no light hosts (LIGHT_HOSTS=N lab/up.sh)")
+		testenv.Skip(t, "no light hosts (LIGHT_HOSTS=N lab/up.sh)")
 	}
 	hs := lockHosts(t, lab, names...)
 	before := map[string]string{}

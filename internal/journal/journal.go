@@ -8,7 +8,7 @@
 // the two leaves the intent alone, which is enough to revert from.
 //
 // The package knows nothing about actions or hosts beyond their names; it
-// imports nothing of holiday's.
+// imports nothing of holiday's but internal/atomicfile.
 package journal
 
 import (
@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/holiday-ops/holiday/internal/atomicfile"
 )
 
 // Phase says what an entry records.
@@ -68,7 +70,9 @@ func NewKey() (Key, error) {
 }
 
 // LoadOrCreateKey reads the key at path, creating it (0600, 32 random
-// bytes, hex) when it does not exist yet.
+// bytes, hex) when it does not exist yet. The new key is written
+// atomically: a crash never leaves a damaged key file, which would make
+// every journal signed with it unverifiable.
 func LoadOrCreateKey(path string) (Key, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
@@ -88,22 +92,13 @@ func LoadOrCreateKey(path string) (Key, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating journal key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := atomicfile.WriteNew(path, []byte(fmt.Sprintf("%x\n", []byte(k))), 0o600); err != nil {
 		if errors.Is(err, os.ErrExist) { // another process won the race
 			return LoadOrCreateKey(path)
 		}
 		return nil, fmt.Errorf("creating journal key: %w", err)
 	}
-	if _, err := fmt.Fprintf(f, "%x\n", []byte(k)); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("writing journal key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("writing journal key: %w", err)
-	}
-	return k, f.Close()
+	return k, nil
 }
 
 // mac computes an entry's MAC: HMAC-SHA256(key, prev || json(entry without MAC)).
@@ -144,9 +139,9 @@ func Create(path string, key Key) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating journal: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
-		return nil, err
+		return nil, fmt.Errorf("creating journal: %w", err)
 	}
 	return &Writer{f: f, key: key, now: time.Now}, nil
 }
@@ -309,18 +304,6 @@ func Read(r io.Reader, key Key) (*Journal, error) {
 		j.validBytes = offset
 	}
 	return j, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }
 
 // Step is one step of a run as the journal tells it: its intent, and the
