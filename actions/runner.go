@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holiday-ops/holiday/internal/atomicfile"
 	"github.com/holiday-ops/holiday/internal/journal"
 	"github.com/holiday-ops/holiday/internal/units"
 	"github.com/holiday-ops/holiday/plans"
@@ -341,23 +342,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(p, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, append(p, '\n'), 0o600)
 }
 
 type started struct {
@@ -447,6 +432,14 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	hctx, cancel := context.WithTimeout(ctx, o.HostTimeout)
 	defer cancel()
 
+	// What the plan alone refuses is refused before contacting the host.
+	pre := Admission{Host: j.Plan, Steps: r.steps, WithoutBackups: o.WithoutBackups}
+	if fs := pre.StepRefusals(); len(fs) > 0 {
+		err := &refusalError{fs}
+		r.hr.Status, r.hr.Error = HostRefused, err.Error()
+		o.progress(Progress{Host: j.Name, What: "refused", Err: err})
+		return r.hr
+	}
 	// Take the host: nothing is journaled for a host another run holds,
 	// nor for one lockdown refuses — no journal means "never reached".
 	hd, err := o.hold(hctx, ctx, j.Name, j.Connect)
