@@ -106,7 +106,16 @@ func journalGet(ctx context.Context, op *agent.Op) (any, error) {
 		if len(runs) == 0 {
 			return JournalCopy{Host: c.Host, None: true}, nil
 		}
-		sort.Strings(runs)
+		// Newest by the first entry's time, not by name (IDs have
+		// one-second resolution).
+		sort.SliceStable(runs, func(i, j int) bool {
+			ti := firstEntryTime(filepath.Join(HostJournalDir, runs[i], c.Host+".journal"))
+			tj := firstEntryTime(filepath.Join(HostJournalDir, runs[j], c.Host+".journal"))
+			if !ti.Equal(tj) {
+				return ti.Before(tj)
+			}
+			return runs[i] < runs[j]
+		})
 		c.Run = runs[len(runs)-1]
 	}
 	if !safeName.MatchString(c.Run) || !safeName.MatchString(c.Host) {

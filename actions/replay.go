@@ -162,7 +162,9 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 	if err != nil {
 		var je *journalError
 		if errors.As(err, &je) {
-			return fail(HostFailed, je.err)
+			// Never strand a host on a damaged journal: say what is
+			// wrong and the way back.
+			return fail(HostFailed, fmt.Errorf("%w; nothing was changed on the host. The way back: the host keeps its own copy of this journal — `holiday restore --from-host --run %s --state-dir NEW-DIR` restores from it (a fresh state dir keeps this one as evidence)", je.err, filepath.Base(filepath.Dir(j.Journal))))
 		}
 		if pp := poweredOff(steps); pp != nil && holdStatus(err) == HostUnreachable {
 			hr.PowerOn = pp

@@ -257,7 +257,10 @@ func TestLocalLockRefusesSecondRun(t *testing.T) {
 	}()
 	<-inFirst
 	r2, _ := Lockdown(context.Background(), Options{StateDir: dir, Key: key, NoHostCopy: true}, []Job{{Name: "a",
-		Connect: func(context.Context) (*Host, func(), error) { t.Error("second run connected"); return nil, nil, errors.New("no") }}})
+		Connect: func(context.Context) (*Host, func(), error) {
+			t.Error("second run connected")
+			return nil, nil, errors.New("no")
+		}}})
 	close(release)
 	r1 := <-done
 	if h := r2.Hosts[0]; h.Status != HostBusy || !strings.Contains(h.Error, "lockdown run "+r1.Run) {
