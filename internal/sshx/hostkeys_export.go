@@ -1,0 +1,89 @@
+package sshx
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// HostKeys checks one endpoint's host key against known_hosts exactly as
+// Dial does for hosts (same refusals, fingerprints, hints and accept-new
+// rule). It is for callers that run their own handshake: network devices,
+// whose CLIs need password or keyboard-interactive logins and, for old
+// gear, legacy algorithms that Dial never offers.
+type HostKeys struct {
+	v *verifier
+}
+
+// NewHostKeys prepares the check for label at host:port. knownHosts are
+// the files to read (the first is the one acceptNew appends to); empty
+// means ~/.ssh/known_hosts.
+func NewHostKeys(label, host string, port int, knownHosts []string, acceptNew bool) (*HostKeys, error) {
+	h := hop{label: label, alias: host, hostname: host, port: port}
+	for _, f := range knownHosts {
+		h.knownHosts = append(h.knownHosts, expandHome(f))
+	}
+	if len(h.knownHosts) == 0 {
+		h.knownHosts = []string{expandHome("~/.ssh/known_hosts")}
+	}
+	v, err := newVerifier(h, Options{AcceptNew: acceptNew})
+	if err != nil {
+		return nil, &Error{Host: label, Addr: h.addr(), Kind: KindConfig, Err: err}
+	}
+	return &HostKeys{v: v}, nil
+}
+
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}
+
+// Callback is the ssh.HostKeyCallback to put in the ClientConfig.
+func (k *HostKeys) Callback() ssh.HostKeyCallback { return k.v.check }
+
+// Algorithms returns the host key algorithms to offer: those of the key
+// types known_hosts holds for the endpoint (OpenSSH's order when it holds
+// none). With legacy set, plain ssh-rsa (SHA-1 signatures) is added for an
+// RSA key, and ssh-rsa and ssh-dss when known_hosts holds nothing yet:
+// the only signatures old device firmware can make.
+func (k *HostKeys) Algorithms(legacy bool) []string {
+	algs := slices.Clone(k.v.algorithms())
+	if !legacy {
+		return algs
+	}
+	known := k.v.known()
+	if len(known) == 0 {
+		return append(algs, ssh.KeyAlgoRSA, ssh.KeyAlgoDSA) //nolint:staticcheck // legacy_kex asks for exactly this
+	}
+	for _, kk := range known {
+		if kk.Key.Type() == ssh.KeyAlgoRSA && !slices.Contains(algs, ssh.KeyAlgoRSA) {
+			algs = append(algs, ssh.KeyAlgoRSA)
+		}
+		if kk.Key.Type() == ssh.KeyAlgoDSA && !slices.Contains(algs, ssh.KeyAlgoDSA) { //nolint:staticcheck // legacy gear
+			algs = append(algs, ssh.KeyAlgoDSA) //nolint:staticcheck // legacy gear
+		}
+	}
+	return algs
+}
+
+// Refused returns the error the callback recorded when it refused the
+// endpoint's key (unknown, changed, revoked), with the endpoint's label
+// and address filled in; nil if it refused nothing.
+func (k *HostKeys) Refused() *Error {
+	if k.v.refused == nil {
+		return nil
+	}
+	e := *k.v.refused
+	e.Host, e.Addr = k.v.h.label, k.v.h.addr()
+	return &e
+}
+
+// Addr is host:port as checked against known_hosts.
+func (k *HostKeys) Addr() string { return k.v.h.addr() }
