@@ -128,7 +128,7 @@ var (
 		re(`(?m)^\s*(?:ip ospf|neighbor \S+) (?:message-digest-key \d+ md5|authentication-key|password)(?: \d+)? (?P<s>\S+)`),
 	}
 	// VRP and Comware: OSPF/IS-IS keys and SNMPv3 users
-	authModeKey = re(`\b(?:authentication-mode (?:md5|sha\d*|hmac-\S+|simple|aes\d*)|privacy-mode (?:des56|3des|aes\d*))(?: \d+)? (?:(?:cipher|simple|plain) )?(?P<s>\S+)`)
+	authModeKey     = re(`\b(?:authentication-mode (?:md5|sha\d*|hmac-\S+|simple|aes\d*)|privacy-mode (?:des56|3des|aes\d*))(?: \d+)? (?:(?:cipher|simple|plain) )?(?P<s>\S+)`)
 	privateKeyBlock = re(`(?s)-----BEGIN [A-Z ]*PRIVATE KEY-----\r?\n(?P<s>.*?)\r?\n-----END [A-Z ]*PRIVATE KEY-----`)
 )
 
@@ -264,12 +264,12 @@ var Drivers = map[string]*Driver{
 		},
 	},
 	"huawei-vrp": {
-		Model:    "huawei-vrp",
-		Prompt:   re(`^(?:<[\w.:/-]+>|\[[~*]?[\w.:/-]+\])\s?$`),
-		Pager:    re(`\s*---- More ----\s*$`),
-		PagerKey: " ",
-		Errors:   []*regexp.Regexp{re(`(?m)^Error: `), re(`(?m)^\s*\^\s*$\n?^Error`)},
-		OnOpen:   []string{"screen-length 0 temporary"},
+		Model:          "huawei-vrp",
+		Prompt:         re(`^(?:<[\w.:/-]+>|\[[~*]?[\w.:/-]+\])\s?$`),
+		Pager:          re(`\s*---- More ----\s*$`),
+		PagerKey:       " ",
+		Errors:         []*regexp.Regexp{re(`(?m)^Error: `), re(`(?m)^\s*\^\s*$\n?^Error`)},
+		OnOpen:         []string{"screen-length 0 temporary"},
 		ShowCommand:    "display current-configuration",
 		StartupCommand: "display saved-configuration",
 		Save: &Save{Command: "save",
@@ -305,7 +305,7 @@ var Drivers = map[string]*Driver{
 		Errors:   []*regexp.Regexp{re(`(?m)^% (?:Unrecognized|Incomplete|Too many|Wrong parameter)`)},
 		Escalate: &Escalate{When: re(`^<`), Command: "super", PasswordPrompt: re(`^\s?[Pp]assword:\s?$`),
 			SamePrompt: true, Refused: re(`(?im)^\s*(?:% )?(?:password is incorrect|.*denied|.*failed|authentication fail)`)},
-		OnOpen:   []string{"screen-length disable"},
+		OnOpen: []string{"screen-length disable"},
 		// Comware shows secrets as ciphertext that is stable across reads
 		ShowCommand:    "display current-configuration",
 		StartupCommand: "display saved-configuration",

@@ -51,10 +51,12 @@ var dialects = map[string]*dialect{
 		version: "SSH-2.0-Cisco-1.25",
 		banner:  "\r\nAuthorized access only. Disconnect IMMEDIATELY if you are not an authorized user!\r\n\r\n",
 		crlf:    "\r\n", pagingOff: "terminal length 0", show: "show running-config", startup: "show startup-config",
-		prompt:    func(h string, priv bool) string { return h + map[bool]string{true: "#", false: ">"}[priv] },
-		pager:     " --More-- ", erase: strings.Repeat("\b", 10) + strings.Repeat(" ", 10) + strings.Repeat("\b", 10),
-		errorText: func(cmd string) string { return "                    ^\r\n% Invalid input detected at '^' marker.\r\n\r\n" },
-		escalate:  "enable",
+		prompt: func(h string, priv bool) string { return h + map[bool]string{true: "#", false: ">"}[priv] },
+		pager:  " --More-- ", erase: strings.Repeat("\b", 10) + strings.Repeat(" ", 10) + strings.Repeat("\b", 10),
+		errorText: func(cmd string) string {
+			return "                    ^\r\n% Invalid input detected at '^' marker.\r\n\r\n"
+		},
+		escalate: "enable",
 		save: func(s *shellState) error {
 			return s.o.write("Building configuration...\r\n[OK]\r\n")
 		},
@@ -72,8 +74,8 @@ var dialects = map[string]*dialect{
 		version: "SSH-2.0-OpenSSH_8.4",
 		banner:  "Last login: Sat Dec  5 09:58:12 2026 from 192.0.2.200\r\n",
 		crlf:    "\r\n", pagingOff: "terminal length 0", show: "show running-config", startup: "show startup-config",
-		prompt:    func(h string, priv bool) string { return h + map[bool]string{true: "#", false: ">"}[priv] },
-		pager:     " --More-- ", erase: "\r          \r",
+		prompt: func(h string, priv bool) string { return h + map[bool]string{true: "#", false: ">"}[priv] },
+		pager:  " --More-- ", erase: "\r          \r",
 		errorText: func(cmd string) string { return "% Invalid input\r\n" },
 		escalate:  "enable",
 		save: func(s *shellState) error {
@@ -108,8 +110,8 @@ var dialects = map[string]*dialect{
 	"fortios": {
 		version: "SSH-2.0-ElQXHcvPWR",
 		crlf:    "\r\n", show: "show | grep .",
-		prompt:    func(h string, priv bool) string { return h + " # " },
-		pager:     "--More-- ", erase: "\r         \r",
+		prompt: func(h string, priv bool) string { return h + " # " },
+		pager:  "--More-- ", erase: "\r         \r",
 		errorText: func(cmd string) string { return "Command fail. Return code -61\r\n" },
 		save: func(s *shellState) error {
 			return s.o.write("")
@@ -130,9 +132,11 @@ var dialects = map[string]*dialect{
 		banner: "\r\nInfo: The max number of VTY users is 10, and the number\r\n      of current VTY users on line is 1.\r\n" +
 			"      The current login time is 2026-12-05 10:00:00.\r\n",
 		crlf: "\r\n", pagingOff: "screen-length 0 temporary", show: "display current-configuration", startup: "display saved-configuration",
-		prompt:    func(h string, priv bool) string { return "<" + h + ">" },
-		pager:     "  ---- More ----", erase: "\x1b[16D                \x1b[16D",
-		errorText: func(cmd string) string { return "              ^\r\nError: Unrecognized command found at '^' position.\r\n" },
+		prompt: func(h string, priv bool) string { return "<" + h + ">" },
+		pager:  "  ---- More ----", erase: "\x1b[16D                \x1b[16D",
+		errorText: func(cmd string) string {
+			return "              ^\r\nError: Unrecognized command found at '^' position.\r\n"
+		},
 		save: func(s *shellState) error {
 			if err := s.o.write("The current configuration will be written to the device.\r\nAre you sure to continue?[Y/N]:"); err != nil {
 				return err
@@ -165,8 +169,8 @@ var dialects = map[string]*dialect{
 			"******************************************************************************\r\n\r\n",
 		crlf: "\r\n", pagingOff: "screen-length disable", show: "display current-configuration", startup: "display saved-configuration",
 		// a NUL before and a BEL after, as some Comware releases send
-		prompt:    func(h string, priv bool) string { return "\x00<" + h + ">\x07" },
-		pager:     "  ---- More ----", erase: "\x1b[16D                \x1b[16D",
+		prompt: func(h string, priv bool) string { return "\x00<" + h + ">\x07" },
+		pager:  "  ---- More ----", erase: "\x1b[16D                \x1b[16D",
 		errorText: func(cmd string) string { return "            ^\r\n % Unrecognized command found at '^' position.\r\n" },
 		escalate:  "super",
 		save: func(s *shellState) error {
@@ -181,11 +185,11 @@ var dialects = map[string]*dialect{
 // shellState is one interactive CLI session.
 type shellState struct {
 	afterCR bool // the last line ended with '\r': a '\n' right after it is part of it
-	d      *Device
-	o      out
-	r      *bufio.Reader
-	priv   bool
-	paging bool
+	d       *Device
+	o       out
+	r       *bufio.Reader
+	priv    bool
+	paging  bool
 }
 
 // readLine reads one typed line, echoing it unless secret.
