@@ -116,7 +116,7 @@ func endsWith(word string) func(string) bool {
 // Common secret syntaxes, shared by the dialects that use them.
 var (
 	ciscoSecrets = []*regexp.Regexp{
-		re(`(?m)^\s*(?:enable|username \S+(?: privilege \d+)?) (?:secret|password)(?: \d+)? (?P<s>\S+)`),
+		re(`(?m)^\s*(?:enable|username \S+(?: privilege \d+)?) (?:secret|password)(?: \d+| sha512)? (?P<s>\S+)`),
 		re(`(?m)^\s*(?:\S+ )*(?:password|secret)(?: [0-9]{1,2})? (?P<s>\S+)\s*$`),
 		re(`(?m)^\s*snmp-server community (?P<s>\S+)`),
 		re(`(?m)^\s*snmp-server host \S+(?: (?:informs|traps|version \S+))* (?P<s>\S+)`),
@@ -223,14 +223,14 @@ var Drivers = map[string]*Driver{
 		},
 		EndMarker: "an export header and a whole last line",
 		SectionSecrets: map[string][]*regexp.Regexp{
-			"/snmp community": {re(`(?:^|\s)name="?(?P<s>(?:[^"\s\\]|\\.)+)"?`)},
+			"/snmp community": {re(`(?:^|\s)name=(?:"(?P<s>(?:[^"\\]|\\.)*)"|(?P<s>[^\s"]+))`)},
 		},
 		Volatile: []*regexp.Regexp{
 			re(`^# \S+ \S+ by RouterOS `),
 			re(`^# \w{3}/\d\d/\d{4} \d\d:\d\d:\d\d by RouterOS`),
 		},
 		Secrets: []*regexp.Regexp{
-			re(`(?:^|\s)(?:password|secret|passphrase|wpa-pre-shared-key|wpa2-pre-shared-key|authentication-key|pre-shared-key|private-key|psk|community|auth-password|encryption-password)="?(?P<s>(?:[^"\s\\]|\\.)+)"?`),
+			re(`(?:^|\s)(?:password|secret|passphrase|wpa-pre-shared-key|wpa2-pre-shared-key|authentication-key|pre-shared-key|private-key|psk|community|auth-password|encryption-password)=(?:"(?P<s>(?:[^"\\]|\\.)*)"|(?P<s>[^\s"]+))`),
 			privateKeyBlock,
 		},
 	},
