@@ -236,6 +236,9 @@ func TestDeviceFailures(t *testing.T) {
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error = %v\nwant it to contain %q", err, c.want)
 			}
+			if strings.Contains(err.Error(), "CANARY") {
+				t.Errorf("error shows a secret: %v", err)
+			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans several lines: %q", err)
 			}

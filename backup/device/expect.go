@@ -25,10 +25,13 @@ type cli struct {
 	wake   chan struct{} // closed and replaced when bytes arrive or reading stops
 	total  int64         // bytes read so far
 	prompt *regexp.Regexp
+	// mask hides secrets in device text quoted in errors (the last line
+	// seen may be a config line)
+	mask func(string) string
 }
 
-func newCLI(r io.Reader, w io.Writer) *cli {
-	c := &cli{w: w, wake: make(chan struct{})}
+func newCLI(r io.Reader, w io.Writer, mask func(string) string) *cli {
+	c := &cli{w: w, wake: make(chan struct{}), mask: mask}
 	go c.read(r)
 	return c
 }
@@ -119,7 +122,7 @@ func (c *cli) expect(ctx context.Context, what string, idle time.Duration, pats 
 		if c.err != nil {
 			err := c.err
 			c.mu.Unlock()
-			return -1, "", &waitError{what: what, err: err, last: cur}
+			return -1, "", &waitError{what: what, err: err, last: c.mask(cur)}
 		}
 		if c.total != seen {
 			seen = c.total
@@ -136,9 +139,9 @@ func (c *cli) expect(ctx context.Context, what string, idle time.Duration, pats 
 		select {
 		case <-wake:
 		case <-timer.C:
-			return -1, "", &waitError{what: what, err: errTimeout, last: cur, idle: idle}
+			return -1, "", &waitError{what: what, err: errTimeout, last: c.mask(cur), idle: idle}
 		case <-ctx.Done():
-			return -1, "", &waitError{what: what, err: ctx.Err(), last: cur}
+			return -1, "", &waitError{what: what, err: ctx.Err(), last: c.mask(cur)}
 		}
 	}
 }

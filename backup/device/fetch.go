@@ -336,7 +336,7 @@ func execResult(t Target, d *Driver, cfg, stderr string, err error) (*Fetched, e
 	case errors.As(err, &missing):
 		return nil, fmt.Errorf("%q: the device closed the channel without an exit status after %d bytes: the config is cut off, not stored", d.ShowCommand, len(cfg))
 	case errors.As(err, &exitErr):
-		return nil, fmt.Errorf("%q exited with status %d: %s", d.ShowCommand, exitErr.ExitStatus(), clipText(strings.TrimSpace(stderr+" "+lastLine(cfg)), 200))
+		return nil, fmt.Errorf("%q exited with status %d: %s", d.ShowCommand, exitErr.ExitStatus(), clipText(Mask(d.Model, strings.TrimSpace(stderr+" "+lastLine(cfg))), 200))
 	case err != nil:
 		return nil, fmt.Errorf("%q: %w", d.ShowCommand, err)
 	}
@@ -347,13 +347,13 @@ func execResult(t Target, d *Driver, cfg, stderr string, err error) (*Fetched, e
 	}
 	f := &Fetched{Config: cfg}
 	if t.Save {
-		f.SaveSkipped = d.Model + " needs no save: its running config is the saved one"
+		f.SaveSkipped = "no save needed: " + d.Model + "'s running config is the saved one"
 	}
 	return f, nil
 }
 
 func incomplete(d *Driver, cfg string) error {
-	return fmt.Errorf("the config has no end marker (%s) after %d bytes: it is cut off, not stored (last line: %q)", d.EndMarker, len(cfg), clipText(lastLine(cfg), 80))
+	return fmt.Errorf("the config has no end marker (%s) after %d bytes: it is cut off, not stored (last line: %q)", d.EndMarker, len(cfg), clipText(Mask(d.Model, lastLine(cfg)), 80))
 }
 
 // progressWriter signals tick on every write, for idle timeouts.
@@ -395,7 +395,7 @@ func fetchCLI(ctx context.Context, client *ssh.Client, t Target, d *Driver, o Op
 		return nil, fmt.Errorf("start the CLI: %w", err)
 	}
 	idle := orDefault(o.Idle, 30*time.Second)
-	c := newCLI(stdout, stdin)
+	c := newCLI(stdout, stdin, func(s string) string { return Mask(d.Model, s) })
 	log := o.log().With("device", t.Name)
 
 	if _, _, err := c.expect(ctx, "the first prompt", idle, d.Prompt); err != nil {
@@ -453,7 +453,7 @@ func fetchCLI(ctx context.Context, client *ssh.Client, t Target, d *Driver, o Op
 		}
 	}
 	if t.Save && d.Save == nil {
-		f.SaveSkipped = d.Model + " has no save step"
+		f.SaveSkipped = "no save step for " + d.Model
 	} else if t.Save {
 		skipped, err := save(ctx, c, d, idle)
 		if err != nil {
@@ -537,7 +537,7 @@ func save(ctx context.Context, c *cli, d *Driver, idle time.Duration) (string, e
 			return "", err
 		}
 		if !sv.Needed.MatchString(out) {
-			return "the device saves every change by itself", nil
+			return "no save needed: the device saves every change by itself", nil
 		}
 	}
 	out, err := c.command(ctx, sv.Command, orDefault(2*idle, time.Minute), d.Pager, d.PagerKey, sv.Questions)
@@ -548,7 +548,7 @@ func save(ctx context.Context, c *cli, d *Driver, idle time.Duration) (string, e
 		return "", fmt.Errorf("save (%q) refused: %s", sv.Command, l)
 	}
 	if sv.Success != nil && !sv.Success.MatchString(out) {
-		return "", fmt.Errorf("save (%q) did not report success: %q", sv.Command, clipText(strings.TrimSpace(out), 200))
+		return "", fmt.Errorf("save (%q) did not report success: %q", sv.Command, clipText(Mask(d.Model, strings.TrimSpace(out)), 200))
 	}
 	return "", nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // HostKeys checks one endpoint's host key against known_hosts exactly as
@@ -50,25 +51,19 @@ func (k *HostKeys) Callback() ssh.HostKeyCallback { return k.v.check }
 
 // Algorithms returns the host key algorithms to offer: those of the key
 // types known_hosts holds for the endpoint (OpenSSH's order when it holds
-// none). With legacy set, plain ssh-rsa (SHA-1 signatures) is added for an
-// RSA key, and ssh-rsa and ssh-dss when known_hosts holds nothing yet:
-// the only signatures old device firmware can make.
+// none). With legacy set, plain ssh-rsa (SHA-1 signatures, the only kind
+// old device firmware makes) is added after the SHA-2 ones when
+// known_hosts holds an RSA key for it or holds nothing yet. ssh-dss is not
+// offered: x/crypto no longer supports DSA.
 func (k *HostKeys) Algorithms(legacy bool) []string {
 	algs := slices.Clone(k.v.algorithms())
 	if !legacy {
 		return algs
 	}
 	known := k.v.known()
-	if len(known) == 0 {
-		return append(algs, ssh.KeyAlgoRSA, ssh.KeyAlgoDSA) //nolint:staticcheck // legacy_kex asks for exactly this
-	}
-	for _, kk := range known {
-		if kk.Key.Type() == ssh.KeyAlgoRSA && !slices.Contains(algs, ssh.KeyAlgoRSA) {
-			algs = append(algs, ssh.KeyAlgoRSA)
-		}
-		if kk.Key.Type() == ssh.KeyAlgoDSA && !slices.Contains(algs, ssh.KeyAlgoDSA) { //nolint:staticcheck // legacy gear
-			algs = append(algs, ssh.KeyAlgoDSA) //nolint:staticcheck // legacy gear
-		}
+	rsaKnown := slices.ContainsFunc(known, func(kk knownhosts.KnownKey) bool { return kk.Key.Type() == ssh.KeyAlgoRSA })
+	if len(known) == 0 || rsaKnown {
+		algs = append(algs, ssh.KeyAlgoRSA)
 	}
 	return algs
 }
