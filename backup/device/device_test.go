@@ -2,7 +2,9 @@ package device_test
 
 import (
 	"context"
-	"errors"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/holiday-ops/holiday/backup/device"
 	"github.com/holiday-ops/holiday/backup/device/devicesim"
+	"golang.org/x/crypto/ssh"
 )
 
 // sim starts a simulated device and returns it with a Target and Options
@@ -218,6 +221,9 @@ func TestDeviceFailures(t *testing.T) {
 		{name: "unknown-host-key", model: "junos", setup: func(tg *device.Target, o *device.Options) {
 			o.KnownHosts = []string{filepath.Join(t.TempDir(), "empty_known_hosts")}
 		}, want: "host key unknown", within: 4 * time.Second},
+		{name: "changed-host-key", model: "fortios", setup: func(tg *device.Target, o *device.Options) {
+			o.KnownHosts = []string{otherKey(t, tg.Address, tg.Port)}
+		}, want: "HOST KEY CHANGED", within: 4 * time.Second},
 	}
 	t.Setenv("HOLIDAY_TEST_WRONG_PW", "not-the-password")
 	for _, c := range cases {
@@ -249,6 +255,39 @@ func TestDeviceFailures(t *testing.T) {
 				t.Errorf("the device saw %d password attempts, want 1", d.AuthAttempts())
 			}
 		})
+	}
+}
+
+// otherKey writes a known_hosts file holding some other key for the
+// address.
+func otherKey(t *testing.T, host string, port int) string {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	k, err := ssh.NewPublicKey(pub)
+	must(t, err)
+	f := filepath.Join(t.TempDir(), "known_hosts")
+	line := fmt.Sprintf("[%s]:%d %s", host, port, ssh.MarshalAuthorizedKey(k))
+	must(t, os.WriteFile(f, []byte(line), 0o600))
+	return f
+}
+
+// TestDeviceAcceptNew: with AcceptNew an unknown device's key is added to
+// known_hosts and the next connection is checked against it.
+func TestDeviceAcceptNew(t *testing.T) {
+	d, tg, o := sim(t, "arista-eos", devicesim.Faults{}, false)
+	o.KnownHosts = []string{filepath.Join(t.TempDir(), "known_hosts")}
+	o.AcceptNew = true
+	if _, err := device.Fetch(context.Background(), tg, o); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(o.KnownHosts[0])
+	must(t, err)
+	if !strings.Contains(string(b), strings.Fields(d.KnownHostsLine())[2]) {
+		t.Fatalf("known_hosts lacks the device's key:\n%s", b)
+	}
+	o.AcceptNew = false
+	if _, err := device.Fetch(context.Background(), tg, o); err != nil {
+		t.Fatalf("second connection, key now known: %v", err)
 	}
 }
 
@@ -286,5 +325,3 @@ func TestDeviceRouterOSColours(t *testing.T) {
 		t.Fatal("the simulator does not colour without +ct: the first half of this test proves nothing")
 	}
 }
-
-var _ = errors.New
