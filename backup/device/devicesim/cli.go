@@ -226,9 +226,13 @@ func (s *shellState) readLine(secret bool) (string, error) {
 
 func (d *Device) shell(nc net.Conn, ch ssh.Channel, user string) {
 	dl := d.dialect
+	if d.Model == "junos" {
+		d.junosShell(nc, ch, user)
+		return
+	}
 	if dl.exec {
-		// Junos and RouterOS also have an interactive CLI; the simulator
-		// only serves the exec channel holiday uses
+		// RouterOS's interactive CLI (repainting its prompt as you type)
+		// is not simulated; holiday uses the exec channel
 		_, _ = ch.Write([]byte("interactive CLI not simulated; use exec\r\n"))
 		return
 	}
@@ -372,6 +376,43 @@ func init() {
 	for name, dl := range dialects {
 		if dl.errorText == nil {
 			panic(fmt.Sprintf("devicesim: dialect %s has no error text", name))
+		}
+	}
+}
+
+// junosShell is Junos's operational-mode CLI, for tools that use it
+// rather than the exec channel (RANCID's jlogin, in the benchmark):
+// "user@host> ", the `set cli` settings, the show command.
+func (d *Device) junosShell(nc net.Conn, ch ssh.Channel, user string) {
+	s := &shellState{d: d, o: out{w: ch, split: d.Faults.Split}, r: bufio.NewReader(ch), priv: true}
+	prompt := "\r\n" + user + "@" + d.Hostname + "> "
+	if err := s.o.write("--- JUNOS 22.4R3-S2.11 built 2024-05-10 20:45:39 UTC\r\n"); err != nil {
+		return
+	}
+	for {
+		if err := s.o.write(prompt); err != nil {
+			return
+		}
+		cmd, err := s.readLine(false)
+		if err != nil {
+			return
+		}
+		switch cmd = strings.TrimSpace(cmd); cmd {
+		case "":
+		case "exit", "quit":
+			return
+		case "set cli screen-length 0":
+			_ = s.o.write("Screen length set to 0\r\n")
+		case "set cli screen-width 0":
+			_ = s.o.write("Screen width set to 0\r\n")
+		case "set cli complete-on-space off":
+			_ = s.o.write("Disabling complete-on-space\r\n")
+		case d.dialect.show, "show configuration":
+			if !d.writeConfig(nc, s.o, toCRLF(d.running(), "\r\n")) {
+				return
+			}
+		default:
+			_ = s.o.write("                    ^\r\nunknown command.\r\n")
 		}
 	}
 }

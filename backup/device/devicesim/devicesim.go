@@ -69,6 +69,9 @@ type Device struct {
 	Password       string
 	EnablePassword string // IOS/EOS enable, Comware super; "" starts privileged
 	Faults         Faults
+	// Listen is the address to listen on (default 127.0.0.1:0); any
+	// 127.x.y.z works on Linux, giving each device its own address.
+	Listen string
 
 	Addr    string        // host:port, set by Start
 	HostKey ssh.PublicKey // set by Start
@@ -161,7 +164,11 @@ func (d *Device) Start() error {
 		cfg.AddHostKey(s)
 		d.HostKey = s.PublicKey()
 	}
-	d.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	listen := d.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	d.ln, err = net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
