@@ -112,6 +112,9 @@ func TestDeviceFetchEveryModel(t *testing.T) {
 					t.Errorf("config shows the unsaved change: %v, want %v", !c.faults.Unsaved, c.faults.Unsaved)
 				}
 				wantUnsaved := device.UnsavedUnknown
+				if model == "junos" || model == "routeros" {
+					wantUnsaved = device.UnsavedNone
+				}
 				if startupModels[model] {
 					wantUnsaved = device.UnsavedNone
 					if c.faults.Unsaved {

@@ -104,7 +104,7 @@ type Unsaved int
 
 const (
 	UnsavedUnknown Unsaved = iota // the model has no startup config to compare, or it could not be read
-	UnsavedNone                   // running equals startup (after normalization)
+	UnsavedNone                   // running equals startup (after normalization), or the model has nothing to save
 	UnsavedFound                  // running differs from startup
 )
 
@@ -345,7 +345,8 @@ func execResult(t Target, d *Driver, cfg, stderr string, err error) (*Fetched, e
 	if !d.Complete(cfg) {
 		return nil, incomplete(d, cfg)
 	}
-	f := &Fetched{Config: cfg}
+	// Junos runs what was committed; RouterOS saves every change at once
+	f := &Fetched{Config: cfg, Unsaved: UnsavedNone}
 	if t.Save {
 		f.SaveSkipped = "no save needed: " + d.Model + "'s running config is the saved one"
 	}
@@ -462,6 +463,8 @@ func fetchCLI(ctx context.Context, client *ssh.Client, t Target, d *Driver, o Op
 		if f.SaveSkipped = skipped; skipped == "" {
 			f.Saved = true
 			running = "" // read again: what is stored is what was saved
+		} else if f.Unsaved == UnsavedUnknown && d.Save.Check != "" {
+			f.Unsaved = UnsavedNone // the check said the device saves by itself
 		}
 	}
 	if running == "" {
