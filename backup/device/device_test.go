@@ -210,6 +210,12 @@ func TestDeviceFailures(t *testing.T) {
 		{name: "cut-fortios", model: "fortios", faults: devicesim.Faults{CutAfter: 900}, want: "closed the session", within: 5 * time.Second},
 		{name: "hang-vrp", model: "huawei-vrp", faults: devicesim.Faults{HangAfter: 700}, want: "nothing new from the device for 1s", within: 4 * time.Second},
 		{name: "hang-junos", model: "junos", faults: devicesim.Faults{HangAfter: 700}, want: "nothing new from the device for 1s", within: 4 * time.Second},
+		{name: "whole-timeout-cli", model: "h3c-comware", faults: devicesim.Faults{HangAfter: 700}, setup: func(tg *device.Target, o *device.Options) {
+			o.Timeout = 1500 * time.Millisecond
+		}, want: "time ran out (last line:", within: 4 * time.Second},
+		{name: "whole-timeout-exec", model: "routeros", faults: devicesim.Faults{HangAfter: 300}, setup: func(tg *device.Target, o *device.Options) {
+			o.Timeout = 1500 * time.Millisecond
+		}, want: "time ran out after 300 bytes (whole-device timeout 1.5s)", within: 4 * time.Second},
 		{name: "no-banner", model: "arista-eos", faults: devicesim.Faults{NoBanner: true}, want: "SSH handshake did not finish within 1s", within: 4 * time.Second},
 		{name: "wrong-password", model: "cisco-ios", setup: func(tg *device.Target, o *device.Options) {
 			tg.Password = device.Secret{Env: "HOLIDAY_TEST_WRONG_PW"}
@@ -233,6 +239,9 @@ func TestDeviceFailures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			d, tg, o := sim(t, c.model, c.faults, true)
 			o.Idle, o.ConnectTimeout = time.Second, time.Second
+			if strings.HasPrefix(c.name, "whole-timeout") {
+				o.Idle = 10 * time.Second // longer than the whole time
+			}
 			if c.setup != nil {
 				c.setup(&tg, &o)
 			}
@@ -242,6 +251,7 @@ func TestDeviceFailures(t *testing.T) {
 			if err == nil {
 				t.Fatalf("fetch succeeded with %d bytes; want an error containing %q", len(f.Config), c.want)
 			}
+			t.Logf("%s: %v", c.name, err)
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error = %v\nwant it to contain %q", err, c.want)
 			}

@@ -77,6 +77,8 @@ func (e *waitError) Error() string {
 		fmt.Fprintf(&b, "nothing new from the device for %s", e.idle)
 	case errors.Is(e.err, io.EOF):
 		b.WriteString("the device closed the session")
+	case errors.Is(e.err, context.DeadlineExceeded):
+		b.WriteString("time ran out")
 	default:
 		b.WriteString(e.err.Error())
 	}
@@ -102,7 +104,8 @@ func (c *cli) send(s string) error {
 }
 
 // expect waits until the current line matches one of pats and returns
-// its index and the finished lines that arrived before it. idle bounds
+// its index and the finished lines that arrived before it (also on
+// error, so a caller can say how far the device got). idle bounds
 // the time without any new byte (a device that streams a long config is
 // not cut off; one that hangs is); ctx bounds the whole wait.
 func (c *cli) expect(ctx context.Context, what string, idle time.Duration, pats ...*regexp.Regexp) (int, string, error) {
@@ -121,8 +124,12 @@ func (c *cli) expect(ctx context.Context, what string, idle time.Duration, pats 
 		}
 		if c.err != nil {
 			err := c.err
+			if ctx.Err() != nil {
+				err = ctx.Err() // the session was closed because time ran out
+			}
+			out := c.vt.take()
 			c.mu.Unlock()
-			return -1, "", &waitError{what: what, err: err, last: c.mask(cur)}
+			return -1, out, &waitError{what: what, err: err, last: c.mask(cur)}
 		}
 		if c.total != seen {
 			seen = c.total
@@ -139,11 +146,18 @@ func (c *cli) expect(ctx context.Context, what string, idle time.Duration, pats 
 		select {
 		case <-wake:
 		case <-timer.C:
-			return -1, "", &waitError{what: what, err: errTimeout, last: c.mask(cur), idle: idle}
+			return -1, c.takeLines(), &waitError{what: what, err: errTimeout, last: c.mask(cur), idle: idle}
 		case <-ctx.Done():
-			return -1, "", &waitError{what: what, err: ctx.Err(), last: c.mask(cur)}
+			return -1, c.takeLines(), &waitError{what: what, err: ctx.Err(), last: c.mask(cur)}
 		}
 	}
+}
+
+// takeLines returns the finished lines not yet taken.
+func (c *cli) takeLines() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.vt.take()
 }
 
 // clearLine forgets the current line (see vterm.clearLine).

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,7 +155,7 @@ func Fetch(ctx context.Context, t Target, o Options) (*Fetched, error) {
 		f, err = fetchCLI(ctx, client, t, d, o)
 	}
 	if err != nil && ctx.Err() == context.DeadlineExceeded {
-		err = fmt.Errorf("%w (the device's whole time of %s ran out)", err, orDefault(o.Timeout, 5*time.Minute))
+		err = fmt.Errorf("%w (whole-device timeout %s)", err, orDefault(o.Timeout, 5*time.Minute))
 	}
 	return f, err
 }
@@ -208,6 +209,10 @@ func dial(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, err
 	return ssh.NewClient(sc, chans, reqs), nil
 }
 
+// noCommon picks the algorithm kind and the peer's list out of
+// x/crypto's "no common algorithm" error.
+var noCommon = regexp.MustCompile(`no common algorithm for ([^;]+); we offered: \[[^\]]*\], peer offered: \[([^\]]*)\]`)
+
 // handshakeError words a failed SSH handshake for the operator.
 func handshakeError(err error, addr string, timeout time.Duration, t Target) error {
 	msg := err.Error()
@@ -216,10 +221,21 @@ func handshakeError(err error, addr string, timeout time.Duration, t Target) err
 	case errors.As(err, &ne) && ne.Timeout():
 		return fmt.Errorf("%s: connected, but the SSH handshake did not finish within %s (the device accepted TCP and never answered: overloaded, or not an SSH server?)", addr, timeout)
 	case strings.Contains(msg, "no common algorithm"):
-		if t.LegacyKex {
-			return fmt.Errorf("%s: the device and holiday share no SSH algorithm, even with legacy_kex: %v", addr, err)
+		what, offered := msg, ""
+		if m := noCommon.FindStringSubmatch(msg); m != nil {
+			var algs []string
+			for _, a := range strings.Fields(strings.ReplaceAll(m[2], `"`, "")) {
+				// markers, not algorithms
+				if !strings.HasPrefix(a, "kex-strict-") && !strings.HasPrefix(a, "ext-info-") {
+					algs = append(algs, a)
+				}
+			}
+			what, offered = m[1], strings.Join(algs, ", ")
 		}
-		return fmt.Errorf("%s: the device offers only old SSH algorithms (%v); if it cannot be upgraded, set legacy_kex: true for this device", addr, err)
+		if t.LegacyKex {
+			return fmt.Errorf("%s: no SSH %s in common even with legacy_kex (the device offers %s)", addr, what, offered)
+		}
+		return fmt.Errorf("%s: no SSH %s in common: the device offers only %s; if it cannot be upgraded, set legacy_kex: true for this device", addr, what, offered)
 	case strings.Contains(msg, "unable to authenticate"), strings.Contains(msg, errPasswordRefused.Error()):
 		what := "its key"
 		if t.Password.IsSet() {
@@ -316,6 +332,11 @@ func fetchExec(ctx context.Context, client *ssh.Client, t Target, d *Driver, o O
 	for {
 		select {
 		case err := <-done:
+			if ctx.Err() != nil {
+				// the channel ended because the client was closed when
+				// time ran out, not because the device cut it
+				return nil, fmt.Errorf("%q: time ran out after %d bytes", d.ShowCommand, out.Len())
+			}
 			return execResult(t, d, out.String(), stderr.String(), err)
 		case <-pw.tick:
 			timer.Reset(idle)
@@ -324,6 +345,9 @@ func fetchExec(ctx context.Context, client *ssh.Client, t Target, d *Driver, o O
 			return nil, fmt.Errorf("%q: nothing new from the device for %s after %d bytes", d.ShowCommand, idle, out.Len())
 		case <-ctx.Done():
 			s.Close()
+			if ctx.Err() == context.DeadlineExceeded {
+				return nil, fmt.Errorf("%q: time ran out after %d bytes", d.ShowCommand, out.Len())
+			}
 			return nil, fmt.Errorf("%q: %w after %d bytes", d.ShowCommand, ctx.Err(), out.Len())
 		}
 	}
@@ -425,7 +449,7 @@ func fetchCLI(ctx context.Context, client *ssh.Client, t Target, d *Driver, o Op
 	show := func() (string, error) {
 		out, err := c.command(ctx, d.ShowCommand, idle, d.Pager, d.PagerKey, nil)
 		if err != nil {
-			return "", fmt.Errorf("reading the config (%d bytes so far): %w", len(out), err)
+			return "", fmt.Errorf("reading the config (%d bytes so far, nothing stored): %w", len(out), err)
 		}
 		if l := refused(d, out); l != "" {
 			return "", fmt.Errorf("%q refused: %s", d.ShowCommand, l)
