@@ -319,9 +319,9 @@ func fetchExec(ctx context.Context, client *ssh.Client, t Target, d *Driver, o O
 	}
 	defer s.Close()
 	idle := orDefault(o.Idle, 30*time.Second)
-	var out, stderr bytes.Buffer
-	pw := &progressWriter{w: &out, tick: make(chan struct{}, 1)}
-	s.Stdout, s.Stderr = pw, &stderr
+	var stderr bytes.Buffer
+	out := &progressWriter{tick: make(chan struct{}, 1)}
+	s.Stdout, s.Stderr = out, &stderr
 	if err := s.Start(d.ShowCommand); err != nil {
 		return nil, fmt.Errorf("run %q: %w", d.ShowCommand, err)
 	}
@@ -338,7 +338,7 @@ func fetchExec(ctx context.Context, client *ssh.Client, t Target, d *Driver, o O
 				return nil, fmt.Errorf("%q: time ran out after %d bytes", d.ShowCommand, out.Len())
 			}
 			return execResult(t, d, out.String(), stderr.String(), err)
-		case <-pw.tick:
+		case <-out.tick:
 			timer.Reset(idle)
 		case <-timer.C:
 			s.Close()
@@ -381,9 +381,12 @@ func incomplete(d *Driver, cfg string) error {
 	return fmt.Errorf("the config has no end marker (%s) after %d bytes: it is cut off, not stored (last line: %q)", d.EndMarker, len(cfg), clipText(Mask(d.Model, lastLine(cfg)), 80))
 }
 
-// progressWriter signals tick on every write, for idle timeouts.
+// progressWriter collects a channel's output and signals tick on every
+// write, for idle timeouts. x/crypto's copier may still write after a
+// timeout made us give up, hence the lock.
 type progressWriter struct {
-	w    io.Writer
+	mu   sync.Mutex
+	buf  bytes.Buffer
 	tick chan struct{}
 }
 
@@ -392,7 +395,21 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	case p.tick <- struct{}{}:
 	default:
 	}
-	return p.w.Write(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.Write(b)
+}
+
+func (p *progressWriter) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.Len()
+}
+
+func (p *progressWriter) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.String()
 }
 
 // fetchCLI drives the interactive CLI: learn the prompt, escalate, paging
