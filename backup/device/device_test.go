@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,9 +88,14 @@ func TestDeviceFetchEveryModel(t *testing.T) {
 				t.Parallel()
 				d, tg, o := sim(t, model, c.faults, c.enable)
 				tg.Save = c.save
+				var logs strings.Builder
+				o.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				f, err := device.Fetch(context.Background(), tg, o)
 				if err != nil {
 					t.Fatalf("fetch: %v", err)
+				}
+				if strings.Contains(logs.String(), "CANARY") || strings.Contains(logs.String(), "s3cret") {
+					t.Errorf("the debug log shows a secret:\n%s", logs.String())
 				}
 				for _, bad := range []string{"\x1b", "\x00", "\x07", "\b", "--More--", "---- More ----", "\r"} {
 					if strings.Contains(f.Config, bad) {
