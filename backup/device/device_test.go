@@ -277,6 +277,24 @@ func TestDeviceFailures(t *testing.T) {
 	}
 }
 
+// TestDeviceSaveDidNotTake: a save that reports success but leaves the
+// startup config as it was is reported as failed, and the running config
+// is still read, complete.
+func TestDeviceSaveDidNotTake(t *testing.T) {
+	d, tg, o := sim(t, "huawei-vrp", devicesim.Faults{Unsaved: true, SaveIgnored: true}, false)
+	tg.Save = true
+	f, err := device.Fetch(context.Background(), tg, o)
+	if err != nil {
+		t.Fatalf("a failed save cost the backup: %v", err)
+	}
+	if f.Saved || f.SaveErr == nil || !strings.Contains(f.SaveErr.Error(), `"save" reported success, but the startup config still differs`) {
+		t.Errorf("Saved %v, SaveErr %v", f.Saved, f.SaveErr)
+	}
+	if f.Unsaved != device.UnsavedFound || !strings.Contains(f.Config, "unsaved-change") || d.Saves() != 0 {
+		t.Errorf("Unsaved %v, saves %d, config holds the change: %v", f.Unsaved, d.Saves(), strings.Contains(f.Config, "unsaved-change"))
+	}
+}
+
 // otherKey writes a known_hosts file holding some other key for the
 // address.
 func otherKey(t *testing.T, host string, port int) string {

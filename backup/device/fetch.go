@@ -126,7 +126,10 @@ func fetchCLI(ctx context.Context, client *ssh.Client, t Target, d *Driver, o Op
 	} else if t.Save {
 		skipped, err := save(ctx, c, d, idle)
 		if err != nil {
-			return nil, err
+			// the backup matters more than the save: read on (if the
+			// session died, the read fails and says so)
+			f.SaveErr = err
+			skipped = "save failed"
 		}
 		if f.SaveSkipped = skipped; skipped == "" {
 			f.Saved = true
@@ -138,6 +141,18 @@ func fetchCLI(ctx context.Context, client *ssh.Client, t Target, d *Driver, o Op
 	if running == "" {
 		if running, err = show(); err != nil {
 			return nil, err
+		}
+	}
+	if f.Saved && d.StartupCommand != "" {
+		// a save is verified, not trusted: the startup config must now
+		// be the running one
+		startup, err := c.command(ctx, d.StartupCommand, idle, d.Pager, d.PagerKey, nil)
+		if err != nil {
+			return nil, fmt.Errorf("reading the startup config after the save: %w", err)
+		}
+		if !sameConfig(d, running, startup) {
+			f.Saved = false
+			f.SaveErr = fmt.Errorf("%q reported success, but the startup config still differs from the running one: the save did not take (check the device's flash)", d.Save.Command)
 		}
 	}
 	f.Config = running

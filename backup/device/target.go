@@ -116,5 +116,9 @@ type Fetched struct {
 	// SaveSkipped says why a save asked for did not run ("" if it ran or
 	// was not asked for).
 	SaveSkipped string
-	Warnings    []string
+	// SaveErr is why a save asked for failed (refused, no success word,
+	// or the startup config still differing afterwards). The running
+	// config was still read: a failed save does not cost the backup.
+	SaveErr  error
+	Warnings []string
 }

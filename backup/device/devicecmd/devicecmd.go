@@ -54,19 +54,27 @@ func Backup(ctx context.Context, e *repocmd.Env, targets []device.Target, o devi
 	if err := PrintSummary(e.Stdout, res); err != nil {
 		return err
 	}
-	failed := 0
+	failed, saveFailed := 0, 0
 	for _, x := range res {
-		if x.Err != nil {
+		switch {
+		case x.Err != nil:
 			failed++
+		case x.Fetched.SaveErr != nil:
+			saveFailed++
 		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if failed > 0 {
+	switch {
+	case failed > 0:
 		return exitcode.WithHint(exitcode.HostsFailed,
 			fmt.Errorf("%d of %d device%s NOT backed up", failed, len(res), plural(len(res))),
 			"each failed device's line above says why; the others are stored")
+	case saveFailed > 0:
+		return exitcode.WithHint(exitcode.HostsFailed,
+			fmt.Errorf("%d of %d device%s backed up but NOT SAVED to startup", saveFailed, len(res), plural(len(res))),
+			"their running configs are stored; a reboot would lose the unsaved changes: save them on the console")
 	}
 	return nil
 }
@@ -100,6 +108,8 @@ func notes(r device.Result) string {
 	}
 	var out []string
 	switch {
+	case f.SaveErr != nil:
+		out = append(out, "SAVE FAILED: "+f.SaveErr.Error())
 	case f.Unsaved == device.UnsavedFound && f.Saved:
 		out = append(out, "had UNSAVED changes, now saved")
 	case f.Unsaved == device.UnsavedFound:
@@ -107,7 +117,7 @@ func notes(r device.Result) string {
 	case f.Saved:
 		out = append(out, "saved")
 	}
-	if f.SaveSkipped != "" {
+	if f.SaveSkipped != "" && f.SaveErr == nil {
 		out = append(out, f.SaveSkipped)
 	}
 	out = append(out, f.Warnings...)
@@ -125,16 +135,29 @@ func PrintSummary(w io.Writer, res []device.Result) error {
 			continue
 		}
 		ok++
-		fmt.Fprintf(tw, "%s\t%s\tstored\t%s\t%s\t%s\n", r.Device, r.Model, r.Snapshot.ID.Str(), r.Fetched.Unsaved, notes(r))
+		result := "stored"
+		if r.Fetched.SaveErr != nil {
+			result = "stored, NOT SAVED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Device, r.Model, result, r.Snapshot.ID.Str(), r.Fetched.Unsaved, notes(r))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if ok == len(res) {
-		_, err := fmt.Fprintf(w, "devices: %d of %d backed up\n", ok, len(res))
-		return err
+	line := fmt.Sprintf("devices: %d of %d backed up", ok, len(res))
+	if n := len(res) - ok; n > 0 {
+		line += fmt.Sprintf(", %d NOT BACKED UP", n)
 	}
-	_, err := fmt.Fprintf(w, "devices: %d of %d backed up, %d NOT BACKED UP\n", ok, len(res), len(res)-ok)
+	notSaved := 0
+	for _, r := range res {
+		if r.Err == nil && r.Fetched.SaveErr != nil {
+			notSaved++
+		}
+	}
+	if notSaved > 0 {
+		line += fmt.Sprintf(", %d NOT SAVED to startup", notSaved)
+	}
+	_, err := fmt.Fprintln(w, line)
 	return err
 }
 

@@ -35,6 +35,9 @@ func TestDeviceSummaryGolden(t *testing.T) {
 			Fetched: &device.Fetched{Config: "x", Unsaved: device.UnsavedNone, SaveSkipped: "no save needed: junos's running config is the saved one"}},
 		{Device: "fw1", Model: "fortios", Snapshot: id(0x56), Elapsed: time.Second,
 			Fetched: &device.Fetched{Config: "x", Saved: true, Warnings: []string{`"terminal length 0" refused: % Invalid input`}}},
+		{Device: "dist-sw2", Model: "huawei-vrp", Snapshot: id(0x78), Elapsed: time.Second,
+			Fetched: &device.Fetched{Config: "x", Unsaved: device.UnsavedFound, SaveSkipped: "save failed",
+				SaveErr: errors.New(`save ("save") did not report success: "Error: The file system is full."`)}},
 		{Device: "old-router", Model: "cisco-ios", Elapsed: 15 * time.Second,
 			Err: errors.New("10.0.0.3:22: connected, but the SSH handshake did not finish within 15s")},
 	}

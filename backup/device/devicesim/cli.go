@@ -309,8 +309,10 @@ func (d *Device) shell(nc net.Conn, ch ssh.Channel, user string) {
 				return
 			}
 			d.mu.Lock()
-			d.startup = d.render(d.template, 0)
-			d.saves++
+			if !d.Faults.SaveIgnored {
+				d.startup = d.render(d.template, 0)
+				d.saves++
+			}
 			d.mu.Unlock()
 		default:
 			if dl.extra != nil {

@@ -56,6 +56,9 @@ type Faults struct {
 	// Unsaved starts the device with a running config that differs from
 	// its startup config.
 	Unsaved bool
+	// SaveIgnored answers the save dialog with success and saves nothing
+	// (a full flash, a read-only startup).
+	SaveIgnored bool
 	// RefusePagingOff answers the paging-off command with an error, so
 	// the pager stays on.
 	RefusePagingOff bool
