@@ -14,6 +14,7 @@ import (
 
 	"github.com/holiday-ops/holiday/backup/device"
 	"github.com/holiday-ops/holiday/backup/device/devicesim"
+	"github.com/holiday-ops/holiday/internal/sshx"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -269,6 +270,9 @@ func TestDeviceFailures(t *testing.T) {
 			}
 			if took > c.within {
 				t.Errorf("took %s, want under %s", took, c.within)
+			}
+			if c.name == "unknown-host-key" && !strings.Contains(sshx.HintOf(err), "--accept-new-host-keys") {
+				t.Errorf("no hint for an unknown device key: %q", sshx.HintOf(err))
 			}
 			if c.name == "wrong-password" && d.AuthAttempts() != 1 {
 				t.Errorf("the device saw %d password attempts, want 1", d.AuthAttempts())

@@ -59,6 +59,11 @@ func dial(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, err
 	if err != nil {
 		nc.Close()
 		if r := hk.Refused(); r != nil {
+			if r.Kind == sshx.KindHostKeyUnknown {
+				// sshx's hint names a Linux host's key files; a device
+				// shows its key on its own console
+				r.Hint = fmt.Sprintf("confirm that fingerprint on the device's console, then add this line to known_hosts: %s (or rerun with --accept-new-host-keys)", r.Line)
+			}
 			return nil, r
 		}
 		return nil, handshakeError(err, addr, timeout, t)

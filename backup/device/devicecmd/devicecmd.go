@@ -22,6 +22,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/repocmd"
 	"github.com/holiday-ops/holiday/internal/exitcode"
+	"github.com/holiday-ops/holiday/internal/sshx"
 )
 
 // Backup reads every target in parallel and stores each complete config
@@ -48,6 +49,9 @@ func Backup(ctx context.Context, e *repocmd.Env, targets []device.Target, o devi
 		o.Done = func(r device.Result) {
 			done++
 			fmt.Fprintf(e.Stderr, "[%d/%d] %s\n", done, len(targets), line(r))
+			if h := sshx.HintOf(r.Err); h != "" {
+				fmt.Fprintf(e.Stderr, "      hint: %s\n", h)
+			}
 		}
 	}
 	res := device.BackupAll(ctx, r, targets, o)
