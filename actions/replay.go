@@ -32,8 +32,8 @@ func readJournal(path, host string, key journal.Key) (*journal.Journal, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(filepath.Dir(path), "run.json"), err)
 	}
 	head := info.Heads[host]
-	if head == "" {
-		return jr, nil
+	if head == "" || salvaged(jr) {
+		return jr, nil // a salvaged journal is re-chained: its first entry says from what
 	}
 	for _, e := range jr.Entries {
 		if e.MAC == head {
@@ -143,7 +143,16 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 	var jr *journal.Journal
 	connect := func(ctx context.Context) (*Host, func(), error) {
 		var err error
-		if jr, err = readJournal(j.Journal, j.Name, o.Key); err != nil {
+		if jr, err = readJournal(j.Journal, j.Name, o.Key); err != nil && o.Salvage {
+			note, serr := SalvageJournal(j.Journal, o.Key)
+			if serr != nil {
+				return nil, nil, &journalError{fmt.Errorf("%w; --salvage: %w", err, serr)}
+			}
+			o.progress(Progress{Host: j.Name, What: note})
+			hr.Note = note
+			jr, err = readJournal(j.Journal, j.Name, o.Key)
+		}
+		if err != nil {
 			return nil, nil, &journalError{err}
 		}
 		if steps, err = Steps(jr); err != nil {
@@ -164,7 +173,7 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 		if errors.As(err, &je) {
 			// Never strand a host on a damaged journal: say what is
 			// wrong and the way back.
-			return fail(HostFailed, fmt.Errorf("%w; nothing was changed on the host. The way back: the host keeps its own copy of this journal — `holiday restore --from-host --run %s --state-dir NEW-DIR` restores from it (a fresh state dir keeps this one as evidence)", je.err, filepath.Base(filepath.Dir(j.Journal))))
+			return fail(HostFailed, fmt.Errorf("%w; nothing was changed on the host. The way back: the host keeps its own copy of this journal — `holiday restore --from-host --run %s --state-dir NEW-DIR` restores from it (a fresh state dir keeps this one as evidence); or `holiday restore --salvage` reverts, newest first, every entry whose own MAC verifies, keeps the damaged file beside it and records that it did", je.err, filepath.Base(filepath.Dir(j.Journal))))
 		}
 		if pp := poweredOff(steps); pp != nil && holdStatus(err) == HostUnreachable {
 			hr.PowerOn = pp
@@ -176,7 +185,8 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 	}
 	defer hd.release()
 	h = hd.h
-	hr.Note = strings.Join(hd.notes, "; ")
+	hr.Note = strings.Join(append(hd.notes, hr.Note), "; ")
+	hr.Note = strings.Trim(hr.Note, "; ")
 	jw, err := journal.Append(j.Journal, o.Key)
 	if err != nil {
 		return fail(HostFailed, err)

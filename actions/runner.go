@@ -117,6 +117,10 @@ type Options struct {
 	// Wait queues behind another run holding a host, up to this long;
 	// 0 refuses a busy host at once.
 	Wait time.Duration
+	// Salvage (restore): a host journal whose chain is broken is
+	// rewritten from the entries whose own MAC verifies
+	// (SalvageJournal) and reverted from those, instead of refused.
+	Salvage bool
 
 	command string // lockdown, restore: for the locks' holder record
 }

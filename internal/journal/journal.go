@@ -349,3 +349,57 @@ func (j *Journal) Steps(run string) []Step {
 	}
 	return steps
 }
+
+// Salvaged is what Salvage kept of a journal whose chain is broken.
+type Salvaged struct {
+	Entries  []Entry  // every entry whose own MAC verifies, in file order
+	Problems []string // what was dropped or out of order, by line
+}
+
+// Salvage reads a journal whose chain does not verify (entries removed,
+// reordered, or two writers interleaved) and keeps every entry whose own
+// MAC verifies: one computed over some earlier line's MAC (or the empty
+// chain start) with this key. Those entries were written by a holder of
+// the key as they are; the rest are dropped and named in Problems. It is
+// for `restore --salvage` alone: an operator's explicit choice, recorded
+// in the journal rewritten from it.
+func Salvage(r io.Reader, key Key) (*Salvaged, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	s := &Salvaged{}
+	prevs := []string{""} // MACs an entry may chain from
+	var last uint64
+	for lineNo := 1; ; lineNo++ {
+		line, err := br.ReadBytes('\n')
+		if len(line) == 0 && err == io.EOF {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		}
+		if err == io.EOF {
+			s.Problems = append(s.Problems, fmt.Sprintf("line %d: torn (written partially, never acknowledged): dropped", lineNo))
+			break
+		}
+		var e Entry
+		if err := json.Unmarshal(line, &e); err != nil {
+			s.Problems = append(s.Problems, fmt.Sprintf("line %d: not a journal entry: dropped", lineNo))
+			continue
+		}
+		ok := false
+		for i := len(prevs) - 1; i >= 0 && !ok; i-- {
+			m, err := mac(key, prevs[i], e)
+			ok = err == nil && hmac.Equal([]byte(m), []byte(e.MAC))
+		}
+		prevs = append(prevs, e.MAC)
+		if !ok {
+			s.Problems = append(s.Problems, fmt.Sprintf("line %d (seq %d, %s %s): its MAC does not verify with this key: dropped", lineNo, e.Seq, e.Phase, e.Step))
+			continue
+		}
+		if e.Seq != last+1 {
+			s.Problems = append(s.Problems, fmt.Sprintf("line %d: sequence %d after %d (kept: its MAC verifies)", lineNo, e.Seq, last))
+		}
+		last = e.Seq
+		s.Entries = append(s.Entries, e)
+	}
+	return s, nil
+}
