@@ -275,8 +275,8 @@ func Lockdown(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
 	o.defaults()
 	o.command = "lockdown"
 	if o.Plan != nil {
-		if errs := lintErrors(o.Plan); len(errs) > 0 {
-			return RunResult{}, &PlanError{Errors: errs}
+		if err := CheckPlan(o.Plan); err != nil {
+			return RunResult{}, err
 		}
 	}
 	start := time.Now()
@@ -803,13 +803,17 @@ func (e *PlanError) Error() string {
 	return fmt.Sprintf("the plan has %d error%s; nothing was changed on any host", n, s)
 }
 
-// lintErrors are the plan's lint findings of severity error.
-func lintErrors(p *plans.Plan) plans.Errors {
+// CheckPlan returns a *PlanError when the plan has lint errors: then
+// lockdown changes nothing anywhere.
+func CheckPlan(p *plans.Plan) error {
 	var out plans.Errors
 	for _, e := range plans.Lint(p) {
 		if e.Severity != plans.SevWarning {
 			out = append(out, e)
 		}
 	}
-	return out
+	if len(out) > 0 {
+		return &PlanError{Errors: out}
+	}
+	return nil
 }

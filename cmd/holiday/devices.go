@@ -2,17 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/backup/device"
 	"github.com/holiday-ops/holiday/backup/device/devicecmd"
 	"github.com/holiday-ops/holiday/backup/repocmd"
@@ -76,29 +77,13 @@ func (f *devicesFlags) load(cmd *cobra.Command, need bool) (*plans.Plan, *repocm
 	return p, &e, nil
 }
 
-// deviceTargets turns the plan's device entries into targets; names, if
-// any, pick some of them.
+// deviceTargets is actions.DeviceTargets with a usage error.
 func deviceTargets(p *plans.Plan, names []string) ([]device.Target, error) {
-	var out []device.Target
-	for _, d := range p.Devices {
-		if len(names) > 0 && !slices.Contains(names, d.Name) {
-			continue
-		}
-		out = append(out, device.Target{
-			Name: d.Name, Address: d.Address, Port: d.Port, Model: string(d.Model), User: d.User,
-			Password:  device.Secret{Env: d.PasswordEnv, File: d.PasswordFile},
-			Enable:    device.Secret{Env: d.EnablePasswordEnv, File: d.EnablePasswordFile},
-			Identity:  d.Identity,
-			Save:      d.Save,
-			LegacyKex: d.LegacyKex,
-		})
+	t, err := actions.DeviceTargets(p, names)
+	if err != nil {
+		return nil, &usageError{err}
 	}
-	for _, n := range names {
-		if !slices.ContainsFunc(out, func(t device.Target) bool { return t.Name == n }) {
-			return nil, &usageError{fmt.Errorf("the plan has no device %q", n)}
-		}
-	}
-	return out, nil
+	return t, nil
 }
 
 func newDevicesBackupCmd(f *devicesFlags) *cobra.Command {
@@ -123,13 +108,9 @@ others. Exit code 2 when some devices were not backed up.`,
 			if err != nil {
 				return err
 			}
-			if p.SSH != nil && p.SSH.KnownHosts != "" {
-				o.KnownHosts = []string{p.SSH.KnownHosts}
-			}
+			po := actions.DeviceOptions(p, "")
+			o.KnownHosts, o.Tags = po.KnownHosts, po.Tags
 			o.ProgramVersion = "holiday " + version
-			if p.Name != "" {
-				o.Tags = append(o.Tags, "plan:"+p.Name)
-			}
 			return devicecmd.Backup(cmd.Context(), e, targets, o)
 		},
 	}
@@ -211,4 +192,41 @@ func askYes(in io.Reader, out io.Writer, q string) bool {
 	fmt.Fprintf(out, "%s [type yes] ", q)
 	ans, _ := bufio.NewReader(f).ReadString('\n')
 	return strings.TrimSpace(ans) == "yes"
+}
+
+// lockdownDevices backs up the plan's devices for lockdown run `run`, in
+// the background beside the hosts. wait prints their summary (after the
+// hosts') and returns the error that carries their exit code; nil when
+// the plan has no devices.
+func lockdownDevices(cmd *cobra.Command, p *plans.Plan, run string, jsonOut bool) (wait func() error) {
+	if len(p.Devices) == 0 {
+		return func() error { return nil }
+	}
+	w := cmd.OutOrStdout()
+	if jsonOut {
+		w = cmd.ErrOrStderr() // stdout holds the hosts' JSON alone
+	}
+	if p.Repository == nil {
+		return func() error {
+			fmt.Fprintf(w, "\ndevices: NOT BACKED UP: the plan names no repository\n")
+			return exitcode.WithHint(exitcode.HostsFailed, errors.New("the plan's devices were not backed up"), "add repository: to the plan, then run holiday devices backup -f PLAN")
+		}
+	}
+	targets, err := actions.DeviceTargets(p, nil)
+	if err != nil {
+		return func() error { return err }
+	}
+	var out bytes.Buffer
+	e := &repocmd.Env{Repo: p.Repository.URL, PasswordFile: p.Repository.PasswordFile, PasswordEnv: p.Repository.PasswordEnv,
+		Stdin: cmd.InOrStdin(), Stdout: &out, Stderr: cmd.ErrOrStderr()}
+	o := actions.DeviceOptions(p, run)
+	o.ProgramVersion = "holiday " + version
+	done := make(chan error, 1)
+	go func() { done <- devicecmd.Backup(cmd.Context(), e, targets, o) }()
+	return func() error {
+		err := <-done
+		fmt.Fprintf(w, "\ndevices (kind:device snapshots, tag run:%s):\n", run)
+		w.Write(out.Bytes())
+		return err
+	}
 }
