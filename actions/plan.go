@@ -45,7 +45,20 @@ func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info()}, a.Release, nil
+	confirm := func(ctx context.Context) error {
+		// A fresh dial (not the pool's connection): a new TCP handshake
+		// through the firewall as it is now.
+		opts := SSHOptions(c.Plan)
+		opts.Logger = c.Log
+		nc, err := sshx.Dial(ctx, t, opts)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		_, err = nc.Output(ctx, "true")
+		return err
+	}
+	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info(), Management: Management(c.Plan), Confirm: confirm}, a.Release, nil
 }
 
 // StepsFor returns the lockdown steps the plan gives host h. Services
@@ -65,6 +78,9 @@ func StepsFor(h *plans.Host) []Step {
 		// Batch is left to the runner: only units really stopped at
 		// the same time may leave each other out of their side effects.
 		steps = append(steps, Step{Slot: SlotServices, Kind: KindService, Target: name, Action: Service{Name: name}})
+	}
+	if h.Firewall != nil {
+		steps = append(steps, Step{Slot: SlotFirewall, Kind: KindFirewall, Target: "lockdown", Action: Firewall{}})
 	}
 	if h.Power != nil && h.Power.Off {
 		steps = append(steps, Step{Slot: SlotPower, Kind: KindPower, Target: "off", Action: Power{}})
@@ -135,6 +151,10 @@ func describePrior(s Step, prior Record) string {
 		var p PowerPrior
 		prior.Decode(&p)
 		return "power off last; comes back " + p.HowBack()
+	case KindFirewall:
+		var p FirewallPrior
+		prior.Decode(&p)
+		return fmt.Sprintf("tighten the firewall (%s, both families): %s first from INPUT; the rules saved now are put back at restore", p.Backend, FirewallChain)
 	case KindService:
 	default:
 		return "apply"

@@ -5,6 +5,7 @@ package actions
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -31,3 +32,15 @@ func (o *Options) crashAt(kind, point string) {
 // powerTestMode: with HOLIDAY_TEST_POWEROFF=record in the control node's
 // environment, the power step only records a marker on the host.
 func powerTestMode() bool { return os.Getenv("HOLIDAY_TEST_POWEROFF") == "record" }
+
+// firewallTestHook: HOLIDAY_TEST_FIREWALL=no-confirm makes the firewall
+// skip its confirmation and disarm, so the host's dead-man reverts.
+func firewallTestHook() string { return os.Getenv("HOLIDAY_TEST_FIREWALL") }
+
+// deadmanSecs: HOLIDAY_TEST_DEADMAN_SECS shortens the dead-man's wait.
+func deadmanSecs() int {
+	if n, err := strconv.Atoi(os.Getenv("HOLIDAY_TEST_DEADMAN_SECS")); err == nil && n > 0 {
+		return n
+	}
+	return DefaultDeadmanSecs
+}

@@ -7,3 +7,7 @@ package actions
 func (o *Options) crashAt(kind, point string) {}
 
 func powerTestMode() bool { return false }
+
+func firewallTestHook() string { return "" }
+
+func deadmanSecs() int { return DefaultDeadmanSecs }

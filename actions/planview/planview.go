@@ -139,8 +139,6 @@ func unbuilt(ph *plans.Host, steps []actions.Step) []slotChange {
 	}
 	note(actions.SlotHooksBefore, ph.Hooks != nil && len(ph.Hooks.Before) > 0, "hooks:before",
 		"not implemented in this build: the commands would not run")
-	note(actions.SlotFirewall, ph.Firewall != nil, "firewall",
-		"not implemented in this build: the host's rules would stay as they are")
 	note(actions.SlotPower, ph.Power != nil && ph.Power.Off, "power:off",
 		"not implemented in this build: the host would stay on")
 	return out
