@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,10 +130,21 @@ func probes(lab *labtest.Lab, target *labtest.Host, str *labtest.Host) []probe {
 	}
 }
 
+// reachAll probes at once: a dropped probe waits out its timeout.
 func reachAll(t *testing.T, ps []probe) map[probe]string {
+	res := make([]string, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = reach(t, p.from, p.addr, p.port)
+		}()
+	}
+	wg.Wait()
 	out := map[probe]string{}
-	for _, p := range ps {
-		out[p] = reach(t, p.from, p.addr, p.port)
+	for i, p := range ps {
+		out[p] = res[i]
 	}
 	return out
 }
@@ -197,6 +209,11 @@ func TestFirewallLockdownRestore(t *testing.T) {
 			}
 			if out, code := c.run(t, nil, "status"); code != 0 {
 				t.Errorf("status during lockdown: exit %d\n%s", code, out)
+			}
+			// Someone flushes holiday's chain by hand: status says drift.
+			h.MustInNetns(t, "sh", "-c", "for t in iptables-nft ip6tables-nft iptables-legacy ip6tables-legacy; do $t -w -F HOLIDAY-IN 2>/dev/null; done; true")
+			if out, code := c.run(t, nil, "status"); code != 4 || !strings.Contains(out, "HOLIDAY-IN holds 0 rules") {
+				t.Errorf("status after HOLIDAY-IN was flushed by hand: exit %d, want 4 (drift) naming the chain", code)
 			}
 			t1 := time.Now()
 			if _, code := c.run(t, nil, "restore"); code != 0 {
