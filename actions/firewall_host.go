@@ -417,6 +417,7 @@ func revertFirewall(ctx context.Context, p FirewallPrior) error {
 			continue
 		}
 		if derr == nil && NormalizeSave(now) == NormalizeSave(f.saved) {
+			dropCreatedTable(ctx, p.Backend, f.family, f.saved, now)
 			continue
 		}
 		if derr == nil {
@@ -437,6 +438,20 @@ func revertFirewall(ctx context.Context, p FirewallPrior) error {
 		return err
 	}
 	return os.RemoveAll(FirewallDir)
+}
+
+// dropCreatedTable deletes, on the nft backend, the empty filter table
+// that applying created on a host whose save had none (iptables-nft leaves
+// it behind; legacy tables are the kernel's and stay).
+func dropCreatedTable(ctx context.Context, backend, family, saved, now string) {
+	if backend != "nft" || strings.Contains(saved, "*filter") || !strings.Contains(now, "*filter") {
+		return
+	}
+	fam := "ip"
+	if family == "ip6" {
+		fam = "ip6"
+	}
+	runTool(ctx, "", "nft", "delete", "table", fam, "filter")
 }
 
 // restoreSaved sets every built-in chain's policy in the tables now

@@ -359,3 +359,37 @@ func TestFirewallCrashThenRestore(t *testing.T) {
 func runCmd(ctx context.Context, argv ...string) error {
 	return exec.CommandContext(ctx, argv[0], argv[1:]...).Run()
 }
+
+// A host with no rules at all (a light host): restore leaves no table
+// behind, not even the empty one iptables-nft creates.
+func TestFirewallHostWithoutRules(t *testing.T) {
+	lab := labtest.Require(t)
+	if lab.Host("light2") == nil {
+		t.Skip("needs light2 (LIGHT_HOSTS≥2)")
+	}
+	hs := lockHosts(t, lab, "light2")
+	h := hs[0]
+	fwSafetyNet(t, hs)
+	state := func() string {
+		return fwSaves(t, h) + "\n## nft list tables\n" + h.MustInNetns(t, "nft", "list", "tables")
+	}
+	before := state()
+	c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
+	t.Cleanup(func() {
+		if hasHolidayChain(t, h) {
+			c.run(t, nil, "restore")
+		}
+	})
+	if _, code := c.run(t, nil, "lockdown"); code != 0 {
+		t.Fatalf("lockdown exit %d", code)
+	}
+	if !hasHolidayChain(t, h) {
+		t.Fatal("no HOLIDAY-IN after lockdown")
+	}
+	if _, code := c.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("restore exit %d", code)
+	}
+	if got := state(); got != before {
+		t.Errorf("after restore:\n%s", diffLines(before, got))
+	}
+}
