@@ -21,6 +21,7 @@ import (
 
 	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/internal/labtest"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 // fwSaves is every save of the host: both backends, both families,
@@ -106,7 +107,7 @@ func stranger(t *testing.T, lab *labtest.Lab) *labtest.Host {
 	t.Helper()
 	h := lab.Host("light1")
 	if h == nil {
-		t.Skip("needs a light host as the stranger (LIGHT_HOSTS≥1)")
+		testenv.Skip(t, "needs a light host as the stranger (LIGHT_HOSTS=N lab/up.sh)")
 	}
 	return h
 }
@@ -365,7 +366,7 @@ func runCmd(ctx context.Context, argv ...string) error {
 func TestFirewallHostWithoutRules(t *testing.T) {
 	lab := labtest.Require(t)
 	if lab.Host("light2") == nil {
-		t.Skip("needs light2 (LIGHT_HOSTS≥2)")
+		testenv.Skip(t, "needs light2 (LIGHT_HOSTS=N lab/up.sh, N≥2)")
 	}
 	hs := lockHosts(t, lab, "light2")
 	h := hs[0]
