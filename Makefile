@@ -34,7 +34,7 @@ lab-up: ## bring up the lab of real hosts (root; see lab/README.md)
 lab-down: ## tear the lab down, leaving nothing behind
 	lab/down.sh
 
-bench: bench-repo bench-fleet-plan bench-fleet ## every benchmark, side by side with its peer (restic, Ansible), as ratios
+bench: bench-repo bench-fleet-plan bench-fleet bench-devices ## every benchmark, side by side with its peer (restic, Ansible), as ratios
 
 RESTIC18 ?= $(shell $(GO) env GOPATH)/bin/restic-0.18.1
 
@@ -44,6 +44,10 @@ bench-repo: build ## repository: holiday vs restic 0.14 and 0.18.1, same data, m
 
 bench-fleet-plan: ## holiday plan vs. read-only Ansible over 10 light lab hosts, forks 5/10, cold/warm (root; LIGHT_HOSTS=10 lab; apt install ansible)
 	bench/fleet-plan.sh
+
+.PHONY: bench-devices
+bench-devices: ## 50 simulated devices of all 7 models, concurrency 16, vs RANCID's clogin/jlogin on the IOS/EOS/Junos ones (apt install rancid)
+	$(GO) run ./backup/device/benchdevices -n 50 -concurrency 16
 
 .PHONY: bench-fleet bench-stops
 bench-fleet: ## holiday lockdown+restore vs. Ansible service playbooks over 10 light lab hosts, forks 5/10, cold/warm; then bench-stops (root; LIGHT_HOSTS=10 lab; apt install ansible)
@@ -56,4 +60,6 @@ bench-stops: ## one systemd host stopping 9 units: lockdown vs. its slowest unit
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags holidaytest ./actions/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 -tags holidaytest ./actions/

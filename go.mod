@@ -3,6 +3,7 @@ module github.com/holiday-ops/holiday
 go 1.26.8
 
 require (
+	github.com/coreos/go-iptables v0.8.0
 	github.com/kevinburke/ssh_config v1.6.0
 	github.com/klauspost/compress v1.20.4
 	github.com/restic/chunker v0.4.0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sort"
 	"sync"
 
@@ -72,6 +73,14 @@ type Host struct {
 	Plan  *plans.Host // nil when restoring without the plan entry
 	Agent Caller
 	Info  agentctl.Info
+	// Management are the plan's management ranges (the firewall keeps
+	// them and the control node's address open).
+	Management []netip.Prefix
+	// Confirm proves the control node can still reach the host over a
+	// NEW SSH connection (a fresh TCP handshake, not the shared one):
+	// the firewall disarms its dead-man only after it succeeds. nil when
+	// the host was reached without a way to dial again.
+	Confirm func(ctx context.Context) error
 }
 
 // Kind builds the Action for one step from its kind and target, as the

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"github.com/holiday-ops/holiday/internal/agent"
+	"github.com/holiday-ops/holiday/internal/atomicfile"
 )
 
 // HostJournalDir is where the agent keeps each run's journal copy on the
@@ -53,40 +54,28 @@ func journalPut(ctx context.Context, op *agent.Op) (any, error) {
 	return map[string]string{"path": dst}, nil
 }
 
-// journalStore writes a journal copy on the host, fsynced, and returns
-// its path.
+// journalStore writes a journal copy on the host atomically (a crash
+// leaves the previous copy or this one, durable once it returns) and
+// returns its path.
 func journalStore(c JournalCopy) (string, error) {
 	if !safeName.MatchString(c.Run) || !safeName.MatchString(c.Host) {
 		return "", fmt.Errorf("bad run or host name %q/%q", c.Run, c.Host)
 	}
 	dir := filepath.Join(HostJournalDir, c.Run)
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	os.Chmod(HostJournalDir, 0o700)
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// the run's directory is new: its name must survive a crash too
+		if err := atomicfile.SyncDir(HostJournalDir); err != nil {
+			return "", err
+		}
+	}
 	dst := filepath.Join(dir, c.Host+".journal")
-	tmp := dst + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := atomicfile.Write(dst, c.Data, 0o600); err != nil {
 		return "", err
-	}
-	if _, err := f.Write(c.Data); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return "", err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return dst, nil
 }
@@ -117,7 +106,16 @@ func journalGet(ctx context.Context, op *agent.Op) (any, error) {
 		if len(runs) == 0 {
 			return JournalCopy{Host: c.Host, None: true}, nil
 		}
-		sort.Strings(runs)
+		// Newest by the first entry's time, not by name (IDs have
+		// one-second resolution).
+		sort.SliceStable(runs, func(i, j int) bool {
+			ti := firstEntryTime(filepath.Join(HostJournalDir, runs[i], c.Host+".journal"))
+			tj := firstEntryTime(filepath.Join(HostJournalDir, runs[j], c.Host+".journal"))
+			if !ti.Equal(tj) {
+				return ti.Before(tj)
+			}
+			return runs[i] < runs[j]
+		})
 		c.Run = runs[len(runs)-1]
 	}
 	if !safeName.MatchString(c.Run) || !safeName.MatchString(c.Host) {

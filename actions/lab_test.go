@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/labtest"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 var (
@@ -40,7 +41,7 @@ func holidayBin(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "holiday")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/holiday-ops/holiday/cmd/holiday")
+		cmd := exec.Command("go", "build", "-tags", "holidaytest", "-o", binPath, "github.com/holiday-ops/holiday/cmd/holiday")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -93,9 +94,14 @@ func newCLI(t *testing.T, plan string) *cli {
 // returns stdout+stderr and the exit code.
 func (c *cli) run(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
+	return c.runRaw(t, env, append([]string{args[0], "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key}, args[1:]...)...)
+}
+
+// runRaw runs holiday with exactly args.
+func (c *cli) runRaw(t *testing.T, env []string, full ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	full := append([]string{args[0], "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key}, args[1:]...)
 	cmd := exec.CommandContext(ctx, c.bin, full...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
@@ -106,9 +112,9 @@ func (c *cli) run(t *testing.T, env []string, args ...string) (string, int) {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode() // -1 when killed by a signal
 	} else if err != nil {
-		t.Fatalf("holiday %v: %v", args, err)
+		t.Fatalf("holiday %v: %v", full, err)
 	}
-	t.Logf("holiday %s → exit %d\n%s", strings.Join(args, " "), code, out.String())
+	t.Logf("holiday %s → exit %d\n%s", strings.Join(full[:1], " "), code, out.String())
 	return out.String(), code
 }
 
@@ -456,7 +462,7 @@ func TestLightFleet(t *testing.T) {
 		}
 	}
 	if len(names) == 0 {
-		t.Skip("no light hosts (LIGHT_HOSTS=N lab/up.sh)")
+		testenv.Skip(t, "no light hosts (LIGHT_HOSTS=N lab/up.sh)")
 	}
 	hs := lockHosts(t, lab, names...)
 	before := map[string]string{}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/holiday-ops/holiday/internal/agentctl"
@@ -27,47 +25,18 @@ func NewConnector(p *plans.Plan, log *slog.Logger, version string) *Connector {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts := sshx.Options{Logger: log}
-	if s := p.SSH; s != nil {
-		if s.KnownHosts != "" {
-			opts.KnownHosts = []string{expand(s.KnownHosts)}
-		}
-		if s.Identity != "" {
-			opts.IdentityFiles = []string{expand(s.Identity)}
-		}
-		opts.ConnectTimeout = s.ConnectTimeout.Duration
-	}
+	opts := SSHOptions(p)
+	opts.Logger = log
 	return &Connector{Plan: p, Log: log, Version: version, pool: sshx.NewPool(opts)}
-}
-
-func expand(p string) string {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, rest)
-		}
-	}
-	return p
 }
 
 // Close closes every connection.
 func (c *Connector) Close() error { return c.pool.Close() }
 
-// Connect dials the host and deploys the agent.
+// Connect dials the host and deploys the agent, as Target says.
 func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), error) {
-	t := sshx.Target{Name: h.Name, Host: h.Address, Port: h.Port, User: h.User}
-	ao := agentctl.Options{Logger: c.Log, Version: c.Version, Lazy: true}
-	if s := c.Plan.SSH; s != nil {
-		if s.Jump != "" {
-			t.Jump = s.Jump
-		}
-		if s.Become == "none" {
-			ao.Become = agentctl.BecomeNone
-		}
-		ao.Preinstalled = s.AgentPath
-		if s.Become == "root" && t.User == "" {
-			t.User = "root"
-		}
-	}
+	t, ao := Target(c.Plan, h)
+	ao.Logger, ao.Version, ao.Lazy = c.Log, c.Version, true
 	conn, err := c.pool.Get(ctx, t)
 	if err != nil {
 		return nil, nil, err
@@ -76,7 +45,20 @@ func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info()}, a.Release, nil
+	confirm := func(ctx context.Context) error {
+		// A fresh dial (not the pool's connection): a new TCP handshake
+		// through the firewall as it is now.
+		opts := SSHOptions(c.Plan)
+		opts.Logger = c.Log
+		nc, err := sshx.Dial(ctx, t, opts)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		_, err = nc.Output(ctx, "true")
+		return err
+	}
+	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info(), Management: Management(c.Plan), Confirm: confirm}, a.Release, nil
 }
 
 // StepsFor returns the lockdown steps the plan gives host h. Services
@@ -97,28 +79,13 @@ func StepsFor(h *plans.Host) []Step {
 		// the same time may leave each other out of their side effects.
 		steps = append(steps, Step{Slot: SlotServices, Kind: KindService, Target: name, Action: Service{Name: name}})
 	}
+	if h.Firewall != nil {
+		steps = append(steps, Step{Slot: SlotFirewall, Kind: KindFirewall, Target: "lockdown", Action: Firewall{}})
+	}
 	if h.Power != nil && h.Power.Off {
 		steps = append(steps, Step{Slot: SlotPower, Kind: KindPower, Target: "off", Action: Power{}})
 	}
 	return steps
-}
-
-// BackupsUnavailable lists the hosts (of only, or all) whose plan names
-// backup sources: this build has no host-backup step yet, so locking them
-// down would stop services without the verified backups DESIGN §5 puts
-// first. Lockdown refuses them unless the operator accepts that
-// explicitly; `backup: none` hosts are not listed (the plan said so).
-func BackupsUnavailable(p *plans.Plan, only []string) []string {
-	var out []string
-	for _, h := range p.Hosts() {
-		if len(only) > 0 && !contains(only, h.Name) {
-			continue
-		}
-		if h.Backup != nil && !h.Backup.None && len(h.Backup.Sources) > 0 {
-			out = append(out, h.Name)
-		}
-	}
-	return out
 }
 
 // Jobs turns a plan into the runner's jobs; only names the plan selects
@@ -131,7 +98,7 @@ func Jobs(p *plans.Plan, c *Connector, only []string) []Job {
 		}
 		h := h
 		jobs = append(jobs, Job{
-			Name: h.Name, Risk: h.Risk, Steps: StepsFor(h),
+			Name: h.Name, Risk: h.Risk, Steps: StepsFor(h), Plan: h,
 			BackupsNone: h.Backup != nil && h.Backup.None,
 			Connect:     func(ctx context.Context) (*Host, func(), error) { return c.Connect(ctx, h) },
 		})
@@ -184,6 +151,10 @@ func describePrior(s Step, prior Record) string {
 		var p PowerPrior
 		prior.Decode(&p)
 		return "power off last; comes back " + p.HowBack()
+	case KindFirewall:
+		var p FirewallPrior
+		prior.Decode(&p)
+		return fmt.Sprintf("tighten the firewall (%s, both families): %s first from INPUT; the rules saved now are put back at restore", p.Backend, FirewallChain)
 	case KindService:
 	default:
 		return "apply"

@@ -108,10 +108,6 @@ type powerArgs struct {
 	Delay int  `json:"delay_s,omitempty"`
 }
 
-// powerTestMode reports whether the control node runs the poweroff test
-// hook.
-func powerTestMode() bool { return os.Getenv("HOLIDAY_TEST_POWEROFF") == "record" }
-
 // Observe records how the host comes back, from the plan, and the host's
 // boot ID.
 func (p Power) Observe(ctx context.Context, h *Host) (Record, error) {
@@ -305,3 +301,11 @@ func cancelPendingPoweroff() ([]int, error) {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// noteApplied records on the host's result how it comes back.
+func (Power) noteApplied(hr *HostResult, prior, done Record) {
+	var pp PowerPrior
+	if prior.Decode(&pp) == nil {
+		hr.PowerOn = &pp
+	}
+}

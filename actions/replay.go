@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/journal"
@@ -31,8 +32,8 @@ func readJournal(path, host string, key journal.Key) (*journal.Journal, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(filepath.Dir(path), "run.json"), err)
 	}
 	head := info.Heads[host]
-	if head == "" {
-		return jr, nil
+	if head == "" || salvaged(jr) {
+		return jr, nil // a salvaged journal is re-chained: its first entry says from what
 	}
 	for _, e := range jr.Entries {
 		if e.MAC == head {
@@ -110,6 +111,7 @@ type RevertJob struct {
 // starting new hosts but never leaves a revert half-done.
 func RevertJournals(ctx context.Context, o Options, jobs []RevertJob) RunResult {
 	o.defaults()
+	o.command = "restore"
 	start := time.Now()
 	res := RunResult{Run: o.RunID, Command: "restore", Hosts: make([]HostResult, len(jobs))}
 	forEach(ctx, o.Parallel, len(jobs), func(i int) {
@@ -131,35 +133,60 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 		hr.Status, hr.Note = HostDone, notInRunNote
 		return hr
 	}
-	jr, err := readJournal(j.Journal, j.Name, o.Key)
-	if err != nil {
-		return fail(HostFailed, err)
-	}
-	steps, err := Steps(jr)
-	if err != nil {
-		return fail(HostFailed, fmt.Errorf("journal %s: %w", j.Journal, err))
-	}
-	for _, s := range steps {
-		st := StepPending
-		if s.Reverted {
-			st = StepReverted
-		}
-		hr.Steps = append(hr.Steps, StepResult{ID: s.ID, Kind: s.Kind, Target: s.Prior.Target, Status: st})
-	}
 	if ctx.Err() != nil {
 		return fail(HostInterrupted, errors.New("interrupted before this host started"))
 	}
-	o.progress(Progress{Host: j.Name, What: "connecting"})
-	h, closeHost, err := j.Connect(ctx)
+	// Take the host first (this control node's lock, then the host's):
+	// the journal is read and appended to by this run alone.
+	var h *Host
+	var steps []JournaledStep
+	var jr *journal.Journal
+	connect := func(ctx context.Context) (*Host, func(), error) {
+		var err error
+		if jr, err = readJournal(j.Journal, j.Name, o.Key); err != nil && o.Salvage {
+			note, serr := SalvageJournal(j.Journal, o.Key)
+			if serr != nil {
+				return nil, nil, &journalError{fmt.Errorf("%w; --salvage: %w", err, serr)}
+			}
+			o.progress(Progress{Host: j.Name, What: note})
+			hr.Note = note
+			jr, err = readJournal(j.Journal, j.Name, o.Key)
+		}
+		if err != nil {
+			return nil, nil, &journalError{err}
+		}
+		if steps, err = Steps(jr); err != nil {
+			return nil, nil, &journalError{fmt.Errorf("journal %s: %w", j.Journal, err)}
+		}
+		for _, s := range steps {
+			st := StepPending
+			if s.Reverted {
+				st = StepReverted
+			}
+			hr.Steps = append(hr.Steps, StepResult{ID: s.ID, Kind: s.Kind, Target: s.Prior.Target, Status: st})
+		}
+		return j.Connect(ctx)
+	}
+	hd, err := o.hold(ctx, ctx, j.Name, connect)
 	if err != nil {
-		if pp := poweredOff(steps); pp != nil {
+		var je *journalError
+		if errors.As(err, &je) {
+			// Never strand a host on a damaged journal: say what is
+			// wrong and the way back.
+			return fail(HostFailed, fmt.Errorf("%w; nothing was changed on the host. The way back: the host keeps its own copy of this journal — `holiday restore --from-host --run %s --state-dir NEW-DIR` restores from it (a fresh state dir keeps this one as evidence); or `holiday restore --salvage` reverts, newest first, every entry whose own MAC verifies, keeps the damaged file beside it and records that it did", je.err, filepath.Base(filepath.Dir(j.Journal))))
+		}
+		if pp := poweredOff(steps); pp != nil && holdStatus(err) == HostUnreachable {
 			hr.PowerOn = pp
 			o.progress(Progress{Host: j.Name, What: "powered off by lockdown: switch it on (" + pp.HowBack() + "), then restore again"})
 			return fail(HostPoweredOff, fmt.Errorf("powered off by holiday lockdown; unreachable now (%v)", err))
 		}
-		return fail(HostUnreachable, err)
+		hr.Status, hr.Error = holdStatus(err), holdError(err)
+		return hr
 	}
-	defer closeHost()
+	defer hd.release()
+	h = hd.h
+	hr.Note = strings.Join(append(hd.notes, hr.Note), "; ")
+	hr.Note = strings.Trim(hr.Note, "; ")
 	jw, err := journal.Append(j.Journal, o.Key)
 	if err != nil {
 		return fail(HostFailed, err)
@@ -312,3 +339,10 @@ func poweredOff(steps []JournaledStep) *PowerPrior {
 	}
 	return nil
 }
+
+// journalError is a journal restore cannot use; the host was not
+// contacted.
+type journalError struct{ err error }
+
+func (e *journalError) Error() string { return e.err.Error() }
+func (e *journalError) Unwrap() error { return e.err }

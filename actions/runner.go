@@ -6,17 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/holiday-ops/holiday/internal/atomicfile"
 	"github.com/holiday-ops/holiday/internal/journal"
-	"github.com/holiday-ops/holiday/internal/units"
 	"github.com/holiday-ops/holiday/plans"
 )
 
@@ -69,6 +69,9 @@ type Job struct {
 	Name  string
 	Risk  plans.Risk
 	Steps []Step
+	// Plan is the plan's host the job comes from (nil for jobs built
+	// without a plan): admission reads its backups and firewall.
+	Plan *plans.Host
 	// BackupsNone marks a plan host with `backup: none`: the summary
 	// says "backups: NOT TAKEN".
 	BackupsNone bool
@@ -95,12 +98,30 @@ type Options struct {
 	HostTimeout, RevertTimeout time.Duration
 	Log                        *slog.Logger
 	Progress                   func(Progress) // may be nil
-	// Crash is the test hook ("service:after-intent", …); "" reads
-	// $HOLIDAY_TEST_CRASH.
-	Crash string
 	// NoHostCopy skips pushing the journal copy to the host.
 	NoHostCopy bool
 	PlanFile   string // stored in run.json
+
+	// Plan is the plan the jobs come from: a lockdown refuses a plan
+	// with lint errors before touching any host. nil for jobs built
+	// without one (the steps' own checks still apply).
+	Plan *plans.Plan
+	// Management are the ranges the control node must reach hosts from
+	// (default: the plan's). A host that sees the control node outside
+	// them is refused.
+	Management []netip.Prefix
+	// WithoutBackups: lock down hosts whose backups this build cannot
+	// take, with backups NOT TAKEN. Without it they are refused.
+	WithoutBackups bool
+	// Wait queues behind another run holding a host, up to this long;
+	// 0 refuses a busy host at once.
+	Wait time.Duration
+	// Salvage (restore): a host journal whose chain is broken is
+	// rewritten from the entries whose own MAC verifies
+	// (SalvageJournal) and reverted from those, instead of refused.
+	Salvage bool
+
+	command string // lockdown, restore: for the locks' holder record
 }
 
 func (o *Options) defaults() {
@@ -119,8 +140,8 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Crash == "" {
-		o.Crash = os.Getenv("HOLIDAY_TEST_CRASH")
+	if o.Management == nil && o.Plan != nil {
+		o.Management = Management(o.Plan)
 	}
 }
 
@@ -182,6 +203,12 @@ const (
 	// lockdown powered off — expected, not a failure. PowerOn says how it
 	// comes back; once it is on, restore again finishes it.
 	HostPoweredOff = "powered-off"
+	// HostBusy: another run holds the host (this control node's lock or
+	// the host's); nothing was changed on it.
+	HostBusy = "busy"
+	// HostRefused: lockdown refuses the host (Admission.Refusals, what
+	// `holiday plan` prints); nothing was changed on it.
+	HostRefused = "refused"
 )
 
 // StepResult is one step's outcome.
@@ -245,6 +272,12 @@ type RunInfo struct {
 // and reverts what each host started on a fresh context.
 func Lockdown(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
 	o.defaults()
+	o.command = "lockdown"
+	if o.Plan != nil {
+		if err := CheckPlan(o.Plan); err != nil {
+			return RunResult{}, err
+		}
+	}
 	start := time.Now()
 	dir := RunDir(o.StateDir, o.RunID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -312,37 +345,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(p, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-// crashAt kills the process at a test hook point: the journal shows
-// exactly what a power cut there would leave.
-func (o *Options) crashAt(kind, point string) {
-	if o.Crash == "" {
-		return
-	}
-	k, p, _ := strings.Cut(o.Crash, ":")
-	if (k == kind || k == "*") && p == point {
-		fmt.Fprintf(os.Stderr, "holiday: HOLIDAY_TEST_CRASH=%s: killing myself\n", o.Crash)
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {}
-	}
+	return atomicfile.Write(path, append(p, '\n'), 0o600)
 }
 
 type started struct {
@@ -350,271 +353,300 @@ type started struct {
 	prior, done Record
 }
 
+// hostRun is one host's lockdown, phase by phase.
+type hostRun struct {
+	o     *Options
+	j     Job
+	h     *Host
+	steps []Step
+	hr    HostResult
+	jw    *journal.Writer
+	path  string
+	done  []started // applied (or half-applied) steps, in order
+}
+
+func (r *hostRun) write(e journal.Entry) error {
+	e.Run, e.Host = r.o.RunID, r.j.Name
+	_, err := r.jw.Write(e)
+	return err
+}
+
+// end journals the host's end and fills in its result.
+func (r *hostRun) end(status string, err error) HostResult {
+	r.hr.Status = status
+	e := journal.Entry{Phase: journal.RunEnd, Kind: "lockdown", Step: status}
+	if err != nil {
+		r.hr.Error = err.Error()
+		e.Error = err.Error()
+	}
+	if werr := r.write(e); werr != nil && r.hr.Error == "" {
+		r.hr.Error = werr.Error()
+	}
+	r.hr.Head = r.jw.Head()
+	return r.hr
+}
+
+// copyData is the host's journal copy as it stands now; nil with
+// o.NoHostCopy.
+func (r *hostRun) copyData() (*JournalCopy, error) {
+	if r.o.NoHostCopy {
+		return nil, nil
+	}
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		return nil, err
+	}
+	return &JournalCopy{Run: r.o.RunID, Host: r.j.Name, Data: b}, nil
+}
+
+// push stores the journal copy on the host (at the end: the result
+// entries the last batch's store did not hold).
+func (r *hostRun) push(ctx context.Context) {
+	if r.o.NoHostCopy {
+		return
+	}
+	if p, err := pushJournal(ctx, r.h, r.o.RunID, r.path); err != nil {
+		r.o.Log.Warn("journal copy to host failed", "host", r.j.Name, "err", err)
+	} else {
+		r.hr.HostCopy = p
+	}
+}
+
+func (r *hostRun) failStep(i int, err error) {
+	r.hr.Steps[i].Status, r.hr.Steps[i].Error = StepFailed, err.Error()
+}
+
+// lockdownHost takes the host (locks, connection), admits it, then runs
+// its steps batch by batch — observe, journal intents, store the host's
+// copy, apply, record — and reverts what it started if one fails.
 func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	t0 := time.Now()
-	hr := HostResult{Host: j.Name, BackupsNotTaken: j.BackupsNone}
-	steps := append([]Step(nil), j.Steps...)
-	sort.SliceStable(steps, func(a, b int) bool { return steps[a].Slot < steps[b].Slot })
-	for _, s := range steps {
-		hr.Steps = append(hr.Steps, StepResult{ID: s.ID(), Kind: s.Kind, Target: s.Target, Status: StepPending})
+	r := &hostRun{o: o, j: j, hr: HostResult{Host: j.Name, BackupsNotTaken: j.BackupsNone || o.WithoutBackups}}
+	r.steps = append([]Step(nil), j.Steps...)
+	sort.SliceStable(r.steps, func(a, b int) bool { return r.steps[a].Slot < r.steps[b].Slot })
+	for _, s := range r.steps {
+		r.hr.Steps = append(r.hr.Steps, StepResult{ID: s.ID(), Kind: s.Kind, Target: s.Target, Status: StepPending})
 	}
 	defer func() { out.Elapsed = time.Since(t0) }()
-
-	path := JournalPath(o.StateDir, o.RunID, j.Name)
-	hr.Journal = path
-	jw, err := journal.Create(path, o.Key)
-	if err != nil {
-		hr.Status, hr.Error = HostFailed, err.Error()
-		return hr
-	}
-	defer jw.Close()
-	write := func(e journal.Entry) error {
-		e.Run, e.Host = o.RunID, j.Name
-		_, err := jw.Write(e)
-		return err
-	}
-	if err := write(journal.Entry{Phase: journal.RunBegin, Kind: "lockdown"}); err != nil {
-		hr.Status, hr.Error = HostFailed, err.Error()
-		return hr
-	}
-	end := func(status string, err error) HostResult {
-		hr.Status = status
-		e := journal.Entry{Phase: journal.RunEnd, Kind: "lockdown", Step: status}
-		if err != nil {
-			hr.Error = err.Error()
-			e.Error = err.Error()
-		}
-		if werr := write(e); werr != nil && hr.Error == "" {
-			hr.Error = werr.Error()
-		}
-		hr.Head = jw.Head()
-		return hr
-	}
 	if ctx.Err() != nil {
-		return end(HostInterrupted, errors.New("interrupted before this host started"))
+		r.hr.Status, r.hr.Error = HostInterrupted, "interrupted before this host started; nothing was changed on it"
+		return r.hr
 	}
 	hctx, cancel := context.WithTimeout(ctx, o.HostTimeout)
 	defer cancel()
-	o.progress(Progress{Host: j.Name, What: "connecting"})
-	h, closeHost, err := j.Connect(hctx)
+
+	// What the plan alone refuses is refused before contacting the host.
+	pre := Admission{Host: j.Plan, Steps: r.steps, WithoutBackups: o.WithoutBackups}
+	if fs := pre.StepRefusals(); len(fs) > 0 {
+		err := &refusalError{fs}
+		r.hr.Status, r.hr.Error = HostRefused, err.Error()
+		o.progress(Progress{Host: j.Name, What: "refused", Err: err})
+		return r.hr
+	}
+	// Take the host: nothing is journaled for a host another run holds,
+	// nor for one lockdown refuses — no journal means "never reached".
+	hd, err := o.hold(hctx, ctx, j.Name, j.Connect)
 	if err != nil {
-		o.progress(Progress{Host: j.Name, What: "unreachable", Err: err})
-		return end(HostUnreachable, err)
+		r.hr.Status, r.hr.Error = holdStatus(err), holdError(err)
+		o.progress(Progress{Host: j.Name, What: r.hr.Status, Err: err})
+		return r.hr
 	}
-	defer closeHost()
-	push := func() {
-		if o.NoHostCopy {
-			return
-		}
-		if p, err := pushJournal(hctx, h, o.RunID, path); err != nil {
-			o.Log.Warn("journal copy to host failed", "host", j.Name, "err", err)
-		} else {
-			hr.HostCopy = p
-		}
+	defer hd.release()
+	r.h = hd.h
+	r.hr.Note = strings.Join(hd.notes, "; ")
+	if err := r.admit(hctx); err != nil {
+		r.hr.Status, r.hr.Error = HostRefused, err.Error()
+		o.progress(Progress{Host: j.Name, What: "refused", Err: err})
+		return r.hr
 	}
 
+	r.path = JournalPath(o.StateDir, o.RunID, j.Name)
+	r.hr.Journal = r.path
+	if r.jw, err = journal.Create(r.path, o.Key); err != nil {
+		r.hr.Status, r.hr.Error = HostFailed, err.Error()
+		return r.hr
+	}
+	defer r.jw.Close()
+	if err := r.write(journal.Entry{Phase: journal.RunBegin, Kind: "lockdown"}); err != nil {
+		r.hr.Status, r.hr.Error = HostFailed, err.Error()
+		return r.hr
+	}
 	// No copy is pushed yet: nothing changes on the host before its copy
-	// holds the intents (the batch's Store, or push below). A host the
-	// run dies before changing holds no copy of it, and restore
-	// --from-host leaves it alone.
-
-	var done []started
-	var failure error
-	for i := 0; i < len(steps) && failure == nil; {
-		if ctx.Err() != nil {
-			failure = ctx.Err()
-			break
-		}
-		n := batchLen(steps, i)
-		batch := steps[i : i+n]
-		// Observe (in parallel within a batch), then every intent
-		// journaled and fsynced, then the host's copy, before any change.
-		priors := make([]Record, n)
-		errs := make([]error, n)
-		for _, s := range batch {
-			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "observe"})
-		}
-		// A batch of services is one agent session (servicebatch.go).
-		var sb *serviceBatch
-		if svcs, ok := serviceSteps(batch); ok {
-			b, p, perrs, err := startServiceBatch(hctx, h, svcs)
-			switch {
-			case err != nil:
-				errs[0] = err
-			case b != nil:
-				sb, priors, errs = b, p, perrs
-			}
-		}
-		if sb == nil && errs[0] == nil {
-			parallel(n, func(k int) { priors[k], errs[k] = batch[k].Action.Observe(hctx, h) })
-		}
-		closeBatch := func() {
-			if sb != nil {
-				sb.Close()
-				sb = nil
-			}
-		}
-		for k, s := range batch {
-			if errs[k] != nil {
-				hr.Steps[i+k].Status, hr.Steps[i+k].Error = StepFailed, "observe: "+errs[k].Error()
-				failure = fmt.Errorf("%s: observe: %w", s.ID(), errs[k])
-				break
-			}
-		}
-		if failure != nil {
-			closeBatch()
-			break
-		}
-		if sb == nil && n > 1 && !sysvBatch(priors) {
-			// An agent that can't stream applies each step alone: on
-			// systemd one at a time, since separate stops taken at once
-			// would show in each other's before/after unit lists. A
-			// service-batch stops them all in one go and takes the
-			// lists once for all (servicetogether.go).
-			n, batch, priors, errs = 1, batch[:1], priors[:1], errs[:1]
-		}
-		for k, s := range batch {
-			if err := write(journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Intent, Record: mustJSON(priors[k])}); err != nil {
-				hr.Steps[i+k].Status, hr.Steps[i+k].Error = StepFailed, err.Error()
-				failure = err
-				break
-			}
-		}
-		if failure != nil {
-			closeBatch()
-			break
-		}
-		// The host's copy holds the intents before the host changes.
-		if sb != nil {
-			var cp *JournalCopy
-			if !o.NoHostCopy {
-				b, err := os.ReadFile(path)
-				if err != nil {
-					failure = err
-				}
-				cp = &JournalCopy{Run: o.RunID, Host: j.Name, Data: b}
-			}
-			if failure == nil {
-				p, cerr, err := sb.Store(n, cp)
-				switch {
-				case err != nil:
-					failure = fmt.Errorf("%s: %w", batch[0].ID(), err)
-				case cerr != nil:
-					o.Log.Warn("journal copy to host failed", "host", j.Name, "err", cerr)
-				case p != "":
-					hr.HostCopy = p
-				}
-			}
-			if failure != nil {
-				for k := range batch {
-					hr.Steps[i+k].Status, hr.Steps[i+k].Error = StepFailed, failure.Error()
-				}
-				closeBatch()
-				break
-			}
-		} else {
-			push()
-		}
-		o.crashAt(batch[0].Kind, "after-intent")
-		recs := make([]Record, n)
-		for _, s := range batch {
-			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "apply"})
-		}
-		if sb != nil {
-			var err error
-			if recs, errs, err = sb.Apply(n); err != nil {
-				recs, errs = make([]Record, n), make([]error, n)
-				for k := range errs {
-					errs[k] = err
-				}
-			}
-			closeBatch()
-		} else {
-			names := make([]string, n)
-			for k, s := range batch {
-				names[k] = s.Target
-			}
-			parallel(n, func(k int) {
-				s := batch[k]
-				if svc, ok := s.Action.(Service); ok && n > 1 {
-					svc.Batch = othersOf(names, k) // stopped at the same time
-					s.Action = svc
-				}
-				recs[k], errs[k] = s.Action.Apply(hctx, h, priors[k])
-				if errs[k] == nil {
-					if verr := s.Action.Verify(hctx, h, recs[k]); verr != nil {
-						errs[k] = fmt.Errorf("applied, but verify failed: %w", verr)
-					}
-				}
-			})
-		}
-		o.crashAt(batch[0].Kind, "after-apply")
-		for k, s := range batch {
-			aerr := errs[k]
-			e := journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Result, Record: mustJSON(recs[k])}
-			if aerr != nil {
-				e.Error = aerr.Error()
-			}
-			done = append(done, started{step: s, prior: priors[k], done: recs[k]})
-			if err := write(e); err != nil && aerr == nil {
-				aerr = err
-			}
-			if aerr != nil {
-				hr.Steps[i+k].Status, hr.Steps[i+k].Error = StepFailed, aerr.Error()
-				if failure == nil {
-					failure = fmt.Errorf("%s: %w", s.ID(), aerr)
-				}
-				o.progress(Progress{Host: j.Name, Step: s.ID(), What: "failed", Err: aerr})
-				continue
-			}
-			hr.Steps[i+k].Status = StepApplied
-			if s.Kind == KindPower {
-				var pp PowerPrior
-				if priors[k].Decode(&pp) == nil {
-					hr.PowerOn = &pp
-				}
-			}
-			o.progress(Progress{Host: j.Name, Step: s.ID(), What: "applied"})
-		}
-		o.crashAt(batch[0].Kind, "after-record")
-		i += n
-	}
+	// holds the intents (each batch's Store). A host the run dies before
+	// changing holds no copy of it, and restore --from-host leaves it
+	// alone.
+	failure := r.applyAll(ctx, hctx)
 	if failure == nil {
-		r := end(HostDone, nil)
-		push()
-		return r
+		res := r.end(HostDone, nil)
+		r.push(hctx)
+		return res
 	}
 	// Revert what this host started, in reverse, on a fresh context: the
 	// run's may be cancelled (Ctrl-C) or past its deadline.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), o.RevertTimeout)
 	defer rcancel()
-	hctx = rctx
-	allReverted := true
-	var items []revertItem
-	for k := len(done) - 1; k >= 0; k-- {
-		st := done[k]
-		items = append(items, revertItem{kind: st.step.Kind, target: st.step.Target, a: st.step.Action, prior: st.prior, done: st.done})
-	}
-	for k, err := range revertAll(rctx, o, write, h, items) {
-		idx := indexOf(hr.Steps, items[k].id())
-		if err != nil {
-			allReverted = false
-			hr.Steps[idx].Status = StepRevertFailed
-			hr.Steps[idx].Error = strings.TrimPrefix(hr.Steps[idx].Error+"; revert: "+err.Error(), "; ")
-		} else {
-			hr.Steps[idx].Status = StepReverted
-		}
-	}
 	status := HostReverted
 	if errors.Is(failure, context.Canceled) {
 		status = HostInterrupted
 	}
-	if !allReverted {
+	if !r.revertStarted(rctx) {
 		status = HostFailed
 	}
-	r := end(status, failure)
-	push()
-	return r
+	res := r.end(status, failure)
+	r.push(rctx)
+	return res
+}
+
+// admit refuses the host when Admission.Refusals has anything to say:
+// the same verdict `holiday plan` prints.
+func (r *hostRun) admit(ctx context.Context) error {
+	a := Admission{Plan: r.o.Plan, Host: r.j.Plan, Steps: r.steps, Management: r.o.Management,
+		ControlAddr: r.h.Info.ControlAddr, WithoutBackups: r.o.WithoutBackups}
+	if r.h.Agent != nil && len(a.StepRefusals()) == 0 {
+		f, err := admissionFacts(ctx, r.h, r.steps)
+		if err != nil {
+			return fmt.Errorf("reading what lockdown needs to admit the host: %w", err)
+		}
+		a.Facts = f
+	}
+	if fs := a.Refusals(); len(fs) > 0 {
+		return &refusalError{fs}
+	}
+	return nil
+}
+
+// applyAll runs the steps batch by batch; the first failure stops it.
+func (r *hostRun) applyAll(ctx, hctx context.Context) error {
+	for i := 0; i < len(r.steps); {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		n, err := r.runBatch(hctx, i)
+		if err != nil {
+			return err
+		}
+		i += n
+	}
+	return nil
+}
+
+// runBatch runs the batch starting at step i and returns how many steps
+// it took.
+func (r *hostRun) runBatch(ctx context.Context, i int) (int, error) {
+	o, name := r.o, r.j.Name
+	b := nextBatch(r.h, r.steps, i)
+	defer b.Close()
+	o.progress(Progress{Host: name, Step: r.steps[i].ID(), What: "observe"})
+
+	// Observe: read-only.
+	priors, errs, err := b.Observe(ctx)
+	if err != nil {
+		r.failStep(i, fmt.Errorf("observe: %w", err))
+		return 0, fmt.Errorf("%s: observe: %w", r.steps[i].ID(), err)
+	}
+	n := len(priors)
+	batch := r.steps[i : i+n]
+	for k, s := range batch {
+		if errs[k] != nil {
+			r.failStep(i+k, fmt.Errorf("observe: %w", errs[k]))
+			return 0, fmt.Errorf("%s: observe: %w", s.ID(), errs[k])
+		}
+	}
+
+	// Journal every intent, fsynced, before the host changes.
+	for k, s := range batch {
+		if err := r.write(journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Intent, Record: mustJSON(priors[k])}); err != nil {
+			r.failStep(i+k, err)
+			return 0, err
+		}
+	}
+
+	// The host's copy holds the intents before the host changes.
+	cp, err := r.copyData()
+	if err == nil {
+		var path string
+		var cerr error
+		path, cerr, err = b.Store(ctx, cp)
+		switch {
+		case err != nil:
+		case cerr != nil:
+			o.Log.Warn("journal copy to host failed", "host", name, "err", cerr)
+		case path != "":
+			r.hr.HostCopy = path
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", batch[0].ID(), err)
+		for k := range batch {
+			r.failStep(i+k, err)
+		}
+		return 0, err
+	}
+	o.crashAt(batch[0].Kind, "after-intent")
+
+	// Apply (and verify).
+	for _, s := range batch {
+		o.progress(Progress{Host: name, Step: s.ID(), What: "apply"})
+	}
+	recs, errs, err := b.Apply(ctx)
+	if err != nil {
+		recs, errs = make([]Record, n), make([]error, n)
+		for k := range errs {
+			errs[k] = err
+		}
+	}
+	o.crashAt(batch[0].Kind, "after-apply")
+
+	// Record each result.
+	var failure error
+	for k, s := range batch {
+		aerr := errs[k]
+		e := journal.Entry{Step: s.ID(), Kind: s.Kind, Phase: journal.Result, Record: mustJSON(recs[k])}
+		if aerr != nil {
+			e.Error = aerr.Error()
+		}
+		r.done = append(r.done, started{step: s, prior: priors[k], done: recs[k]})
+		if err := r.write(e); err != nil && aerr == nil {
+			aerr = err
+		}
+		if aerr != nil {
+			r.failStep(i+k, aerr)
+			if failure == nil {
+				failure = fmt.Errorf("%s: %w", s.ID(), aerr)
+			}
+			o.progress(Progress{Host: name, Step: s.ID(), What: "failed", Err: aerr})
+			continue
+		}
+		r.hr.Steps[i+k].Status = StepApplied
+		if nt, ok := s.Action.(resultNoter); ok {
+			nt.noteApplied(&r.hr, priors[k], recs[k])
+		}
+		o.progress(Progress{Host: name, Step: s.ID(), What: "applied"})
+	}
+	o.crashAt(batch[0].Kind, "after-record")
+	return n, failure
+}
+
+// revertStarted reverts, newest first, every step this run started on
+// the host; false when some revert failed.
+func (r *hostRun) revertStarted(ctx context.Context) bool {
+	var items []revertItem
+	for k := len(r.done) - 1; k >= 0; k-- {
+		st := r.done[k]
+		items = append(items, revertItem{kind: st.step.Kind, target: st.step.Target, a: st.step.Action, prior: st.prior, done: st.done})
+	}
+	ok := true
+	for k, err := range revertAll(ctx, r.o, r.write, r.h, items) {
+		idx := indexOf(r.hr.Steps, items[k].id())
+		if err != nil {
+			ok = false
+			r.hr.Steps[idx].Status = StepRevertFailed
+			r.hr.Steps[idx].Error = strings.TrimPrefix(r.hr.Steps[idx].Error+"; revert: "+err.Error(), "; ")
+		} else {
+			r.hr.Steps[idx].Status = StepReverted
+		}
+	}
+	return ok
 }
 
 func indexOf(rs []StepResult, id string) int {
@@ -636,17 +668,17 @@ type revertItem struct {
 func (it revertItem) id() string { return it.kind + ":" + it.target }
 
 // revertAll reverts items in the order given (the caller's: reverse of
-// apply), each runs of consecutive service steps as one agent session
-// where the agent streams, and returns each item's error.
-func revertAll(ctx context.Context, o *Options, write func(journal.Entry) error, h *Host, items []revertItem) []error {
+// apply), each run of consecutive steps of a kind that reverts in batches
+// (batchReverter) as one agent session, and returns each item's error.
+func revertAll(ctx context.Context, o *Options, write journalWrite, h *Host, items []revertItem) []error {
 	errs := make([]error, len(items))
 	for i := 0; i < len(items); {
 		n := 1
-		for i+n < len(items) && items[i].kind == KindService && items[i+n].kind == KindService {
+		for i+n < len(items) && items[i+n].kind == items[i].kind {
 			n++
 		}
-		if items[i].kind == KindService {
-			if berrs, ok := revertServices(ctx, o, write, h, items[i:i+n]); ok {
+		if br, ok := items[i].a.(batchReverter); ok {
+			if berrs, ok := br.revertBatch(ctx, o, write, h, items[i:i+n]); ok {
 				copy(errs[i:], berrs)
 				i += n
 				continue
@@ -661,7 +693,7 @@ func revertAll(ctx context.Context, o *Options, write func(journal.Entry) error,
 	return errs
 }
 
-func revertStep(ctx context.Context, o *Options, write func(journal.Entry) error, h *Host, kind, target string, a Action, prior, done Record) error {
+func revertStep(ctx context.Context, o *Options, write journalWrite, h *Host, kind, target string, a Action, prior, done Record) error {
 	id := kind + ":" + target
 	if err := write(journal.Entry{Step: id, Kind: kind, Phase: journal.RevertIntent}); err != nil {
 		return err
@@ -746,53 +778,30 @@ func StoreHostJournal(stateDir, host string, c JournalCopy) error {
 	return f.Close()
 }
 
-// batchLen is how many steps from i run as one batch: all the
-// consecutive service steps of a slot (a host's stops, which one
-// service-batch takes together: servicetogether.go), else 1. A batch
-// journals all its intents before any of them applies, so the crash
-// points keep their meaning.
-func batchLen(steps []Step, i int) int {
-	n := 1
-	for i+n < len(steps) && steps[i].Kind == KindService && steps[i+n].Kind == KindService && steps[i+n].Slot == steps[i].Slot {
-		n++
-	}
-	return n
-}
+// PlanError is a plan with lint errors: lockdown changes nothing on any
+// host (`holiday plan validate` shows the same).
+type PlanError struct{ Errors plans.Errors }
 
-// parallel runs f(0..n-1) at once and waits.
-func parallel(n int, f func(k int)) {
+func (e *PlanError) Error() string {
+	n := len(e.Errors)
+	s := "s"
 	if n == 1 {
-		f(0)
-		return
+		s = ""
 	}
-	var wg sync.WaitGroup
-	for k := 0; k < n; k++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); f(k) }()
-	}
-	wg.Wait()
+	return fmt.Sprintf("the plan has %d error%s; nothing was changed on any host", n, s)
 }
 
-// serviceSteps returns a batch's Service actions, if they all are.
-func serviceSteps(batch []Step) ([]Service, bool) {
-	var svcs []Service
-	for _, s := range batch {
-		svc, ok := s.Action.(Service)
-		if !ok {
-			return nil, false
-		}
-		svcs = append(svcs, svc)
-	}
-	return svcs, true
-}
-
-// sysvBatch reports whether every prior of a batch is a SysV service's.
-func sysvBatch(priors []Record) bool {
-	for _, r := range priors {
-		var p ServicePrior
-		if r.Kind != KindService || r.Decode(&p) != nil || p.Init != units.SysV {
-			return false
+// CheckPlan returns a *PlanError when the plan has lint errors: then
+// lockdown changes nothing anywhere.
+func CheckPlan(p *plans.Plan) error {
+	var out plans.Errors
+	for _, e := range plans.Lint(p) {
+		if e.Severity != plans.SevWarning {
+			out = append(out, e)
 		}
 	}
-	return true
+	if len(out) > 0 {
+		return &PlanError{Errors: out}
+	}
+	return nil
 }

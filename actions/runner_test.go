@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -174,4 +176,97 @@ func (c ctxCheck) Revert(ctx context.Context, h *Host, prior, done Record) error
 	}
 	c.add(fmt.Sprintf("%s revert %s done=%v %s", h.Name, c.name, !done.IsZero(), live))
 	return nil
+}
+
+// TestRunnerRefusesCriticalUnit: a Go caller's job that stops sshd is
+// refused by the runner itself — nothing observed, applied or journaled —
+// and the other hosts go on.
+func TestRunnerRefusesCriticalUnit(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	conn := func(name string) func(context.Context) (*Host, func(), error) {
+		return func(context.Context) (*Host, func(), error) { return &Host{Name: name}, func() {}, nil }
+	}
+	dir := t.TempDir()
+	key, _ := journal.NewKey()
+	res, err := Lockdown(context.Background(), Options{StateDir: dir, Key: key, NoHostCopy: true}, []Job{
+		{Name: "a", Connect: conn("a"), Steps: []Step{
+			{Slot: SlotHooksBefore, Kind: "fake", Target: "hook", Action: fakeAction{name: "hook", log: &log, mu: &mu}},
+			{Slot: SlotServices, Kind: KindService, Target: "sshd", Action: Service{Name: "sshd"}},
+		}},
+		{Name: "b", Connect: conn("b"), Steps: []Step{
+			{Slot: SlotServices, Kind: "fake", Target: "s1", Action: fakeAction{name: "s1", log: &log, mu: &mu}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]HostResult{}
+	for _, h := range res.Hosts {
+		got[h.Host] = h
+	}
+	if a := got["a"]; a.Status != HostRefused || !strings.Contains(a.Error, "refusing to stop sshd") || a.Journal != "" {
+		t.Errorf("host a: %+v, want refused for sshd with no journal", a)
+	}
+	if got["b"].Status != HostDone {
+		t.Errorf("host b: %s, want done", got["b"].Status)
+	}
+	if !slices.Equal(log, []string{"b observe s1", "b apply s1"}) {
+		t.Errorf("calls %q: host a must not be touched at all", log)
+	}
+	if _, err := os.Stat(JournalPath(dir, res.Run, "a")); err == nil {
+		t.Errorf("refused host a has a journal")
+	}
+}
+
+// TestLockdownRefusesLintErrors: a plan with lint errors changes nothing
+// on any host, whoever calls the runner.
+func TestLockdownRefusesLintErrors(t *testing.T) {
+	p, _ := plans.Parse("t.yaml", []byte(`version: 1
+management: [10.0.0.0/24]
+hosts:
+  - {name: web1, address: 10.0.1.10, backup: none, stop: [networking]}
+`), plans.Options{})
+	called := false
+	key, _ := journal.NewKey()
+	_, err := Lockdown(context.Background(), Options{StateDir: t.TempDir(), Key: key, Plan: p}, []Job{{
+		Name: "web1", Connect: func(context.Context) (*Host, func(), error) { called = true; return nil, nil, errors.New("no") },
+	}})
+	var pe *PlanError
+	if !errors.As(err, &pe) || len(pe.Errors) == 0 || called {
+		t.Fatalf("Lockdown: %v (connected: %v), want a PlanError before any host", err, called)
+	}
+}
+
+// TestLocalLockRefusesSecondRun: two runs from one control node on the
+// same host: the second is refused as busy, naming the first.
+func TestLocalLockRefusesSecondRun(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := journal.NewKey()
+	inFirst := make(chan struct{})
+	release := make(chan struct{})
+	slow := func(context.Context) (*Host, func(), error) {
+		close(inFirst)
+		<-release
+		return &Host{Name: "a"}, func() {}, nil
+	}
+	done := make(chan RunResult)
+	go func() {
+		r, _ := Lockdown(context.Background(), Options{StateDir: dir, Key: key, NoHostCopy: true}, []Job{{Name: "a", Connect: slow}})
+		done <- r
+	}()
+	<-inFirst
+	r2, _ := Lockdown(context.Background(), Options{StateDir: dir, Key: key, NoHostCopy: true}, []Job{{Name: "a",
+		Connect: func(context.Context) (*Host, func(), error) {
+			t.Error("second run connected")
+			return nil, nil, errors.New("no")
+		}}})
+	close(release)
+	r1 := <-done
+	if h := r2.Hosts[0]; h.Status != HostBusy || !strings.Contains(h.Error, "lockdown run "+r1.Run) {
+		t.Errorf("second run: %s %q, want busy naming run %s", h.Status, h.Error, r1.Run)
+	}
+	if r1.Hosts[0].Status != HostDone {
+		t.Errorf("first run: %s", r1.Hosts[0].Status)
+	}
 }

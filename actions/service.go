@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/agent"
+	"github.com/holiday-ops/holiday/internal/runlock"
 	"github.com/holiday-ops/holiday/internal/units"
 )
 
@@ -137,6 +138,14 @@ func AgentHandlers() []agent.Handler {
 		// own machine (internal/agent's guard).
 		{Name: "power-off", Class: agent.ClassPower, Run: powerOff},
 		{Name: "power-revert", Class: agent.ClassChange, Run: powerRevert},
+		// The firewall: whatever can cut the network is of the firewall
+		// class, refused on the control node's own machine.
+		{Name: "firewall-observe", Class: agent.ClassRead, Run: firewallObserve},
+		{Name: "firewall-apply", Class: agent.ClassFirewall, Run: firewallApply},
+		{Name: "firewall-disarm", Class: agent.ClassFirewall, Run: firewallDisarm},
+		{Name: "firewall-verify", Class: agent.ClassRead, Run: firewallVerify},
+		{Name: "firewall-revert", Class: agent.ClassFirewall, Run: firewallRevert},
+		runlock.Handler(),
 	}
 }
 

@@ -30,6 +30,14 @@ var criticalUnits = map[string]string{
 	"systemd-networkd.socket": "the host would drop off the network",
 }
 
+// CriticalUnit reports whether a host cannot be reached or run without
+// the unit (sshd, networking, dbus, …), and why: lint refuses to stop it,
+// and so does the lockdown runner, whatever built its steps.
+func CriticalUnit(name string) (why string, critical bool) {
+	why, critical = criticalUnits[strings.TrimSuffix(name, ".service")]
+	return why, critical
+}
+
 // Lint looks for plans that would decode fine but do harm: stopping the
 // services holiday reaches a host through, leaving IPv6 unsaid, firewalls
 // without a management path. It works on a plan Load returned, even one
@@ -107,8 +115,7 @@ func (l *linter) hooks(f *HostFields, from string) {
 // finding points where the unit is written.
 func (l *linter) stops(f *HostFields, from string) {
 	for i, u := range f.Stop {
-		base := strings.TrimSuffix(u, ".service")
-		if why, ok := criticalUnits[base]; ok {
+		if why, ok := CriticalUnit(u); ok {
 			l.add(SevError, fmt.Sprintf("%s.stop[%d]", from, i), "refusing to stop %s: %s", u, why)
 		}
 	}

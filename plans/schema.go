@@ -237,6 +237,11 @@ type Device struct {
 	PasswordFile string `yaml:"password_file"`
 	// Identity is a private key file, instead of or beside a password.
 	Identity string `yaml:"identity"`
+	// EnablePasswordEnv and EnablePasswordFile give the password of the
+	// privilege raise after login (IOS and EOS enable, Comware super),
+	// for devices that ask for one.
+	EnablePasswordEnv  string `yaml:"enable_password_env"`
+	EnablePasswordFile string `yaml:"enable_password_file"`
 	// Save copies the running config to startup before backing it up.
 	Save bool `yaml:"save"`
 	// LegacyKex allows old key exchanges and ciphers for old gear.

@@ -96,6 +96,11 @@ func (v *validator) validate() {
 		case dv.PasswordEnv == "" && dv.PasswordFile == "" && dv.Identity == "":
 			v.errorf(dp, "no way to log in: set password_env, password_file or identity")
 		}
+		v.envName(dv.EnablePasswordEnv, dp+".enable_password_env")
+		v.fileExists(dv.EnablePasswordFile, dp+".enable_password_file")
+		if dv.EnablePasswordEnv != "" && dv.EnablePasswordFile != "" {
+			v.errorf(dp+".enable_password_file", "set enable_password_env or enable_password_file, not both")
+		}
 	}
 	if p.Repository == nil && p.needsRepository() {
 		v.errorf("repository", "missing; hosts and devices are backed up, so the plan needs repository: {url: ..., password_file: ...}")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -81,7 +80,8 @@ func Jobs(ctx context.Context, conn *actions.Connector, o Options) ([]actions.Re
 }
 
 // latestRun returns the newest run in stateDir that has a journal for at
-// least one of hosts. Run IDs sort by time.
+// least one of hosts, by start time (not by name: two runs in one second
+// have IDs that differ only in their random suffix).
 func latestRun(stateDir string, hosts []string) (string, error) {
 	ents, err := os.ReadDir(filepath.Join(stateDir, "runs"))
 	if err != nil {
@@ -93,7 +93,8 @@ func latestRun(stateDir string, hosts []string) (string, error) {
 			runs = append(runs, e.Name())
 		}
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(runs)))
+	actions.SortRuns(stateDir, runs) // newest first, by start time
+
 	for _, r := range runs {
 		for _, h := range hosts {
 			if _, err := os.Stat(actions.JournalPath(stateDir, r, h)); err == nil {
@@ -148,7 +149,7 @@ func fetchHostJournals(ctx context.Context, conn *actions.Connector, o Options) 
 	run := o.Run
 	if run == "" {
 		for _, c := range copies {
-			if !c.None && c.Run > run {
+			if !c.None && (run == "" || copyNewer(c, copies, run)) {
 				run = c.Run
 			}
 		}
@@ -170,4 +171,21 @@ func fetchHostJournals(ctx context.Context, conn *actions.Connector, o Options) 
 		}
 	}
 	return run, nil
+}
+
+// copyNewer reports whether copy c started after the run named run (as
+// some host's copy holds it): by the first entry's time, then by name.
+func copyNewer(c actions.JournalCopy, copies map[string]actions.JournalCopy, run string) bool {
+	var other actions.JournalCopy
+	for _, o := range copies {
+		if o.Run == run {
+			other = o
+			break
+		}
+	}
+	tc, to := actions.CopyStarted(c), actions.CopyStarted(other)
+	if !tc.Equal(to) {
+		return tc.After(to)
+	}
+	return c.Run > run
 }

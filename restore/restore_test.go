@@ -23,6 +23,18 @@ func TestLatestRun(t *testing.T) {
 	journal("20261127T100000Z-aaaaaa", "web1")
 	journal("20261127T100000Z-aaaaaa", "db1")
 	journal("20261127T120000Z-bbbbbb", "web1") // a later run of web1 alone
+	// Two runs in the same second: the one whose name sorts first
+	// started last (run.json's start, in nanoseconds).
+	journal("20261127T130000Z-ffffff", "app1")
+	journal("20261127T130000Z-111111", "app1")
+	started := func(run, at string) {
+		b := []byte(`{"run":"` + run + `","started":"` + at + `"}`)
+		if err := os.WriteFile(filepath.Join(actions.RunDir(dir, run), "run.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started("20261127T130000Z-ffffff", "2026-11-27T13:00:00.100Z")
+	started("20261127T130000Z-111111", "2026-11-27T13:00:00.900Z")
 	for _, tc := range []struct {
 		name  string
 		hosts []string
@@ -31,6 +43,7 @@ func TestLatestRun(t *testing.T) {
 	}{
 		{"newest run with any of the hosts", []string{"web1", "db1"}, "20261127T120000Z-bbbbbb", ""},
 		{"a host's own newest", []string{"db1"}, "20261127T100000Z-aaaaaa", ""},
+		{"same second: by start time, not by name", []string{"app1"}, "20261127T130000Z-111111", ""},
 		{"no run has the host", []string{"mail1"}, "", "no run in"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

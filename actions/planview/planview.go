@@ -12,9 +12,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -29,8 +26,10 @@ import (
 
 // Options are `holiday plan`'s knobs.
 type Options struct {
-	Parallel    int           // hosts at once (preflight's default when 0)
-	HostTimeout time.Duration // bound on one host's whole check
+	// WithoutBackups judges hosts as `lockdown --without-backups` would.
+	WithoutBackups bool
+	Parallel       int           // hosts at once (preflight's default when 0)
+	HostTimeout    time.Duration // bound on one host's whole check
 	// AgentBinary, if set, is the static build pushed as the agent for
 	// every architecture instead of this executable.
 	AgentBinary string
@@ -67,12 +66,16 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 	}
 	start := time.Now()
 	reports := preflight.Run(ctx, hosts, preflight.Options{
-		SSH: sopts, Agent: aopts, Management: Management(p),
+		SSH: sopts, Agent: aopts, Management: actions.Management(p),
 		Parallel: o.Parallel, HostTimeout: o.HostTimeout, Logger: log,
 		Started: o.Started, Done: o.Done,
 		Then: func(ctx context.Context, h preflight.Host, ag *agentctl.Agent, r *preflight.Report) {
 			if ph := byName[h.Name]; ph != nil {
 				r.Lockdown = Lockdown(ctx, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()})
+				// What lockdown refuses beyond the preflight's own
+				// (actions.Admission: the same check lockdown runs).
+				adm := actions.Admission{Plan: p, Host: ph, Steps: actions.StepsFor(ph), WithoutBackups: o.WithoutBackups}
+				r.AddRefusals(adm.StepRefusals())
 			}
 		},
 	})
@@ -136,8 +139,6 @@ func unbuilt(ph *plans.Host, steps []actions.Step) []slotChange {
 	}
 	note(actions.SlotHooksBefore, ph.Hooks != nil && len(ph.Hooks.Before) > 0, "hooks:before",
 		"not implemented in this build: the commands would not run")
-	note(actions.SlotFirewall, ph.Firewall != nil, "firewall",
-		"not implemented in this build: the host's rules would stay as they are")
 	note(actions.SlotPower, ph.Power != nil && ph.Power.Off, "power:off",
 		"not implemented in this build: the host would stay on")
 	return out
@@ -204,84 +205,14 @@ func (r readOnly) Call(ctx context.Context, op string, args, result any) error {
 	return r.c.Call(ctx, op, args, result)
 }
 
-// Management is the plan's management ranges.
-func Management(p *plans.Plan) []netip.Prefix {
-	var ms []netip.Prefix
-	for _, m := range p.Management {
-		ms = append(ms, m.Prefix)
-	}
-	return ms
-}
-
-// Inputs turns the resolved plan into preflight's plain values.
+// Inputs turns the resolved plan into preflight's plain values, through
+// the same functions the runs use to reach a host (actions.Target).
 func Inputs(p *plans.Plan) ([]preflight.Host, sshx.Options, agentctl.Options) {
-	var sopts sshx.Options
-	var aopts agentctl.Options
-	jump := ""
-	if s := p.SSH; s != nil {
-		if s.Identity != "" {
-			sopts.IdentityFiles = []string{expandHome(s.Identity)}
-		}
-		if s.KnownHosts != "" {
-			sopts.KnownHosts = []string{expandHome(s.KnownHosts)}
-		}
-		sopts.ConnectTimeout = s.ConnectTimeout.Duration
-		jump = s.Jump
-		if s.Become == "none" {
-			aopts.Become = agentctl.BecomeNone
-		}
-		aopts.Preinstalled = s.AgentPath
-	}
 	var hosts []preflight.Host
+	var aopts agentctl.Options
 	for _, h := range p.Hosts() {
-		ph := preflight.Host{Name: h.Name, Address: h.Address, Port: h.Port, User: h.User, Stop: h.Stop, Jump: jump}
-		if jump != "" && jumpIsHost(jump, h.Address) {
-			ph.Jump = "none" // the bastion itself is reached directly
-		}
-		if fw := h.Firewall; fw != nil {
-			pf := &preflight.Firewall{}
-			for _, a := range fw.Allow {
-				var from []netip.Prefix
-				for _, f := range a.From {
-					from = append(from, f.Prefix)
-				}
-				for _, proto := range []struct {
-					name  string
-					ports plans.Ports
-				}{{"tcp", a.TCP}, {"udp", a.UDP}} {
-					if len(proto.ports) == 0 {
-						continue
-					}
-					al := preflight.Allow{Proto: proto.name, From: from}
-					for _, r := range proto.ports {
-						al.Ports = append(al.Ports, [2]uint16{r.First, r.Last})
-					}
-					pf.Allow = append(pf.Allow, al)
-				}
-			}
-			ph.Firewall = pf
-		}
-		hosts = append(hosts, ph)
+		hosts = append(hosts, actions.PreflightHost(p, h))
+		_, aopts = actions.Target(p, h) // the agent options are the plan's, the same for every host
 	}
-	return hosts, sopts, aopts
-}
-
-func jumpIsHost(jump, addr string) bool {
-	first, _, _ := strings.Cut(jump, ",")
-	if _, h, ok := strings.Cut(first, "@"); ok {
-		first = h
-	}
-	if h, _, err := net.SplitHostPort(first); err == nil {
-		first = h
-	}
-	return strings.Trim(first, "[]") == addr
-}
-
-func expandHome(p string) string {
-	if strings.HasPrefix(p, "~/") {
-		if home, err := os.UserHomeDir(); err == nil {
-			return home + p[1:]
-		}
-	}
-	return p
+	return hosts, actions.SSHOptions(p), aopts
 }

@@ -23,6 +23,10 @@ func (f *fakeAgent) Call(ctx context.Context, op string, args, result any) error
 	var a struct{ Name string }
 	b, _ := json.Marshal(args)
 	json.Unmarshal(b, &a)
+	if op == "firewall-observe" {
+		p, _ := json.Marshal(actions.FirewallPrior{Backend: "nft", Init: "systemd"})
+		return json.Unmarshal(p, result)
+	}
 	u := f.units[a.Name]
 	p, _ := json.Marshal(actions.ServicePrior{Init: units.Systemd, Unit: u})
 	return json.Unmarshal(p, result)
@@ -51,13 +55,13 @@ func TestLockdownDiff(t *testing.T) {
 		"backups | backup:disk /dev/vda | not implemented in this build: nothing would be backed up",
 		"services | service:redis-server | stop redis-server.service (active/running), disable redis-server.service (enabled)",
 		"services | service:lab-worker | nothing: lab-worker.service is already stopped and disabled",
-		"firewall | firewall | not implemented in this build: the host's rules would stay as they are",
+		"firewall | firewall:lockdown | tighten the firewall (nft, both families): HOLIDAY-IN first from INPUT; the rules saved now are put back at restore",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	for _, op := range fa.ops {
-		if op != "service-observe" {
+		if op != "service-observe" && op != "firewall-observe" {
 			t.Errorf("plan asked the agent for %q", op)
 		}
 	}

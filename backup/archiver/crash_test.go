@@ -17,6 +17,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/checker"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 const pw = "crash"
@@ -60,9 +61,7 @@ func crashChild(repoDir, src string) int {
 }
 
 func TestCrashSafety(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills backups at many points: not with -short")
-	}
+	testenv.Short(t, "kills backups at many points")
 	ctx := context.Background()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
@@ -86,7 +85,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, haveRestic := exec.LookPath("restic")
-	if haveRestic != nil && os.Getenv("CI") == "true" {
+	if haveRestic != nil && testenv.CI() {
 		t.Fatal("restic is not installed but CI=true")
 	}
 	// the child opens the repository (~0.5 s of scrypt) before it writes

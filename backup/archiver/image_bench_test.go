@@ -8,6 +8,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/archiver"
 	"github.com/holiday-ops/holiday/backup/backend/local"
 	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 // BenchmarkImageBackup backs up the file named by HOLIDAY_BENCH_IMAGE
@@ -15,10 +16,7 @@ import (
 // repository: the path of `holiday repo backup --block-size`, without
 // opening the repository, for profiles (-cpuprofile).
 func BenchmarkImageBackup(b *testing.B) {
-	img := os.Getenv("HOLIDAY_BENCH_IMAGE")
-	if img == "" {
-		b.Skip("HOLIDAY_BENCH_IMAGE is not set")
-	}
+	img := testenv.OptIn(b, "HOLIDAY_BENCH_IMAGE")
 	fi, err := os.Stat(img)
 	if err != nil {
 		b.Fatal(err)

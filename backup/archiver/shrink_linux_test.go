@@ -18,6 +18,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/backend/mem"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 // TestShrinkingFileLeftOut: a file that shrinks while the workers read
@@ -75,7 +76,7 @@ func backupShrinking(ctx context.Context, t *testing.T, r *repo.Repository, src,
 	}
 	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
 	if err != nil {
-		t.Skipf("inotify: %v", err)
+		testenv.Skipf(t, "inotify: %v", err)
 	}
 	defer syscall.Close(fd)
 	if _, err := syscall.InotifyAddWatch(fd, big, syscall.IN_ACCESS); err != nil {

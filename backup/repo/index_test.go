@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 func synthID(i int) ID {
@@ -45,7 +47,7 @@ func TestIndex(t *testing.T) {
 func rssKiB(t *testing.T, field string) int {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Skip("no /proc/self/status")
+		testenv.Skip(t, "no /proc/self/status")
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, field+":") {
@@ -59,9 +61,7 @@ func rssKiB(t *testing.T, field string) int {
 // TestIndexMemory holds 10 million synthetic entries and checks the
 // peak RSS stays under 700 MiB (the bound; ~64 bytes per blob).
 func TestIndexMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("10M-entry index: not with -short")
-	}
+	testenv.Short(t, "10M-entry index")
 	const n = 10_000_000
 	debug.FreeOSMemory()
 	before := rssKiB(t, "VmRSS")

@@ -31,8 +31,11 @@ import (
 type Env struct {
 	Repo         string // --repo; "" means $HOLIDAY_REPOSITORY
 	PasswordFile string // --password-file; "" means $HOLIDAY_PASSWORD_FILE, then $HOLIDAY_PASSWORD
-	JSON         bool   // machine-readable output on Stdout
-	Quiet        bool   // no progress on Stderr
+	// PasswordEnv names a variable holding the password (a plan's
+	// repository.password_env); it wins over the defaults above.
+	PasswordEnv string
+	JSON        bool // machine-readable output on Stdout
+	Quiet       bool // no progress on Stderr
 
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -64,9 +67,17 @@ func ReadPasswordFile(path string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-// Password returns the repository password from --password-file,
-// $HOLIDAY_PASSWORD_FILE or $HOLIDAY_PASSWORD, in that order.
+// Password returns the repository password from PasswordEnv (when set
+// and no --password-file is), --password-file, $HOLIDAY_PASSWORD_FILE or
+// $HOLIDAY_PASSWORD, in that order.
 func (e *Env) Password() (string, error) {
+	if e.PasswordEnv != "" && e.PasswordFile == "" {
+		if pw := os.Getenv(e.PasswordEnv); pw != "" {
+			return pw, nil
+		}
+		return "", exitcode.WithHint(exitcode.Usage, fmt.Errorf("no repository password: $%s is unset or empty", e.PasswordEnv),
+			"export it, as the plan's repository.password_env says")
+	}
 	file := e.PasswordFile
 	if file == "" {
 		file = os.Getenv("HOLIDAY_PASSWORD_FILE")

@@ -17,6 +17,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/backup/torture"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 const password = "correct horse battery staple"
@@ -28,10 +29,7 @@ func needRestic(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("restic")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("restic is not installed but CI=true: the format oracle must run in CI (apt-get install restic)")
-		}
-		t.Skip("restic is not installed (apt-get install restic); the interop tests need it as the format oracle")
+		testenv.Skip(t, "restic is not installed (apt-get install restic); the interop tests need it as the format oracle")
 	}
 	return p
 }
@@ -62,7 +60,7 @@ func corpus(t *testing.T) (string, map[string]torture.Entry) {
 		t.Fatal(err)
 	}
 	for _, s := range skipped {
-		if os.Getenv("CI") == "true" {
+		if testenv.CI() {
 			t.Errorf("corpus incomplete in CI: %s", s)
 		}
 		t.Logf("corpus without %s", s)

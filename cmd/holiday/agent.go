@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/holiday-ops/holiday/actions"
 	_ "github.com/holiday-ops/holiday/actions/agentops" // registers the actions' host-side operations
 	"github.com/holiday-ops/holiday/internal/agent"
 	_ "github.com/holiday-ops/holiday/internal/facts" // registers the facts operation
@@ -16,13 +17,19 @@ import (
 // and runs `holiday agent` over SSH, one session per operation. Hidden: it
 // is not for people.
 func newAgentCmd() *cobra.Command {
-	var sshConnection, logLevel string
+	var sshConnection, logLevel, deadman, revert string
 	cmd := &cobra.Command{
 		Use:    "agent",
 		Short:  "Run as holiday's agent on a host (started by holiday over SSH)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The firewall's dead-man and console undo: Revert from what
+			// the host kept, no control node (actions/firewall_host.go).
+			if deadman != "" || revert != "" {
+				dir := deadman + revert
+				return actions.FirewallDeadman(cmd.Context(), dir, deadman != "", os.Stderr)
+			}
 			if st, err := os.Stdin.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 				return &usageError{errors.New("holiday agent speaks a binary protocol on stdin; holiday starts it over SSH, it is not for interactive use")}
 			}
@@ -37,6 +44,8 @@ func newAgentCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&sshConnection, "ssh-connection", "", "the login shell's $SSH_CONNECTION, read before sudo")
+	cmd.Flags().StringVar(&deadman, "firewall-deadman", "", "run the lockdown firewall's dead-man: revert from DIR unless disarmed")
+	cmd.Flags().StringVar(&revert, "firewall-revert", "", "revert the lockdown firewall from DIR (the console undo)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr)")
 	return cmd
 }

@@ -2,17 +2,15 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/holiday-ops/holiday/actions"
-	"github.com/holiday-ops/holiday/internal/exitcode"
 )
 
 func newLockdownCmd() *cobra.Command {
 	var f runFlags
-	var withoutBackups bool
+	var withoutBackups, withoutDevices bool
 	cmd := &cobra.Command{
 		Use:   "lockdown -f PLAN",
 		Short: "Stop what the plan names on every host, journaling every step",
@@ -20,7 +18,11 @@ func newLockdownCmd() *cobra.Command {
 backups, verify, services, firewall, power off), hosts in parallel and
 high-risk hosts first. Every step is journaled before and after it changes
 the host; a failed step reverts what that host started. Ctrl-C stops and
-reverts. Undo with holiday restore.`,
+reverts. Undo with holiday restore.
+
+The plan's network devices are backed up beside the hosts, each as a
+kind:device snapshot tagged with the run (as holiday devices backup does);
+their summary follows the hosts'. A failed device does not stop the hosts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, conn, o, err := f.setup(cmd)
@@ -28,26 +30,37 @@ reverts. Undo with holiday restore.`,
 				return err
 			}
 			defer conn.Close()
-			if err := refuseLintErrors(cmd.ErrOrStderr(), p); err != nil {
-				return err
-			}
-			if hosts := actions.BackupsUnavailable(p, f.hosts); len(hosts) > 0 && !withoutBackups {
-				return exitcode.WithHint(exitcode.Usage,
-					fmt.Errorf("the plan backs up %s, but this build cannot take host backups yet; nothing was changed on any host", strings.Join(hosts, ", ")),
-					"services are only stopped after their host's backups: write `backup: none` for a host, or pass --without-backups to lock down with backups NOT TAKEN")
-			}
 			jobs := actions.Jobs(p, conn, f.hosts)
 			if len(jobs) == 0 {
 				return &usageError{errNoHosts}
 			}
+			o.WithoutBackups = withoutBackups
+			if err := actions.CheckPlan(p); err != nil {
+				return planError(cmd.ErrOrStderr(), err)
+			}
+			// The plan's network devices are read beside the hosts
+			// (not with --host, which picks hosts).
+			o.RunID = actions.NewRunID()
+			devices := func() error { return nil }
+			if len(f.hosts) == 0 && !withoutDevices {
+				devices = lockdownDevices(cmd, p, o.RunID, f.json)
+			}
 			res, err := actions.Lockdown(cmd.Context(), o, jobs)
 			if err != nil {
-				return err
+				return planError(cmd.ErrOrStderr(), err)
 			}
-			return printResult(cmd, &f, res, p, cmd.Context())
+			herr := printResult(cmd, &f, res, p, cmd.Context())
+			if derr := devices(); herr == nil {
+				return derr
+			} else if derr != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "holiday: devices: %v\n", derr)
+			}
+			return herr
 		},
 	}
 	f.add(cmd)
+	f.addWait(cmd)
+	cmd.Flags().BoolVar(&withoutDevices, "without-devices", false, "do not back up the plan's network devices in this run")
 	cmd.Flags().BoolVar(&withoutBackups, "without-backups", false, "lock down hosts whose plan names backups although this build cannot take them (backups: NOT TAKEN)")
 	return cmd
 }

@@ -46,6 +46,7 @@ invalid, 2 some hosts failed or would be refused.`,
 	plan.Flags().DurationVar(&pf.timeout, "host-timeout", 3*time.Minute, "bound on one host's whole check")
 	plan.Flags().StringVar(&pf.agentBin, "agent-binary", "", "static holiday build to push as the agent (default: this executable)")
 	plan.Flags().BoolVarP(&pf.verbose, "verbose", "v", false, "log each connection and agent step on stderr")
+	plan.Flags().BoolVar(&pf.withoutBackups, "without-backups", false, "judge hosts as `lockdown --without-backups` would (backups NOT TAKEN)")
 	var files []string
 	var checkFiles bool
 	validate := &cobra.Command{

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -533,10 +534,26 @@ func TestPlanLabDiff(t *testing.T) {
 	var out struct {
 		Hosts []*preflight.Report `json:"hosts"`
 	}
-	stdout, stderr, code := runPlanBinary(t, "plan", "-f", path, "--json")
+	// The lab plan backs up every host, which this build cannot: plan
+	// says lockdown refuses them, as lockdown does.
+	stdout, _, code := runPlanBinary(t, "plan", "-f", path, "--json")
+	if code != 2 {
+		t.Fatalf("plain plan: exit %d, want 2 (every host refused for its backups)", code)
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range out.Hosts {
+		if r.Status != preflight.StatusRefused || !slices.ContainsFunc(r.Findings, func(f preflight.Finding) bool { return f.Code == "backups-unavailable" }) {
+			t.Errorf("%s: %s, findings %+v: want refused with backups-unavailable", r.Name, r.Status, r.Findings)
+		}
+	}
+	// Judged as lockdown --without-backups runs, every host is ready.
+	stdout, stderr, code := runPlanBinary(t, "plan", "-f", path, "--json", "--without-backups")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
+	out.Hosts = nil
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +600,7 @@ func TestPlanLabDiff(t *testing.T) {
 	}
 
 	// The same in the table, under sys1's line.
-	table, _, code := runPlanBinary(t, "plan", "-f", path)
+	table, _, code := runPlanBinary(t, "plan", "-f", path, "--without-backups")
 	if code != 0 {
 		t.Errorf("table run: exit %d", code)
 	}

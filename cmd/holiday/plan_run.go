@@ -22,6 +22,8 @@ type planFlags struct {
 	timeout  time.Duration
 	agentBin string
 	verbose  bool
+	// withoutBackups: the verdict of `lockdown --without-backups`.
+	withoutBackups bool
 }
 
 // runPlan is `holiday plan -f PLAN`: load and lint the plan, check every
@@ -50,8 +52,9 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, fl planFlags) error 
 	prog := preflight.NewProgress(stderr, len(p.Hosts()))
 	out, err := planview.Run(ctx, fl.file, p, planview.Options{
 		Parallel: fl.parallel, HostTimeout: fl.timeout, AgentBinary: fl.agentBin, Version: version,
-		Log:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
-		Started: prog.Started, Done: prog.Done,
+		WithoutBackups: fl.withoutBackups,
+		Log:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Started:        prog.Started, Done: prog.Done,
 	})
 	prog.Finish()
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/holiday-ops/holiday/internal/labtest"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 // holidayBin builds the binary once per test run.
@@ -73,9 +73,7 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 func TestRepoOperatorErrors(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs scrypt: not with -short")
-	}
+	testenv.Short(t, "builds the binary and runs scrypt")
 	bin := holidayBin(t)
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "pw")
@@ -123,14 +121,12 @@ func TestRepoOperatorErrors(t *testing.T) {
 // TestUnreadableSourceFile: a file the backup cannot read is named on one
 // line, left out, and the snapshot of everything else is written.
 func TestUnreadableSourceFile(t *testing.T) {
-	if testing.Short() {
-		t.Skip("not with -short")
-	}
+	testenv.Short(t, "builds the binary and runs a backup as another user")
 	if os.Geteuid() != 0 {
-		labtest.Missing(t, "needs root to run the backup as another user (setpriv)")
+		testenv.Skip(t, "needs root to run the backup as another user (setpriv)")
 	}
 	if _, err := exec.LookPath("setpriv"); err != nil {
-		labtest.Missing(t, "needs setpriv (util-linux)")
+		testenv.Skip(t, "needs setpriv (util-linux)")
 	}
 	bin := holidayBin(t)
 	dir := t.TempDir()
@@ -176,11 +172,9 @@ func TestUnreadableSourceFile(t *testing.T) {
 // TestFullDisk: a repository on a small loop-mounted filesystem that fills
 // up reports one clear line, and the repository is left consistent.
 func TestFullDisk(t *testing.T) {
-	if testing.Short() {
-		t.Skip("not with -short")
-	}
+	testenv.Short(t, "builds the binary and fills a loop-mounted filesystem")
 	if os.Geteuid() != 0 {
-		labtest.Missing(t, "needs root to loop-mount a small filesystem")
+		testenv.Skip(t, "needs root to loop-mount a small filesystem")
 	}
 	bin := holidayBin(t)
 	dir := t.TempDir()
@@ -193,10 +187,10 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	if out, err := exec.Command("mkfs.ext4", "-q", img).CombinedOutput(); err != nil {
-		labtest.Missing(t, "mkfs.ext4: "+err.Error()+" "+string(out))
+		testenv.Skip(t, "mkfs.ext4: "+err.Error()+" "+string(out))
 	}
 	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		labtest.Missing(t, "loop mount not possible here: "+err.Error()+" "+string(out))
+		testenv.Skip(t, "loop mount not possible here: "+err.Error()+" "+string(out))
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
 	pw := filepath.Join(dir, "pw")

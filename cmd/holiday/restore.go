@@ -10,6 +10,7 @@ func newRestoreCmd() *cobra.Command {
 	var f runFlags
 	var run string
 	var fromHost bool
+	var salvage bool
 	cmd := &cobra.Command{
 		Use:   "restore -f PLAN",
 		Short: "Put every host back exactly as it was before lockdown",
@@ -28,6 +29,7 @@ its journal (for a control node that lost its state, or another one).`,
 			if len(hosts) == 0 {
 				return &usageError{errNoHosts}
 			}
+			o.Salvage = salvage
 			res, err := restore.Run(cmd.Context(), o, conn, restore.Options{
 				StateDir: f.stateDir, Hosts: hosts, Run: run, FromHost: fromHost, Parallel: f.parallel,
 			})
@@ -38,7 +40,9 @@ its journal (for a control node that lost its state, or another one).`,
 		},
 	}
 	f.add(cmd)
+	f.addWait(cmd)
 	cmd.Flags().StringVar(&run, "run", "", "the run to restore (default: the latest)")
 	cmd.Flags().BoolVar(&fromHost, "from-host", false, "fetch each host's journal copy from the host first")
+	cmd.Flags().BoolVar(&salvage, "salvage", false, "for a journal whose chain is broken: revert, newest first, every entry whose own MAC verifies (the damaged file is kept beside it, and the new journal records this)")
 	return cmd
 }

@@ -30,6 +30,7 @@ back exactly as it was, checking each host for compromise first.`,
 	})
 	root.AddCommand(newPlanCmd())
 	root.AddCommand(newRepoCmd())
+	root.AddCommand(newDevicesCmd())
 	root.AddCommand(newAgentCmd())
 	root.AddCommand(newLockdownCmd(), newRestoreCmd(), newStatusCmd())
 	return root

@@ -32,6 +32,7 @@ type runFlags struct {
 	json     bool
 	verbose  bool
 	timeout  time.Duration
+	wait     time.Duration
 }
 
 func (f *runFlags) add(cmd *cobra.Command) {
@@ -44,6 +45,11 @@ func (f *runFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log each connection and agent operation on stderr")
 	cmd.Flags().DurationVar(&f.timeout, "revert-timeout", 5*time.Minute, "bound on reverting one host after a failure or Ctrl-C")
 	cmd.MarkFlagRequired("file")
+}
+
+// addWait adds --wait to the commands that change hosts.
+func (f *runFlags) addWait(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&f.wait, "wait", 0, "when another run holds a host, wait up to this long for it (default: refuse that host at once)")
 }
 
 func defaultStateDir() string {
@@ -62,24 +68,17 @@ func defaultKeyFile() string {
 	return filepath.Join(home, ".config", "holiday", "journal.key")
 }
 
-// refuseLintErrors prints the plan's lint errors (warnings are for `holiday
-// plan`) and refuses to go on when there is one: lockdown must never carry
-// out what validate refuses, such as stopping sshd.
-func refuseLintErrors(w io.Writer, p *plans.Plan) error {
-	var n int
-	for _, e := range plans.Lint(p) {
-		if e.Severity == plans.SevWarning {
-			continue
-		}
+// planError prints a plan's lint errors (lockdown refuses such a plan
+// before touching any host) and gives them the usage exit code.
+func planError(w io.Writer, err error) error {
+	var pe *actions.PlanError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	for _, e := range pe.Errors {
 		fmt.Fprintln(w, e)
-		n++
 	}
-	if n == 0 {
-		return nil
-	}
-	return exitcode.WithHint(exitcode.Usage,
-		fmt.Errorf("the plan has %d error%s (above); nothing was changed on any host", n, plural(n)),
-		"fix the plan; `holiday plan validate` checks it without touching hosts")
+	return exitcode.WithHint(exitcode.Usage, err, "fix the plan; `holiday plan validate` checks it without touching hosts")
 }
 
 // setup loads the plan and key and builds the runner's options.
@@ -101,7 +100,7 @@ func (f *runFlags) setup(cmd *cobra.Command) (*plans.Plan, *actions.Connector, a
 	if f.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	o := actions.Options{StateDir: f.stateDir, Key: key, Parallel: f.parallel, RevertTimeout: f.timeout, Log: log, PlanFile: f.plan}
+	o := actions.Options{StateDir: f.stateDir, Key: key, Parallel: f.parallel, RevertTimeout: f.timeout, Log: log, PlanFile: f.plan, Plan: p, Wait: f.wait}
 	if !f.json {
 		o.Progress = progressPrinter(cmd.ErrOrStderr())
 	}

@@ -473,13 +473,29 @@ func (ss *session) kill() {
 	ss.sess.Session.Close()
 }
 
-// close ends the session: EOF to the agent, which exits.
+// close ends the session: EOF to the agent, which exits. A session whose
+// far end never reports an exit (its agent killed while a child still
+// holds the channel open) is closed after closeWait rather than waited
+// for forever.
 func (ss *session) close() error {
 	ss.stdin.Close()
-	ss.sess.Wait()
+	done := make(chan struct{})
+	go func() { ss.sess.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		ss.sess.Session.Close()
+		select {
+		case <-done:
+		case <-time.After(closeWait): // the connection is gone: give up on it
+		}
+	}
 	ss.stderr.flush()
 	return ss.sess.Close()
 }
+
+// closeWait bounds how long a closing session waits for the agent's exit.
+var closeWait = 5 * time.Second
 
 // maxIdle bounds the sessions an Agent keeps for its next operations;
 // each holds one of the connection's session slots.

@@ -17,6 +17,7 @@ package facts
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -39,6 +40,10 @@ type Args struct {
 	// WebRoots are searched for world-writable files; nil means
 	// DefaultWebRoots.
 	WebRoots []string `json:"web_roots,omitempty"`
+	// Only names the collectors to run (os, init, firewall, sockets,
+	// services, audit.…); empty runs them all. Lockdown's admission asks
+	// for init and services (and firewall) only.
+	Only []string `json:"only,omitempty"`
 }
 
 // DefaultWebRoots are the usual document roots on Debian/RHEL hosts.
@@ -115,7 +120,7 @@ func Collect(ctx context.Context, a Args) *Facts {
 		errs = append(errs, Problem{"init", err.Error()})
 	}
 	for _, c := range collectors {
-		if c.name == "init" {
+		if c.name == "init" || (len(a.Only) > 0 && !slices.Contains(a.Only, c.name)) {
 			continue
 		}
 		wg.Add(1)

@@ -8,7 +8,7 @@
 // the two leaves the intent alone, which is enough to revert from.
 //
 // The package knows nothing about actions or hosts beyond their names; it
-// imports nothing of holiday's.
+// imports nothing of holiday's but internal/atomicfile.
 package journal
 
 import (
@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/holiday-ops/holiday/internal/atomicfile"
 )
 
 // Phase says what an entry records.
@@ -68,7 +70,9 @@ func NewKey() (Key, error) {
 }
 
 // LoadOrCreateKey reads the key at path, creating it (0600, 32 random
-// bytes, hex) when it does not exist yet.
+// bytes, hex) when it does not exist yet. The new key is written
+// atomically: a crash never leaves a damaged key file, which would make
+// every journal signed with it unverifiable.
 func LoadOrCreateKey(path string) (Key, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
@@ -88,22 +92,13 @@ func LoadOrCreateKey(path string) (Key, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating journal key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := atomicfile.WriteNew(path, []byte(fmt.Sprintf("%x\n", []byte(k))), 0o600); err != nil {
 		if errors.Is(err, os.ErrExist) { // another process won the race
 			return LoadOrCreateKey(path)
 		}
 		return nil, fmt.Errorf("creating journal key: %w", err)
 	}
-	if _, err := fmt.Fprintf(f, "%x\n", []byte(k)); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("writing journal key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("writing journal key: %w", err)
-	}
-	return k, f.Close()
+	return k, nil
 }
 
 // mac computes an entry's MAC: HMAC-SHA256(key, prev || json(entry without MAC)).
@@ -144,9 +139,9 @@ func Create(path string, key Key) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating journal: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
-		return nil, err
+		return nil, fmt.Errorf("creating journal: %w", err)
 	}
 	return &Writer{f: f, key: key, now: time.Now}, nil
 }
@@ -311,18 +306,6 @@ func Read(r io.Reader, key Key) (*Journal, error) {
 	return j, nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
-
 // Step is one step of a run as the journal tells it: its intent, and the
 // result and revert entries if they were written.
 type Step struct {
@@ -365,4 +348,58 @@ func (j *Journal) Steps(run string) []Step {
 		}
 	}
 	return steps
+}
+
+// Salvaged is what Salvage kept of a journal whose chain is broken.
+type Salvaged struct {
+	Entries  []Entry  // every entry whose own MAC verifies, in file order
+	Problems []string // what was dropped or out of order, by line
+}
+
+// Salvage reads a journal whose chain does not verify (entries removed,
+// reordered, or two writers interleaved) and keeps every entry whose own
+// MAC verifies: one computed over some earlier line's MAC (or the empty
+// chain start) with this key. Those entries were written by a holder of
+// the key as they are; the rest are dropped and named in Problems. It is
+// for `restore --salvage` alone: an operator's explicit choice, recorded
+// in the journal rewritten from it.
+func Salvage(r io.Reader, key Key) (*Salvaged, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	s := &Salvaged{}
+	prevs := []string{""} // MACs an entry may chain from
+	var last uint64
+	for lineNo := 1; ; lineNo++ {
+		line, err := br.ReadBytes('\n')
+		if len(line) == 0 && err == io.EOF {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		}
+		if err == io.EOF {
+			s.Problems = append(s.Problems, fmt.Sprintf("line %d: torn (written partially, never acknowledged): dropped", lineNo))
+			break
+		}
+		var e Entry
+		if err := json.Unmarshal(line, &e); err != nil {
+			s.Problems = append(s.Problems, fmt.Sprintf("line %d: not a journal entry: dropped", lineNo))
+			continue
+		}
+		ok := false
+		for i := len(prevs) - 1; i >= 0 && !ok; i-- {
+			m, err := mac(key, prevs[i], e)
+			ok = err == nil && hmac.Equal([]byte(m), []byte(e.MAC))
+		}
+		prevs = append(prevs, e.MAC)
+		if !ok {
+			s.Problems = append(s.Problems, fmt.Sprintf("line %d (seq %d, %s %s): its MAC does not verify with this key: dropped", lineNo, e.Seq, e.Phase, e.Step))
+			continue
+		}
+		if e.Seq != last+1 {
+			s.Problems = append(s.Problems, fmt.Sprintf("line %d: sequence %d after %d (kept: its MAC verifies)", lineNo, e.Seq, last))
+		}
+		last = e.Seq
+		s.Entries = append(s.Entries, e)
+	}
+	return s, nil
 }

@@ -2,8 +2,8 @@
 // hosts in network namespaces, see lab/README.md) and runs commands on its hosts, over the
 // real ssh client as a lab user or inside a host's network namespace from the outside.
 //
-// It is for tests only and imports nothing of holiday's (not even the rest of internal), so
-// any package's tests may use it without bending the layering.
+// It is for tests only and imports nothing of holiday's but internal/testenv (itself a leaf),
+// so any package's tests may use it without bending the layering.
 package labtest
 
 import (
@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 // DefaultEnvPath is where lab/up.sh writes the lab's env file unless HOLIDAY_LAB_DIR is set.
@@ -189,30 +191,23 @@ func fromEnv(env map[string]string) (*Lab, error) {
 
 // Require returns the lab, or skips the test with the reason when there is none. In CI
 // (CI=true) a missing lab fails the test instead: there a skip would hide untested code.
+// With -short it skips (also in CI): -short means unit tests only, no lab (make
+// test-short, and check.sh's -race pass, which leaves the lab tests to the full run).
 func Require(t testing.TB) *Lab {
 	t.Helper()
+	if testing.Short() {
+		testenv.Short(t, "a lab test")
+		return nil // a fake testing.TB's Skip returns
+	}
 	l, err := Load()
 	if err == nil && os.Geteuid() != 0 {
 		err = errors.New("the lab tests need root (ip netns exec, the lab key)")
 	}
 	if err != nil {
-		Missing(t, fmt.Sprintf("lab not up: run `make lab-up` (root): %v", err))
+		testenv.Skip(t, fmt.Sprintf("lab not up: run `make lab-up` (root): %v", err))
 		return nil
 	}
 	return l
-}
-
-// Missing skips the test because a component it needs is absent (a lab
-// host, a tool, root) — or fails it in CI (CI=true), where everything is
-// present and a skip would hide untested code. Every such skip goes
-// through here.
-func Missing(t testing.TB, reason string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s [CI=true: a missing component is a failure]", reason)
-		return
-	}
-	t.Skip(reason)
 }
 
 // Host returns the host called name, or nil.

@@ -1,9 +1,11 @@
 package labtest
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -105,6 +107,7 @@ func (r *recordingTB) Skip(args ...any)                  { r.skipped = fmt.Sprin
 func (r *recordingTB) Fatalf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
 
 func TestRequireWithoutLab(t *testing.T) {
+	setShort(t, false)
 	t.Setenv("HOLIDAY_LAB_ENV", filepath.Join(t.TempDir(), "no-such-env"))
 	t.Run("skips outside CI", func(t *testing.T) {
 		t.Setenv("CI", "")
@@ -126,4 +129,28 @@ func TestRequireWithoutLab(t *testing.T) {
 			t.Errorf("skipped=%q failed=%q", r.skipped, r.failed)
 		}
 	})
+}
+
+// With -short, Require skips without looking for the lab, also in CI: -short asks for
+// unit tests only.
+func TestRequireShort(t *testing.T) {
+	setShort(t, true)
+	t.Setenv("CI", "true")
+	t.Setenv("HOLIDAY_LAB_ENV", filepath.Join(t.TempDir(), "no-such-env"))
+	r := &recordingTB{TB: t}
+	if l := Require(r); l != nil {
+		t.Fatal("Require returned a lab")
+	}
+	if r.failed != "" || r.skipped != "a lab test: not with -short" {
+		t.Errorf("skipped=%q failed=%q", r.skipped, r.failed)
+	}
+}
+
+// setShort sets -short for the rest of the test, whatever the run asked for.
+func setShort(t *testing.T, on bool) {
+	was := testing.Short()
+	if err := flag.Set("test.short", strconv.FormatBool(on)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { flag.Set("test.short", strconv.FormatBool(was)) })
 }

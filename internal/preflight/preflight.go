@@ -28,12 +28,9 @@ import (
 
 // Host is one host to check, resolved from the plan.
 type Host struct {
-	Name    string
-	Address string
-	Port    int
-	User    string
-	Jump    string // ProxyJump spec; "" none/ssh config
-	Stop    []string
+	Name   string
+	Target sshx.Target // how to reach it (actions.Target)
+	Stop   []string
 	// Firewall is nil when the plan leaves the host's firewall alone.
 	Firewall *Firewall
 }
@@ -219,7 +216,7 @@ func Run(ctx context.Context, hosts []Host, opts Options) []*Report {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				reports[i] = &Report{Name: h.Name, Address: h.Address, Status: StatusFailed,
+				reports[i] = &Report{Name: h.Name, Address: h.Target.Host, Status: StatusFailed,
 					Error: "interrupted before it started", ErrorKind: "interrupted", Findings: []Finding{}}
 				return
 			}
@@ -240,12 +237,12 @@ func Run(ctx context.Context, hosts []Host, opts Options) []*Report {
 
 func checkHost(ctx context.Context, pool *sshx.Pool, h Host, opts Options) *Report {
 	start := time.Now()
-	r := &Report{Name: h.Name, Address: h.Address, Findings: []Finding{}, WouldCut: []facts.Flow{}}
+	r := &Report{Name: h.Name, Address: h.Target.Host, Findings: []Finding{}, WouldCut: []facts.Flow{}}
 	defer func() { r.Took = time.Since(start).Round(time.Millisecond).String() }()
 	ctx, cancel := context.WithTimeout(ctx, opts.HostTimeout)
 	defer cancel()
 
-	conn, err := pool.Get(ctx, sshx.Target{Name: h.Name, Host: h.Address, Port: h.Port, User: h.User, Jump: h.Jump})
+	conn, err := pool.Get(ctx, h.Target)
 	if err != nil {
 		r.fail(err)
 		return r
@@ -327,6 +324,50 @@ func (r *Report) add(sev, code, format string, args ...any) {
 	r.Findings = append(r.Findings, Finding{Severity: sev, Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
+// Refusals are the findings for which lockdown refuses a host, before
+// changing anything on it: the control node outside the management path
+// (DESIGN §6.1), a planned service missing or unreadable, another owner
+// of a firewall the plan would change. `holiday plan` prints them (judge)
+// and lockdown obeys them (actions' admission), from the same facts: f
+// needs only its init, services and, when the plan changes the
+// firewall, firewall parts. f nil checks the management path alone.
+func Refusals(h Host, controlAddr string, management []netip.Prefix, f *facts.Facts) []Finding {
+	var out []Finding
+	add := func(code, format string, args ...any) {
+		out = append(out, Finding{Severity: SevError, Code: code, Message: fmt.Sprintf(format, args...)})
+	}
+	if a, err := netip.ParseAddr(controlAddr); err == nil {
+		if !contains(management, a) {
+			add("control-outside-management",
+				"the control node reaches this host from %s, which is outside management (%s): lockdown refuses it", a, prefixes(management))
+		}
+	} else if h.Firewall != nil {
+		add("control-addr-unknown", "the host did not tell the control node's address ($SSH_CONNECTION empty): lockdown cannot prove the management path")
+	}
+	if f == nil {
+		return out
+	}
+	for _, s := range f.Services {
+		switch {
+		case s.Error != "":
+			add("service-unreadable", "stop: %s: cannot read its state: %s", s.Name, s.Error)
+		case !s.Exists:
+			add("service-missing", "stop: %s: no such service on this host (%s)", s.Name, f.Init)
+		}
+	}
+	// Firewall backends and co-owners (DESIGN §6.2): only a refusal when
+	// the plan would change this host's firewall.
+	if fw := f.Firewall; h.Firewall != nil {
+		if len(fw.Backends) > 1 {
+			add("firewall-both-backends", "rules in both iptables-legacy and nft (%s): lockdown refuses rather than guess which one filters", strings.Join(fw.Tables, ", "))
+		}
+		if len(fw.CoOwners) > 0 {
+			add("firewall-co-owner", "the firewall is also managed by %s: lockdown refuses rather than fight it", strings.Join(fw.CoOwners, ", "))
+		}
+	}
+	return out
+}
+
 // judge turns facts into findings and a status.
 func judge(r *Report, h Host, management []netip.Prefix) {
 	f := r.Facts
@@ -334,46 +375,22 @@ func judge(r *Report, h Host, management []netip.Prefix) {
 		r.add(SevWarning, "facts-incomplete", "could not read %s: %s", p.Collector, p.Error)
 	}
 
-	// The management path (DESIGN §6.1).
 	if a, err := netip.ParseAddr(r.ControlAddr); err == nil {
 		in := contains(management, a)
 		r.ControlInManagement = &in
-		if !in {
-			r.add(SevError, "control-outside-management",
-				"the control node reaches this host from %s, which is outside management (%s): lockdown would refuse it", a, prefixes(management))
-		}
-	} else if h.Firewall != nil {
-		r.add(SevError, "control-addr-unknown", "the host did not tell the control node's address ($SSH_CONNECTION empty): lockdown cannot prove the management path")
 	}
-
-	// Planned services.
 	for _, s := range f.Services {
 		v := Service{Name: s.Name, Exists: s.Exists}
 		if s.Unit != nil {
 			v.Active, v.Enablement, v.Masked, v.TriggeredBy = s.Unit.Active, s.Unit.Enablement, s.Unit.Masked, s.Unit.TriggeredBy
 		}
 		r.Services = append(r.Services, v)
-		switch {
-		case s.Error != "":
-			r.add(SevError, "service-unreadable", "stop: %s: cannot read its state: %s", s.Name, s.Error)
-		case !s.Exists:
-			r.add(SevError, "service-missing", "stop: %s: no such service on this host (%s)", s.Name, f.Init)
-		case len(v.TriggeredBy) > 0:
+		if s.Error == "" && s.Exists && len(v.TriggeredBy) > 0 {
 			r.add(SevInfo, "service-triggered", "stop: %s can be started again by %s; lockdown stops those too", s.Name, strings.Join(v.TriggeredBy, ", "))
 		}
 	}
-
-	// Firewall backends and co-owners (DESIGN §6.2): only a refusal when
-	// the plan would change this host's firewall.
-	fw := f.Firewall
-	if h.Firewall != nil {
-		if len(fw.Backends) > 1 {
-			r.add(SevError, "firewall-both-backends", "rules in both iptables-legacy and nft (%s): lockdown refuses rather than guess which one filters", strings.Join(fw.Tables, ", "))
-		}
-		if len(fw.CoOwners) > 0 {
-			r.add(SevError, "firewall-co-owner", "the firewall is also managed by %s: lockdown refuses rather than fight it", strings.Join(fw.CoOwners, ", "))
-		}
-	}
+	// What lockdown would refuse: the same function lockdown obeys.
+	r.Findings = append(r.Findings, Refusals(h, r.ControlAddr, management, f)...)
 
 	// Live inbound flows the lockdown firewall would drop.
 	if h.Firewall != nil {
@@ -445,6 +462,17 @@ func judge(r *Report, h Host, management []netip.Prefix) {
 			}
 		}
 	}
+}
+
+// AddRefusals adds findings for which lockdown refuses the host that
+// only the caller knows (actions' step checks), and sets the status.
+func (r *Report) AddRefusals(fs []Finding) {
+	if len(fs) == 0 {
+		return
+	}
+	r.Findings = append(r.Findings, fs...)
+	sort.SliceStable(r.Findings, func(i, j int) bool { return sevRank(r.Findings[i].Severity) < sevRank(r.Findings[j].Severity) })
+	r.Status = StatusRefused
 }
 
 func sevRank(s string) int {

@@ -20,10 +20,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/holiday-ops/holiday/backup/backend"
+	"github.com/holiday-ops/holiday/internal/atomicfile"
 )
 
 // Local is a repository in a directory.
@@ -69,7 +69,7 @@ func Create(dir string) (*Local, error) {
 		}
 	}
 	for _, d := range []string{filepath.Join(dir, "data"), dir, filepath.Dir(filepath.Clean(dir))} {
-		if err := syncDir(d); err != nil {
+		if err := atomicfile.SyncDir(d); err != nil {
 			return nil, fmt.Errorf("create repository %s: %w", dir, err)
 		}
 	}
@@ -193,7 +193,7 @@ func (b *Local) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) (e
 	if err != nil {
 		return fmt.Errorf("save %v: %w", h, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("save %v: fsync folder: %w", h, err)
 	}
 	return nil
@@ -221,7 +221,7 @@ func (b *Local) adopt(h backend.Handle, f *os.File, final string) error {
 	if err != nil {
 		return fmt.Errorf("save %v: %w", h, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("save %v: fsync folder: %w", h, err)
 	}
 	return nil
@@ -237,21 +237,6 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
-		err = nil // some filesystems cannot fsync a folder
-	}
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Load implements backend.Backend.
@@ -371,5 +356,5 @@ func (b *Local) Remove(ctx context.Context, h backend.Handle) error {
 	if err := os.Remove(fn); err != nil {
 		return fmt.Errorf("remove %v: %w", h, err)
 	}
-	return syncDir(filepath.Dir(fn))
+	return atomicfile.SyncDir(filepath.Dir(fn))
 }

@@ -1,0 +1,198 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// KindFirewall is the lockdown firewall's kind; its only target is
+// "lockdown".
+const KindFirewall = "firewall"
+
+func init() {
+	RegisterKind(KindFirewall, func(target string) (Action, error) {
+		if target != "lockdown" {
+			return nil, fmt.Errorf("firewall: unknown target %q", target)
+		}
+		return Firewall{}, nil
+	})
+}
+
+// Firewall tightens the host's inbound filtering for the break (DESIGN
+// §6) without ever locking the operator out:
+//
+//   - Observe saves iptables-save and ip6tables-save of all tables with the
+//     backend's own tools (iptables-legacy-* or iptables-nft-*): the prior
+//     state the journal holds.
+//   - Apply lints the rule set (the management path must reach SSH),
+//     keeps the saved rules on the host, arms an on-host dead-man that runs
+//     exactly Revert after DeadmanSecs unless disarmed (a transient
+//     systemd timer, or a setsid process on SysV), applies IPv6 then IPv4,
+//     each as one `-restore --noflush -w` transaction (IPv6 rolled back if
+//     IPv4 fails), confirms over a NEW SSH connection, and only then
+//     disarms.
+//   - Verify checks INPUT still jumps to HOLIDAY-IN first and the chain
+//     still holds its rules, in each family.
+//   - Revert deletes holiday's jumps and chains (go-iptables, in the agent)
+//     and checks both families' saves equal the saved ones, comments and
+//     counters aside.
+type Firewall struct{}
+
+// DefaultDeadmanSecs is how long the host waits for the control node's
+// confirmation before reverting by itself.
+const DefaultDeadmanSecs = 90
+
+// FirewallPrior is the firewall's Observe record.
+type FirewallPrior struct {
+	Backend string `json:"backend"` // legacy or nft
+	Init    string `json:"init"`    // systemd or sysv: how the dead-man is armed
+	Save4   string `json:"save4"`   // iptables-save, all tables
+	Save6   string `json:"save6"`   // ip6tables-save, all tables
+}
+
+// FirewallDone is the firewall's Apply record.
+type FirewallDone struct {
+	Backend     string    `json:"backend"`
+	Rules4      string    `json:"rules4"`
+	Rules6      string    `json:"rules6"`
+	Applied     []string  `json:"applied,omitempty"` // families applied, in order: ip6, ip4
+	DeadmanSecs int       `json:"deadman_s"`
+	DeadmanUnit string    `json:"deadman_unit,omitempty"` // systemd
+	DeadmanPID  int       `json:"deadman_pid,omitempty"`  // SysV
+	ArmedAt     time.Time `json:"armed_at"`
+	Confirmed   bool      `json:"confirmed,omitempty"`
+	Disarmed    bool      `json:"disarmed,omitempty"`
+	Undo        string    `json:"undo,omitempty"` // the console undo line (/var/lib/holiday/UNDO)
+	Error       string    `json:"error,omitempty"`
+}
+
+// firewallApplyArgs is what the agent's firewall-apply needs.
+type firewallApplyArgs struct {
+	Prior       FirewallPrior `json:"prior"`
+	Rules4      string        `json:"rules4"`
+	Rules6      string        `json:"rules6"`
+	DeadmanSecs int           `json:"deadman_s"`
+}
+
+// firewallRevertArgs names what to revert to; empty prior: the host's
+// own saved copy.
+type firewallRevertArgs struct {
+	Prior FirewallPrior `json:"prior"`
+}
+
+type firewallVerifyArgs struct {
+	Backend string   `json:"backend"`
+	Applied []string `json:"applied"`
+	Rules4  string   `json:"rules4"`
+	Rules6  string   `json:"rules6"`
+}
+
+func (Firewall) Observe(ctx context.Context, h *Host) (Record, error) {
+	var p FirewallPrior
+	if err := h.Agent.Call(ctx, "firewall-observe", struct{}{}, &p); err != nil {
+		return Record{}, err
+	}
+	return NewRecord(KindFirewall, "lockdown", p)
+}
+
+// rulesFor builds and lints the host's rule set.
+func rulesFor(h *Host) (FirewallRules, error) {
+	if h.Plan == nil || h.Plan.Firewall == nil {
+		return FirewallRules{}, errors.New("no firewall in the plan for this host")
+	}
+	control, err := netip.ParseAddr(h.Info.ControlAddr)
+	if err != nil {
+		return FirewallRules{}, errors.New("the host did not tell the control node's address: cannot prove the management path; nothing changed")
+	}
+	in := FirewallInput{Firewall: h.Plan.Firewall, Management: h.Management, Control: control.Unmap()}
+	r, err := BuildFirewallRules(in)
+	if err != nil {
+		return r, err
+	}
+	port := uint16(22)
+	if h.Plan.Port > 0 {
+		port = uint16(h.Plan.Port)
+	}
+	if err := LintFirewallRules(r, in.Control, in.Management, port); err != nil {
+		return r, fmt.Errorf("lint: %w; nothing changed", err)
+	}
+	return r, nil
+}
+
+func (Firewall) Apply(ctx context.Context, h *Host, prior Record) (Record, error) {
+	rec := func(d FirewallDone, err error) (Record, error) {
+		if err != nil && d.Error == "" {
+			d.Error = err.Error()
+		}
+		r, rerr := NewRecord(KindFirewall, "lockdown", d)
+		if err == nil {
+			err = rerr
+		}
+		return r, err
+	}
+	var p FirewallPrior
+	if err := prior.Decode(&p); err != nil {
+		return rec(FirewallDone{}, err)
+	}
+	rules, err := rulesFor(h)
+	if err != nil {
+		return rec(FirewallDone{}, err)
+	}
+	if h.Confirm == nil {
+		return rec(FirewallDone{}, errors.New("no way to confirm over a new SSH connection from here; nothing changed"))
+	}
+	secs := deadmanSecs()
+	var d FirewallDone
+	if err := h.Agent.Call(ctx, "firewall-apply", firewallApplyArgs{Prior: p, Rules4: rules.V4, Rules6: rules.V6, DeadmanSecs: secs}, &d); err != nil {
+		d.Backend, d.Rules4, d.Rules6 = p.Backend, rules.V4, rules.V6
+		return rec(d, fmt.Errorf("applying: %w", err))
+	}
+	if firewallTestHook() == "no-confirm" {
+		// Test hook: neither confirm nor disarm; the dead-man reverts.
+		return rec(d, nil)
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second/2)
+	err = h.Confirm(cctx)
+	cancel()
+	if err != nil {
+		return rec(d, fmt.Errorf("the control node cannot reach the host over a new SSH connection after the firewall change (%v): not disarmed, the host reverts by itself within %ds", err, secs))
+	}
+	d.Confirmed = true
+	if err := h.Agent.Call(ctx, "firewall-disarm", struct{}{}, nil); err != nil {
+		return rec(d, fmt.Errorf("disarming the dead-man: %w", err))
+	}
+	d.Disarmed = true
+	return rec(d, nil)
+}
+
+func (Firewall) Verify(ctx context.Context, h *Host, done Record) error {
+	var d FirewallDone
+	if err := done.Decode(&d); err != nil {
+		return err
+	}
+	return h.Agent.Call(ctx, "firewall-verify", firewallVerifyArgs{Backend: d.Backend, Applied: d.Applied, Rules4: d.Rules4, Rules6: d.Rules6}, nil)
+}
+
+func (Firewall) Revert(ctx context.Context, h *Host, prior, done Record) error {
+	var p FirewallPrior
+	if err := prior.Decode(&p); err != nil {
+		return err
+	}
+	return h.Agent.Call(ctx, "firewall-revert", firewallRevertArgs{Prior: p}, nil)
+}
+
+// noteApplied prints the console undo line with the host's result.
+func (Firewall) noteApplied(hr *HostResult, prior, done Record) {
+	var d FirewallDone
+	if done.Decode(&d) != nil || d.Undo == "" {
+		return
+	}
+	n := "firewall console undo: " + UndoFile + " holds `" + d.Undo + "`"
+	if hr.Note != "" {
+		n = hr.Note + "; " + n
+	}
+	hr.Note = n
+}

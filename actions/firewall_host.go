@@ -1,0 +1,606 @@
+package actions
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-iptables/iptables"
+
+	"github.com/holiday-ops/holiday/internal/agent"
+	"github.com/holiday-ops/holiday/internal/units"
+)
+
+// The firewall's host side, run by the agent as root.
+
+// FirewallDir holds, on the host, what a lockdown firewall needs to be
+// undone without the control node: the saved rules, the backend, the
+// dead-man's arming token and a copy of the agent binary it runs.
+var FirewallDir = "/var/lib/holiday/firewall"
+
+// UndoFile is the one-line console undo, for the operator at the console.
+var UndoFile = "/var/lib/holiday/UNDO"
+
+// firewallLockFile serializes the firewall's apply, disarm, revert and
+// the dead-man on the host.
+var firewallLockFile = "/run/holiday-firewall.lock"
+
+// deadmanLog is where the dead-man says what it did (outside FirewallDir,
+// which a successful revert removes).
+var deadmanLog = "/var/lib/holiday/firewall-deadman.log"
+
+const deadmanUnit = "holiday-firewall-deadman"
+
+// deadmanMark is in the environment of the SysV dead-man process, so a
+// disarm finds it in /proc.
+const deadmanMark = "HOLIDAY_FIREWALL_DEADMAN=armed"
+
+func firewallTools(backend string) (save4, save6, restore4, restore6, ipt4, ipt6 string) {
+	b := "nft"
+	if backend == "legacy" {
+		b = "legacy"
+	}
+	return "iptables-" + b + "-save", "ip6tables-" + b + "-save",
+		"iptables-" + b + "-restore", "ip6tables-" + b + "-restore",
+		"iptables-" + b, "ip6tables-" + b
+}
+
+func runTool(ctx context.Context, stdin string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	c := exec.CommandContext(ctx, name, args...)
+	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
+	if stdin != "" {
+		c.Stdin = strings.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s: %v: %s", name, err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// detectBackend says which iptables backend filters: the one with rules;
+// with none, the one plain iptables points to. Rules in both is refused
+// (admission refuses it first; this is the host's own guard).
+func detectBackend(ctx context.Context) (string, error) {
+	var used []string
+	for _, b := range []string{"legacy", "nft"} {
+		s4, s6, _, _, _, _ := firewallTools(b)
+		if _, err := exec.LookPath(s4); err != nil {
+			continue
+		}
+		for _, s := range []string{s4, s6} {
+			out, err := runTool(ctx, "", s)
+			if err != nil {
+				return "", err
+			}
+			if NormalizeSave(out) != "" {
+				used = append(used, b)
+				break
+			}
+		}
+	}
+	switch len(used) {
+	case 1:
+		return used[0], nil
+	case 2:
+		return "", errors.New("rules in both iptables-legacy and iptables-nft: refusing rather than guess which one filters")
+	}
+	out, err := runTool(ctx, "", "iptables", "-V")
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(out, "legacy") {
+		return "legacy", nil
+	}
+	return "nft", nil
+}
+
+func firewallObserve(ctx context.Context, op *agent.Op) (any, error) {
+	backend, err := detectBackend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := FirewallPrior{Backend: backend, Init: string(units.Detect())}
+	s4, s6, _, _, _, _ := firewallTools(backend)
+	if p.Save4, err = runTool(ctx, "", s4); err != nil {
+		return nil, err
+	}
+	if p.Save6, err = runTool(ctx, "", s6); err != nil {
+		return nil, err
+	}
+	for _, s := range []string{p.Save4, p.Save6} {
+		if strings.Contains(s, ":"+FirewallChain+" ") {
+			return nil, fmt.Errorf("a holiday lockdown firewall (%s) is already on this host: restore the run that put it there first", FirewallChain)
+		}
+	}
+	return p, nil
+}
+
+func withFirewallLock(f func() error) error {
+	l, err := os.OpenFile(firewallLockFile, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if err := syscall.Flock(int(l.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	return f()
+}
+
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// undoLine is the console undo: holiday's own revert if its copy of the
+// binary is there, else the bare deletion of the jumps and chains.
+func undoLine(backend string) string {
+	_, _, _, _, i4, i6 := firewallTools(backend)
+	bare := fmt.Sprintf("for t in %s %s; do while $t -w -D INPUT -j %s 2>/dev/null; do :; done; $t -w -F %s; $t -w -X %s; done",
+		i4, i6, FirewallChain, FirewallChain, FirewallChain)
+	return fmt.Sprintf("%s agent --firewall-revert %s || { %s; }", filepath.Join(FirewallDir, "holiday"), FirewallDir, bare)
+}
+
+func firewallApply(ctx context.Context, op *agent.Op) (any, error) {
+	var a firewallApplyArgs
+	if err := jsonUnmarshal(op.Args, &a); err != nil {
+		return nil, err
+	}
+	p := a.Prior
+	d := FirewallDone{Backend: p.Backend, Rules4: a.Rules4, Rules6: a.Rules6, DeadmanSecs: a.DeadmanSecs}
+	if p.Backend != "legacy" && p.Backend != "nft" {
+		return nil, fmt.Errorf("unknown firewall backend %q", p.Backend)
+	}
+	if d.DeadmanSecs <= 0 {
+		d.DeadmanSecs = DefaultDeadmanSecs
+	}
+	err := withFirewallLock(func() error {
+		// Keep what undoes it on the host, before anything changes.
+		if err := os.MkdirAll(FirewallDir, 0o700); err != nil {
+			return err
+		}
+		for name, data := range map[string]string{"saved.v4": p.Save4, "saved.v6": p.Save6, "backend": p.Backend, "rules.v4": a.Rules4, "rules.v6": a.Rules6} {
+			if err := writeFileSync(filepath.Join(FirewallDir, name), []byte(data), 0o600); err != nil {
+				return err
+			}
+		}
+		if err := copyExecutable(filepath.Join(FirewallDir, "holiday")); err != nil {
+			return fmt.Errorf("keeping a copy of the agent for the dead-man: %w", err)
+		}
+		d.Undo = undoLine(p.Backend)
+		if err := writeFileSync(UndoFile, []byte(d.Undo+"\n"), 0o600); err != nil {
+			return err
+		}
+		// Dead-man first.
+		if err := writeFileSync(filepath.Join(FirewallDir, "armed"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+			return err
+		}
+		if err := armDeadman(ctx, &d, p.Init); err != nil {
+			os.Remove(filepath.Join(FirewallDir, "armed"))
+			return fmt.Errorf("arming the dead-man: %w", err)
+		}
+		_, _, r4, r6, _, _ := firewallTools(p.Backend)
+		if _, err := runTool(ctx, a.Rules6, r6, "--noflush", "-w"); err != nil {
+			return fmt.Errorf("IPv6 not applied, nothing changed: %w", err)
+		}
+		d.Applied = append(d.Applied, "ip6")
+		if _, err := runTool(ctx, a.Rules4, r4, "--noflush", "-w"); err != nil {
+			if rerr := deleteHoliday(p.Backend, "ip6"); rerr != nil {
+				return fmt.Errorf("IPv4 not applied (%v), and rolling IPv6 back failed: %v", err, rerr)
+			}
+			d.Applied = nil
+			return fmt.Errorf("IPv4 not applied, IPv6 rolled back: %w", err)
+		}
+		d.Applied = append(d.Applied, "ip4")
+		return nil
+	})
+	if err != nil {
+		d.Error = err.Error()
+		// The result carries what was done (Applied, the dead-man), the
+		// control node reverts from it.
+		return d, err
+	}
+	return d, nil
+}
+
+func copyExecutable(dst string) error {
+	src, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o700)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// armDeadman starts what runs Revert after d.DeadmanSecs unless the
+// armed file is gone by then: a transient timer on systemd, a setsid
+// process (not a child of the SSH session) on SysV.
+func armDeadman(ctx context.Context, d *FirewallDone, init string) error {
+	bin := filepath.Join(FirewallDir, "holiday")
+	d.ArmedAt = time.Now().UTC()
+	if init == string(units.Systemd) {
+		disarmSystemd(ctx) // a leftover of an earlier run
+		_, err := runTool(ctx, "", "systemd-run", "--unit="+deadmanUnit, "--description=holiday lockdown firewall dead-man",
+			fmt.Sprintf("--on-active=%ds", d.DeadmanSecs), "--timer-property=AccuracySec=1s", "--timer-property=RemainAfterElapse=no",
+			"--property=Type=oneshot", "--collect",
+			bin, "agent", "--firewall-deadman", FirewallDir)
+		if err != nil {
+			return err
+		}
+		d.DeadmanUnit = deadmanUnit + ".timer"
+		return nil
+	}
+	c := exec.Command("/bin/sh", "-c", fmt.Sprintf("sleep %d; exec %s agent --firewall-deadman %s", d.DeadmanSecs, shellQuote(bin), shellQuote(FirewallDir)))
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer devnull.Close()
+	c.Stdin, c.Stdout, c.Stderr = devnull, devnull, devnull
+	c.Dir = "/"
+	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", deadmanMark}
+	if err := c.Start(); err != nil {
+		return err
+	}
+	d.DeadmanPID = c.Process.Pid
+	c.Process.Release()
+	return nil
+}
+
+func disarmSystemd(ctx context.Context) {
+	if units.Detect() != units.Systemd {
+		return
+	}
+	runTool(ctx, "", "systemctl", "stop", deadmanUnit+".timer")
+	runTool(ctx, "", "systemctl", "reset-failed", deadmanUnit+".timer", deadmanUnit+".service")
+}
+
+// disarm removes the armed file (what the dead-man checks, under the
+// lock) and then stops the timer or process. It reports whether the
+// dead-man was still armed.
+func disarm(ctx context.Context) (bool, error) {
+	err := os.Remove(filepath.Join(FirewallDir, "armed"))
+	was := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	disarmSystemd(ctx)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(env, []byte("\x00"+deadmanMark+"\x00")) && !bytes.HasPrefix(env, []byte(deadmanMark+"\x00")) {
+			continue
+		}
+		syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	return was, nil
+}
+
+func firewallDisarm(ctx context.Context, op *agent.Op) (any, error) {
+	var was bool
+	err := withFirewallLock(func() error {
+		var err error
+		was, err = disarm(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !was {
+		return nil, errors.New("the dead-man had already fired: the host reverted its firewall by itself")
+	}
+	return map[string]bool{"disarmed": true}, nil
+}
+
+func newIPT(backend, family string) (*iptables.IPTables, error) {
+	_, _, _, _, i4, i6 := firewallTools(backend)
+	bin, proto := i4, iptables.ProtocolIPv4
+	if family == "ip6" {
+		bin, proto = i6, iptables.ProtocolIPv6
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return nil, err
+	}
+	return iptables.New(iptables.IPFamily(proto), iptables.Path(path), iptables.Timeout(30))
+}
+
+// deleteHoliday deletes holiday's jumps and chain in one family.
+func deleteHoliday(backend, family string) error {
+	ipt, err := newIPT(backend, family)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < 100; i++ {
+		ok, err := ipt.Exists("filter", "INPUT", "-j", FirewallChain)
+		if err != nil {
+			if e, isE := err.(*iptables.Error); isE && e.IsNotExist() {
+				break
+			}
+			return err
+		}
+		if !ok {
+			break
+		}
+		if err := ipt.Delete("filter", "INPUT", "-j", FirewallChain); err != nil {
+			return err
+		}
+	}
+	ok, err := ipt.ChainExists("filter", FirewallChain)
+	if err != nil || !ok {
+		return err
+	}
+	return ipt.ClearAndDeleteChain("filter", FirewallChain)
+}
+
+// revertFirewall deletes holiday's jumps and chains in both families and
+// checks the saves equal the saved ones; if deleting failed, it sets the
+// built-in policies to ACCEPT and restores the saved rules (DESIGN §6.5).
+func revertFirewall(ctx context.Context, p FirewallPrior) error {
+	if p.Backend == "" {
+		b, err := os.ReadFile(filepath.Join(FirewallDir, "backend"))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // never applied here (or already reverted)
+		}
+		if err != nil {
+			return err
+		}
+		p.Backend = strings.TrimSpace(string(b))
+		s4, err4 := os.ReadFile(filepath.Join(FirewallDir, "saved.v4"))
+		s6, err6 := os.ReadFile(filepath.Join(FirewallDir, "saved.v6"))
+		if err := errors.Join(err4, err6); err != nil {
+			return err
+		}
+		p.Save4, p.Save6 = string(s4), string(s6)
+	}
+	disarm(ctx)
+	s4, s6, r4, r6, _, _ := firewallTools(p.Backend)
+	var errs []error
+	for _, f := range []struct{ family, save, restore, saved string }{{"ip6", s6, r6, p.Save6}, {"ip4", s4, r4, p.Save4}} {
+		derr := deleteHoliday(p.Backend, f.family)
+		now, err := runTool(ctx, "", f.save)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if derr == nil && NormalizeSave(now) == NormalizeSave(f.saved) {
+			dropCreatedTable(ctx, p.Backend, f.family, f.saved, now)
+			continue
+		}
+		if derr == nil {
+			// Deleted, yet different: someone changed the host's own
+			// rules during the break. Theirs; say so, change nothing.
+			errs = append(errs, fmt.Errorf("%s: holiday's chain is gone, but the rules differ from the ones saved at lockdown (changed during the break?):\n%s", f.family, saveDiff(NormalizeSave(f.saved), NormalizeSave(now))))
+			continue
+		}
+		// The fallback: policies to ACCEPT, then the saved rules.
+		if ferr := restoreSaved(ctx, f.restore, f.saved, now); ferr != nil {
+			errs = append(errs, fmt.Errorf("%s: deleting holiday's chain: %v; restoring the saved rules: %v", f.family, derr, ferr))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.Remove(UndoFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(FirewallDir)
+}
+
+// dropCreatedTable deletes, on the nft backend, the empty filter table
+// that applying created on a host whose save had none (iptables-nft leaves
+// it behind; legacy tables are the kernel's and stay).
+func dropCreatedTable(ctx context.Context, backend, family, saved, now string) {
+	if backend != "nft" || strings.Contains(saved, "*filter") || !strings.Contains(now, "*filter") {
+		return
+	}
+	fam := "ip"
+	if family == "ip6" {
+		fam = "ip6"
+	}
+	runTool(ctx, "", "nft", "delete", "table", fam, "filter")
+}
+
+// restoreSaved sets every built-in chain's policy in the tables now
+// present to ACCEPT, then restores saved (which sets its own policies).
+func restoreSaved(ctx context.Context, restore, saved, now string) error {
+	var accept strings.Builder
+	for _, line := range strings.Split(now, "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"):
+			accept.WriteString(line + "\n")
+		case strings.HasPrefix(line, ":"):
+			if f := strings.Fields(line[1:]); len(f) >= 2 && f[1] != "-" {
+				fmt.Fprintf(&accept, ":%s ACCEPT [0:0]\n", f[0])
+			}
+		case line == "COMMIT":
+			accept.WriteString("COMMIT\n")
+		}
+	}
+	if _, err := runTool(ctx, accept.String(), restore, "--noflush", "-w"); err != nil {
+		return err
+	}
+	if strings.TrimSpace(saved) == "" {
+		return nil
+	}
+	_, err := runTool(ctx, saved, restore, "-w")
+	return err
+}
+
+func saveDiff(a, b string) string {
+	am, bm := map[string]bool{}, map[string]bool{}
+	for _, l := range strings.Split(a, "\n") {
+		am[l] = true
+	}
+	for _, l := range strings.Split(b, "\n") {
+		bm[l] = true
+	}
+	var d []string
+	for _, l := range strings.Split(a, "\n") {
+		if !bm[l] {
+			d = append(d, "- "+l)
+		}
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if !am[l] {
+			d = append(d, "+ "+l)
+		}
+	}
+	return strings.Join(d, "\n")
+}
+
+func firewallRevert(ctx context.Context, op *agent.Op) (any, error) {
+	var a firewallRevertArgs
+	if err := jsonUnmarshal(op.Args, &a); err != nil {
+		return nil, err
+	}
+	err := withFirewallLock(func() error { return revertFirewall(ctx, a.Prior) })
+	if err != nil {
+		return nil, err
+	}
+	return map[string]bool{"reverted": true}, nil
+}
+
+func firewallVerify(ctx context.Context, op *agent.Op) (any, error) {
+	var a firewallVerifyArgs
+	if err := jsonUnmarshal(op.Args, &a); err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, fam := range a.Applied {
+		rules := a.Rules4
+		if fam == "ip6" {
+			rules = a.Rules6
+		}
+		want := 0
+		for _, l := range strings.Split(rules, "\n") {
+			if strings.HasPrefix(l, "-A "+FirewallChain+" ") {
+				want++
+			}
+		}
+		ipt, err := newIPT(a.Backend, fam)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		in, err := ipt.List("filter", "INPUT")
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var first string
+		for _, l := range in {
+			if strings.HasPrefix(l, "-A ") {
+				first = l
+				break
+			}
+		}
+		if first != firewallJump {
+			errs = append(errs, fmt.Errorf("%s: INPUT no longer jumps to %s first (first rule: %q)", fam, FirewallChain, first))
+			continue
+		}
+		ch, err := ipt.List("filter", FirewallChain)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %w", fam, FirewallChain, err))
+			continue
+		}
+		got := 0
+		for _, l := range ch {
+			if strings.HasPrefix(l, "-A ") {
+				got++
+			}
+		}
+		if got != want || len(ch) == 0 || ch[len(ch)-1] != "-A "+FirewallChain+" -j DROP" {
+			errs = append(errs, fmt.Errorf("%s: %s holds %d rules, lockdown put %d ending in DROP", fam, FirewallChain, got, want))
+		}
+	}
+	if len(a.Applied) < 2 {
+		errs = append(errs, fmt.Errorf("only %v of both families was applied", a.Applied))
+	}
+	return nil, errors.Join(errs...)
+}
+
+// FirewallDeadman is the dead-man's and the console undo's entry point
+// (`holiday agent --firewall-deadman DIR` / `--firewall-revert DIR`): run
+// exactly Revert from what the host kept in dir. With onlyIfArmed (the
+// dead-man), nothing happens once the control node disarmed it.
+func FirewallDeadman(ctx context.Context, dir string, onlyIfArmed bool, log io.Writer) error {
+	FirewallDir = dir
+	logf := func(format string, args ...any) {
+		line := time.Now().UTC().Format(time.RFC3339) + " " + fmt.Sprintf(format, args...) + "\n"
+		io.WriteString(log, line)
+		if f, err := os.OpenFile(deadmanLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+			f.WriteString(line)
+			f.Close()
+		}
+	}
+	return withFirewallLock(func() error {
+		if onlyIfArmed {
+			if _, err := os.Stat(filepath.Join(dir, "armed")); err != nil {
+				logf("dead-man: disarmed, nothing to do")
+				return nil
+			}
+			logf("dead-man: not disarmed in time; reverting the lockdown firewall")
+		}
+		err := revertFirewall(ctx, FirewallPrior{})
+		if err != nil {
+			logf("revert failed: %v", err)
+			return err
+		}
+		logf("reverted: the rules are as saved at lockdown")
+		return nil
+	})
+}

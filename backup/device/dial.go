@@ -1,0 +1,174 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/holiday-ops/holiday/internal/sshx"
+)
+
+// dial connects and logs in, with host keys checked like hosts'.
+func dial(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, error) {
+	port := t.Port
+	if port == 0 {
+		port = 22
+	}
+	addr := net.JoinHostPort(t.Address, strconv.Itoa(port))
+	hk, err := sshx.NewHostKeys(t.Name, t.Address, port, o.KnownHosts, o.AcceptNew)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := authMethods(t)
+	if err != nil {
+		return nil, err
+	}
+	timeout := orDefault(o.ConnectTimeout, 15*time.Second)
+	cfg := &ssh.ClientConfig{
+		User:              t.User + d.UserSuffix,
+		Auth:              auth,
+		HostKeyCallback:   hk.Callback(),
+		HostKeyAlgorithms: hk.Algorithms(t.LegacyKex),
+		Timeout:           timeout,
+	}
+	if t.LegacyKex {
+		sup, ins := ssh.SupportedAlgorithms(), ssh.InsecureAlgorithms()
+		cfg.KeyExchanges = append(sup.KeyExchanges, ins.KeyExchanges...)
+		cfg.Ciphers = append(sup.Ciphers, ins.Ciphers...)
+		cfg.MACs = append(sup.MACs, ins.MACs...)
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var nd net.Dialer
+	nc, err := nd.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	_ = nc.SetDeadline(time.Now().Add(timeout))
+	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if err != nil {
+		nc.Close()
+		if r := hk.Refused(); r != nil {
+			if r.Kind == sshx.KindHostKeyUnknown {
+				// sshx's hint names a Linux host's key files; a device
+				// shows its key on its own console
+				r.Hint = fmt.Sprintf("confirm that fingerprint on the device's console, then add this line to known_hosts: %s (or rerun with --accept-new-host-keys)", r.Line)
+			}
+			return nil, r
+		}
+		return nil, handshakeError(err, addr, timeout, t)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
+// noCommon picks the algorithm kind and the peer's list out of
+// x/crypto's "no common algorithm" error.
+var noCommon = regexp.MustCompile(`no common algorithm for ([^;]+); we offered: \[[^\]]*\], peer offered: \[([^\]]*)\]`)
+
+// handshakeError words a failed SSH handshake for the operator.
+func handshakeError(err error, addr string, timeout time.Duration, t Target) error {
+	msg := err.Error()
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("%s: connected, but the SSH handshake did not finish within %s (the device accepted TCP and never answered: overloaded, or not an SSH server?)", addr, timeout)
+	case strings.Contains(msg, "no common algorithm"):
+		what, offered := msg, ""
+		if m := noCommon.FindStringSubmatch(msg); m != nil {
+			var algs []string
+			for _, a := range strings.Fields(strings.ReplaceAll(m[2], `"`, "")) {
+				// markers, not algorithms
+				if !strings.HasPrefix(a, "kex-strict-") && !strings.HasPrefix(a, "ext-info-") {
+					algs = append(algs, a)
+				}
+			}
+			what, offered = m[1], strings.Join(algs, ", ")
+		}
+		if t.LegacyKex {
+			return fmt.Errorf("%s: no SSH %s in common even with legacy_kex (the device offers %s)", addr, what, offered)
+		}
+		return fmt.Errorf("%s: no SSH %s in common: the device offers only %s; if it cannot be upgraded, set legacy_kex: true for this device", addr, what, offered)
+	case strings.Contains(msg, "unable to authenticate"), strings.Contains(msg, errPasswordRefused.Error()):
+		what := "its key"
+		if t.Password.IsSet() {
+			what = "the password from " + secretSource(t.Password)
+		}
+		return fmt.Errorf("%s: login refused for user %q with %s (one attempt made, to avoid locking the account)", addr, t.User, what)
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("%s: the device closed the connection during the SSH handshake", addr)
+	}
+	return fmt.Errorf("%s: SSH handshake: %w", addr, err)
+}
+
+func secretSource(s Secret) string {
+	if s.Env != "" {
+		return "$" + s.Env
+	}
+	return s.File
+}
+
+// authMethods offers the key (if any), the password, and
+// keyboard-interactive with the same password only where the device did
+// not take a password attempt already: a wrong password costs one attempt,
+// not two, against the device's lockout counter.
+func authMethods(t Target) ([]ssh.AuthMethod, error) {
+	var out []ssh.AuthMethod
+	if t.Identity != "" {
+		b, err := os.ReadFile(t.Identity)
+		if err != nil {
+			return nil, fmt.Errorf("identity: %w", err)
+		}
+		signer, err := ssh.ParsePrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("identity %s: %w (holiday reads unencrypted keys for devices)", t.Identity, err)
+		}
+		out = append(out, ssh.PublicKeys(signer))
+	}
+	tried := new(bool)
+	if t.Password.IsSet() {
+		pw, err := t.Password.Read()
+		if err != nil {
+			return nil, fmt.Errorf("password: %w", err)
+		}
+		var mu sync.Mutex
+		out = append(out,
+			ssh.PasswordCallback(func() (string, error) {
+				mu.Lock()
+				*tried = true
+				mu.Unlock()
+				return pw, nil
+			}),
+			ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if *tried {
+					return nil, errPasswordRefused
+				}
+				answers := make([]string, len(questions))
+				for i := range questions {
+					if !echos[i] {
+						answers[i] = pw
+					}
+				}
+				*tried = true
+				return answers, nil
+			}))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no way to log in: no password and no identity")
+	}
+	return out, nil
+}
+
+var errPasswordRefused = errors.New("the password was already refused")
