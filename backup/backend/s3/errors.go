@@ -35,7 +35,8 @@ var (
 
 var (
 	credentialCodes = codes("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
-		"InvalidSecurity", "AuthorizationHeaderMalformed", "TokenRefreshRequired", "InvalidClientTokenId")
+		"InvalidSecurity", "AuthorizationHeaderMalformed", "TokenRefreshRequired", "InvalidClientTokenId",
+		"XAdminUserNotFound") // versitygw's answer (404) to an unknown access key
 	deniedCodes   = codes("AccessDenied", "Forbidden", "AllAccessDisabled", "AccountProblem", "MethodNotAllowed")
 	fullCodes     = codes("InsufficientStorage", "QuotaExceeded", "XMinioStorageFull", "XMinioAdminBucketQuotaExceeded", "StorageFull", "EntityTooLarge")
 	notExistCodes = codes("NoSuchKey", "NotFound", "NoSuchVersion")
@@ -82,7 +83,7 @@ func classify(err error) error {
 		return ErrFull
 	case existCodes[code] || status == http.StatusPreconditionFailed:
 		return backend.ErrExist
-	case notExistCodes[code] || status == http.StatusNotFound:
+	case notExistCodes[code] || (code == "" && status == http.StatusNotFound):
 		return backend.ErrNotExist
 	}
 	var ma *retry.MaxAttemptsError
@@ -133,7 +134,28 @@ type opError struct {
 }
 
 func (e *opError) Error() string {
-	return fmt.Sprintf("%s on %s: %s (%v)", e.op, e.where, e.why, e.err)
+	return fmt.Sprintf("%s on %s: %s (%s)", e.op, e.where, e.why, detail(e.err))
+}
+
+// detail is the part of an SDK error an operator can use: the server's
+// status, code and message, or the network error, without request IDs.
+func detail(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		s := ae.ErrorCode()
+		if st := httpStatus(err); st != 0 {
+			s = fmt.Sprintf("%d %s", st, s)
+		}
+		if m := ae.ErrorMessage(); m != "" {
+			s += ": " + m
+		}
+		return s
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Error()
+	}
+	return err.Error()
 }
 
 func (e *opError) Unwrap() []error { return []error{e.kind, e.err} }

@@ -66,11 +66,16 @@ type Config struct {
 	// with Profile ("" means default). With none of them set, the SDK's
 	// usual chain applies: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
 	// AWS_PROFILE, ~/.aws/credentials, web identity, SSO.
-	AccessKeyIDEnv     string
-	SecretAccessKeyEnv string
-	SessionTokenEnv    string
-	CredentialsFile    string
-	Profile            string
+	// AccessKeyIDFile and SecretAccessKeyFile are files holding them
+	// instead (trailing newline ignored); each key from a variable or a
+	// file, not both.
+	AccessKeyIDEnv      string
+	AccessKeyIDFile     string
+	SecretAccessKeyEnv  string
+	SecretAccessKeyFile string
+	SessionTokenEnv     string
+	CredentialsFile     string
+	Profile             string
 
 	// EC2Metadata lets the credential chain ask the EC2 instance-metadata
 	// service; off, nothing probes 169.254.169.254.
@@ -121,6 +126,13 @@ func ParseURL(s string) (Config, error) {
 	return Config{Endpoint: u.Scheme + "://" + u.Host, Bucket: bucket, Prefix: prefix}, nil
 }
 
+// WithLocation returns c's settings (credentials, region, addressing)
+// with the endpoint, bucket and prefix of loc, as ParseURL returns them.
+func (c Config) WithLocation(loc Config) Config {
+	c.Endpoint, c.Bucket, c.Prefix = loc.Endpoint, loc.Bucket, loc.Prefix
+	return c
+}
+
 // String is the repository URL, s3:endpoint/bucket[/prefix].
 func (c Config) String() string {
 	s := "s3:" + c.Endpoint + "/" + c.Bucket
@@ -152,29 +164,66 @@ func (c Config) pathStyle() bool {
 	return !(h == "amazonaws.com" || strings.HasSuffix(h, ".amazonaws.com"))
 }
 
-// credentials returns the provider Config asks for, or nil for the SDK's
-// chain.
+// secret returns the value of a variable or the content of a file.
+func secret(what, env, file string) (string, error) {
+	switch {
+	case env != "" && file != "":
+		return "", fmt.Errorf("S3 credentials: the %s comes from $%s or from %s, not both", what, env, file)
+	case env != "":
+		v := os.Getenv(env)
+		if v == "" {
+			return "", fmt.Errorf("S3 credentials: $%s (the %s) is unset or empty", env, what)
+		}
+		return v, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("S3 credentials: the %s: %w", what, err)
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("S3 credentials: %s (the %s) is empty", file, what)
+		}
+		return v, nil
+	}
+	return "", nil
+}
+
+// credentials returns the static provider Config asks for, or nil for
+// the SDK's chain.
 func (c Config) credentials() (aws.CredentialsProvider, error) {
-	if c.AccessKeyIDEnv == "" && c.SecretAccessKeyEnv == "" {
+	id, err := secret("access key ID", c.AccessKeyIDEnv, c.AccessKeyIDFile)
+	if err != nil {
+		return nil, err
+	}
+	key, err := secret("secret access key", c.SecretAccessKeyEnv, c.SecretAccessKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case id == "" && key == "":
 		if c.SessionTokenEnv != "" {
-			return nil, errors.New("S3 credentials: a session token variable without access key variables")
+			return nil, errors.New("S3 credentials: a session token without an access key")
 		}
 		return nil, nil
-	}
-	if c.AccessKeyIDEnv == "" || c.SecretAccessKeyEnv == "" {
-		return nil, errors.New("S3 credentials: name both the access key ID and the secret access key variables")
-	}
-	id, secret := os.Getenv(c.AccessKeyIDEnv), os.Getenv(c.SecretAccessKeyEnv)
-	for _, v := range [][2]string{{c.AccessKeyIDEnv, id}, {c.SecretAccessKeyEnv, secret}} {
-		if v[1] == "" {
-			return nil, fmt.Errorf("S3 credentials: $%s is unset or empty", v[0])
-		}
+	case id == "" || key == "":
+		return nil, errors.New("S3 credentials: give both the access key ID and the secret access key")
+	case c.CredentialsFile != "":
+		return nil, errors.New("S3 credentials: give the access key or a credentials file, not both")
 	}
 	token := ""
 	if c.SessionTokenEnv != "" {
 		token = os.Getenv(c.SessionTokenEnv)
 	}
-	return credentials.NewStaticCredentialsProvider(id, secret, token), nil
+	return credentials.NewStaticCredentialsProvider(id, key, token), nil
+}
+
+// attempts is MaxAttempts or its default.
+func (c Config) attempts() int {
+	if c.MaxAttempts <= 0 {
+		return 10
+	}
+	return c.MaxAttempts
 }
 
 // newClient builds the S3 client with holiday's settings.
@@ -182,10 +231,7 @@ func newClient(ctx context.Context, c Config) (*s3.Client, error) {
 	if _, err := url.Parse(c.Endpoint); err != nil || c.Endpoint == "" || c.Bucket == "" {
 		return nil, fmt.Errorf("S3 repository: endpoint %q and bucket %q are required", c.Endpoint, c.Bucket)
 	}
-	attempts, backoff := c.MaxAttempts, c.MaxBackoff
-	if attempts <= 0 {
-		attempts = 10
-	}
+	attempts, backoff := c.attempts(), c.MaxBackoff
 	if backoff <= 0 {
 		backoff = 20 * time.Second
 	}
@@ -299,12 +345,19 @@ func newBackend(ctx context.Context, cfg Config) (*Backend, error) {
 	return &Backend{cfg: cfg, client: client, where: cfg.String()}, nil
 }
 
+// openAttempts bounds the tries of Open's first request.
+const openAttempts = 3
+
 // probe lists at most one key under the prefix: a GET, whose error body
 // (unlike a HEAD's) says which of credentials, bucket or permission is
 // wrong.
 func (b *Backend) probe(ctx context.Context) error {
 	_, err := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 		Bucket: aws.String(b.cfg.Bucket), Prefix: aws.String(b.key("")), MaxKeys: aws.Int32(1),
+	}, func(o *s3.Options) {
+		// a wrong endpoint should fail in seconds; the work after it
+		// is patient
+		o.RetryMaxAttempts = min(b.cfg.attempts(), openAttempts)
 	})
 	if err != nil {
 		return b.wrap("open", err)
