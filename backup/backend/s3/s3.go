@@ -308,30 +308,34 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.probe(ctx); err != nil {
+	if _, err := b.probe(ctx); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
 // Create returns a backend for a new repository: like Open, but a missing
-// bucket is created first (as restic's init does).
+// bucket is created first (as restic's init does), and a prefix that
+// already holds objects is refused (as a non-empty directory is).
 func Create(ctx context.Context, cfg Config) (*Backend, error) {
 	b, err := newBackend(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	err = b.probe(ctx)
+	used, err := b.probe(ctx)
 	if errors.Is(err, ErrNoBucket) {
 		_, cerr := b.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(cfg.Bucket)})
 		var owned *types.BucketAlreadyOwnedByYou
 		if cerr != nil && !errors.As(cerr, &owned) {
 			return nil, b.wrap("create bucket "+cfg.Bucket, cerr)
 		}
-		err = b.probe(ctx)
+		used, err = b.probe(ctx)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if used {
+		return nil, fmt.Errorf("create repository %s: the prefix already holds objects; choose an empty prefix", b.where)
 	}
 	return b, nil
 }
@@ -348,11 +352,11 @@ func newBackend(ctx context.Context, cfg Config) (*Backend, error) {
 // openAttempts bounds the tries of Open's first request.
 const openAttempts = 3
 
-// probe lists at most one key under the prefix: a GET, whose error body
-// (unlike a HEAD's) says which of credentials, bucket or permission is
-// wrong.
-func (b *Backend) probe(ctx context.Context) error {
-	_, err := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+// probe lists at most one key under the prefix and reports whether there
+// was one. It is a GET, whose error body (unlike a HEAD's) says which of
+// credentials, bucket or permission is wrong.
+func (b *Backend) probe(ctx context.Context) (bool, error) {
+	out, err := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 		Bucket: aws.String(b.cfg.Bucket), Prefix: aws.String(b.key("")), MaxKeys: aws.Int32(1),
 	}, func(o *s3.Options) {
 		// a wrong endpoint should fail in seconds; the work after it
@@ -360,9 +364,9 @@ func (b *Backend) probe(ctx context.Context) error {
 		o.RetryMaxAttempts = min(b.cfg.attempts(), openAttempts)
 	})
 	if err != nil {
-		return b.wrap("open", err)
+		return false, b.wrap("open", err)
 	}
-	return nil
+	return len(out.Contents) > 0, nil
 }
 
 // Location is the repository URL, s3:endpoint/bucket/prefix.

@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -31,4 +32,31 @@ func TestConformanceLab(t *testing.T) {
 		}
 		return be
 	})
+}
+
+// TestCreateBucketLab: Create makes a missing bucket (as restic's init
+// does); Open reports one as ErrNoBucket.
+func TestCreateBucketLab(t *testing.T) {
+	lab := labtest.Require(t)
+	if lab == nil {
+		return
+	}
+	t.Setenv(s3test.AccessKeyEnv, lab.S3AccessKey)
+	t.Setenv(s3test.SecretKeyEnv, lab.S3SecretKey)
+	cfg := s3be.Config{
+		Endpoint: lab.S3Endpoint, Bucket: s3test.BucketName(t), Prefix: "r", Region: lab.S3Region,
+		AccessKeyIDEnv: s3test.AccessKeyEnv, SecretAccessKeyEnv: s3test.SecretKeyEnv,
+	}
+	ctx := context.Background()
+	if _, err := s3be.Open(ctx, cfg); !errors.Is(err, s3be.ErrNoBucket) {
+		t.Fatalf("open of a missing bucket: %v, want ErrNoBucket", err)
+	}
+	be, err := s3be.Create(ctx, cfg)
+	if err != nil {
+		t.Fatalf("create with a missing bucket: %v", err)
+	}
+	t.Cleanup(func() { s3test.Remove(t, be.Client(), cfg.Bucket) })
+	if _, err := s3be.Open(ctx, cfg); err != nil {
+		t.Errorf("open after create: %v", err)
+	}
 }

@@ -278,3 +278,21 @@ func TestNoInstanceMetadataUnlessAsked(t *testing.T) {
 		})
 	}
 }
+
+// Create refuses a prefix that holds objects, like a non-empty directory;
+// a missing bucket is created.
+func TestCreate(t *testing.T) {
+	f, cfg := newFake(t)
+	ctx := context.Background()
+	if _, err := s3be.Create(ctx, cfg); err != nil {
+		t.Fatalf("create on an empty prefix: %v", err)
+	}
+	f.objects["pre/fix/stray"] = []byte("x")
+	if _, err := s3be.Create(ctx, cfg); err == nil || !strings.Contains(err.Error(), "already holds objects") {
+		t.Errorf("create on a used prefix: %v", err)
+	}
+	cfg.Prefix = "pre/fixed" // a sibling whose name starts alike is not inside
+	if _, err := s3be.Create(ctx, cfg); err != nil {
+		t.Errorf("create next to a used prefix: %v", err)
+	}
+}
