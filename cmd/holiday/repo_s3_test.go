@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/holiday-ops/holiday/backup/backend/s3/s3test"
@@ -57,7 +63,7 @@ func TestRepoS3Interop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	url := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/holiday/repo"
+	repoURL := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/holiday/repo"
 	env := append(s3Env(lab, dir), "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY=")
 	holiday := func(args ...string) result {
 		t.Helper()
@@ -67,19 +73,19 @@ func TestRepoS3Interop(t *testing.T) {
 		}
 		return r
 	}
-	holiday("init", "--repo", url)
-	holiday("backup", "--repo", url, "-q", "--tag", "s3test", src)
+	holiday("init", "--repo", repoURL)
+	holiday("backup", "--repo", repoURL, "-q", "--tag", "s3test", src)
 	var snaps []struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal([]byte(holiday("snapshots", "--repo", url, "--json").stdout), &snaps); err != nil || len(snaps) != 1 {
+	if err := json.Unmarshal([]byte(holiday("snapshots", "--repo", repoURL, "--json").stdout), &snaps); err != nil || len(snaps) != 1 {
 		t.Fatalf("holiday snapshots --json: %v, %d snapshots", err, len(snaps))
 	}
-	holiday("check", "--repo", url, "-q", "--read-data")
+	holiday("check", "--repo", repoURL, "-q", "--read-data")
 
 	restic := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command("restic", append([]string{"-r", url, "--no-cache", "--password-file", pw}, args...)...)
+		cmd := exec.Command("restic", append([]string{"-r", repoURL, "--no-cache", "--password-file", pw}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -108,10 +114,10 @@ func TestRepoS3Interop(t *testing.T) {
 	}
 	// and holiday reads what restic wrote next to its own
 	restic("backup", "--host", "restic-made", filepath.Join(src, "etc"))
-	if out := holiday("snapshots", "--repo", url).stdout; !strings.Contains(out, "restic-made") {
+	if out := holiday("snapshots", "--repo", repoURL).stdout; !strings.Contains(out, "restic-made") {
 		t.Errorf("holiday does not list restic's snapshot:\n%s", out)
 	}
-	holiday("check", "--repo", url, "-q", "--read-data")
+	holiday("check", "--repo", repoURL, "-q", "--read-data")
 }
 
 // TestRepoS3OperatorErrors: wrong credentials, a missing bucket and an
@@ -152,5 +158,84 @@ func TestRepoS3OperatorErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			errorLine(t, runHoliday(t, bin, tc.env, "repo", "snapshots", "--repo", tc.repo), tc.code, tc.want)
 		})
+	}
+}
+
+// TestRepoS3Faults: a backup through a proxy that answers every fourth
+// request with 503 SlowDown and drops every fifth upload halfway
+// succeeds (the SDK's retryer with whole, seekable bodies), and the
+// repository it leaves is whole for holiday and for stock restic.
+func TestRepoS3Faults(t *testing.T) {
+	testenv.Short(t, "builds the binary, runs scrypt and the lab's S3 server")
+	lab := labtest.Require(t)
+	if lab == nil {
+		return
+	}
+	if _, err := exec.LookPath("restic"); err != nil {
+		testenv.Skip(t, "restic is not installed (apt-get install restic); the S3 fault test checks with it")
+		return
+	}
+	cfg := s3test.Bucket(t, lab)
+	target, err := url.Parse(lab.S3Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var requests, puts, slowdowns, resets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// faults are injected before the server sees the request, so a
+		// retried PUT is never one the server already stored
+		if requests.Add(1)%4 == 0 {
+			slowdowns.Add(1)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `<Error><Code>SlowDown</Code><Message>injected</Message></Error>`)
+			return
+		}
+		if r.Method == http.MethodPut && r.ContentLength > 1<<20 && puts.Add(1)%5 == 1 {
+			resets.Add(1)
+			_, _ = io.CopyN(io.Discard, r.Body, r.ContentLength/2)
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	bin := holidayBin(t)
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	writeFile(t, pw, "s3 faults\n")
+	src := filepath.Join(dir, "src")
+	data := make([]byte, 40<<20) // three packs or so
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "big.bin"), string(data))
+	for i := range 50 {
+		writeFile(t, filepath.Join(src, "small", string(rune('a'+i%26))+strings.Repeat("x", i)), strings.Repeat("line\n", i))
+	}
+	env := append(s3Env(lab, dir), "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY=")
+	faulty := "s3:" + srv.URL + "/" + cfg.Bucket + "/repo"
+	direct := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/repo"
+	for _, args := range [][]string{
+		{"init", "--repo", faulty},
+		{"backup", "-q", "--repo", faulty, src},
+		{"check", "-q", "--read-data", "--repo", faulty},
+	} {
+		if r := runHoliday(t, bin, env, append([]string{"repo"}, args...)...); r.code != 0 {
+			t.Fatalf("holiday repo %s through faults: exit %d\n%s", args[0], r.code, r.stderr)
+		}
+	}
+	t.Logf("%d requests, %d answered 503, %d uploads dropped", requests.Load(), slowdowns.Load(), resets.Load())
+	if slowdowns.Load() == 0 || resets.Load() == 0 {
+		t.Fatalf("no faults were injected (%d 503s, %d resets)", slowdowns.Load(), resets.Load())
+	}
+	cmd := exec.Command("restic", "-r", direct, "--no-cache", "--password-file", pw, "check", "--read-data")
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("restic check --read-data after the faults: %v\n%s", err, out)
 	}
 }
