@@ -85,9 +85,6 @@ type Config struct {
 	MaxAttempts int
 	// MaxBackoff between attempts (0 means 20 s).
 	MaxBackoff time.Duration
-
-	// HTTPClient replaces the SDK's HTTP client (tests).
-	HTTPClient *http.Client
 }
 
 // ParseURL parses a repository URL s3:http(s)://host[:port]/bucket[/prefix]
@@ -276,9 +273,6 @@ func newClient(ctx context.Context, c Config) (*s3.Client, error) {
 	if prov != nil {
 		opts = append(opts, config.WithCredentialsProvider(prov))
 	}
-	if c.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(c.HTTPClient))
-	}
 	acfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("S3 configuration: %w", err)
@@ -324,7 +318,12 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	used, err := b.probe(ctx)
 	if errors.Is(err, ErrNoBucket) {
-		_, cerr := b.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(cfg.Bucket)})
+		in := &s3.CreateBucketInput{Bucket: aws.String(cfg.Bucket)}
+		if r := b.client.Options().Region; r != "us-east-1" {
+			// AWS wants the region named for any other
+			in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(r)}
+		}
+		_, cerr := b.client.CreateBucket(ctx, in)
 		var owned *types.BucketAlreadyOwnedByYou
 		if cerr != nil && !errors.As(cerr, &owned) {
 			return nil, b.wrap("create bucket "+cfg.Bucket, cerr)
