@@ -162,9 +162,11 @@ func TestRepoS3OperatorErrors(t *testing.T) {
 }
 
 // TestRepoS3Faults: a backup through a proxy that answers every fourth
-// request with 503 SlowDown and drops every fifth upload halfway
-// succeeds (the SDK's retryer with whole, seekable bodies), and the
-// repository it leaves is whole for holiday and for stock restic.
+// request with 503 SlowDown, drops every fifth pack upload halfway and
+// loses the server's answer to every third PUT it let through succeeds
+// (the SDK's retryer with whole, seekable bodies; a 412 after a lost
+// answer is our own landed attempt), and the repository it leaves is
+// whole for holiday and for stock restic.
 func TestRepoS3Faults(t *testing.T) {
 	testenv.Short(t, "builds the binary, runs scrypt and the lab's S3 server")
 	lab := labtest.Require(t)
@@ -181,10 +183,13 @@ func TestRepoS3Faults(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	var requests, puts, slowdowns, resets atomic.Int32
+	var requests, bigPuts, puts, slowdowns, resets, lost atomic.Int32
+	hangUp := func(w http.ResponseWriter) {
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// faults are injected before the server sees the request, so a
-		// retried PUT is never one the server already stored
 		if requests.Add(1)%4 == 0 {
 			slowdowns.Add(1)
 			w.Header().Set("Content-Type", "application/xml")
@@ -192,12 +197,19 @@ func TestRepoS3Faults(t *testing.T) {
 			_, _ = io.WriteString(w, `<Error><Code>SlowDown</Code><Message>injected</Message></Error>`)
 			return
 		}
-		if r.Method == http.MethodPut && r.ContentLength > 1<<20 && puts.Add(1)%5 == 1 {
+		if r.Method == http.MethodPut && r.ContentLength > 1<<20 && bigPuts.Add(1)%5 == 1 {
+			// the upload breaks off halfway: the server stores nothing
 			resets.Add(1)
 			_, _ = io.CopyN(io.Discard, r.Body, r.ContentLength/2)
-			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
-				conn.Close()
-			}
+			hangUp(w)
+			return
+		}
+		if r.Method == http.MethodPut && puts.Add(1)%3 == 0 {
+			// the server stores the file, but its answer is lost: the
+			// retry finds the name taken (412) by its own first attempt
+			lost.Add(1)
+			proxy.ServeHTTP(httptest.NewRecorder(), r)
+			hangUp(w)
 			return
 		}
 		proxy.ServeHTTP(w, r)
@@ -229,9 +241,9 @@ func TestRepoS3Faults(t *testing.T) {
 			t.Fatalf("holiday repo %s through faults: exit %d\n%s", args[0], r.code, r.stderr)
 		}
 	}
-	t.Logf("%d requests, %d answered 503, %d uploads dropped", requests.Load(), slowdowns.Load(), resets.Load())
-	if slowdowns.Load() == 0 || resets.Load() == 0 {
-		t.Fatalf("no faults were injected (%d 503s, %d resets)", slowdowns.Load(), resets.Load())
+	t.Logf("%d requests, %d answered 503, %d uploads dropped, %d answers lost after the store", requests.Load(), slowdowns.Load(), resets.Load(), lost.Load())
+	if slowdowns.Load() == 0 || resets.Load() == 0 || lost.Load() == 0 {
+		t.Fatalf("not every fault was injected (%d 503s, %d resets, %d lost answers)", slowdowns.Load(), resets.Load(), lost.Load())
 	}
 	cmd := exec.Command("restic", "-r", direct, "--no-cache", "--password-file", pw, "check", "--read-data")
 	cmd.Env = append(os.Environ(), env...)

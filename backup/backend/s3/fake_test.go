@@ -43,6 +43,11 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fault != nil && fault(w, r, n) {
 		return
 	}
+	f.handle(w, r)
+}
+
+// handle answers r as S3 would.
+func (f *fakeS3) handle(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if bucket != f.bucket {
 		s3Error(w, http.StatusNotFound, "NoSuchBucket")

@@ -14,8 +14,10 @@
 //
 // Write-once is a conditional PUT (If-None-Match: *): the server refuses
 // a second writer of a name with 412, which Save reports as
-// backend.ErrExist. A server that ignores the header would let a second
-// Save replace the file.
+// backend.ErrExist — unless an earlier attempt of the same Save lost its
+// answer and the stored file holds exactly the bytes sent (that attempt
+// landed). A server that ignores the header would let a second Save
+// replace the file.
 //
 // It must never import the repository (backup/repo) or anything above
 // backup; besides the standard library and internal/... it imports only
@@ -23,6 +25,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +35,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -42,6 +46,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/holiday-ops/holiday/backup/backend"
 )
@@ -416,6 +422,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) 
 	if err != nil {
 		return fmt.Errorf("save %v: rewind: %w", h, err)
 	}
+	var lost atomic.Bool
 	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(b.cfg.Bucket),
 		Key:           aws.String(b.objectKey(h)),
@@ -423,11 +430,91 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) 
 		ContentLength: aws.Int64(size),
 		ContentType:   aws.String("application/octet-stream"),
 		IfNoneMatch:   aws.String("*"),
-	})
-	if err != nil {
-		return b.wrap(fmt.Sprintf("save %v", h), err)
+	}, func(o *s3.Options) { o.APIOptions = append(o.APIOptions, b.lostAnswers(h, &lost)) })
+	if err == nil {
+		return nil
 	}
-	return nil
+	if lost.Load() && (errors.Is(err, errTaken) || errors.Is(classify(err), backend.ErrExist)) {
+		// An attempt whose answer never came may have stored the file
+		// before a retry found the name taken. If what is stored is
+		// what we sent, that attempt was ours (or an identical write):
+		// saved.
+		same, cerr := b.holds(ctx, h, rd, size)
+		if cerr != nil {
+			return fmt.Errorf("save %v: %w (comparing it with what was sent failed: %v)", h, backend.ErrExist, cerr)
+		}
+		if same {
+			return nil
+		}
+		return fmt.Errorf("save %v: %w", h, backend.ErrExist)
+	}
+	return b.wrap(fmt.Sprintf("save %v", h), err)
+}
+
+// errTaken ends a Save's retries: an earlier attempt lost its answer and
+// the name now exists.
+var errTaken = errors.New("the name was taken after an attempt whose answer was lost")
+
+// lostAnswers runs around each attempt of a Save's PUT (after the
+// retryer). When an attempt ends without a response (the connection
+// dropped after the request may have reached the server) it sets lost;
+// the attempts after that look first whether the file is there, rather
+// than upload it again into a 412 (which servers often send before
+// reading the body, then reset the connection: a retry storm).
+func (b *Backend) lostAnswers(h backend.Handle, lost *atomic.Bool) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Finalize.Add(middleware.FinalizeMiddlewareFunc("holidayLostAnswers",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				if lost.Load() {
+					if _, err := b.Stat(ctx, h); err == nil {
+						return middleware.FinalizeOutput{}, middleware.Metadata{}, errTaken
+					}
+				}
+				out, md, err := next.HandleFinalize(ctx, in)
+				var se *smithyhttp.RequestSendError
+				if errors.As(err, &se) {
+					lost.Store(true)
+				}
+				return out, md, err
+			}), middleware.After)
+	}
+}
+
+// holds reports whether the stored file h has exactly the size bytes of
+// rd.
+func (b *Backend) holds(ctx context.Context, h backend.Handle, rd io.ReadSeeker, size int64) (bool, error) {
+	if _, err := rd.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
+	stored, err := b.Load(ctx, h, 0, 0)
+	if err != nil {
+		return false, err
+	}
+	defer stored.Close()
+	a, c := make([]byte, 64<<10), make([]byte, 64<<10)
+	var n int64
+	for {
+		k, rerr := io.ReadFull(rd, a)
+		if k > 0 {
+			if _, err := io.ReadFull(stored, c[:k]); err != nil {
+				return false, nil // stored is shorter
+			}
+			if !bytes.Equal(a[:k], c[:k]) {
+				return false, nil
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return false, rerr
+		}
+	}
+	if k, _ := stored.Read(c[:1]); k > 0 {
+		return false, nil // stored is longer
+	}
+	return n == size, nil
 }
 
 // Load implements backend.Backend.

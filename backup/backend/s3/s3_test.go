@@ -111,26 +111,37 @@ func TestRequestShape(t *testing.T) {
 // retried with the whole body again; a storm longer than the attempts
 // fails cleanly, leaving nothing.
 func TestRetries(t *testing.T) {
-	reset := func(w http.ResponseWriter, r *http.Request) {
-		// read part of the upload, then drop the connection
-		_, _ = io.CopyN(io.Discard, r.Body, 100)
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
+	hangUp := func(w http.ResponseWriter) {
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
 			conn.Close()
 		}
+	}
+	reset := func(_ *fakeS3, w http.ResponseWriter, r *http.Request) {
+		// read part of the upload, then drop the connection
+		_, _ = io.CopyN(io.Discard, r.Body, 100)
+		hangUp(w)
+	}
+	answerLost := func(f *fakeS3, w http.ResponseWriter, r *http.Request) {
+		// the server stores the file, but its answer never arrives
+		f.handle(httptest.NewRecorder(), r)
+		hangUp(w)
+	}
+	status := func(st int, code string) func(*fakeS3, http.ResponseWriter, *http.Request) {
+		return func(_ *fakeS3, w http.ResponseWriter, _ *http.Request) { s3Error(w, st, code) }
 	}
 	for _, tc := range []struct {
 		name   string
 		faults int // the first faults PUTs fail
-		fail   func(w http.ResponseWriter, r *http.Request)
+		fail   func(f *fakeS3, w http.ResponseWriter, r *http.Request)
 		ok     bool
 	}{
-		{"503 SlowDown", 4, func(w http.ResponseWriter, _ *http.Request) { s3Error(w, 503, "SlowDown") }, true},
-		{"429", 2, func(w http.ResponseWriter, _ *http.Request) { s3Error(w, 429, "TooManyRequests") }, true},
-		{"500", 3, func(w http.ResponseWriter, _ *http.Request) { s3Error(w, 500, "InternalError") }, true},
-		{"502 from a proxy", 1, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(502) }, true},
+		{"503 SlowDown", 4, status(503, "SlowDown"), true},
+		{"429", 2, status(429, "TooManyRequests"), true},
+		{"500", 3, status(500, "InternalError"), true},
+		{"502 from a proxy", 1, func(_ *fakeS3, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(502) }, true},
 		{"reset mid-upload", 2, reset, true},
-		{"503 storm beyond the attempts", 100, func(w http.ResponseWriter, _ *http.Request) { s3Error(w, 503, "SlowDown") }, false},
+		{"answer lost after the store", 1, answerLost, true},
+		{"503 storm beyond the attempts", 100, status(503, "SlowDown"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, cfg := newFake(t)
@@ -144,7 +155,7 @@ func TestRetries(t *testing.T) {
 				if r.Method != http.MethodPut || faults.Add(1) > int32(tc.faults) {
 					return false
 				}
-				tc.fail(w, r)
+				tc.fail(f, w, r)
 				return true
 			}
 			data := bytes.Repeat([]byte{7}, 64<<10)
@@ -170,6 +181,37 @@ func TestRetries(t *testing.T) {
 				t.Errorf("after retries: %v, %d bytes, want %d", err, len(got), len(data))
 			}
 		})
+	}
+}
+
+// After a lost answer, a file that another writer stored first with
+// other bytes is still ErrExist: only our own landed attempt counts.
+func TestLostAnswerOtherContent(t *testing.T) {
+	f, cfg := newFake(t)
+	ctx := context.Background()
+	be, err := s3be.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("ours")
+	h := handle(t, backend.SnapshotFile, data)
+	var once atomic.Bool
+	f.fault = func(w http.ResponseWriter, r *http.Request, _ int) bool {
+		if r.Method != http.MethodPut || once.Swap(true) {
+			return false
+		}
+		// someone else's bytes land under the name; our answer is lost
+		_, _ = io.Copy(io.Discard, r.Body)
+		f.mu.Lock()
+		f.objects["pre/fix/snapshots/"+h.Name] = []byte("theirs")
+		f.mu.Unlock()
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+		return true
+	}
+	if err := be.Save(ctx, h, bytes.NewReader(data)); !errors.Is(err, backend.ErrExist) {
+		t.Errorf("save: %v, want ErrExist", err)
 	}
 }
 
