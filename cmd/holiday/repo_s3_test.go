@@ -165,8 +165,9 @@ func TestRepoS3OperatorErrors(t *testing.T) {
 // request with 503 SlowDown, drops every fifth pack upload halfway and
 // loses the server's answer to every third PUT it let through succeeds
 // (the SDK's retryer with whole, seekable bodies; a 412 after a lost
-// answer is our own landed attempt), and the repository it leaves is
-// whole for holiday and for stock restic.
+// answer is our own landed attempt); check --read-data through it, with
+// every third pack download broken off halfway, passes (resumed); and
+// the repository is whole for stock restic too.
 func TestRepoS3Faults(t *testing.T) {
 	testenv.Short(t, "builds the binary, runs scrypt and the lab's S3 server")
 	lab := labtest.Require(t)
@@ -183,7 +184,7 @@ func TestRepoS3Faults(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	var requests, bigPuts, puts, slowdowns, resets, lost atomic.Int32
+	var requests, bigPuts, puts, gets, slowdowns, resets, lost, broken atomic.Int32
 	hangUp := func(w http.ResponseWriter) {
 		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
 			conn.Close()
@@ -202,6 +203,23 @@ func TestRepoS3Faults(t *testing.T) {
 			resets.Add(1)
 			_, _ = io.CopyN(io.Discard, r.Body, r.ContentLength/2)
 			hangUp(w)
+			return
+		}
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/data/") && gets.Add(1)%3 == 0 {
+			// a pack download breaks off halfway through its body
+			broken.Add(1)
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, r)
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			res := rec.Result()
+			res.Body = io.NopCloser(bytes.NewReader(rec.Body.Bytes()[:rec.Body.Len()/2]))
+			res.ContentLength = int64(rec.Body.Len())
+			_ = res.Write(buf) // short of its Content-Length
+			_ = buf.Flush()
 			return
 		}
 		if r.Method == http.MethodPut && puts.Add(1)%3 == 0 {
@@ -241,9 +259,10 @@ func TestRepoS3Faults(t *testing.T) {
 			t.Fatalf("holiday repo %s through faults: exit %d\n%s", args[0], r.code, r.stderr)
 		}
 	}
-	t.Logf("%d requests, %d answered 503, %d uploads dropped, %d answers lost after the store", requests.Load(), slowdowns.Load(), resets.Load(), lost.Load())
-	if slowdowns.Load() == 0 || resets.Load() == 0 || lost.Load() == 0 {
-		t.Fatalf("not every fault was injected (%d 503s, %d resets, %d lost answers)", slowdowns.Load(), resets.Load(), lost.Load())
+	t.Logf("%d requests, %d answered 503, %d uploads dropped, %d answers lost after the store, %d downloads broken off",
+		requests.Load(), slowdowns.Load(), resets.Load(), lost.Load(), broken.Load())
+	if slowdowns.Load() == 0 || resets.Load() == 0 || lost.Load() == 0 || broken.Load() == 0 {
+		t.Fatalf("not every fault was injected (%d 503s, %d resets, %d lost answers, %d broken downloads)", slowdowns.Load(), resets.Load(), lost.Load(), broken.Load())
 	}
 	cmd := exec.Command("restic", "-r", direct, "--no-cache", "--password-file", pw, "check", "--read-data")
 	cmd.Env = append(os.Environ(), env...)

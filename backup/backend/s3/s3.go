@@ -553,8 +553,50 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset
 		out.Body.Close()
 		return nil, fmt.Errorf("load %v: range %d+%d beyond the end of the file (%d bytes there): %w", h, offset, length, n, io.ErrUnexpectedEOF)
 	}
-	return backend.LimitedReadCloser(out.Body, n), nil
+	body := &resumingReader{ctx: ctx, b: b, h: h, etag: aws.ToString(out.ETag), body: out.Body, off: offset, end: offset + n}
+	return backend.LimitedReadCloser(body, n), nil
 }
+
+// bodyResumes is how often a Load's body may break off and be resumed.
+const bodyResumes = 5
+
+// resumingReader reads a GET's body and, when the connection breaks off
+// in the middle (which the SDK's retryer never sees: it ends with the
+// headers), asks again for the rest, from where it stopped, for the same
+// version of the object (If-Match on its ETag).
+type resumingReader struct {
+	ctx      context.Context
+	b        *Backend
+	h        backend.Handle
+	etag     string
+	body     io.ReadCloser
+	off, end int64 // next byte to read, end of the range (exclusive)
+	resumed  int
+}
+
+func (r *resumingReader) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	r.off += int64(n)
+	if err == nil || err == io.EOF || r.off >= r.end || r.resumed >= bodyResumes || r.ctx.Err() != nil {
+		return n, err
+	}
+	in := &s3.GetObjectInput{
+		Bucket: aws.String(r.b.cfg.Bucket), Key: aws.String(r.b.objectKey(r.h)),
+		Range: aws.String(fmt.Sprintf("bytes=%d-%d", r.off, r.end-1)),
+	}
+	if r.etag != "" {
+		in.IfMatch = aws.String(r.etag)
+	}
+	out, gerr := r.b.client.GetObject(r.ctx, in)
+	if gerr != nil {
+		return n, fmt.Errorf("load %v: %w (resuming at byte %d failed: %v)", r.h, err, r.off, detail(gerr))
+	}
+	r.body.Close()
+	r.body, r.resumed = out.Body, r.resumed+1
+	return n, nil
+}
+
+func (r *resumingReader) Close() error { return r.body.Close() }
 
 // Stat implements backend.Backend.
 func (b *Backend) Stat(ctx context.Context, h backend.Handle) (backend.FileInfo, error) {

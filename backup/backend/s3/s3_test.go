@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -212,6 +213,78 @@ func TestLostAnswerOtherContent(t *testing.T) {
 	}
 	if err := be.Save(ctx, h, bytes.NewReader(data)); !errors.Is(err, backend.ErrExist) {
 		t.Errorf("save: %v, want ErrExist", err)
+	}
+}
+
+// A download that breaks off in the middle of the body (after the
+// headers, where the SDK's retryer no longer helps) is resumed from
+// where it stopped, for whole files and ranges.
+func TestLoadResumes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		breaks int // the first breaks GETs send half their body, then hang up
+		length int
+		offset int64
+		ok     bool
+	}{
+		{"whole file, once", 1, 0, 0, true},
+		{"range, twice", 2, 50000, 70000, true},
+		{"tail, once", 1, 0, 100000, true},
+		{"more breaks than resumes", 100, 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, cfg := newFake(t)
+			ctx := context.Background()
+			be, err := s3be.Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := make([]byte, 200000)
+			for i := range data {
+				data[i] = byte(i * 7)
+			}
+			h := handle(t, backend.PackFile, data)
+			if err := be.Save(ctx, h, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			var breaks atomic.Int32
+			f.fault = func(w http.ResponseWriter, r *http.Request, _ int) bool {
+				if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/data/") || breaks.Add(1) > int32(tc.breaks) {
+					return false
+				}
+				rec := httptest.NewRecorder()
+				f.handle(rec, r)
+				body := rec.Body.Bytes()
+				conn, buf, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					return true
+				}
+				fmt.Fprintf(buf, "HTTP/1.1 %d X\r\nContent-Length: %d\r\nETag: \"x\"\r\n\r\n", rec.Code, len(body))
+				_, _ = buf.Write(body[:len(body)/2])
+				_ = buf.Flush()
+				conn.Close()
+				return true
+			}
+			rd, err := be.Load(ctx, h, tc.length, tc.offset)
+			var got []byte
+			if err == nil {
+				got, err = io.ReadAll(rd)
+				rd.Close()
+			}
+			want := data[tc.offset:]
+			if tc.length > 0 {
+				want = want[:tc.length]
+			}
+			if !tc.ok {
+				if err == nil {
+					t.Errorf("a body that always breaks off was read without an error")
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("load: %v, %d bytes, want %d", err, len(got), len(want))
+			}
+		})
 	}
 }
 
