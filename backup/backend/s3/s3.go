@@ -9,8 +9,9 @@
 // (the SDK's default trailing checksums break many servers), a seekable
 // body and one PUT per file, the SDK's standard retryer with backoff on
 // throttling, 5xx and broken connections (without its client-side retry
-// quota, which would give up during a 503 storm), and no EC2
-// instance-metadata probing unless Config.EC2Metadata asks for it.
+// quota, which would give up during a 503 storm), downloads resumed
+// where they broke off mid-body, and no EC2 instance-metadata probing
+// unless Config.EC2Metadata asks for it.
 //
 // Write-once is a conditional PUT (If-None-Match: *): the server refuses
 // a second writer of a name with 412, which Save reports as
@@ -20,8 +21,8 @@
 // replace the file.
 //
 // It must never import the repository (backup/repo) or anything above
-// backup; besides the standard library and internal/... it imports only
-// the AWS SDK.
+// backup; besides the standard library, backup/backend and internal/...
+// it imports only the AWS SDK (aws-sdk-go-v2, smithy-go).
 package s3
 
 import (
