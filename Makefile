@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help demo check build build-all test test-short lab-up lab-down bench bench-repo bench-fleet-plan lint
+.PHONY: help demo check build build-all test test-short lab-up lab-down bench bench-repo bench-repo-s3 bench-fleet-plan lint
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z0-9-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,16 @@ RESTIC18 ?= $(shell $(GO) env GOPATH)/bin/restic-0.18.1
 bench-repo: build ## repository: holiday vs restic 0.14 and 0.18.1, same data, median of 3 (~10 min)
 	@test -x $(RESTIC18) || { GOFLAGS= GOBIN=$$(mktemp -d) sh -c '$(GO) install github.com/restic/restic/cmd/restic@v0.18.1 && mv $$GOBIN/restic $(RESTIC18)'; }
 	$(GO) run ./backup/benchrepo -holiday bin/holiday -restic /usr/bin/restic -restic18 $(RESTIC18)
+
+LAB_ENV ?= $(or $(HOLIDAY_LAB_DIR),/var/tmp/holiday-lab)/env
+BENCH_S3_ARGS ?= -only tree,image
+
+bench-repo-s3: build ## repository on the lab's S3 server (versitygw): holiday vs restic over S3, first backups of tree and image, median of 3 (lab up; BENCH_S3_ARGS= for every step)
+	@test -f $(LAB_ENV) || { echo "bench-repo-s3: the lab is not up (make lab-up)"; exit 1; }
+	set -a; . $(LAB_ENV); set +a; \
+	AWS_ACCESS_KEY_ID=$$LAB_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$$LAB_S3_SECRET_KEY AWS_REGION=$$LAB_S3_REGION \
+	$(GO) run ./backup/benchrepo -holiday bin/holiday -restic /usr/bin/restic $(if $(wildcard $(RESTIC18)),-restic18 $(RESTIC18)) \
+		-s3 s3:$$LAB_S3_ENDPOINT/holiday-bench-$$(date +%s) $(BENCH_S3_ARGS)
 
 bench-fleet-plan: ## holiday plan vs. read-only Ansible over 10 light lab hosts, forks 5/10, cold/warm (root; LIGHT_HOSTS=10 lab; apt install ansible)
 	bench/fleet-plan.sh

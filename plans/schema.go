@@ -70,9 +70,36 @@ type Repository struct {
 	// PasswordFile is a file holding the password. It is not read when the
 	// plan is validated (only checked to exist with Options.CheckFiles).
 	PasswordFile string `yaml:"password_file"`
+	// S3 says how to reach an s3: repository; without it the AWS SDK's
+	// usual chain finds the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE,
+	// ~/.aws/credentials).
+	S3 *RepositoryS3 `yaml:"s3"`
 	// CopyTo is an optional second repository; lockdown copies each new
 	// snapshot there, so one copy is always somewhere else.
 	CopyTo *Repository `yaml:"copy_to"`
+}
+
+// RepositoryS3 holds where an S3 repository's credentials come from
+// (never the credentials) and how to address the server.
+type RepositoryS3 struct {
+	// The access key ID and the secret access key, each from a variable
+	// or a file (one of the two); both or neither.
+	AccessKeyIDEnv      string `yaml:"access_key_id_env"`
+	AccessKeyIDFile     string `yaml:"access_key_id_file"`
+	SecretAccessKeyEnv  string `yaml:"secret_access_key_env"`
+	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+	// CredentialsFile is an AWS shared-credentials file (INI), read with
+	// Profile; not together with the fields above.
+	CredentialsFile string `yaml:"credentials_file"`
+	Profile         string `yaml:"profile"`
+	// Region defaults to the SDK's (AWS_REGION), else us-east-1.
+	Region string `yaml:"region"`
+	// PathStyle forces path-style (true) or virtual-hosted (false)
+	// addressing; unset, hosts outside amazonaws.com get path-style.
+	PathStyle *bool `yaml:"path_style"`
+	// EC2Metadata lets the SDK ask the EC2 instance-metadata service for
+	// credentials (an instance role); never probed otherwise.
+	EC2Metadata bool `yaml:"ec2_metadata"`
 }
 
 // SSH is how the control node connects to hosts. Host entries may

@@ -177,6 +177,9 @@ func (v *validator) repository(r *Repository, rp string) {
 			v.errorf(rp+".url", "%q: want an absolute path (or s3:https://host/bucket/prefix)", clip(r.URL))
 		}
 	}
+	if r.S3 != nil {
+		v.repositoryS3(r, rp+".s3")
+	}
 	v.envName(r.PasswordEnv, rp+".password_env")
 	v.fileExists(r.PasswordFile, rp+".password_file")
 	switch {
@@ -184,6 +187,37 @@ func (v *validator) repository(r *Repository, rp string) {
 		v.errorf(rp+".password_file", "set password_env or password_file, not both")
 	case r.PasswordEnv == "" && r.PasswordFile == "":
 		v.errorf(rp, "no password source: add password_env: VAR or password_file: PATH")
+	}
+}
+
+func (v *validator) repositoryS3(r *Repository, sp string) {
+	s := r.S3
+	if r.URL != "" && !strings.HasPrefix(r.URL, "s3:") {
+		v.errorf(sp, "only for an s3: repository url; remove it or use url: s3:https://host/bucket/prefix")
+	}
+	v.envName(s.AccessKeyIDEnv, sp+".access_key_id_env")
+	v.envName(s.SecretAccessKeyEnv, sp+".secret_access_key_env")
+	v.fileExists(s.AccessKeyIDFile, sp+".access_key_id_file")
+	v.fileExists(s.SecretAccessKeyFile, sp+".secret_access_key_file")
+	v.fileExists(s.CredentialsFile, sp+".credentials_file")
+	if s.AccessKeyIDEnv != "" && s.AccessKeyIDFile != "" {
+		v.errorf(sp+".access_key_id_file", "set access_key_id_env or access_key_id_file, not both")
+	}
+	if s.SecretAccessKeyEnv != "" && s.SecretAccessKeyFile != "" {
+		v.errorf(sp+".secret_access_key_file", "set secret_access_key_env or secret_access_key_file, not both")
+	}
+	id := s.AccessKeyIDEnv != "" || s.AccessKeyIDFile != ""
+	secret := s.SecretAccessKeyEnv != "" || s.SecretAccessKeyFile != ""
+	switch {
+	case id && !secret:
+		v.errorf(sp, "an access key ID without a secret: add secret_access_key_env: VAR or secret_access_key_file: PATH")
+	case secret && !id:
+		v.errorf(sp, "a secret access key without its ID: add access_key_id_env: VAR or access_key_id_file: PATH")
+	case id && s.CredentialsFile != "":
+		v.errorf(sp+".credentials_file", "set the access key fields or credentials_file, not both")
+	}
+	if s.Profile != "" && id {
+		v.errorf(sp+".profile", "a profile needs credentials_file (or the SDK's own files), not the access key fields")
 	}
 }
 

@@ -7,7 +7,8 @@
 //
 // It and its subpackages must never import the repository (backup/repo) or
 // anything above backup; they may import only the standard library,
-// golang.org/x/... and holiday's internal/....
+// golang.org/x/... and holiday's internal/... (backend/s3 also the AWS
+// SDK).
 package backend
 
 import (

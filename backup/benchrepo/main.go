@@ -14,7 +14,12 @@
 // -only image (or tree, incremental, restore, check, comma-separated)
 // measures just those steps, for a quick comparison.
 //
-// It is a tool, not a library: it imports nothing of holiday's.
+// With -s3 s3:http://host:port/bucket every repository lives in that
+// bucket instead (make bench-repo-s3 uses the lab's versitygw): holiday's
+// S3 backend against restic's, over the same server.
+//
+// It is a tool, not a library: it imports nothing of holiday's (only the
+// AWS SDK, to measure and remove the repositories on S3).
 package main
 
 import (
@@ -46,6 +51,7 @@ var (
 	blockSize = flag.String("block-size", "1MiB", "holiday's fixed block size for the image")
 	runs      = flag.Int("runs", 3, "runs per step (the median is reported)")
 	jsonOut   = flag.String("json", "", "also write the results as JSON to this file")
+	s3URL     = flag.String("s3", "", "put the repositories on S3 instead, below s3:http(s)://host[:port]/bucket[/prefix] (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); sizes are then object bytes")
 	only      = flag.String("only", "", "comma-separated steps to run and report (tree, image, incremental, restore, check); empty for all. The image backup also runs, unreported, before incremental, restore and check")
 )
 
@@ -81,6 +87,9 @@ type measure struct {
 
 const password = "bench-password"
 
+// place is the S3 place of -s3, or nil for local repositories.
+var place *s3Place
+
 func main() {
 	flag.Parse()
 	if err := run(); err != nil {
@@ -90,6 +99,14 @@ func main() {
 }
 
 func run() error {
+	if *s3URL != "" {
+		p, err := newS3Place(*s3URL)
+		if err != nil {
+			return err
+		}
+		place = p
+		defer place.close()
+	}
 	tools := []tool{{"holiday", *holiday, "holiday"}, {"restic 0.14", *restic14, "restic"}}
 	if *restic18 != "" {
 		tools = append(tools, tool{"restic 0.18", *restic18, "restic"})
@@ -165,6 +182,12 @@ func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string]map[str
 		}
 		defer os.RemoveAll(base)
 		x := repos{filepath.Join(base, "tree"), filepath.Join(base, "img"), filepath.Join(base, "restore")}
+		if place != nil {
+			at := fmt.Sprintf("%s/%d-%s", place.url, time.Now().UnixNano(), strings.ReplaceAll(t.name, " ", "-"))
+			x.tree, x.img = at+"/tree", at+"/img"
+			defer place.remove(x.tree)
+			defer place.remove(x.img)
+		}
 		if selected("tree") {
 			if err := initRepo(t, x.tree); err != nil {
 				return nil, fmt.Errorf("%s: %w", t.name, err)
@@ -291,6 +314,9 @@ func timed(t tool, repo string, n int64, args ...string) (measure, error) {
 }
 
 func dirSize(dir string) int64 {
+	if place != nil && strings.HasPrefix(dir, "s3:") {
+		return place.size(dir)
+	}
 	var n int64
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {

@@ -35,7 +35,7 @@ func Init(ctx context.Context, e *Env) error {
 	if pw == "" {
 		return exitcode.With(exitcode.Usage, errors.New("refusing an empty password"))
 	}
-	be, err := local.Create(loc)
+	be, err := e.openBackend(ctx, loc, true)
 	if err != nil {
 		return err
 	}

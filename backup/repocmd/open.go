@@ -21,7 +21,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/holiday-ops/holiday/backup/backend/local"
+	s3be "github.com/holiday-ops/holiday/backup/backend/s3"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/internal/exitcode"
 )
@@ -34,8 +34,12 @@ type Env struct {
 	// PasswordEnv names a variable holding the password (a plan's
 	// repository.password_env); it wins over the defaults above.
 	PasswordEnv string
-	JSON        bool // machine-readable output on Stdout
-	Quiet       bool // no progress on Stderr
+	// S3 says how to reach an s3: repository: credential sources,
+	// region, addressing (a plan's repository.s3). The endpoint, bucket
+	// and prefix always come from the location.
+	S3    s3be.Config
+	JSON  bool // machine-readable output on Stdout
+	Quiet bool // no progress on Stderr
 
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -44,15 +48,15 @@ type Env struct {
 // progress reports whether progress lines should go to Stderr.
 func (e *Env) progress() bool { return !e.Quiet && !e.JSON }
 
-// Location returns the repository directory from --repo or
-// $HOLIDAY_REPOSITORY, without a "local:" prefix.
+// Location returns the repository from --repo or $HOLIDAY_REPOSITORY: a
+// directory (without a "local:" prefix) or s3:http(s)://host/bucket/prefix.
 func (e *Env) Location() (string, error) {
 	loc := e.Repo
 	if loc == "" {
 		loc = os.Getenv("HOLIDAY_REPOSITORY")
 	}
 	if loc == "" {
-		return "", exitcode.WithHint(exitcode.Usage, errors.New("no repository given"), "pass --repo DIR or set HOLIDAY_REPOSITORY")
+		return "", exitcode.WithHint(exitcode.Usage, errors.New("no repository given"), "pass --repo DIR (or s3:https://host/bucket/prefix) or set HOLIDAY_REPOSITORY")
 	}
 	return strings.TrimPrefix(loc, "local:"), nil
 }
@@ -118,9 +122,9 @@ func (e *Env) Open(ctx context.Context, lock string) (*repo.Repository, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	be, err := local.Open(loc)
+	be, err := e.openBackend(ctx, loc, false)
 	if err != nil {
-		return nil, nil, exitcode.WithHint(exitcode.Usage, err, "check --repo; `holiday repo init` creates a repository")
+		return nil, nil, err
 	}
 	r, err := repo.Open(ctx, be, pw)
 	switch {

@@ -40,7 +40,7 @@ secrets masked unless --reveal is given and confirmed.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVarP(&f.plan, "file", "f", "", "the plan (its devices, ssh.known_hosts and repository)")
-	pf.StringVarP(&f.env.Repo, "repo", "r", "", "repository directory (default: the plan's, else $HOLIDAY_REPOSITORY)")
+	pf.StringVarP(&f.env.Repo, "repo", "r", "", "repository: a directory or s3:https://host/bucket/prefix (default: the plan's, else $HOLIDAY_REPOSITORY)")
 	pf.StringVar(&f.env.PasswordFile, "password-file", "", "file holding the repository password (default: the plan's)")
 	pf.BoolVarP(&f.env.Quiet, "quiet", "q", false, "no progress on stderr")
 	cmd.AddCommand(newDevicesBackupCmd(f), newDevicesDiffCmd(f), newDevicesShowCmd(f))
@@ -73,6 +73,7 @@ func (f *devicesFlags) load(cmd *cobra.Command, need bool) (*plans.Plan, *repocm
 		if e.PasswordFile == "" {
 			e.PasswordFile, e.PasswordEnv = p.Repository.PasswordFile, p.Repository.PasswordEnv
 		}
+		e.S3 = s3Settings(p.Repository.S3)
 	}
 	return p, &e, nil
 }

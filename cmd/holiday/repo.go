@@ -19,12 +19,15 @@ func newRepoCmd() *cobra.Command {
 		Use:   "repo",
 		Short: "Work with a backup repository (restic format v2; stock restic opens it too)",
 		Long: `A backup repository in restic's format, version 2. Stock restic can open,
-check and restore it. The repository is --repo or $HOLIDAY_REPOSITORY; the
-password comes from --password-file, $HOLIDAY_PASSWORD_FILE or
-$HOLIDAY_PASSWORD.`,
+check and restore it. The repository is --repo or $HOLIDAY_REPOSITORY: a
+directory, or s3:http(s)://host[:port]/bucket/prefix with credentials from
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or the AWS
+shared files; AWS_REGION, default us-east-1); hosts outside amazonaws.com
+are addressed path-style. The password comes from --password-file,
+$HOLIDAY_PASSWORD_FILE or $HOLIDAY_PASSWORD.`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVarP(&f.env.Repo, "repo", "r", "", "repository directory (default $HOLIDAY_REPOSITORY)")
+	pf.StringVarP(&f.env.Repo, "repo", "r", "", "repository: a directory or s3:https://host/bucket/prefix (default $HOLIDAY_REPOSITORY)")
 	pf.StringVar(&f.env.PasswordFile, "password-file", "", "file holding the repository password (default $HOLIDAY_PASSWORD_FILE)")
 	pf.BoolVar(&f.env.JSON, "json", false, "machine-readable output on stdout")
 	pf.BoolVarP(&f.env.Quiet, "quiet", "q", false, "no progress on stderr")
