@@ -66,6 +66,7 @@ type FirewallDone struct {
 	Confirmed   bool      `json:"confirmed,omitempty"`
 	Disarmed    bool      `json:"disarmed,omitempty"`
 	Undo        string    `json:"undo,omitempty"` // the console undo line (/var/lib/holiday/UNDO)
+	Boot        string    `json:"boot,omitempty"` // the boot-time re-apply: unit file or init script
 	Error       string    `json:"error,omitempty"`
 }
 

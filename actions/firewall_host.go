@@ -220,6 +220,12 @@ func firewallApply(ctx context.Context, op *agent.Op) (any, error) {
 			return fmt.Errorf("IPv4 not applied, IPv6 rolled back: %w", err)
 		}
 		d.Applied = append(d.Applied, "ip4")
+		// Across a reboot while locked down (DESIGN §6.7).
+		boot, err := installBoot(ctx, p.Init)
+		d.Boot = boot
+		if err != nil {
+			return fmt.Errorf("installing the boot-time re-apply: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -433,6 +439,9 @@ func revertFirewall(ctx context.Context, p FirewallPrior) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if err := removeBoot(ctx); err != nil {
+		return fmt.Errorf("removing the boot-time re-apply: %w", err)
 	}
 	if err := os.Remove(UndoFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

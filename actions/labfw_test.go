@@ -54,6 +54,10 @@ func fwSafetyNet(t *testing.T, hs []*labtest.Host) {
 				h.SSH(context.Background(), "root", "systemctl stop holiday-firewall-deadman.timer; rm -rf /var/lib/holiday/firewall /var/lib/holiday/UNDO; true")
 			}
 		}
+		for _, h := range hs {
+			// The boot-time re-apply, in case a test left it.
+			h.SSH(context.Background(), "root", `if [ -e /etc/systemd/system/holiday-firewall.service ]; then systemctl disable --quiet holiday-firewall.service; rm -f /etc/systemd/system/holiday-firewall.service; systemctl daemon-reload; fi; rm -f /etc/init.d/holiday-firewall /etc/rc?.d/[SK][0-9][0-9]holiday-firewall; true`)
+		}
 	})
 }
 

@@ -1,0 +1,120 @@
+package actions_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/holiday-ops/holiday/internal/labtest"
+)
+
+// rebootHost reboots a systemd lab host from inside and waits until it
+// runs again on the same root (lab2_test's TestRebootKeepsServicesStopped).
+func rebootHost(t *testing.T, lab *labtest.Lab, h *labtest.Host) {
+	t.Helper()
+	bootID := func() string {
+		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f22 /proc/1/stat")
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(r.Stdout)
+	}
+	was := bootID()
+	if was == "" {
+		t.Fatalf("cannot read %s's boot", h.Name)
+	}
+	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if now := bootID(); now != "" && now != was {
+			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
+			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
+				h.SettleBoot(t)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not come back within 90 s; see %s/hosts/%s/console.log", h.Name, lab.Dir, h.Name)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// While a host is locked down, a reboot brings the lockdown firewall back
+// (the boot-time unit, before sshd starts); restore removes the unit and
+// leaves the rules and the unit list as they were.
+func TestFirewallSurvivesReboot(t *testing.T) {
+	lab := labtest.Require(t)
+	str := stranger(t, lab)
+	hs := lockHosts(t, lab, "sys1")
+	h := hs[0]
+	fwSafetyNet(t, hs)
+	before, units := fwSaves(t, h), snapshot(t, h)
+	c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
+	t.Cleanup(func() {
+		h.SSH(context.Background(), "root", "systemctl start lab-worker.service") // up.sh's, not the boot's
+		if hasHolidayChain(t, h) {
+			c.run(t, nil, "restore")
+		}
+	})
+	if _, code := c.run(t, nil, "lockdown"); code != 0 {
+		t.Fatalf("lockdown exit %d", code)
+	}
+	if out := h.MustSSH(t, "root", "systemctl is-enabled holiday-firewall.service; true"); strings.TrimSpace(out) != "enabled" {
+		t.Fatalf("the boot-time unit after lockdown: %q, want enabled", out)
+	}
+	ps := []probe{
+		{"", h.Addr, 22}, {"", h.Addr6, 22},
+		{str.Netns(), h.Addr, 22}, {str.Netns(), h.Addr, 80},
+		{str.Netns(), h.Addr6, 22}, {str.Netns(), h.Addr6, 80},
+	}
+	want := func(p probe) string {
+		if p.from == "" {
+			return "open"
+		}
+		return "dropped"
+	}
+	for p, got := range reachAll(t, ps) {
+		if got != want(p) {
+			t.Fatalf("before the reboot %s → %s:%d: %s, want %s", orMachine(p.from), p.addr, p.port, got, want(p))
+		}
+	}
+	rebootHost(t, lab, h)
+	if !hasHolidayChain(t, h) {
+		t.Fatal("no HOLIDAY-IN after the reboot")
+	}
+	for p, got := range reachAll(t, ps) {
+		if got != want(p) {
+			t.Errorf("after the reboot %s → %s:%d: %s, want %s", orMachine(p.from), p.addr, p.port, got, want(p))
+		}
+	}
+	// Back before sshd started: the unit was active before ssh.service's process.
+	ts := h.MustSSH(t, "root", "systemctl show -p ActiveEnterTimestampMonotonic --value holiday-firewall.service; systemctl show -p ExecMainStartTimestampMonotonic --value ssh.service")
+	if f := strings.Fields(ts); len(f) != 2 {
+		t.Errorf("timestamps: %q", ts)
+	} else {
+		fw, _ := strconv.ParseUint(f[0], 10, 64)
+		ssh, _ := strconv.ParseUint(f[1], 10, 64)
+		if fw == 0 || ssh == 0 || fw > ssh {
+			t.Errorf("holiday-firewall.service active at %d µs, sshd started at %d µs: want the firewall first", fw, ssh)
+		}
+	}
+	if out, code := c.run(t, nil, "status"); code != 0 {
+		t.Errorf("status after the reboot: exit %d, want 0\n%s", code, out)
+	}
+	if _, code := c.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("restore exit %d", code)
+	}
+	if got := fwSaves(t, h); got != before {
+		t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
+	}
+	h.MustSSH(t, "root", "systemctl start lab-worker.service")
+	if d := diffLines(units, snapshot(t, h)); d != "" {
+		t.Errorf("units after lockdown, reboot and restore differ:\n%s", d)
+	}
+	if out := h.MustSSH(t, "root", "ls /etc/systemd/system/holiday-firewall.service /var/lib/holiday/firewall 2>&1; true"); strings.Count(out, "No such file") != 2 {
+		t.Errorf("left on the host after restore:\n%s", out)
+	}
+}
