@@ -118,3 +118,89 @@ func TestFirewallSurvivesReboot(t *testing.T) {
 		t.Errorf("left on the host after restore:\n%s", out)
 	}
 }
+
+// isolate: a stranger (a lab host outside management) can no longer reach
+// the host, nor the host the stranger or anything but replies to the
+// control node; the control node still reaches it; isolate --undo
+// restores both families' saves and the unit list exactly.
+func TestIsolate(t *testing.T) {
+	lab := labtest.Require(t)
+	str := stranger(t, lab)
+	str.RLock(t) // its nginx answers throughout (light1 < sys1: the lock order)
+	hs := lockHosts(t, lab, "sys1")
+	h := hs[0]
+	fwSafetyNet(t, hs)
+	before, units := fwSaves(t, h), snapshot(t, h)
+	// The plan's firewall: plays no part in isolate.
+	c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
+	t.Cleanup(func() {
+		if hasHolidayChain(t, h) {
+			c.run(t, nil, "restore")
+		}
+	})
+	in := []probe{
+		{"", h.Addr, 22}, {"", h.Addr6, 22}, {"", h.Addr, 80}, {"", h.Addr6, 80},
+		{str.Netns(), h.Addr, 22}, {str.Netns(), h.Addr, 80},
+		{str.Netns(), h.Addr6, 22}, {str.Netns(), h.Addr6, 80},
+	}
+	// Outgoing, from the host: to the stranger and a new connection to
+	// the control node's S3 server (not a reply to management).
+	out := []probe{
+		{h.Netns(), str.Addr, 80}, {h.Netns(), str.Addr6, 80}, {h.Netns(), lab.ControlAddr, 7070},
+	}
+	all := append(append([]probe{}, in...), out...)
+	pre := reachAll(t, all)
+	for _, p := range all {
+		if p.from == str.Netns() && p.port == 22 {
+			continue // sys1's own rules decide; only "not open" matters during isolate
+		}
+		if pre[p] != "open" {
+			t.Fatalf("before isolate %s → %s:%d: %s, want open (the lab's seeded state)", orMachine(p.from), p.addr, p.port, pre[p])
+		}
+	}
+	res, code := c.runRaw(t, nil, "isolate", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, h.Name)
+	if code != 0 {
+		t.Fatalf("isolate exit %d\n%s", code, res)
+	}
+	if !strings.Contains(res, "isolate run") {
+		t.Errorf("isolate's summary does not name the run:\n%s", res)
+	}
+	during := reachAll(t, all)
+	for _, p := range all {
+		got := during[p]
+		switch {
+		case p.from == "":
+			if got != "open" {
+				t.Errorf("isolated: control node → %s:%d: %s, want open", p.addr, p.port, got)
+			}
+		case p.from == str.Netns():
+			if got != "dropped" {
+				t.Errorf("isolated: stranger → %s:%d: %s, want dropped", p.addr, p.port, got)
+			}
+		default: // outgoing: refused locally (EPERM) or dropped, never open
+			if got == "open" {
+				t.Errorf("isolated: %s → %s:%d: open, want cut", h.Name, p.addr, p.port)
+			}
+		}
+	}
+	if out, code := c.run(t, nil, "status"); code != 0 {
+		t.Errorf("status while isolated: exit %d\n%s", code, out)
+	}
+	res, code = c.runRaw(t, nil, "isolate", "--undo", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, h.Name)
+	if code != 0 {
+		t.Fatalf("isolate --undo exit %d\n%s", code, res)
+	}
+	if got := fwSaves(t, h); got != before {
+		t.Errorf("after isolate --undo the saves differ:\n%s", diffLines(before, got))
+	}
+	if d := diffLines(units, snapshot(t, h)); d != "" {
+		t.Errorf("units after isolate and undo differ:\n%s", d)
+	}
+	after := reachAll(t, all)
+	for _, p := range all {
+		if after[p] != pre[p] {
+			t.Errorf("after undo %s → %s:%d: %s, before isolate %s", orMachine(p.from), p.addr, p.port, after[p], pre[p])
+		}
+	}
+}
+
