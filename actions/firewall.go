@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -163,12 +164,16 @@ func (f Firewall) Apply(ctx context.Context, h *Host, prior Record) (Record, err
 	if h.Confirm == nil {
 		return rec(FirewallDone{}, errors.New("no way to confirm over a new SSH connection from here; nothing changed"))
 	}
+	if firewallTestHook() == "block-control" {
+		rules = blockControl(rules, h.Info.ControlAddr)
+	}
 	secs := deadmanSecs()
 	var d FirewallDone
 	if err := h.Agent.Call(ctx, "firewall-apply", firewallApplyArgs{Prior: p, Rules4: rules.V4, Rules6: rules.V6, DeadmanSecs: secs}, &d); err != nil {
 		d.Backend, d.Rules4, d.Rules6 = p.Backend, rules.V4, rules.V6
 		return rec(d, fmt.Errorf("applying: %w", err))
 	}
+	crashPoint(KindFirewall, "before-disarm")
 	if firewallTestHook() == "no-confirm" {
 		// Test hook: neither confirm nor disarm; the dead-man reverts.
 		return rec(d, nil)
@@ -216,3 +221,20 @@ func (Firewall) noteApplied(hr *HostResult, prior, done Record) {
 	hr.Note = n
 }
 
+// blockControl (test hook) puts a DROP of everything from the control
+// node first in holiday's chain, in its family: the rule set lint would
+// have refused, applied anyway.
+func blockControl(r FirewallRules, control string) FirewallRules {
+	a, err := netip.ParseAddr(control)
+	if err != nil {
+		return r
+	}
+	a = a.Unmap()
+	fam := &r.V4
+	if a.Is6() {
+		fam = &r.V6
+	}
+	head := ":" + FirewallChain + " - [0:0]\n"
+	*fam = strings.Replace(*fam, head, head+fmt.Sprintf("-A %s -s %s -j DROP\n", FirewallChain, netip.PrefixFrom(a, a.BitLen())), 1)
+	return r
+}

@@ -204,3 +204,93 @@ func TestIsolate(t *testing.T) {
 	}
 }
 
+// waitReverted waits until the host's saves equal before (the dead-man
+// reverted by itself), at most secs + 30 s after t0.
+func waitReverted(t *testing.T, h *labtest.Host, before string, t0 time.Time, secs int) time.Duration {
+	t.Helper()
+	for fwSaves(t, h) != before {
+		if time.Since(t0) > time.Duration(secs)*time.Second+30*time.Second {
+			t.Fatalf("the host did not revert within %ds + 30s:\n%s", secs, diffLines(before, fwSaves(t, h)))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return time.Since(t0)
+}
+
+// The confirmation fails for real: the applied rules (test hook: a DROP
+// of the control node first in holiday's chain, what a lint gap would
+// let through) block the new SSH connection, and the old one with it.
+// Nothing is disarmed; the host reverts by itself within the window, the
+// run reports the failure, and the rules are the saved ones.
+func TestFirewallConfirmBlocked(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys1")
+	h := hs[0]
+	fwSafetyNet(t, hs)
+	before := fwSaves(t, h)
+	c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
+	t.Cleanup(func() {
+		if hasHolidayChain(t, h) {
+			c.run(t, nil, "restore")
+		}
+	})
+	const secs = 8
+	t0 := time.Now()
+	out, code := c.run(t, []string{"HOLIDAY_TEST_FIREWALL=block-control", "HOLIDAY_TEST_DEADMAN_SECS=" + strconv.Itoa(secs)}, "lockdown", "--revert-timeout", "90s")
+	if code == 0 {
+		t.Fatalf("lockdown with the control node blocked: exit 0")
+	}
+	if !strings.Contains(out, "cannot reach the host over a new SSH connection") {
+		t.Errorf("the run does not report the failed confirmation:\n%s", out)
+	}
+	took := waitReverted(t, h, before, t0, secs)
+	t.Logf("reverted %v after lockdown started (dead-man %ds)", took.Round(100*time.Millisecond), secs)
+	log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log")
+	if !strings.Contains(log, "not disarmed in time") || !strings.Contains(log, "reverted") {
+		t.Errorf("the dead-man's log on the host:\n%s", log)
+	}
+	if o := h.MustSSH(t, "root", "ls /etc/systemd/system/holiday-firewall.service /var/lib/holiday/firewall 2>&1; true"); strings.Count(o, "No such file") != 2 {
+		t.Errorf("left on the host:\n%s", o)
+	}
+}
+
+// A lockdown killed with -9 after the firewall is applied and before it
+// is disarmed (test hook firewall:before-disarm): the host reverts by
+// itself within the window; restore afterwards is a no-op that succeeds.
+func TestFirewallKilledBeforeDisarm(t *testing.T) {
+	lab := labtest.Require(t)
+	for _, name := range []string{"sys1", "sysv1"} {
+		t.Run(name, func(t *testing.T) {
+			hs := lockHosts(t, lab, name)
+			h := hs[0]
+			fwSafetyNet(t, hs)
+			before := fwSaves(t, h)
+			c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
+			t.Cleanup(func() {
+				if hasHolidayChain(t, h) {
+					c.run(t, nil, "restore")
+				}
+			})
+			const secs = 6
+			t0 := time.Now()
+			if _, code := c.run(t, []string{"HOLIDAY_TEST_CRASH=firewall:before-disarm", "HOLIDAY_TEST_DEADMAN_SECS=" + strconv.Itoa(secs)}, "lockdown"); code != -1 {
+				t.Fatalf("lockdown with the crash hook: exit %d, want killed", code)
+			}
+			if !hasHolidayChain(t, h) {
+				t.Fatal("no HOLIDAY-IN right after the kill: the hook fired before the apply")
+			}
+			took := waitReverted(t, h, before, t0, secs)
+			t.Logf("%s reverted by itself %v after lockdown started (dead-man %ds)", name, took.Round(100*time.Millisecond), secs)
+			log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log")
+			if !strings.Contains(log, "reverted") {
+				t.Errorf("the dead-man's log on the host:\n%s", log)
+			}
+			if _, code := c.run(t, nil, "restore"); code != 0 {
+				t.Fatalf("restore after the dead-man: exit %d", code)
+			}
+			if got := fwSaves(t, h); got != before {
+				t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
+			}
+		})
+	}
+}
