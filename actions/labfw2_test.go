@@ -294,3 +294,62 @@ func TestFirewallKilledBeforeDisarm(t *testing.T) {
 		})
 	}
 }
+
+// The SysV boot script, short of a reboot (the lab cannot reboot a SysV
+// host): the host's own rule loader runs again as at boot and takes
+// holiday's chains with it; the script's start puts them back; restore
+// removes script and links, and rc links and rules are as before.
+func TestFirewallBootScriptSysV(t *testing.T) {
+	lab := labtest.Require(t)
+	str := stranger(t, lab)
+	str.RLock(t)
+	hs := lockHosts(t, lab, "sysv1")
+	h := hs[0]
+	fwSafetyNet(t, hs)
+	before, links := fwSaves(t, h), snapshot(t, h)
+	c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
+	t.Cleanup(func() {
+		if hasHolidayChain(t, h) {
+			c.run(t, nil, "restore")
+		}
+	})
+	if _, code := c.run(t, nil, "lockdown"); code != 0 {
+		t.Fatalf("lockdown exit %d", code)
+	}
+	if out := h.MustSSH(t, "root", "ls /etc/rc2.d/ | grep holiday; head -1 /etc/init.d/holiday-firewall; true"); !strings.Contains(out, "S01holiday-firewall") || !strings.Contains(out, "#!/bin/sh") {
+		t.Fatalf("the boot script and its rc2.d link after lockdown:\n%s", out)
+	}
+	h.MustSSH(t, "root", "/etc/init.d/lab-firewall start >/dev/null 2>&1; true") // the host's own loader, as at boot
+	if hasHolidayChain(t, h) {
+		t.Fatal("the host's own loader did not take holiday's chains: the test proves nothing")
+	}
+	if _, code := c.run(t, nil, "status"); code != 4 {
+		t.Errorf("status with the chains gone: exit %d, want 4 (drift)", code)
+	}
+	h.MustSSH(t, "root", "/etc/init.d/holiday-firewall start")
+	if out, code := c.run(t, nil, "status"); code != 0 {
+		t.Errorf("status after the boot script: exit %d, want 0\n%s", code, out)
+	}
+	ps := []probe{{"", h.Addr, 22}, {"", h.Addr6, 22}, {str.Netns(), h.Addr, 80}, {str.Netns(), h.Addr6, 80}}
+	for p, got := range reachAll(t, ps) {
+		want := "dropped"
+		if p.from == "" {
+			want = "open"
+		}
+		if got != want {
+			t.Errorf("after the boot script %s → %s:%d: %s, want %s", orMachine(p.from), p.addr, p.port, got, want)
+		}
+	}
+	if _, code := c.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("restore exit %d", code)
+	}
+	if got := fwSaves(t, h); got != before {
+		t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
+	}
+	if d := diffLines(links, snapshot(t, h)); d != "" {
+		t.Errorf("services and rc links after restore differ:\n%s", d)
+	}
+	if out := h.MustSSH(t, "root", "ls /etc/init.d/holiday-firewall 2>&1; ls /etc/rc?.d | grep holiday; true"); !strings.Contains(out, "No such file") || strings.Contains(out, "S01holiday") {
+		t.Errorf("left on the host after restore:\n%s", out)
+	}
+}
