@@ -101,6 +101,9 @@ func TestFirewallSurvivesReboot(t *testing.T) {
 			t.Errorf("holiday-firewall.service active at %d µs, sshd started at %d µs: want the firewall first", fw, ssh)
 		}
 	}
+	if log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log"); !strings.Contains(log, "boot: re-applied the lockdown firewall") {
+		t.Errorf("the boot-time re-apply's log on the host:\n%s", log)
+	}
 	if out, code := c.run(t, nil, "status"); code != 0 {
 		t.Errorf("status after the reboot: exit %d, want 0\n%s", code, out)
 	}
