@@ -29,6 +29,9 @@ type Admission struct {
 	// WithoutBackups: the operator accepts locking down hosts whose
 	// backups this build cannot take (backups: NOT TAKEN).
 	WithoutBackups bool
+	// Containment: the run is `holiday isolate`, which takes no backups
+	// and stops no service.
+	Containment bool
 }
 
 // Refusals are the reasons lockdown refuses the host, as preflight
@@ -39,6 +42,11 @@ func (a Admission) Refusals() []preflight.Finding {
 	var ph preflight.Host
 	if a.Host != nil && a.Plan != nil {
 		ph = PreflightHost(a.Plan, a.Host)
+	}
+	if a.Containment && ph.Firewall == nil {
+		// isolate changes the firewall whatever the plan says of it:
+		// backends and co-owners are refused the same way.
+		ph.Firewall = &preflight.Firewall{}
 	}
 	out := preflight.Refusals(ph, a.ControlAddr, a.Management, a.Facts)
 	return append(out, a.StepRefusals()...)
@@ -59,7 +67,7 @@ func (a Admission) StepRefusals() []preflight.Finding {
 			add("service-critical", "stop: refusing to stop %s: %s", s.Target, why)
 		}
 	}
-	if h := a.Host; h != nil && h.Backup != nil && !h.Backup.None && len(h.Backup.Sources) > 0 && !a.WithoutBackups {
+	if h := a.Host; h != nil && !a.Containment && h.Backup != nil && !h.Backup.None && len(h.Backup.Sources) > 0 && !a.WithoutBackups {
 		add("backups-unavailable", "the plan backs up this host, but this build cannot take host backups yet, and services are only stopped after their host's backups: write `backup: none`, or lock down with --without-backups (backups: NOT TAKEN)")
 	}
 	return out
@@ -75,7 +83,11 @@ func admissionFacts(ctx context.Context, h *Host, steps []Step) (*facts.Facts, e
 			args.Services = append(args.Services, s.Target)
 		}
 	}
-	if h.Plan != nil && h.Plan.Firewall != nil {
+	fw := h.Plan != nil && h.Plan.Firewall != nil
+	for _, s := range steps {
+		fw = fw || s.Kind == KindFirewall
+	}
+	if fw {
 		args.Only = append(args.Only, "firewall")
 	}
 	var f facts.Facts

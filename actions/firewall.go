@@ -5,19 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
-// KindFirewall is the lockdown firewall's kind; its only target is
-// "lockdown".
+// KindFirewall is the firewall's kind; its targets are "lockdown" and
+// "isolate" (containment, `holiday isolate`).
 const KindFirewall = "firewall"
 
 func init() {
 	RegisterKind(KindFirewall, func(target string) (Action, error) {
-		if target != "lockdown" {
-			return nil, fmt.Errorf("firewall: unknown target %q", target)
+		switch target {
+		case "lockdown":
+			return Firewall{}, nil
+		case "isolate":
+			return Firewall{Isolate: true}, nil
 		}
-		return Firewall{}, nil
+		return nil, fmt.Errorf("firewall: unknown target %q", target)
 	})
 }
 
@@ -39,7 +43,18 @@ func init() {
 //   - Revert deletes holiday's jumps and chains (go-iptables, in the agent)
 //     and checks both families' saves equal the saved ones, comments and
 //     counters aside.
-type Firewall struct{}
+//
+// With Isolate (containment, DESIGN §6.8) the rule set is stricter: only
+// the management path in, and out only replies to it (HOLIDAY-OUT, first
+// from OUTPUT); the protocol is the same.
+type Firewall struct{ Isolate bool }
+
+func (f Firewall) target() string {
+	if f.Isolate {
+		return "isolate"
+	}
+	return "lockdown"
+}
 
 // DefaultDeadmanSecs is how long the host waits for the control node's
 // confirmation before reverting by itself.
@@ -66,6 +81,7 @@ type FirewallDone struct {
 	Confirmed   bool      `json:"confirmed,omitempty"`
 	Disarmed    bool      `json:"disarmed,omitempty"`
 	Undo        string    `json:"undo,omitempty"` // the console undo line (/var/lib/holiday/UNDO)
+	Boot        string    `json:"boot,omitempty"` // the boot-time re-apply: unit file or init script
 	Error       string    `json:"error,omitempty"`
 }
 
@@ -90,44 +106,48 @@ type firewallVerifyArgs struct {
 	Rules6  string   `json:"rules6"`
 }
 
-func (Firewall) Observe(ctx context.Context, h *Host) (Record, error) {
+func (f Firewall) Observe(ctx context.Context, h *Host) (Record, error) {
 	var p FirewallPrior
 	if err := h.Agent.Call(ctx, "firewall-observe", struct{}{}, &p); err != nil {
 		return Record{}, err
 	}
-	return NewRecord(KindFirewall, "lockdown", p)
+	return NewRecord(KindFirewall, f.target(), p)
 }
 
 // rulesFor builds and lints the host's rule set.
-func rulesFor(h *Host) (FirewallRules, error) {
-	if h.Plan == nil || h.Plan.Firewall == nil {
+func (f Firewall) rulesFor(h *Host) (FirewallRules, error) {
+	if h.Plan == nil || (h.Plan.Firewall == nil && !f.Isolate) {
 		return FirewallRules{}, errors.New("no firewall in the plan for this host")
 	}
 	control, err := netip.ParseAddr(h.Info.ControlAddr)
 	if err != nil {
 		return FirewallRules{}, errors.New("the host did not tell the control node's address: cannot prove the management path; nothing changed")
 	}
-	in := FirewallInput{Firewall: h.Plan.Firewall, Management: h.Management, Control: control.Unmap()}
-	r, err := BuildFirewallRules(in)
-	if err != nil {
-		return r, err
-	}
 	port := uint16(22)
 	if h.Plan.Port > 0 {
 		port = uint16(h.Plan.Port)
 	}
-	if err := LintFirewallRules(r, in.Control, in.Management, port); err != nil {
+	in := FirewallInput{Firewall: h.Plan.Firewall, Management: h.Management, Control: control.Unmap(), SSHPort: port}
+	build, lint := BuildFirewallRules, LintFirewallRules
+	if f.Isolate {
+		build, lint = BuildIsolateRules, LintIsolateRules
+	}
+	r, err := build(in)
+	if err != nil {
+		return r, err
+	}
+	if err := lint(r, in.Control, in.Management, port); err != nil {
 		return r, fmt.Errorf("lint: %w; nothing changed", err)
 	}
 	return r, nil
 }
 
-func (Firewall) Apply(ctx context.Context, h *Host, prior Record) (Record, error) {
+func (f Firewall) Apply(ctx context.Context, h *Host, prior Record) (Record, error) {
 	rec := func(d FirewallDone, err error) (Record, error) {
 		if err != nil && d.Error == "" {
 			d.Error = err.Error()
 		}
-		r, rerr := NewRecord(KindFirewall, "lockdown", d)
+		r, rerr := NewRecord(KindFirewall, f.target(), d)
 		if err == nil {
 			err = rerr
 		}
@@ -137,12 +157,15 @@ func (Firewall) Apply(ctx context.Context, h *Host, prior Record) (Record, error
 	if err := prior.Decode(&p); err != nil {
 		return rec(FirewallDone{}, err)
 	}
-	rules, err := rulesFor(h)
+	rules, err := f.rulesFor(h)
 	if err != nil {
 		return rec(FirewallDone{}, err)
 	}
 	if h.Confirm == nil {
 		return rec(FirewallDone{}, errors.New("no way to confirm over a new SSH connection from here; nothing changed"))
+	}
+	if firewallTestHook() == "block-control" {
+		rules = blockControl(rules, h.Info.ControlAddr)
 	}
 	secs := deadmanSecs()
 	var d FirewallDone
@@ -150,6 +173,7 @@ func (Firewall) Apply(ctx context.Context, h *Host, prior Record) (Record, error
 		d.Backend, d.Rules4, d.Rules6 = p.Backend, rules.V4, rules.V6
 		return rec(d, fmt.Errorf("applying: %w", err))
 	}
+	crashPoint(KindFirewall, "before-disarm")
 	if firewallTestHook() == "no-confirm" {
 		// Test hook: neither confirm nor disarm; the dead-man reverts.
 		return rec(d, nil)
@@ -195,4 +219,22 @@ func (Firewall) noteApplied(hr *HostResult, prior, done Record) {
 		n = hr.Note + "; " + n
 	}
 	hr.Note = n
+}
+
+// blockControl (test hook) puts a DROP of everything from the control
+// node first in holiday's chain, in its family: the rule set lint would
+// have refused, applied anyway.
+func blockControl(r FirewallRules, control string) FirewallRules {
+	a, err := netip.ParseAddr(control)
+	if err != nil {
+		return r
+	}
+	a = a.Unmap()
+	fam := &r.V4
+	if a.Is6() {
+		fam = &r.V6
+	}
+	head := ":" + FirewallChain + " - [0:0]\n"
+	*fam = strings.Replace(*fam, head, head+fmt.Sprintf("-A %s -s %s -j DROP\n", FirewallChain, netip.PrefixFrom(a, a.BitLen())), 1)
+	return r
 }

@@ -121,7 +121,7 @@ func firewallObserve(ctx context.Context, op *agent.Op) (any, error) {
 		return nil, err
 	}
 	for _, s := range []string{p.Save4, p.Save6} {
-		if strings.Contains(s, ":"+FirewallChain+" ") {
+		if strings.Contains(s, ":"+FirewallChain+" ") || strings.Contains(s, ":"+FirewallOutChain+" ") {
 			return nil, fmt.Errorf("a holiday lockdown firewall (%s) is already on this host: restore the run that put it there first", FirewallChain)
 		}
 	}
@@ -164,8 +164,8 @@ func writeFileSync(path string, data []byte, mode os.FileMode) error {
 // binary is there, else the bare deletion of the jumps and chains.
 func undoLine(backend string) string {
 	_, _, _, _, i4, i6 := firewallTools(backend)
-	bare := fmt.Sprintf("for t in %s %s; do while $t -w -D INPUT -j %s 2>/dev/null; do :; done; $t -w -F %s; $t -w -X %s; done",
-		i4, i6, FirewallChain, FirewallChain, FirewallChain)
+	bare := fmt.Sprintf("for t in %s %s; do while $t -w -D INPUT -j %s 2>/dev/null; do :; done; $t -w -F %s; $t -w -X %s; while $t -w -D OUTPUT -j %s 2>/dev/null; do :; done; $t -w -F %s 2>/dev/null; $t -w -X %s 2>/dev/null; done",
+		i4, i6, FirewallChain, FirewallChain, FirewallChain, FirewallOutChain, FirewallOutChain, FirewallOutChain)
 	return fmt.Sprintf("%s agent --firewall-revert %s || { %s; }", filepath.Join(FirewallDir, "holiday"), FirewallDir, bare)
 }
 
@@ -220,6 +220,12 @@ func firewallApply(ctx context.Context, op *agent.Op) (any, error) {
 			return fmt.Errorf("IPv4 not applied, IPv6 rolled back: %w", err)
 		}
 		d.Applied = append(d.Applied, "ip4")
+		// Across a reboot while locked down (DESIGN §6.7).
+		boot, err := installBoot(ctx, p.Init)
+		d.Boot = boot
+		if err != nil {
+			return fmt.Errorf("installing the boot-time re-apply: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -358,14 +364,22 @@ func newIPT(backend, family string) (*iptables.IPTables, error) {
 	return iptables.New(iptables.IPFamily(proto), iptables.Path(path), iptables.Timeout(30))
 }
 
-// deleteHoliday deletes holiday's jumps and chain in one family.
+// deleteHoliday deletes holiday's jumps and chains in one family:
+// HOLIDAY-IN from INPUT and (isolate's) HOLIDAY-OUT from OUTPUT.
 func deleteHoliday(backend, family string) error {
 	ipt, err := newIPT(backend, family)
 	if err != nil {
 		return err
 	}
+	if err := deleteChain(ipt, "OUTPUT", FirewallOutChain); err != nil {
+		return err
+	}
+	return deleteChain(ipt, "INPUT", FirewallChain)
+}
+
+func deleteChain(ipt *iptables.IPTables, from, chain string) error {
 	for i := 0; i < 100; i++ {
-		ok, err := ipt.Exists("filter", "INPUT", "-j", FirewallChain)
+		ok, err := ipt.Exists("filter", from, "-j", chain)
 		if err != nil {
 			if e, isE := err.(*iptables.Error); isE && e.IsNotExist() {
 				break
@@ -375,15 +389,15 @@ func deleteHoliday(backend, family string) error {
 		if !ok {
 			break
 		}
-		if err := ipt.Delete("filter", "INPUT", "-j", FirewallChain); err != nil {
+		if err := ipt.Delete("filter", from, "-j", chain); err != nil {
 			return err
 		}
 	}
-	ok, err := ipt.ChainExists("filter", FirewallChain)
+	ok, err := ipt.ChainExists("filter", chain)
 	if err != nil || !ok {
 		return err
 	}
-	return ipt.ClearAndDeleteChain("filter", FirewallChain)
+	return ipt.ClearAndDeleteChain("filter", chain)
 }
 
 // revertFirewall deletes holiday's jumps and chains in both families and
@@ -433,6 +447,9 @@ func revertFirewall(ctx context.Context, p FirewallPrior) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if err := removeBoot(ctx); err != nil {
+		return fmt.Errorf("removing the boot-time re-apply: %w", err)
 	}
 	if err := os.Remove(UndoFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -525,52 +542,63 @@ func firewallVerify(ctx context.Context, op *agent.Op) (any, error) {
 		if fam == "ip6" {
 			rules = a.Rules6
 		}
-		want := 0
-		for _, l := range strings.Split(rules, "\n") {
-			if strings.HasPrefix(l, "-A "+FirewallChain+" ") {
-				want++
-			}
-		}
 		ipt, err := newIPT(a.Backend, fam)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		in, err := ipt.List("filter", "INPUT")
-		if err != nil {
+		if err := verifyChain(ipt, fam, "INPUT", FirewallChain, rules); err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		var first string
-		for _, l := range in {
-			if strings.HasPrefix(l, "-A ") {
-				first = l
-				break
+		if strings.Contains(rules, ":"+FirewallOutChain+" ") {
+			if err := verifyChain(ipt, fam, "OUTPUT", FirewallOutChain, rules); err != nil {
+				errs = append(errs, err)
 			}
-		}
-		if first != firewallJump {
-			errs = append(errs, fmt.Errorf("%s: INPUT no longer jumps to %s first (first rule: %q)", fam, FirewallChain, first))
-			continue
-		}
-		ch, err := ipt.List("filter", FirewallChain)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s: %w", fam, FirewallChain, err))
-			continue
-		}
-		got := 0
-		for _, l := range ch {
-			if strings.HasPrefix(l, "-A ") {
-				got++
-			}
-		}
-		if got != want || len(ch) == 0 || ch[len(ch)-1] != "-A "+FirewallChain+" -j DROP" {
-			errs = append(errs, fmt.Errorf("%s: %s holds %d rules, lockdown put %d ending in DROP", fam, FirewallChain, got, want))
 		}
 	}
 	if len(a.Applied) < 2 {
 		errs = append(errs, fmt.Errorf("only %v of both families was applied", a.Applied))
 	}
 	return nil, errors.Join(errs...)
+}
+
+// verifyChain: from's first rule jumps to chain, which holds as many
+// rules as were applied, ending in DROP.
+func verifyChain(ipt *iptables.IPTables, fam, from, chain, rules string) error {
+	want := 0
+	for _, l := range strings.Split(rules, "\n") {
+		if strings.HasPrefix(l, "-A "+chain+" ") {
+			want++
+		}
+	}
+	in, err := ipt.List("filter", from)
+	if err != nil {
+		return err
+	}
+	var first string
+	for _, l := range in {
+		if strings.HasPrefix(l, "-A ") {
+			first = l
+			break
+		}
+	}
+	if first != "-A "+from+" -j "+chain {
+		return fmt.Errorf("%s: %s no longer jumps to %s first (first rule: %q)", fam, from, chain, first)
+	}
+	ch, err := ipt.List("filter", chain)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", fam, chain, err)
+	}
+	got := 0
+	for _, l := range ch {
+		if strings.HasPrefix(l, "-A ") {
+			got++
+		}
+	}
+	if got != want || len(ch) == 0 || ch[len(ch)-1] != "-A "+chain+" -j DROP" {
+		return fmt.Errorf("%s: %s holds %d rules, lockdown put %d ending in DROP", fam, chain, got, want)
+	}
+	return nil
 }
 
 // FirewallDeadman is the dead-man's and the console undo's entry point

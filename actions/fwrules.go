@@ -25,10 +25,6 @@ import (
 // FirewallChain is holiday's chain in the filter table of each family.
 const FirewallChain = "HOLIDAY-IN"
 
-// firewallJump is the INPUT rule that sends everything to FirewallChain,
-// as `iptables -S` prints it.
-const firewallJump = "-A INPUT -j " + FirewallChain
-
 // FirewallInput is what the rules are a function of.
 type FirewallInput struct {
 	Firewall   *plans.Firewall
@@ -36,6 +32,9 @@ type FirewallInput struct {
 	// Control is the control node's address as the host sees it
 	// (agentctl.Info.ControlAddr); the zero Addr when unknown.
 	Control netip.Addr
+	// SSHPort is the host's SSH port (isolate's way out to management);
+	// 0 means 22.
+	SSHPort uint16
 }
 
 // FirewallRules are one host's rule set, both families.
@@ -362,4 +361,137 @@ func NormalizeSave(s string) string {
 	}
 	flush()
 	return strings.Join(out, "\n")
+}
+
+// FirewallOutChain is isolate's chain in the filter table's OUTPUT, each
+// family (DESIGN §6.8).
+const FirewallOutChain = "HOLIDAY-OUT"
+
+// BuildIsolateRules renders containment (`holiday isolate`): only the
+// management path in (new connections from the control node and the
+// management ranges) and out (replies to it), loopback and ICMPv6
+// neighbour discovery; everything else dropped both ways. The plan's
+// firewall allows play no part.
+func BuildIsolateRules(in FirewallInput) (FirewallRules, error) {
+	if len(in.Management) == 0 && !in.Control.IsValid() {
+		return FirewallRules{}, errors.New("no management path: the plan lists no management ranges and the control node's address is unknown")
+	}
+	return FirewallRules{V4: renderIsolate(in, false), V6: renderIsolate(in, true)}, nil
+}
+
+func renderIsolate(in FirewallInput, v6 bool) string {
+	var b strings.Builder
+	add := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	var mgmt []netip.Prefix
+	addMgmt := func(p netip.Prefix) {
+		if p.Addr().Is6() != v6 {
+			return
+		}
+		for _, s := range mgmt {
+			if s == p {
+				return
+			}
+		}
+		mgmt = append(mgmt, p)
+	}
+	if c := in.Control.Unmap(); c.IsValid() {
+		addMgmt(netip.PrefixFrom(c, c.BitLen()))
+	}
+	for _, p := range in.Management {
+		addMgmt(p.Masked())
+	}
+	add("*filter")
+	add(":%s - [0:0]", FirewallChain)
+	add(":%s - [0:0]", FirewallOutChain)
+	add("-A %s -i lo -j RETURN", FirewallChain)
+	if v6 {
+		for _, t := range ndTypes[4:] { // 133–136: neighbours, to reach management at all
+			add("-A %s -p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN", FirewallChain, t)
+		}
+	}
+	for _, p := range mgmt {
+		add("-A %s -s %s -j RETURN", FirewallChain, p)
+	}
+	add("-A %s -j DROP", FirewallChain)
+	add("-A %s -o lo -j RETURN", FirewallOutChain)
+	if v6 {
+		for _, t := range ndTypes[4:] {
+			add("-A %s -p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN", FirewallOutChain, t)
+		}
+	}
+	port := in.SSHPort
+	if port == 0 {
+		port = 22
+	}
+	for _, p := range mgmt {
+		// sshd's side of the management path by port, not by conntrack:
+		// a session open before the rules loaded (holiday's own) may be
+		// picked up mid-stream with the host's side as its original
+		// direction, and would be cut.
+		add("-A %s -d %s -p tcp -m tcp --sport %d -j RETURN", FirewallOutChain, p, port)
+		add("-A %s -d %s -m conntrack --ctstate ESTABLISHED --ctdir REPLY -j RETURN", FirewallOutChain, p)
+	}
+	add("-A %s -j DROP", FirewallOutChain)
+	add("-I INPUT 1 -j %s", FirewallChain)
+	add("-I OUTPUT 1 -j %s", FirewallOutChain)
+	add("COMMIT")
+	return b.String()
+}
+
+// LintIsolateRules refuses containment that would cut the management
+// path: in (LintFirewallRules' walk of a new SSH connection) and out (a
+// packet from the SSH port to the control node and every management range
+// must RETURN before OUTPUT's chain drops).
+func LintIsolateRules(r FirewallRules, control netip.Addr, management []netip.Prefix, sshPort uint16) error {
+	if err := LintFirewallRules(r, control, management, sshPort); err != nil {
+		return err
+	}
+	if sshPort == 0 {
+		sshPort = 22
+	}
+	check := func(dst netip.Addr, what string) error {
+		dst = dst.Unmap()
+		rules := r.V4
+		if dst.Is6() {
+			rules = r.V6
+		}
+		jump := false
+		for _, l := range strings.Split(rules, "\n") {
+			if l == "-I OUTPUT 1 -j "+FirewallOutChain {
+				jump = true
+			}
+		}
+		if !jump {
+			return fmt.Errorf("the rule set does not jump to %s first from OUTPUT", FirewallOutChain)
+		}
+		for _, l := range strings.Split(rules, "\n") {
+			f := splitRule(l)
+			if len(f) < 2 || f[0] != "-A" || f[1] != FirewallOutChain {
+				continue
+			}
+			rest := strings.Join(f[2:], " ")
+			if rest == "-j DROP" {
+				return fmt.Errorf("the rule set would drop replies to %s (%s); refusing it", what, dst)
+			}
+			d, tail, ok := strings.Cut(rest, " ")
+			if !ok || d != "-d" {
+				continue
+			}
+			pfx, tail, _ := strings.Cut(tail, " ")
+			pf, err := netip.ParsePrefix(pfx)
+			if err == nil && pf.Contains(dst) && tail == fmt.Sprintf("-p tcp -m tcp --sport %d -j RETURN", sshPort) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s ends without a verdict", FirewallOutChain)
+	}
+	if err := check(control, "the control node"); err != nil {
+		return err
+	}
+	for _, p := range management {
+		if err := check(p.Masked().Addr(), "management range "+p.String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -163,3 +163,47 @@ func TestNormalizeSave(t *testing.T) {
 		t.Fatal("a policy change makes no difference")
 	}
 }
+
+// isolate's rule set, one golden file per case (the same inputs as the
+// lockdown's: the plan's allows play no part); lint accepts it, and
+// refuses it once the control node's way out is gone.
+func TestIsolateRulesGolden(t *testing.T) {
+	for name, in := range firewallCases(t) {
+		t.Run(name, func(t *testing.T) {
+			r, err := BuildIsolateRules(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := "# v4\n" + r.V4 + "# v6\n" + r.V6
+			path := filepath.Join("testdata", "firewall", "isolate-"+name+".golden")
+			if *updateGolden {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("rules differ from %s:\n got:\n%s\nwant:\n%s", path, got, want)
+			}
+			if err := LintIsolateRules(r, in.Control, in.Management, 22); err != nil {
+				t.Errorf("lint refuses the generated rules: %v", err)
+			}
+			cut := r
+			for _, fam := range []*string{&cut.V4, &cut.V6} {
+				var keep []string
+				for _, l := range strings.Split(*fam, "\n") {
+					if !strings.Contains(l, "--sport 22") {
+						keep = append(keep, l)
+					}
+				}
+				*fam = strings.Join(keep, "\n")
+			}
+			if err := LintIsolateRules(cut, in.Control, in.Management, 22); err == nil {
+				t.Errorf("lint accepts isolate rules without sshd's way out to the control node")
+			}
+		})
+	}
+}

@@ -36,7 +36,8 @@ func fwSaves(t *testing.T, h *labtest.Host) string {
 }
 
 func hasHolidayChain(t *testing.T, h *labtest.Host) bool {
-	return strings.Contains(fwSaves(t, h), ":HOLIDAY-IN ")
+	s := fwSaves(t, h)
+	return strings.Contains(s, ":HOLIDAY-IN ") || strings.Contains(s, ":HOLIDAY-OUT ")
 }
 
 // fwSafetyNet removes holiday's jumps and chains from the host's netns
@@ -49,10 +50,14 @@ func fwSafetyNet(t *testing.T, hs []*labtest.Host) {
 				continue
 			}
 			t.Errorf("%s: holiday's chain still there at the end; removing it from outside", h.Name)
-			h.InNetns(context.Background(), "sh", "-c", `for t in iptables-nft ip6tables-nft iptables-legacy ip6tables-legacy; do while $t -w -D INPUT -j HOLIDAY-IN 2>/dev/null; do :; done; $t -w -F HOLIDAY-IN 2>/dev/null; $t -w -X HOLIDAY-IN 2>/dev/null; done; true`)
+			h.InNetns(context.Background(), "sh", "-c", `for t in iptables-nft ip6tables-nft iptables-legacy ip6tables-legacy; do while $t -w -D INPUT -j HOLIDAY-IN 2>/dev/null; do :; done; $t -w -F HOLIDAY-IN 2>/dev/null; $t -w -X HOLIDAY-IN 2>/dev/null; while $t -w -D OUTPUT -j HOLIDAY-OUT 2>/dev/null; do :; done; $t -w -F HOLIDAY-OUT 2>/dev/null; $t -w -X HOLIDAY-OUT 2>/dev/null; done; true`)
 			if h.Kind == labtest.Systemd {
 				h.SSH(context.Background(), "root", "systemctl stop holiday-firewall-deadman.timer; rm -rf /var/lib/holiday/firewall /var/lib/holiday/UNDO; true")
 			}
+		}
+		for _, h := range hs {
+			// The boot-time re-apply, in case a test left it.
+			h.SSH(context.Background(), "root", `if [ -e /etc/systemd/system/holiday-firewall.service ]; then systemctl disable --quiet holiday-firewall.service; rm -f /etc/systemd/system/holiday-firewall.service; systemctl daemon-reload; fi; rm -f /etc/init.d/holiday-firewall /etc/rc?.d/[SK][0-9][0-9]holiday-firewall; true`)
 		}
 	})
 }

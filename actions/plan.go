@@ -106,6 +106,24 @@ func Jobs(p *plans.Plan, c *Connector, only []string) []Job {
 	return jobs
 }
 
+// IsolateJobs are `holiday isolate`'s jobs: the named hosts of the plan,
+// each with the one step firewall:isolate.
+func IsolateJobs(p *plans.Plan, c *Connector, names []string) []Job {
+	var jobs []Job
+	for _, h := range p.Hosts() {
+		if !contains(names, h.Name) {
+			continue
+		}
+		h := h
+		jobs = append(jobs, Job{
+			Name: h.Name, Risk: h.Risk, Plan: h,
+			Steps:   []Step{{Slot: SlotFirewall, Kind: KindFirewall, Target: "isolate", Action: Firewall{Isolate: true}}},
+			Connect: func(ctx context.Context) (*Host, func(), error) { return c.Connect(ctx, h) },
+		})
+	}
+	return jobs
+}
+
 func contains(l []string, s string) bool {
 	for _, x := range l {
 		if x == s {

@@ -259,6 +259,7 @@ func (r RunResult) Failed() int {
 // RunInfo is stored as run.json beside the journals.
 type RunInfo struct {
 	Run      string            `json:"run"`
+	Command  string            `json:"command,omitempty"` // lockdown or isolate
 	PlanFile string            `json:"plan_file,omitempty"`
 	Started  time.Time         `json:"started"`
 	Hosts    []string          `json:"hosts"`
@@ -271,8 +272,19 @@ type RunInfo struct {
 // host started; other hosts go on. Cancelling ctx (Ctrl-C) stops applying
 // and reverts what each host started on a fresh context.
 func Lockdown(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
+	return run(ctx, o, jobs, "lockdown")
+}
+
+// Isolate runs containment (`holiday isolate`, DESIGN §6.8) exactly as
+// Lockdown runs its steps: the same locks, journal and revert; the run is
+// recorded with command "isolate" (IsolateJobs builds its jobs).
+func Isolate(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
+	return run(ctx, o, jobs, "isolate")
+}
+
+func run(ctx context.Context, o Options, jobs []Job, command string) (RunResult, error) {
 	o.defaults()
-	o.command = "lockdown"
+	o.command = command
 	if o.Plan != nil {
 		if err := CheckPlan(o.Plan); err != nil {
 			return RunResult{}, err
@@ -284,14 +296,14 @@ func Lockdown(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
 		return RunResult{}, err
 	}
 	jobs = ordered(jobs)
-	info := RunInfo{Run: o.RunID, PlanFile: o.PlanFile, Started: start.UTC(), Heads: map[string]string{}}
+	info := RunInfo{Run: o.RunID, Command: command, PlanFile: o.PlanFile, Started: start.UTC(), Heads: map[string]string{}}
 	for _, j := range jobs {
 		info.Hosts = append(info.Hosts, j.Name)
 	}
 	if err := writeJSON(filepath.Join(dir, "run.json"), info); err != nil {
 		return RunResult{}, err
 	}
-	res := RunResult{Run: o.RunID, Command: "lockdown", Hosts: make([]HostResult, len(jobs))}
+	res := RunResult{Run: o.RunID, Command: command, Hosts: make([]HostResult, len(jobs))}
 	forEach(ctx, o.Parallel, len(jobs), func(i int) {
 		res.Hosts[i] = lockdownHost(ctx, &o, jobs[i])
 	})
@@ -374,7 +386,7 @@ func (r *hostRun) write(e journal.Entry) error {
 // end journals the host's end and fills in its result.
 func (r *hostRun) end(status string, err error) HostResult {
 	r.hr.Status = status
-	e := journal.Entry{Phase: journal.RunEnd, Kind: "lockdown", Step: status}
+	e := journal.Entry{Phase: journal.RunEnd, Kind: r.o.command, Step: status}
 	if err != nil {
 		r.hr.Error = err.Error()
 		e.Error = err.Error()
@@ -436,7 +448,7 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	defer cancel()
 
 	// What the plan alone refuses is refused before contacting the host.
-	pre := Admission{Host: j.Plan, Steps: r.steps, WithoutBackups: o.WithoutBackups}
+	pre := Admission{Host: j.Plan, Steps: r.steps, WithoutBackups: o.WithoutBackups, Containment: o.command == "isolate"}
 	if fs := pre.StepRefusals(); len(fs) > 0 {
 		err := &refusalError{fs}
 		r.hr.Status, r.hr.Error = HostRefused, err.Error()
@@ -467,7 +479,7 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 		return r.hr
 	}
 	defer r.jw.Close()
-	if err := r.write(journal.Entry{Phase: journal.RunBegin, Kind: "lockdown"}); err != nil {
+	if err := r.write(journal.Entry{Phase: journal.RunBegin, Kind: o.command}); err != nil {
 		r.hr.Status, r.hr.Error = HostFailed, err.Error()
 		return r.hr
 	}
@@ -501,7 +513,7 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 // the same verdict `holiday plan` prints.
 func (r *hostRun) admit(ctx context.Context) error {
 	a := Admission{Plan: r.o.Plan, Host: r.j.Plan, Steps: r.steps, Management: r.o.Management,
-		ControlAddr: r.h.Info.ControlAddr, WithoutBackups: r.o.WithoutBackups}
+		ControlAddr: r.h.Info.ControlAddr, WithoutBackups: r.o.WithoutBackups, Containment: r.o.command == "isolate"}
 	if r.h.Agent != nil && len(a.StepRefusals()) == 0 {
 		f, err := admissionFacts(ctx, r.h, r.steps)
 		if err != nil {

@@ -16,7 +16,11 @@ import (
 // crashAt kills the process at a test hook point named by
 // $HOLIDAY_TEST_CRASH ("service:after-intent", "*:after-apply", …): the
 // journal shows exactly what a power cut there would leave.
-func (o *Options) crashAt(kind, point string) {
+func (o *Options) crashAt(kind, point string) { crashPoint(kind, point) }
+
+// crashPoint is crashAt for code without the run's options (inside an
+// action: "firewall:before-disarm").
+func crashPoint(kind, point string) {
 	c := os.Getenv("HOLIDAY_TEST_CRASH")
 	if c == "" {
 		return
@@ -34,7 +38,10 @@ func (o *Options) crashAt(kind, point string) {
 func powerTestMode() bool { return os.Getenv("HOLIDAY_TEST_POWEROFF") == "record" }
 
 // firewallTestHook: HOLIDAY_TEST_FIREWALL=no-confirm makes the firewall
-// skip its confirmation and disarm, so the host's dead-man reverts.
+// skip its confirmation and disarm, so the host's dead-man reverts;
+// =block-control applies, first in holiday's chain, a DROP of everything
+// from the control node (what a lint gap would do): the confirmation
+// fails for real and the host reverts by itself.
 func firewallTestHook() string { return os.Getenv("HOLIDAY_TEST_FIREWALL") }
 
 // deadmanSecs: HOLIDAY_TEST_DEADMAN_SECS shortens the dead-man's wait.

@@ -6,6 +6,8 @@ package actions
 
 func (o *Options) crashAt(kind, point string) {}
 
+func crashPoint(kind, point string) {}
+
 func powerTestMode() bool { return false }
 
 func firewallTestHook() string { return "" }

@@ -194,3 +194,46 @@ func isIPv6(s string) bool {
 	a, err := netip.ParseAddr(s)
 	return err == nil && a.Is6() && !a.Is4In6()
 }
+
+// LintControl refuses a plan whose management: leaves out the control
+// node (its addresses, as the hosts see it: `holiday plan validate
+// --control ADDR`) while a host has a lockdown firewall, whose allow-list
+// would then drop the operator: a CIDR typo such as 10.213.0.10/32 for
+// 10.213.0.1/32. It says nothing without control addresses; lockdown's
+// admission refuses the same host live, from the address the host sees.
+func LintControl(p *Plan, control []netip.Addr) Errors {
+	if p == nil || len(control) == 0 {
+		return nil
+	}
+	var fw []string
+	for _, h := range p.resolved {
+		if h.Firewall != nil {
+			fw = append(fw, h.Name)
+		}
+	}
+	if len(fw) == 0 {
+		return nil
+	}
+	l := &linter{p: p}
+	for _, a := range control {
+		a = a.Unmap()
+		in := false
+		for _, m := range p.Management {
+			if m.IsValid() && m.Contains(a) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			ms := make([]string, len(p.Management))
+			for j, m := range p.Management {
+				ms[j] = m.String()
+			}
+			l.add(SevError, "management", "the control node (%s) is outside management [%s]: the lockdown firewall of %s would drop it, and lockdown refuses those hosts (a typo in a range?)",
+				a, strings.Join(ms, ", "), strings.Join(fw, ", "))
+		}
+	}
+	out := l.findings.dedup()
+	out.Sort()
+	return out
+}

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,9 @@ type Options struct {
 	StateDir string        // the control node's runs and journals
 	Hosts    []*plans.Host // the hosts to restore or check
 	Run      string        // the run; "" for the latest
+	// Command picks the latest run of this command only ("isolate" for
+	// `holiday isolate --undo`); "" for any.
+	Command string
 	// FromHost fetches each host's own copy of its journal first: for a
 	// control node that lost its state, or another one.
 	FromHost bool
@@ -65,7 +69,7 @@ func Jobs(ctx context.Context, conn *actions.Connector, o Options) ([]actions.Re
 			names[i] = h.Name
 		}
 		var err error
-		if run, err = latestRun(o.StateDir, names); err != nil {
+		if run, err = latestRun(o.StateDir, names, o.Command); err != nil {
 			return nil, "", err
 		}
 	}
@@ -82,7 +86,7 @@ func Jobs(ctx context.Context, conn *actions.Connector, o Options) ([]actions.Re
 // latestRun returns the newest run in stateDir that has a journal for at
 // least one of hosts, by start time (not by name: two runs in one second
 // have IDs that differ only in their random suffix).
-func latestRun(stateDir string, hosts []string) (string, error) {
+func latestRun(stateDir string, hosts []string, command string) (string, error) {
 	ents, err := os.ReadDir(filepath.Join(stateDir, "runs"))
 	if err != nil {
 		return "", fmt.Errorf("no runs in %s: %w", stateDir, err)
@@ -96,6 +100,9 @@ func latestRun(stateDir string, hosts []string) (string, error) {
 	actions.SortRuns(stateDir, runs) // newest first, by start time
 
 	for _, r := range runs {
+		if command != "" && runCommand(stateDir, r) != command {
+			continue
+		}
 		for _, h := range hosts {
 			if _, err := os.Stat(actions.JournalPath(stateDir, r, h)); err == nil {
 				return r, nil
@@ -124,7 +131,7 @@ func fetchHostJournals(ctx context.Context, conn *actions.Connector, o Options) 
 		g.Go(func() error {
 			ah, closeHost, err := conn.Connect(ctx, h)
 			if err != nil {
-				if _, lerr := latestRun(o.StateDir, []string{h.Name}); lerr == nil {
+				if _, lerr := latestRun(o.StateDir, []string{h.Name}, ""); lerr == nil {
 					mu.Lock()
 					unreachable = append(unreachable, h.Name)
 					mu.Unlock()
@@ -188,4 +195,18 @@ func copyNewer(c actions.JournalCopy, copies map[string]actions.JournalCopy, run
 		return tc.After(to)
 	}
 	return c.Run > run
+}
+
+// runCommand is the command run.json records for the run: "lockdown"
+// for a run recorded before run.json held one.
+func runCommand(stateDir, run string) string {
+	var info actions.RunInfo
+	b, err := os.ReadFile(filepath.Join(actions.RunDir(stateDir, run), "run.json"))
+	if err != nil || json.Unmarshal(b, &info) != nil {
+		return ""
+	}
+	if info.Command == "" {
+		return "lockdown"
+	}
+	return info.Command
 }

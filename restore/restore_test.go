@@ -47,7 +47,7 @@ func TestLatestRun(t *testing.T) {
 		{"no run has the host", []string{"mail1"}, "", "no run in"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := latestRun(dir, tc.hosts)
+			got, err := latestRun(dir, tc.hosts, "")
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("latestRun = %q, %v; want an error with %q", got, err, tc.err)
@@ -59,7 +59,7 @@ func TestLatestRun(t *testing.T) {
 			}
 		})
 	}
-	if _, err := latestRun(filepath.Join(dir, "missing"), []string{"web1"}); err == nil || !strings.Contains(err.Error(), "no runs in") {
+	if _, err := latestRun(filepath.Join(dir, "missing"), []string{"web1"}, ""); err == nil || !strings.Contains(err.Error(), "no runs in") {
 		t.Fatalf("missing state dir: %v", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // and runs `holiday agent` over SSH, one session per operation. Hidden: it
 // is not for people.
 func newAgentCmd() *cobra.Command {
-	var sshConnection, logLevel, deadman, revert string
+	var sshConnection, logLevel, deadman, revert, boot string
 	cmd := &cobra.Command{
 		Use:    "agent",
 		Short:  "Run as holiday's agent on a host (started by holiday over SSH)",
@@ -26,6 +26,9 @@ func newAgentCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// The firewall's dead-man and console undo: Revert from what
 			// the host kept, no control node (actions/firewall_host.go).
+			if boot != "" {
+				return actions.FirewallBoot(cmd.Context(), boot, os.Stderr)
+			}
 			if deadman != "" || revert != "" {
 				dir := deadman + revert
 				return actions.FirewallDeadman(cmd.Context(), dir, deadman != "", os.Stderr)
@@ -46,6 +49,7 @@ func newAgentCmd() *cobra.Command {
 	cmd.Flags().StringVar(&sshConnection, "ssh-connection", "", "the login shell's $SSH_CONNECTION, read before sudo")
 	cmd.Flags().StringVar(&deadman, "firewall-deadman", "", "run the lockdown firewall's dead-man: revert from DIR unless disarmed")
 	cmd.Flags().StringVar(&revert, "firewall-revert", "", "revert the lockdown firewall from DIR (the console undo)")
+	cmd.Flags().StringVar(&boot, "firewall-boot", "", "re-apply the lockdown firewall from DIR at boot (the boot-time unit)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr)")
 	return cmd
 }

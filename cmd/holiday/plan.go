@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/exitcode"
@@ -47,7 +48,7 @@ invalid, 2 some hosts failed or would be refused.`,
 	plan.Flags().StringVar(&pf.agentBin, "agent-binary", "", "static holiday build to push as the agent (default: this executable)")
 	plan.Flags().BoolVarP(&pf.verbose, "verbose", "v", false, "log each connection and agent step on stderr")
 	plan.Flags().BoolVar(&pf.withoutBackups, "without-backups", false, "judge hosts as `lockdown --without-backups` would (backups NOT TAKEN)")
-	var files []string
+	var files, control []string
 	var checkFiles bool
 	validate := &cobra.Command{
 		Use:   "validate FILE...",
@@ -60,9 +61,18 @@ and no secret is read. Exits 1 if any plan has an error.`,
 			if len(args) == 0 {
 				return &usageError{errors.New("plan validate needs a plan file (holiday plan validate FILE...)")}
 			}
-			return validatePlans(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, plans.Options{CheckFiles: checkFiles})
+			var ctl []netip.Addr
+			for _, c := range control {
+				a, err := netip.ParseAddr(c)
+				if err != nil {
+					return &usageError{fmt.Errorf("--control %s: not an address", c)}
+				}
+				ctl = append(ctl, a)
+			}
+			return validatePlans(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, plans.Options{CheckFiles: checkFiles}, ctl)
 		},
 	}
+	validate.Flags().StringSliceVar(&control, "control", nil, "the control node's address as the hosts see it (repeatable): refuse a plan whose management leaves it out")
 	validate.Flags().StringArrayVarP(&files, "file", "f", nil, "plan file (may be repeated; same as a FILE argument)")
 	validate.Flags().BoolVar(&checkFiles, "check-files", false, "also check that the files the plan names (password_file, identity, …) exist")
 	plan.AddCommand(validate)
@@ -71,7 +81,7 @@ and no secret is read. Exits 1 if any plan has an error.`,
 
 // validatePlans prints "FILE: ok (…)" for each good plan and each finding
 // on its own line for the others.
-func validatePlans(stdout, stderr io.Writer, files []string, opt plans.Options) error {
+func validatePlans(stdout, stderr io.Writer, files []string, opt plans.Options, control []netip.Addr) error {
 	bad := 0
 	for _, f := range files {
 		p, err := plans.LoadWith(f, opt)
@@ -82,6 +92,7 @@ func validatePlans(stdout, stderr io.Writer, files []string, opt plans.Options) 
 			continue
 		}
 		findings = append(findings, plans.Lint(p)...)
+		findings = append(findings, plans.LintControl(p, control)...)
 		findings.Sort()
 		for _, e := range findings {
 			fmt.Fprintln(stderr, e)
