@@ -59,10 +59,14 @@ bench-fleet-plan: ## holiday plan vs. read-only Ansible over 10 light lab hosts,
 bench-devices: ## 50 simulated devices of all 7 models, concurrency 16, vs RANCID's clogin/jlogin on the IOS/EOS/Junos ones (apt install rancid)
 	$(GO) run ./backup/device/benchdevices -n 50 -concurrency 16
 
-.PHONY: bench-fleet bench-stops
-bench-fleet: ## holiday lockdown+restore vs. Ansible service playbooks over 10 light lab hosts, forks 5/10, cold/warm; then bench-stops (root; LIGHT_HOSTS=10 lab; apt install ansible)
+.PHONY: bench-fleet bench-fleet-firewall bench-stops
+bench-fleet: ## holiday lockdown+restore vs. Ansible service playbooks over 10 light lab hosts, forks 5/10, cold/warm; then bench-fleet-firewall and bench-stops (root; LIGHT_HOSTS=10 lab; apt install ansible)
 	bench/fleet.sh
+	bench/fleet-firewall.sh
 	bench/stops.sh
+
+bench-fleet-firewall: ## the same plus the lockdown firewall (v4+v6, 3 allows, log_drops) vs. ansible.builtin.iptables, forks=10, cold/warm, rules checked identical after every restore (HOSTS=50 with a LIGHT_HOSTS=50 lab; RUNS=1 for a quick run)
+	bench/fleet-firewall.sh
 
 bench-stops: ## one systemd host stopping 9 units: lockdown vs. its slowest unit's stop alone (goal <= 1.5x), restore (root; lab up)
 	bench/stops.sh
