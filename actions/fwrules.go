@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -81,24 +82,8 @@ func renderFamily(in FirewallInput, v6 bool) string {
 		}
 	}
 	// The management path: the control node first, then the plan's ranges.
-	var seen []netip.Prefix
-	mgmt := func(p netip.Prefix) {
-		if p.Addr().Is6() != v6 {
-			return
-		}
-		for _, s := range seen {
-			if s == p {
-				return
-			}
-		}
-		seen = append(seen, p)
+	for _, p := range managementPrefixes(in, v6) {
 		add("-A %s -s %s -j RETURN", FirewallChain, p)
-	}
-	if c := in.Control.Unmap(); c.IsValid() {
-		mgmt(netip.PrefixFrom(c, c.BitLen()))
-	}
-	for _, p := range in.Management {
-		mgmt(p.Masked())
 	}
 	for _, a := range in.Firewall.Allow {
 		if a == nil {
@@ -382,24 +367,7 @@ func BuildIsolateRules(in FirewallInput) (FirewallRules, error) {
 func renderIsolate(in FirewallInput, v6 bool) string {
 	var b strings.Builder
 	add := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	var mgmt []netip.Prefix
-	addMgmt := func(p netip.Prefix) {
-		if p.Addr().Is6() != v6 {
-			return
-		}
-		for _, s := range mgmt {
-			if s == p {
-				return
-			}
-		}
-		mgmt = append(mgmt, p)
-	}
-	if c := in.Control.Unmap(); c.IsValid() {
-		addMgmt(netip.PrefixFrom(c, c.BitLen()))
-	}
-	for _, p := range in.Management {
-		addMgmt(p.Masked())
-	}
+	mgmt := managementPrefixes(in, v6)
 	add("*filter")
 	add(":%s - [0:0]", FirewallChain)
 	add(":%s - [0:0]", FirewallOutChain)
@@ -494,4 +462,22 @@ func LintIsolateRules(r FirewallRules, control netip.Addr, management []netip.Pr
 		}
 	}
 	return nil
+}
+
+// managementPrefixes is the management path of one family, without
+// repeats: the control node's own address first, then the plan's ranges.
+func managementPrefixes(in FirewallInput, v6 bool) []netip.Prefix {
+	var out []netip.Prefix
+	add := func(p netip.Prefix) {
+		if p.Addr().Is6() == v6 && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	if c := in.Control.Unmap(); c.IsValid() {
+		add(netip.PrefixFrom(c, c.BitLen()))
+	}
+	for _, p := range in.Management {
+		add(p.Masked())
+	}
+	return out
 }

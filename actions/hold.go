@@ -24,11 +24,9 @@ func (hd *held) release() {
 	if hd == nil {
 		return
 	}
-	if err := hd.remote.Release(); err != nil && hd.h != nil {
-		// The session is closed either way, and the agent drops the
-		// lock when its session ends.
-		_ = err
-	}
+	// A failed release needs nothing more: the session is closed either
+	// way, and the agent drops the lock when its session ends.
+	hd.remote.Release()
 	if hd.close != nil {
 		hd.close()
 	}
