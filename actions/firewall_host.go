@@ -17,6 +17,7 @@ import (
 	"github.com/coreos/go-iptables/iptables"
 
 	"github.com/holiday-ops/holiday/internal/agent"
+	"github.com/holiday-ops/holiday/internal/facts"
 	"github.com/holiday-ops/holiday/internal/units"
 )
 
@@ -71,38 +72,22 @@ func runTool(ctx context.Context, stdin string, name string, args ...string) (st
 }
 
 // detectBackend says which iptables backend filters: the one with rules;
-// with none, the one plain iptables points to. Rules in both is refused
-// (admission refuses it first; this is the host's own guard).
+// with none, the one plain iptables points to. Rules in both is refused.
+// It reads the same facts lockdown's admission (and `holiday plan`)
+// judge, so the host's own guard cannot disagree with them.
 func detectBackend(ctx context.Context) (string, error) {
-	var used []string
-	for _, b := range []string{"legacy", "nft"} {
-		s4, s6, _, _, _, _ := firewallTools(b)
-		if _, err := exec.LookPath(s4); err != nil {
-			continue
-		}
-		for _, s := range []string{s4, s6} {
-			out, err := runTool(ctx, "", s)
-			if err != nil {
-				return "", err
-			}
-			if NormalizeSave(out) != "" {
-				used = append(used, b)
-				break
-			}
-		}
+	f := facts.Collect(ctx, facts.Args{Only: []string{"firewall"}})
+	for _, p := range f.Errors {
+		return "", fmt.Errorf("reading the firewall: %s: %s", p.Collector, p.Error)
 	}
-	switch len(used) {
-	case 1:
-		return used[0], nil
-	case 2:
-		return "", errors.New("rules in both iptables-legacy and iptables-nft: refusing rather than guess which one filters")
-	}
-	out, err := runTool(ctx, "", "iptables", "-V")
-	if err != nil {
-		return "", err
-	}
-	if strings.Contains(out, "legacy") {
-		return "legacy", nil
+	fw := f.Firewall
+	switch {
+	case len(fw.Backends) == 1:
+		return fw.Backends[0], nil
+	case len(fw.Backends) > 1:
+		return "", fmt.Errorf("rules in both iptables-legacy and iptables-nft (%s): refusing rather than guess which one filters", strings.Join(fw.Tables, ", "))
+	case fw.Default != "":
+		return fw.Default, nil
 	}
 	return "nft", nil
 }
