@@ -1,8 +1,10 @@
 // Package actions holds the Action contract (Observe, Apply, Verify,
-// Revert), the built-in action kinds — service, firewall, power, device
-// save, command hook — with both their control-node side and the host-side
-// code the agent runs, and the runner that executes a host's actions in
-// order and journals each step.
+// Revert), the built-in action kinds — service, firewall (and isolate),
+// power, command hook — with both their control-node side and the
+// host-side code the agent runs; the runner that takes a host (run locks,
+// admission: the same refusals `holiday plan` prints), executes its
+// actions in order, journals each step and reverts on failure; and the
+// plan's network devices as backup targets for lockdown.
 //
 // It may import plans, backup and internal/...; never restore or cmd.
 package actions

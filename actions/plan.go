@@ -61,9 +61,9 @@ func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), 
 	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info(), Management: Management(c.Plan), Confirm: confirm}, a.Release, nil
 }
 
-// StepsFor returns the lockdown steps the plan gives host h. Services
-// only for now: baseline, backups, device save and firewall come with
-// their issues, and slot in by their Slot.
+// StepsFor returns the lockdown steps the plan gives host h: hooks,
+// services, firewall, power. Baseline and host backups come with their
+// issues and slot in by their Slot.
 func StepsFor(h *plans.Host) []Step {
 	var steps []Step
 	if hk := h.Hooks; hk != nil {

@@ -1,5 +1,5 @@
 // Package facts holds the host side of holiday's fact collection: what
-// `holiday plan` (and later lockdown's preflight) needs to know about a
+// `holiday plan` (and lockdown's admission, with Args.Only) needs to know about a
 // host before touching it — OS and init system, the firewall backends in
 // use and who else owns the firewall, listening sockets and established
 // inbound flows with their owning processes, the states of the units the
