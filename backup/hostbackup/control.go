@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,9 @@ type Options struct {
 	// Known are the blobs the host may be told the repository has
 	// (HostKnown); blobs it sends are added. nil: every blob is asked for.
 	Known *Known
+	// MoreTags, when set, adds tags from what the host reported (a disk
+	// read without freeze is crash-consistent).
+	MoreTags func(Result) []string
 	// Progress, when set, is called about once a second.
 	Progress func(Stats)
 }
@@ -92,6 +96,8 @@ type Stats struct {
 	// chunk IDs and data (frame payloads).
 	WireBytes int64         `json:"wire_bytes"`
 	Elapsed   time.Duration `json:"elapsed_ns"`
+	// NewBlobs are the chunks the host sent (for Verify to read back).
+	NewBlobs []repo.ID `json:"-"`
 }
 
 // ErrHashMismatch: a chunk's data does not hash to the ID the host gave.
@@ -107,7 +113,8 @@ type control struct {
 	parent *parentTrees
 	files  map[int64]fileRef
 	kept   map[int64]bool // files taken from the parent: no content may come
-	need   []repo.ID // data frames due, in order
+	asked  map[repo.ID]bool
+	need   []repo.ID      // data frames due, in order
 	zeros  map[uint32]repo.ID
 	jobs   chan blobJob
 	stats  Stats
@@ -134,7 +141,7 @@ type blobJob struct {
 // unreferenced, and the caller must close the link without reusing it.
 func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*repo.Snapshot, Result, Stats, error) {
 	start := time.Now()
-	c := &control{s: s, link: link, req: req, o: o, b: newBuilder(), files: map[int64]fileRef{}, kept: map[int64]bool{}, zeros: map[uint32]repo.ID{},
+	c := &control{s: s, link: link, req: req, o: o, b: newBuilder(), files: map[int64]fileRef{}, kept: map[int64]bool{}, asked: map[repo.ID]bool{}, zeros: map[uint32]repo.ID{},
 		jobs: make(chan blobJob, 2*runtime.GOMAXPROCS(0))}
 	if o.Known == nil {
 		c.o.Known = NewKnown()
@@ -181,7 +188,11 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	if err != nil {
 		return nil, res, c.stats, fmt.Errorf("store packs, trees and index: %w", err)
 	}
-	sn := &repo.Snapshot{Time: start, Tree: &tree, Paths: o.Paths, Hostname: o.Hostname, Tags: o.Tags,
+	tags := slices.Clone(o.Tags)
+	if o.MoreTags != nil {
+		tags = append(tags, o.MoreTags(res)...)
+	}
+	sn := &repo.Snapshot{Time: start, Tree: &tree, Paths: o.Paths, Hostname: o.Hostname, Tags: tags,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ProgramVersion: o.ProgramVersion}
 	if o.Parent != nil {
 		sn.Parent = &o.Parent.ID
@@ -361,9 +372,11 @@ func (c *control) contents(ctx context.Context, cs []Content) error {
 				}
 			} else if ch.Len == 0 {
 				return errors.New("host-backup: an empty chunk")
-			} else if !(c.o.Known.Has(id) && c.s.R.Index().Has(repo.BlobHandle{ID: id, Type: repo.DataBlob})) {
+			} else if !c.asked[id] && !(c.o.Known.Has(id) && c.s.R.Index().Has(repo.BlobHandle{ID: id, Type: repo.DataBlob})) {
+				c.asked[id] = true
 				w.Need = append(w.Need, idx)
 				c.need = append(c.need, id)
+				c.stats.NewBlobs = append(c.stats.NewBlobs, id)
 				c.o.Known.Add(id) // sent by this host from now on
 			}
 			c.bytes.Add(int64(ch.Len))
@@ -406,4 +419,42 @@ func (c *control) zero(ctx context.Context, n uint32) (repo.ID, error) {
 	}
 	c.zeros[n] = id
 	return id, nil
+}
+
+// Verify reads back what a backup wrote: every tree of sn and the data
+// blobs listed (the ones the host sent), each decrypted and hashed; a
+// blob that cannot be read back fails the host's backup before anything
+// on it stops.
+func Verify(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, blobs []repo.ID) error {
+	seen := map[repo.ID]bool{}
+	var walk func(id repo.ID) error
+	walk = func(id repo.ID) error {
+		if seen[id] {
+			return nil
+		}
+		seen[id] = true
+		t, err := r.LoadTree(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, n := range t.Nodes {
+			if n.Subtree != nil {
+				if err := walk(*n.Subtree); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(*sn.Tree); err != nil {
+		return err
+	}
+	var buf []byte
+	for _, id := range blobs {
+		var err error
+		if buf, err = r.LoadBlob(ctx, repo.DataBlob, id, buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }

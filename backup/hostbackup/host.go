@@ -86,16 +86,16 @@ type host struct {
 
 	mu     sync.Mutex
 	cond   *sync.Cond
-	err    error           // the first failure; everything stops
-	upto   int64           // verdicts are known up to this entry
-	read   map[int64]bool  // files the control node wants read
-	wants  []Want          // wants not yet taken by the sender
-	owedV  int             // verdicts the control node still owes
-	owedW  int             // wants the control node still owes
-	held   int             // bytes of chunk data in the window
-	queue  []heldBatch     // Up{Contents} sent, awaiting their want
-	ended  bool            // no more batches
-	sendOK chan struct{}   // closed when the sender is done
+	err    error          // the first failure; everything stops
+	upto   int64          // verdicts are known up to this entry
+	read   map[int64]bool // files the control node wants read
+	wants  []Want         // wants not yet taken by the sender
+	owedV  int            // verdicts the control node still owes
+	owedW  int            // wants the control node still owes
+	held   int            // bytes of chunk data in the window
+	queue  []heldBatch    // Up{Contents} sent, awaiting their want
+	ended  bool           // no more batches
+	sendOK chan struct{}  // closed when the sender is done
 	cancel context.CancelFunc
 
 	// the current batches being filled

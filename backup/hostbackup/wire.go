@@ -134,7 +134,7 @@ type Result struct {
 	Files     int64  `json:"files"`
 	Dirs      int64  `json:"dirs"`
 	BytesRead int64  `json:"bytes_read"`
-	Frozen    bool   `json:"frozen,omitempty"`    // the filesystem was frozen for the whole read
-	Mount     string `json:"mount,omitempty"`     // the frozen (or not frozen) mount point
+	Frozen    bool   `json:"frozen,omitempty"`     // the filesystem was frozen for the whole read
+	Mount     string `json:"mount,omitempty"`      // the frozen (or not frozen) mount point
 	NotFrozen string `json:"not_frozen,omitempty"` // why a disk was read without freeze
 }
