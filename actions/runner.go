@@ -234,9 +234,9 @@ type HostResult struct {
 	BackupsNotTaken bool         `json:"backups_not_taken,omitempty"`
 	// Snapshots are the backups lockdown took of the host.
 	Snapshots []Taken `json:"snapshots,omitempty"`
-	Journal         string       `json:"journal,omitempty"`
-	Head            string       `json:"chain_head,omitempty"`
-	HostCopy        string       `json:"host_copy,omitempty"`
+	Journal   string  `json:"journal,omitempty"`
+	Head      string  `json:"chain_head,omitempty"`
+	HostCopy  string  `json:"host_copy,omitempty"`
 	// PowerOn is set for a host that lockdown powers off (or did): how it
 	// is switched on again.
 	PowerOn *PowerPrior   `json:"power_on,omitempty"`
