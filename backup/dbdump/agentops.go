@@ -3,7 +3,6 @@ package dbdump
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -114,7 +113,7 @@ func verifyOp(ctx context.Context, op *agent.Op) (any, error) {
 	fr := &frameReader{c: op.Conn}
 	err := Verify(ctx, a.Spec, fr, a.Scratch)
 	if derr := fr.drain(); derr != nil {
-		return nil, errors.Join(err, derr)
+		return nil, join(err, derr)
 	}
 	return struct{}{}, err
 }
@@ -127,7 +126,7 @@ func loadOp(ctx context.Context, op *agent.Op) (any, error) {
 	fr := &frameReader{c: op.Conn}
 	err := Load(ctx, a.Spec, fr, a.Into, a.Replace)
 	if derr := fr.drain(); derr != nil {
-		return nil, errors.Join(err, derr)
+		return nil, join(err, derr)
 	}
 	return struct{}{}, err
 }

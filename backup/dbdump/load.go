@@ -71,7 +71,7 @@ func withScratch(ctx context.Context, s Spec, f func(name string) error) error {
 	}
 	err := f(name)
 	if derr := dropDB(s, name); derr != nil {
-		err = errors.Join(err, fmt.Errorf("dropping scratch database %s: %w", name, derr))
+		err = join(err, fmt.Errorf("dropping scratch database %s: %w", name, derr))
 	}
 	return err
 }
@@ -129,7 +129,7 @@ func Load(ctx context.Context, s Spec, r io.Reader, into string, replace bool) e
 	}
 	if err := loadInto(ctx, s, br, m, into); err != nil {
 		if derr := dropDB(s, into); derr != nil {
-			return errors.Join(fmt.Errorf("loading into %s: %w", into, err), fmt.Errorf("dropping the half-loaded %s: %w", into, derr))
+			return join(fmt.Errorf("loading into %s: %w", into, err), fmt.Errorf("dropping the half-loaded %s: %w", into, derr))
 		}
 		return fmt.Errorf("loading into %s (dropped again): %w", into, err)
 	}
@@ -159,7 +159,7 @@ func replaceDB(ctx context.Context, s Spec, r io.Reader) error {
 	}
 	if err := loadInto(ctx, s, br, m, tmp); err != nil {
 		if derr := dropDB(s, tmp); derr != nil {
-			err = errors.Join(err, fmt.Errorf("dropping %s: %w", tmp, derr))
+			err = join(err, fmt.Errorf("dropping %s: %w", tmp, derr))
 		}
 		return fmt.Errorf("loading into %s first failed; database %s is untouched: %w", tmp, old, err)
 	}
@@ -180,7 +180,7 @@ COMMIT;`, pgLiteral(old), pgIdent(old), pgIdent(gone), pgIdent(tmp), pgIdent(old
 	t.name = "renaming " + tmp + " to " + old
 	if _, err := t.run(ctx, nil); err != nil {
 		if derr := dropDB(s, tmp); derr != nil {
-			err = errors.Join(err, fmt.Errorf("dropping %s: %w", tmp, derr))
+			err = join(err, fmt.Errorf("dropping %s: %w", tmp, derr))
 		}
 		return fmt.Errorf("database %s is untouched: %w", old, err)
 	}
@@ -418,6 +418,12 @@ func feed(ctx context.Context, r io.Reader, m *marks, s Spec, tools ...tool) err
 		}
 	}
 	var errs []error
+	if rerr == nil {
+		// First: a stream without its marks explains the tools' errors.
+		if err := m.check(s); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if rerr != nil {
 		errs = append(errs, rerr)
 		for _, x := range rs {
@@ -430,10 +436,21 @@ func feed(ctx context.Context, r io.Reader, m *marks, s Spec, tools ...tool) err
 			errs = append(errs, exitError(x.t.name, err, x.stderr.line()))
 		}
 	}
-	if len(errs) == 0 {
-		if err := m.check(s); err != nil {
-			errs = append(errs, err)
+	return join(errs...)
+}
+
+// join joins errors on one line (errors.Join's newlines would break the
+// one-line summary an operator reads).
+func join(errs ...error) error {
+	var out error
+	for _, e := range errs {
+		switch {
+		case e == nil:
+		case out == nil:
+			out = e
+		default:
+			out = fmt.Errorf("%w; %w", out, e)
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }

@@ -132,6 +132,14 @@ func oneLine(text string, max int) string {
 		}
 		lines = append(lines, l)
 	}
+	// From the last line that says what failed (mariadb echoes the
+	// statement before its ERROR line; pg tools write "tool: error:").
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "ERROR ") || strings.Contains(lines[i], "error:") {
+			lines = lines[i:]
+			break
+		}
+	}
 	if len(lines) > max {
 		lines = lines[len(lines)-max:]
 	}
