@@ -194,7 +194,10 @@ func swapMySQL(ctx context.Context, s Spec, tmp, old string) error {
 	src := Spec{Engine: MySQL, Database: tmp}
 	cs, _, err := mysqlCharset(ctx, tmp)
 	if err != nil {
-		return err
+		if derr := dropDB(s, tmp); derr != nil {
+			err = join(err, fmt.Errorf("dropping %s: %w", tmp, derr))
+		}
+		return fmt.Errorf("database %s is untouched: %w", old, err)
 	}
 	if err := dropDB(s, old); err != nil {
 		return fmt.Errorf("dropping the old %s failed; the loaded copy stays in %s: %w", old, tmp, err)
