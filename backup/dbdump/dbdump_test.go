@@ -100,9 +100,9 @@ func TestExpand(t *testing.T) {
 	}
 	list := func(_ context.Context, s Spec) ([]string, error) { return server[s.Engine], nil }
 	for _, c := range []struct {
-		engine         string
-		dbs            []string
-		all, globals   bool
+		engine        string
+		dbs           []string
+		all, globals  bool
 		want, wantErr string
 	}{
 		{Postgres, nil, true, false, "crm.pgdump postgres.pgdump shop.pgdump", ""},
