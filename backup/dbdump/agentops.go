@@ -85,11 +85,16 @@ func dumpOp(ctx context.Context, op *agent.Op) (any, error) {
 	if err := decode(op.Args, &s); err != nil {
 		return nil, err
 	}
+	w := op.Conn.DataWriter()
 	d, err := Start(ctx, s)
 	if err != nil {
+		// An empty stream, then the error: the control node reads the
+		// Result where it always does.
+		if cerr := w.Close(); cerr != nil {
+			return nil, join(err, cerr)
+		}
 		return nil, err
 	}
-	w := op.Conn.DataWriter()
 	_, cerr := io.Copy(w, d)
 	werr := d.Wait()
 	if cerr != nil {

@@ -191,6 +191,8 @@ func TestWait(t *testing.T) {
 		{"pg whole", Spec{Engine: Postgres, Database: "shop"}, map[string]string{"pg_dump": `printf 'PGDMP\001\016rest'`}, 0, ""},
 		{"pg exit 1", Spec{Engine: Postgres, Database: "shop"}, map[string]string{"pg_dump": `printf PGDMP; echo 'pg_dump: error: query failed: server closed the connection' >&2; exit 1`}, 0,
 			"pg_dump of shop exited with status 1: pg_dump: error: query failed: server closed the connection (after 5 bytes: the dump is incomplete)"},
+		{"pg exit 1 at once", Spec{Engine: Postgres, Database: "shop"}, map[string]string{"pg_dump": `echo 'pg_dump: error: connection to server on socket "/run/postgresql/.s.PGSQL.5432" failed: No such file or directory' >&2; printf '\tIs the server running locally and accepting connections on that socket?\n' >&2; exit 1`}, 0,
+			`pg_dump of shop exited with status 1: pg_dump: error: connection to server on socket "/run/postgresql/.s.PGSQL.5432" failed: No such file or directory Is the server running locally and accepting connections on that socket? (no dump was made)`},
 		{"pg killed", Spec{Engine: Postgres, Database: "shop"}, map[string]string{"pg_dump": `printf PGDMPhalf; kill -9 $$`}, 0,
 			"pg_dump of shop was killed by signal KILL (after 9 bytes: the dump is incomplete)"},
 		{"pg not custom", Spec{Engine: Postgres, Database: "shop"}, map[string]string{"pg_dump": `echo "-- plain SQL"`}, 0,

@@ -67,7 +67,7 @@ func listDatabases(ctx context.Context, s Spec) ([]string, error) {
 	} else {
 		t = mysqlQuery("SHOW DATABASES")
 	}
-	t.name = "listing the " + s.Engine + " databases"
+	t.name += " (listing the " + s.Engine + " databases)"
 	out, err := t.run(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ var charsetRe = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 // mariadb-dump's many lines about it.
 func mysqlCharset(ctx context.Context, db string) (string, string, error) {
 	t := mysqlQuery("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = " + myLiteral(db))
-	t.name = "looking up MySQL database " + db
+	t.name += " (looking up MySQL database " + db + ")"
 	out, err := t.run(ctx, nil)
 	if err != nil {
 		return "", "", err
@@ -211,6 +211,8 @@ func (d *Dump) Wait() error {
 	switch {
 	case err != nil && !eof:
 		d.wait = fmt.Errorf("%s was cut short: its output was not read to the end (%d bytes read): the dump is incomplete", what, d.n)
+	case err != nil && d.n == 0:
+		d.wait = fmt.Errorf("%w (no dump was made)", exitError(what, err, d.stderr.line()))
 	case err != nil:
 		d.wait = fmt.Errorf("%w (after %d bytes: the dump is incomplete)", exitError(what, err, d.stderr.line()), d.n)
 	case !eof:

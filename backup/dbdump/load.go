@@ -177,7 +177,7 @@ ALTER DATABASE %s RENAME TO %s;
 ALTER DATABASE %s RENAME TO %s;
 COMMIT;`, pgLiteral(old), pgIdent(old), pgIdent(gone), pgIdent(tmp), pgIdent(old))
 	t := psql(s, "postgres", sql)
-	t.name = "renaming " + tmp + " to " + old
+	t.name += " (renaming " + tmp + " to " + old + ")"
 	if _, err := t.run(ctx, nil); err != nil {
 		if derr := dropDB(s, tmp); derr != nil {
 			err = join(err, fmt.Errorf("dropping %s: %w", tmp, derr))
@@ -276,7 +276,7 @@ func dbExists(ctx context.Context, s Spec, db string) (bool, string, error) {
 	} else {
 		t = mysqlQuery("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = " + myLiteral(db))
 	}
-	t.name = "looking up database " + db
+	t.name += " (looking up database " + db + ")"
 	out, err := t.run(ctx, nil)
 	if err != nil {
 		return false, "", err
@@ -303,7 +303,7 @@ func createDB(ctx context.Context, s Spec, name, extra string) error {
 		}
 		t = mysqlQuery(sql)
 	}
-	t.name = "creating database " + name
+	t.name += " (creating database " + name + ")"
 	_, err := t.run(ctx, nil)
 	return err
 }
@@ -319,7 +319,7 @@ func dropDB(s Spec, name string) error {
 	} else {
 		t = mysqlQuery("DROP DATABASE IF EXISTS " + myIdent(name))
 	}
-	t.name = "dropping database " + name
+	t.name += " (dropping database " + name + ")"
 	_, err := t.run(ctx, nil)
 	return err
 }
