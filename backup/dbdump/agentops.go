@@ -173,10 +173,10 @@ func (f *frameReader) Read(p []byte) (int, error) {
 // the session stays in step for the Result (the op may fail before
 // reading everything).
 func (f *frameReader) drain() error {
-	f.buf = nil
+	var one [1]byte
 	for !f.eof && f.err == nil {
-		f.buf = nil
-		f.Read(make([]byte, 1))
+		f.buf = nil // unread data of a failed op is dropped
+		f.Read(one[:])
 	}
 	if f.eof {
 		return nil

@@ -209,14 +209,12 @@ func (d *Dump) Wait() error {
 	defer d.mu.Unlock()
 	what := dumpTool(d.spec).name
 	switch {
-	case err != nil && !eof:
-		d.wait = fmt.Errorf("%s was cut short: its output was not read to the end (%d bytes read): the dump is incomplete", what, d.n)
+	case !eof:
+		d.wait = fmt.Errorf("%s was cut short: its output was not read to the end (%d bytes read): %w", what, d.n, ErrIncomplete)
 	case err != nil && d.n == 0:
 		d.wait = fmt.Errorf("%w (no dump was made)", exitError(what, err, d.stderr.line()))
 	case err != nil:
 		d.wait = fmt.Errorf("%w (after %d bytes: the dump is incomplete)", exitError(what, err, d.stderr.line()), d.n)
-	case !eof:
-		d.wait = fmt.Errorf("%s was cut short: its output was not read to the end (%d bytes read): the dump is incomplete", what, d.n)
 	default:
 		d.wait = checkMarks(d.spec, d.head, d.tail)
 		if d.wait != nil {
