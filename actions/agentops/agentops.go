@@ -1,15 +1,20 @@
 // Package agentops registers the host side of the built-in actions
-// (service, journal copy) with `holiday agent`; cmd/holiday/agent.go
-// imports it for that effect alone. It imports actions and internal/agent.
+// (service, journal copy) and of the database sources (backup/dbdump)
+// with `holiday agent`; cmd/holiday/agent.go imports it for that effect
+// alone. It imports actions, backup/dbdump and internal/agent.
 package agentops
 
 import (
 	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/backup/dbdump"
 	"github.com/holiday-ops/holiday/internal/agent"
 )
 
 func init() {
 	for _, h := range actions.AgentHandlers() {
+		agent.Register(h)
+	}
+	for _, h := range dbdump.Handlers() {
 		agent.Register(h)
 	}
 }
