@@ -5,8 +5,11 @@
 package agentops
 
 import (
+	"context"
+
 	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/backup/dbdump"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/internal/agent"
 )
 
@@ -17,4 +20,8 @@ func init() {
 	for _, h := range dbdump.Handlers() {
 		agent.Register(h)
 	}
+	// The backup data path dumps databases through dbdump.
+	hostbackup.RegisterDumper(func(ctx context.Context, s hostbackup.StreamSpec) (hostbackup.Dump, error) {
+		return dbdump.Start(ctx, dbdump.Spec{Engine: s.Engine, Database: s.Database, Globals: s.Globals, User: s.User})
+	})
 }
