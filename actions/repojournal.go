@@ -199,10 +199,15 @@ func (o *Options) saveJournals(ctx context.Context, res *RunResult, savedBy stri
 // anything missing.
 func (rj *RepoJournals) save(ctx context.Context, run, savedBy string, key journal.Key, js []hostJournal) (map[string]string, error) {
 	for _, j := range js {
-		if _, err := journal.Read(bytes.NewReader(j.data), key); err != nil {
+		if err := checkJournal(j.data, key, run, j.host); err != nil {
 			return nil, fmt.Errorf("journal of %s, run %s, not saved to the repository: %w", j.host, run, err)
 		}
 	}
+	return rj.store(ctx, run, savedBy, key, js)
+}
+
+// store writes the snapshots without checking the journals (save checks).
+func (rj *RepoJournals) store(ctx context.Context, run, savedBy string, key journal.Key, js []hostJournal) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rj.timeout())
 	defer cancel()
 	fail := func(err error) (map[string]string, error) {
@@ -446,7 +451,6 @@ func (rj *RepoJournals) LoadRun(ctx context.Context, run string, hosts []string,
 		return nil, fmt.Errorf("reading journals from the repository %s: %w", rj.Location(), err)
 	}
 	out := &RepoRun{Run: pick.run, Command: pick.command, Journals: map[string][]byte{}, Snapshots: map[string]*repo.Snapshot{}}
-	var keyFrom string
 	names := make([]string, 0, len(pick.hosts))
 	for h := range pick.hosts {
 		if wanted(h) {
@@ -454,31 +458,37 @@ func (rj *RepoJournals) LoadRun(ctx context.Context, run string, hosts []string,
 		}
 	}
 	sort.Strings(names)
+	where := func(h string) string {
+		return fmt.Sprintf("the repository's journal of %s, run %s (snapshot %s)", h, pick.run, pick.hosts[h].ID.Str())
+	}
+	// One run has one key: every snapshot's must be the same before any
+	// of them verifies a journal.
+	var keyFrom string
 	for _, h := range names {
-		sn := pick.hosts[h]
-		where := fmt.Sprintf("the repository's journal of %s, run %s (snapshot %s)", h, pick.run, sn.ID.Str())
-		keyData, err := dumpFile(ctx, r, sn, JournalKeyFile)
+		keyData, err := dumpFile(ctx, r, pick.hosts[h], JournalKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, fmt.Errorf("%s: %w", where(h), err)
 		}
 		key, err := journal.ParseKey(keyData)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", where, JournalKeyFile, err)
+			return nil, fmt.Errorf("%s: %s: %w", where(h), JournalKeyFile, err)
 		}
 		if out.Key == nil {
 			out.Key, keyFrom = key, h
 		} else if !bytes.Equal(out.Key, key) {
 			return nil, fmt.Errorf("%s: saved with journal key %s, the journal of %s with %s: one run has one key, so one of them was replaced; nothing was applied (restore --from-host uses the hosts' own copies)",
-				where, key.Fingerprint(), keyFrom, out.Key.Fingerprint())
+				where(h), key.Fingerprint(), keyFrom, out.Key.Fingerprint())
 		}
-		data, err := dumpFile(ctx, r, sn, JournalFile(h))
+	}
+	for _, h := range names {
+		data, err := dumpFile(ctx, r, pick.hosts[h], JournalFile(h))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, fmt.Errorf("%s: %w", where(h), err)
 		}
-		if err := checkJournal(data, key, pick.run, h); err != nil {
-			return nil, fmt.Errorf("%s: %w; nothing was applied (restore --from-host uses the hosts' own copies)", where, err)
+		if err := checkJournal(data, out.Key, pick.run, h); err != nil {
+			return nil, fmt.Errorf("%s: %w; nothing was applied (restore --from-host uses the hosts' own copies)", where(h), err)
 		}
-		out.Journals[h], out.Snapshots[h] = data, sn
+		out.Journals[h], out.Snapshots[h] = data, pick.hosts[h]
 	}
 	if err := r.LockValid(); err != nil {
 		return nil, err
