@@ -58,7 +58,7 @@ const (
 	JournalKindTag = "kind:journal"
 	// JournalKeyFile is the file in each journal snapshot holding the
 	// journal key.
-	JournalKeyFile = "journal.key"
+	JournalKeyFile   = "journal.key"
 	commandTagPrefix = "command:"
 	savedByTagPrefix = "saved-by:"
 )
