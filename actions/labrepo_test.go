@@ -266,7 +266,7 @@ func TestJournalRepositoryUnreachable(t *testing.T) {
 	}
 	run := runOf(t, out)
 	retry := fmt.Sprintf("holiday save-journal -f %s --run %s --state-dir %s --journal-key %s", plan, run, first.stateDir, first.key)
-	for _, want := range []string{"WARNING: the journals of run " + run + " were NOT saved to the repository " + repoDir, retry} {
+	for _, want := range []string{"WARNING: the journals of run " + run + " were NOT saved to the repository: repository " + repoDir + " does not exist", retry} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lockdown output does not say %q", want)
 		}

@@ -157,15 +157,24 @@ type OffsiteJournals struct {
 // fails nothing on the hosts: the journals stay here and on the hosts,
 // and the result says so.
 func (o *Options) saveJournals(ctx context.Context, res *RunResult, savedBy string) {
-	if o.Journals == nil {
-		return
+	var paths []HostResult
+	for _, h := range res.Hosts {
+		if h.Head != "" && h.Journal != "" { // else no journal: the run never changed anything there
+			paths = append(paths, h)
+		}
+	}
+	res.Offsite = o.keepOffsite(ctx, res.Run, savedBy, paths)
+}
+
+// keepOffsite saves the journals at hosts[i].Journal to the repository;
+// nil when there is no repository or nothing to save.
+func (o *Options) keepOffsite(ctx context.Context, run, savedBy string, hosts []HostResult) *OffsiteJournals {
+	if o.Journals == nil || len(hosts) == 0 {
+		return nil
 	}
 	var js []hostJournal
 	var errs []error
-	for _, h := range res.Hosts {
-		if h.Head == "" || h.Journal == "" {
-			continue // no journal: the run never changed anything there
-		}
+	for _, h := range hosts {
 		b, err := os.ReadFile(h.Journal)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", h.Host, err))
@@ -173,12 +182,8 @@ func (o *Options) saveJournals(ctx context.Context, res *RunResult, savedBy stri
 		}
 		js = append(js, hostJournal{h.Host, b})
 	}
-	if len(js) == 0 && len(errs) == 0 {
-		return
-	}
 	out := &OffsiteJournals{Repository: o.Journals.Location()}
-	res.Offsite = out
-	ids, err := o.Journals.save(ctx, res.Run, savedBy, o.Key, js)
+	ids, err := o.Journals.save(ctx, run, savedBy, o.Key, js)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -187,8 +192,11 @@ func (o *Options) saveJournals(ctx context.Context, res *RunResult, savedBy stri
 	}
 	if err := errors.Join(errs...); err != nil {
 		out.Error, out.Hint = err.Error(), exitcode.HintOf(err)
-		o.Log.Warn("journals not saved to the repository", "run", res.Run, "err", err)
+		if o.Log != nil {
+			o.Log.Warn("journals not saved to the repository", "run", run, "err", err)
+		}
 	}
+	return out
 }
 
 // save stores each journal as its own kind:journal snapshot, with the key
@@ -211,7 +219,10 @@ func (rj *RepoJournals) store(ctx context.Context, run, savedBy string, key jour
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rj.timeout())
 	defer cancel()
 	fail := func(err error) (map[string]string, error) {
-		return nil, fmt.Errorf("saving the journals of run %s to the repository %s: %w", run, rj.Location(), err)
+		if loc := rj.Location(); !strings.Contains(err.Error(), loc) {
+			err = fmt.Errorf("repository %s: %w", loc, err)
+		}
+		return nil, err
 	}
 	r, release, err := rj.Env.Open(ctx, repocmd.SharedLock)
 	if err != nil {
@@ -584,19 +595,19 @@ func SaveRunJournals(ctx context.Context, o Options, run string) (*OffsiteJourna
 	if err != nil {
 		return nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("run %s: %w", run, err), "name a run this control node holds (its state dir's runs/)")
 	}
-	res := RunResult{Run: run, Command: "save-journal"}
+	var hosts []HostResult
 	for _, e := range ents {
 		host, ok := strings.CutSuffix(e.Name(), ".journal")
 		if !ok || e.IsDir() || !safeName.MatchString(host) {
 			continue
 		}
-		res.Hosts = append(res.Hosts, HostResult{Host: host, Journal: JournalPath(o.StateDir, run, host), Head: "-"})
+		hosts = append(hosts, HostResult{Host: host, Journal: JournalPath(o.StateDir, run, host)})
 	}
-	if len(res.Hosts) == 0 {
+	if len(hosts) == 0 {
 		return nil, fmt.Errorf("run %s has no host journals in %s", run, RunDir(o.StateDir, run))
 	}
 	var datas [][]byte
-	for _, h := range res.Hosts {
+	for _, h := range hosts {
 		b, err := os.ReadFile(h.Journal)
 		if err != nil {
 			return nil, err
@@ -606,10 +617,9 @@ func SaveRunJournals(ctx context.Context, o Options, run string) (*OffsiteJourna
 	if o.Key, err = RunKey(ctx, o.Journals, o.Key, run, datas); err != nil {
 		return nil, err
 	}
-	o.defaults()
-	o.saveJournals(ctx, &res, "save-journal")
-	if res.Offsite != nil && res.Offsite.Error != "" {
-		return res.Offsite, exitcode.WithHint(exitcode.HostsFailed, errors.New(res.Offsite.Error), res.Offsite.Hint)
+	off := o.keepOffsite(ctx, run, "save-journal", hosts)
+	if off.Error != "" {
+		return off, exitcode.WithHint(exitcode.HostsFailed, errors.New(off.Error), off.Hint)
 	}
-	return res.Offsite, nil
+	return off, nil
 }

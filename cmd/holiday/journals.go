@@ -27,7 +27,7 @@ func printOffsite(cmd *cobra.Command, f *runFlags, res actions.RunResult) {
 		return
 	}
 	w := cmd.ErrOrStderr()
-	fmt.Fprintf(w, "\nWARNING: the journals of run %s were NOT saved to the repository %s: %s\n", res.Run, off.Repository, off.Error)
+	fmt.Fprintf(w, "\nWARNING: the journals of run %s were NOT saved to the repository: %s\n", res.Run, off.Error)
 	if off.Hint != "" {
 		fmt.Fprintf(w, "  hint: %s\n", off.Hint)
 	}
