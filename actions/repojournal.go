@@ -388,7 +388,7 @@ func (rj *RepoJournals) listRuns(ctx context.Context, r *repo.Repository) ([]*re
 // describeRuns says what the repository holds, for an error message.
 func describeRuns(runs []*repoRun) string {
 	if len(runs) == 0 {
-		return "it holds no journals of this plan at all (no kind:journal snapshots: the runs' journals were never saved there; the first control node's `holiday save-journal` saves them, or use restore --from-host)"
+		return "it holds no journals of this plan at all (no kind:journal snapshots)"
 	}
 	var parts []string
 	for i, r := range runs {
@@ -455,8 +455,11 @@ func (rj *RepoJournals) LoadRun(ctx context.Context, run string, hosts []string,
 		if rj.Plan != "" {
 			plan = fmt.Sprintf(" of plan %q", rj.Plan)
 		}
-		return nil, exitcode.WithHint(exitcode.HostsFailed, fmt.Errorf("the repository %s holds %s%s: %s", rj.Location(), what, plan, describeRuns(runs)),
-			"name a run the repository holds with --run, or restore from the hosts' own copies with --from-host")
+		hint := "name a run the repository holds with --run, or restore from the hosts' own copies with --from-host"
+		if len(runs) == 0 {
+			hint = "restore from the hosts' own copies with --from-host; or, where the control node that made the run still has it, `holiday save-journal -f PLAN --run ID` saves its journals to the repository"
+		}
+		return nil, exitcode.WithHint(exitcode.HostsFailed, fmt.Errorf("the repository %s holds %s%s: %s", rj.Location(), what, plan, describeRuns(runs)), hint)
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, fmt.Errorf("reading journals from the repository %s: %w", rj.Location(), err)

@@ -233,7 +233,7 @@ func TestLoadRunRefuses(t *testing.T) {
 		{"not for these hosts", func(rj *RepoJournals) {
 			rj.store(ctx, run, "lockdown", key, []hostJournal{{"web1", web1}})
 		}, "", []string{"mail1"}, []string{"no lockdown or isolate run for mail1", "(lockdown: web1)"}},
-		{"nothing at all", func(*RepoJournals) {}, "", nil, []string{"holds no journals of this plan at all", "save-journal"}},
+		{"nothing at all", func(*RepoJournals) {}, "", nil, []string{"holds no journals of this plan at all"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rj := newJournalRepo(t)
