@@ -97,10 +97,12 @@ func TestJournalsTravelThroughRepository(t *testing.T) {
 		}},
 		{Name: "gone1", Connect: func(context.Context) (*Host, func(), error) { return nil, nil, os.ErrDeadlineExceeded }},
 	}
+	t0 := time.Now()
 	res, err := Lockdown(ctx, Options{StateDir: stateA, Key: keyA, NoHostCopy: true, Journals: rj}, jobs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("lockdown of fake hosts, journals saved to a local repository: %v", time.Since(t0).Round(time.Millisecond))
 	if res.Offsite == nil || res.Offsite.Error != "" || len(res.Offsite.Snapshots) != 2 {
 		t.Fatalf("offsite = %+v, want two snapshots (web1, db1; gone1 has no journal)", res.Offsite)
 	}
@@ -108,10 +110,12 @@ func TestJournalsTravelThroughRepository(t *testing.T) {
 	// The second control node: its own key, an empty state dir.
 	keyB, _ := journal.NewKey()
 	stateB := t.TempDir()
+	t0 = time.Now()
 	rr, err := rj.LoadRun(ctx, "", []string{"web1", "db1", "gone1"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("LoadRun: %v", time.Since(t0).Round(time.Millisecond))
 	if rr.Run != res.Run || rr.Command != "lockdown" || !bytes.Equal(rr.Key, keyA) || len(rr.Journals) != 2 {
 		t.Fatalf("LoadRun = run %s %s, key A %v, %d journals", rr.Run, rr.Command, bytes.Equal(rr.Key, keyA), len(rr.Journals))
 	}
