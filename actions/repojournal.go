@@ -206,12 +206,20 @@ func (o *Options) keepOffsite(ctx context.Context, run, savedBy string, hosts []
 // snapshots: a save that fails half-way leaves no snapshot pointing at
 // anything missing.
 func (rj *RepoJournals) save(ctx context.Context, run, savedBy string, key journal.Key, js []hostJournal) (map[string]string, error) {
+	var good []hostJournal
+	var errs []error
 	for _, j := range js {
 		if err := checkJournal(j.data, key, run, j.host); err != nil {
-			return nil, fmt.Errorf("journal of %s, run %s, not saved to the repository: %w", j.host, run, err)
+			errs = append(errs, fmt.Errorf("journal of %s, run %s, not saved to the repository: %w", j.host, run, err))
+			continue
 		}
+		good = append(good, j)
 	}
-	return rj.store(ctx, run, savedBy, key, js)
+	if len(good) == 0 {
+		return nil, errors.Join(errs...)
+	}
+	ids, err := rj.store(ctx, run, savedBy, key, good)
+	return ids, errors.Join(append(errs, err)...)
 }
 
 // store writes the snapshots without checking the journals (save checks).

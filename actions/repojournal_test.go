@@ -253,10 +253,12 @@ func TestLoadRunRefuses(t *testing.T) {
 			}
 		})
 	}
-	// save itself refuses a journal its key does not verify.
+	// save itself refuses a journal its key does not verify, and saves
+	// the others.
 	rj := newJournalRepo(t)
-	if _, err := rj.save(ctx, run, "lockdown", other, []hostJournal{{"web1", web1}}); err == nil || !strings.Contains(err.Error(), "not saved") {
-		t.Errorf("save with the wrong key: %v", err)
+	ids, err := rj.save(ctx, run, "lockdown", key, []hostJournal{{"web1", tampered}, {"db1", db1}})
+	if err == nil || !strings.Contains(err.Error(), "journal of web1, run "+run+", not saved") || len(ids) != 1 || ids["db1"] == "" {
+		t.Errorf("save with web1's journal altered: %v, %v; want db1 saved and web1 refused", ids, err)
 	}
 }
 
