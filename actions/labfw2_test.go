@@ -66,9 +66,9 @@ func TestFirewallSurvivesReboot(t *testing.T) {
 		t.Fatalf("the boot-time unit after lockdown: %q, want enabled", out)
 	}
 	ps := []probe{
-		{"", h.Addr, 22}, {"", h.Addr6, 22},
-		{str.Netns(), h.Addr, 22}, {str.Netns(), h.Addr, 80},
-		{str.Netns(), h.Addr6, 22}, {str.Netns(), h.Addr6, 80},
+		{"", h.Addr, 22, "tcp"}, {"", h.Addr6, 22, "tcp"},
+		{str.Netns(), h.Addr, 22, "tcp"}, {str.Netns(), h.Addr, 80, "tcp"},
+		{str.Netns(), h.Addr6, 22, "tcp"}, {str.Netns(), h.Addr6, 80, "tcp"},
 	}
 	want := func(p probe) string {
 		if p.from == "" {
@@ -142,14 +142,14 @@ func TestIsolate(t *testing.T) {
 		}
 	})
 	in := []probe{
-		{"", h.Addr, 22}, {"", h.Addr6, 22}, {"", h.Addr, 80}, {"", h.Addr6, 80},
-		{str.Netns(), h.Addr, 22}, {str.Netns(), h.Addr, 80},
-		{str.Netns(), h.Addr6, 22}, {str.Netns(), h.Addr6, 80},
+		{"", h.Addr, 22, "tcp"}, {"", h.Addr6, 22, "tcp"}, {"", h.Addr, 80, "tcp"}, {"", h.Addr6, 80, "tcp"},
+		{str.Netns(), h.Addr, 22, "tcp"}, {str.Netns(), h.Addr, 80, "tcp"},
+		{str.Netns(), h.Addr6, 22, "tcp"}, {str.Netns(), h.Addr6, 80, "tcp"},
 	}
 	// Outgoing, from the host: to the stranger and a new connection to
 	// the control node's S3 server (not a reply to management).
 	out := []probe{
-		{h.Netns(), str.Addr, 80}, {h.Netns(), str.Addr6, 80}, {h.Netns(), lab.ControlAddr, 7070},
+		{h.Netns(), str.Addr, 80, "tcp"}, {h.Netns(), str.Addr6, 80, "tcp"}, {h.Netns(), lab.ControlAddr, 7070, "tcp"},
 	}
 	all := append(append([]probe{}, in...), out...)
 	pre := reachAll(t, all)
@@ -333,7 +333,7 @@ func TestFirewallBootScriptSysV(t *testing.T) {
 	if out, code := c.run(t, nil, "status"); code != 0 {
 		t.Errorf("status after the boot script: exit %d, want 0\n%s", code, out)
 	}
-	ps := []probe{{"", h.Addr, 22}, {"", h.Addr6, 22}, {str.Netns(), h.Addr, 80}, {str.Netns(), h.Addr6, 80}}
+	ps := []probe{{"", h.Addr, 22, "tcp"}, {"", h.Addr6, 22, "tcp"}, {str.Netns(), h.Addr, 80, "tcp"}, {str.Netns(), h.Addr6, 80, "tcp"}}
 	for p, got := range reachAll(t, ps) {
 		want := "dropped"
 		if p.from == "" {

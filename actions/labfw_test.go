@@ -125,14 +125,14 @@ type probe struct {
 func probes(lab *labtest.Lab, target *labtest.Host, str *labtest.Host) []probe {
 	sv := lab.Host("sysv1")
 	return []probe{
-		{"", target.Addr, 22},
-		{"", target.Addr6, 22},
-		{str.Netns(), target.Addr, 22},
-		{str.Netns(), target.Addr, 80},
-		{str.Netns(), target.Addr6, 22},
-		{str.Netns(), target.Addr6, 80},
-		{sv.Netns(), target.Addr, 80},
-		{sv.Netns(), target.Addr6, 80},
+		{"", target.Addr, 22, "tcp"},
+		{"", target.Addr6, 22, "tcp"},
+		{str.Netns(), target.Addr, 22, "tcp"},
+		{str.Netns(), target.Addr, 80, "tcp"},
+		{str.Netns(), target.Addr6, 22, "tcp"},
+		{str.Netns(), target.Addr6, 80, "tcp"},
+		{sv.Netns(), target.Addr, 80, "tcp"},
+		{sv.Netns(), target.Addr6, 80, "tcp"},
 	}
 }
 
