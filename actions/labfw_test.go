@@ -66,14 +66,20 @@ func fwSafetyNet(t *testing.T, hs []*labtest.Host) {
 // is the control node alone, web (80) allowed from sysv1 only.
 func fwPlan(t *testing.T, lab *labtest.Lab, management string, names ...string) string {
 	t.Helper()
+	sv := lab.Host("sysv1").Addr
+	return fwPlanAllow(t, lab, management, fmt.Sprintf("[{tcp: [80, 7777], from: [%s]}, {udp: 5353, from: [%s]}]", sv, sv), names...)
+}
+
+// fwPlanAllow is fwPlan with the given allow list (YAML flow form) on
+// every host.
+func fwPlanAllow(t *testing.T, lab *labtest.Lab, management, allow string, names ...string) string {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nname: firewall-test\nmanagement: [%s]\n", management)
 	fmt.Fprintf(&b, "ssh: {user: ops, identity: %s, known_hosts: %s, become: sudo, connect_timeout: 10s}\n", lab.SSHKey, lab.KnownHosts)
 	fmt.Fprintf(&b, "defaults: {backup: none}\nhosts:\n")
 	for _, n := range names {
-		h := lab.Host(n)
-		fmt.Fprintf(&b, "  - {name: %s, address: %s, firewall: {log_drops: true, ipv6: drop-all, allow: [{tcp: [80, 7777], from: [%s]}, {udp: 5353, from: [%s]}]}}\n",
-			n, h.Addr, lab.Host("sysv1").Addr, lab.Host("sysv1").Addr)
+		fmt.Fprintf(&b, "  - {name: %s, address: %s, firewall: {log_drops: true, ipv6: drop-all, allow: %s}}\n", n, lab.Host(n).Addr, allow)
 	}
 	p := filepath.Join(t.TempDir(), "plan.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
@@ -117,9 +123,16 @@ func stranger(t *testing.T, lab *labtest.Lab) *labtest.Host {
 	return h
 }
 
+// probe is a connection attempt from netns from ("": the control node)
+// to addr:port over proto ("tcp" or "udp").
 type probe struct {
 	from, addr string
 	port       int
+	proto      string
+}
+
+func (p probe) String() string {
+	return fmt.Sprintf("%s → %s %s/%d", orMachine(p.from), p.addr, p.proto, p.port)
 }
 
 func probes(lab *labtest.Lab, target *labtest.Host, str *labtest.Host) []probe {
@@ -144,6 +157,10 @@ func reachAll(t *testing.T, ps []probe) map[probe]string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if p.proto == "udp" {
+				res[i] = reachUDP(t, p.from, p.addr, p.port)
+				return
+			}
 			res[i] = reach(t, p.from, p.addr, p.port)
 		}()
 	}
