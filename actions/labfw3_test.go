@@ -271,3 +271,125 @@ func TestFirewallProbesUDPAndBans(t *testing.T) {
 		})
 	}
 }
+
+// noDeadman fails when a dead-man of holiday's is still armed on the host:
+// a timer on systemd, a marked process on SysV.
+func noDeadman(t *testing.T, h *labtest.Host) {
+	t.Helper()
+	out := h.MustSSH(t, "root", "systemctl list-units --all --no-legend --plain 'holiday-firewall-deadman*' 2>/dev/null; grep -l HOLIDAY_FIREWALL_DEADMAN=armed /proc/[0-9]*/environ 2>/dev/null; ls /var/lib/holiday/firewall 2>&1; true")
+	if strings.TrimSpace(out) != "ls: cannot access '/var/lib/holiday/firewall': No such file or directory" {
+		t.Errorf("a dead-man or holiday's firewall files left on %s:\n%s", h.Name, out)
+	}
+}
+
+// IPv6 is applied, then IPv4 fails for real (test hook fail-v4: a line
+// iptables-restore rejects): the host rolls IPv6 back at once, the run
+// says so, the saves are the saved ones, and no dead-man is left armed.
+// On both backends.
+func TestFirewallV4FailsV6RolledBack(t *testing.T) {
+	lab := labtest.Require(t)
+	for _, name := range []string{"sys1", "sysv1"} {
+		t.Run(name, func(t *testing.T) {
+			hs := lockHosts(t, lab, name)
+			h := hs[0]
+			fwSafetyNet(t, hs)
+			before := fwSaves(t, h)
+			c := newCLI(t, fwPlan(t, lab, controlOnly, name))
+			t.Cleanup(func() {
+				if hasHolidayChain(t, h) {
+					c.run(t, nil, "restore")
+				}
+			})
+			out, code := c.run(t, []string{"HOLIDAY_TEST_FIREWALL=fail-v4"}, "lockdown")
+			if code == 0 {
+				t.Fatal("lockdown with IPv4 failing: exit 0")
+			}
+			if !strings.Contains(out, "IPv4 not applied, IPv6 rolled back") || !strings.Contains(out, "holiday-test-fail-v4") {
+				t.Errorf("the run does not say IPv4 failed (with iptables-restore's reason) and IPv6 was rolled back:\n%s", out)
+			}
+			if got := fwSaves(t, h); got != before {
+				t.Errorf("after the failed lockdown the saves differ:\n%s", diffLines(before, got))
+			}
+			noDeadman(t, h)
+			if _, code := c.run(t, nil, "restore"); code != 0 {
+				t.Errorf("restore after the failed lockdown: exit %d", code)
+			}
+			if got := fwSaves(t, h); got != before {
+				t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
+			}
+		})
+	}
+}
+
+// Revert's fallback (DESIGN §6.5). Someone jumped to HOLIDAY-IN from
+// FORWARD during the break, so the chain cannot be deleted:
+//   - with the saved rules on the host corrupted as well, the console
+//     undo fails, and leaves every built-in policy ACCEPT with the host's
+//     own rules: the control node still logs in over new connections in
+//     both families;
+//   - restore from the control node (the journal's saved rules) sets the
+//     policies ACCEPT and restores the saved rules: the saves are exactly
+//     the saved ones.
+//
+// On sys2 (nft, INPUT policy DROP in both families) and sysv1 (legacy).
+func TestFirewallRevertFallback(t *testing.T) {
+	lab := labtest.Require(t)
+	for _, tc := range []struct{ name, backend string }{{"sys2", "nft"}, {"sysv1", "legacy"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := lockHosts(t, lab, tc.name)
+			h := hs[0]
+			fwSafetyNet(t, hs)
+			t.Cleanup(func() {
+				// Whatever happened, the host's own rules as the lab seeds them.
+				h.InNetns(context.Background(), "sh", "-c", fmt.Sprintf("for t in iptables ip6tables; do $t-%s -w -D FORWARD -j HOLIDAY-IN 2>/dev/null; done; true", tc.backend))
+			})
+			before := fwSaves(t, h)
+			c := newCLI(t, fwPlan(t, lab, controlOnly, tc.name))
+			t.Cleanup(func() {
+				if hasHolidayChain(t, h) {
+					c.run(t, nil, "restore")
+				}
+			})
+			if _, code := c.run(t, nil, "lockdown"); code != 0 {
+				t.Fatalf("lockdown exit %d", code)
+			}
+			h.MustInNetns(t, "sh", "-ec", fmt.Sprintf("for t in iptables ip6tables; do $t-%s -w -I FORWARD -j HOLIDAY-IN; done", tc.backend))
+			h.MustSSH(t, "root", "cd /var/lib/holiday/firewall && for f in saved.v4 saved.v6; do sed -i '1i holiday-test: not a rule' $f; done")
+			r, err := h.SSH(context.Background(), "root", "/var/lib/holiday/firewall/holiday agent --firewall-revert /var/lib/holiday/firewall")
+			if err == nil {
+				t.Fatalf("the console undo with the saved rules corrupted and the chain held by FORWARD: exit 0\n%s", r.Stdout)
+			}
+			if !strings.Contains(err.Error(), "deleting holiday's chain") || !strings.Contains(err.Error(), "restoring the saved rules") {
+				t.Errorf("the console undo does not say deleting and restoring failed:\n%v", err)
+			}
+			t.Logf("the console undo, as it failed: %v", err)
+			for _, s := range []string{"iptables-" + tc.backend + "-save", "ip6tables-" + tc.backend + "-save"} {
+				save := h.MustInNetns(t, s, "-t", "filter")
+				for _, c := range []string{"INPUT", "FORWARD", "OUTPUT"} {
+					if !strings.Contains(save, ":"+c+" ACCEPT ") {
+						t.Errorf("%s after the failed fallback: %s's policy is not ACCEPT:\n%s", s, c, save)
+					}
+				}
+				if strings.Contains(save, "-A INPUT -j HOLIDAY-IN") {
+					t.Errorf("%s after the failed fallback: INPUT still jumps to HOLIDAY-IN", s)
+				}
+			}
+			for _, addr := range []string{h.Addr, h.Addr6} {
+				if got := reach(t, "", addr, 22); got != "open" {
+					t.Errorf("after the failed fallback: control node → %s:22: %s, want open", addr, got)
+				}
+				if _, err := h.SSHAt(context.Background(), "ops", addr, "true"); err != nil {
+					t.Errorf("after the failed fallback: a new SSH login at %s: %v", addr, err)
+				}
+			}
+			out, code := c.run(t, nil, "restore")
+			if code != 0 {
+				t.Fatalf("restore after the failed fallback: exit %d\n%s", code, out)
+			}
+			if got := fwSaves(t, h); got != before {
+				t.Errorf("after restore's fallback the saves differ:\n%s", diffLines(before, got))
+			}
+			noDeadman(t, h)
+		})
+	}
+}
