@@ -393,3 +393,69 @@ func TestFirewallRevertFallback(t *testing.T) {
 		})
 	}
 }
+
+// Another owner of the host's firewall: `holiday plan` and lockdown refuse
+// the host, saying what was found and what to do, and nothing changes. The
+// test leaves each co-owner's trace on sys1 (nft) in turn, and removes it.
+func TestFirewallCoOwnersRefused(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys1")
+	h := hs[0]
+	fwSafetyNet(t, hs)
+	before := fwSaves(t, h)
+	nftTables := func() string { return h.MustInNetns(t, "nft", "list", "tables") }
+	tablesBefore := nftTables()
+	for _, tc := range []struct {
+		name, add, del string
+		want           []string // in plan's and lockdown's refusal
+	}{
+		{"docker", "iptables-nft -w -N DOCKER", "iptables-nft -w -X DOCKER",
+			[]string{"managed by docker (found: chain DOCKER in nft/ip4/filter)", "DOCKER-USER", "take firewall: off this host in the plan"}},
+		{"ufw", "ip6tables-nft -w -N ufw6-user-input", "ip6tables-nft -w -X ufw6-user-input",
+			[]string{"managed by ufw (found: chain ufw6-user-input in nft/ip6/filter)", "ufw default deny incoming", "ufw disable"}},
+		{"firewalld", "nft add table inet firewalld", "nft delete table inet firewalld",
+			[]string{"managed by firewalld (found: table inet firewalld)", "firewall-cmd", "stop and disable firewalld"}},
+		{"native-nft", "nft add table inet lab-native", "nft delete table inet lab-native",
+			[]string{"managed by nftables (found: table inet lab-native)", "nft delete table"}},
+		{"both-backends", "iptables-legacy -w -N LAB-STALE", "iptables-legacy -w -X LAB-STALE",
+			[]string{"rules in both iptables-legacy and nft (legacy/ip4/filter", "remove the stale backend's rules"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.MustInNetns(t, "sh", "-ec", tc.add)
+			t.Cleanup(func() {
+				if _, err := h.InNetns(context.Background(), "sh", "-ec", tc.del); err != nil {
+					t.Errorf("removing the %s trace: %v", tc.name, err)
+				}
+			})
+			with := fwSaves(t, h)
+			c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
+			pout, pcode := c.runPlan(t)
+			out, code := c.run(t, nil, "lockdown")
+			for _, r := range []struct {
+				cmd, out string
+				code     int
+			}{{"holiday plan", pout, pcode}, {"holiday lockdown", out, code}} {
+				if r.code != 2 || !strings.Contains(r.out, "refused") {
+					t.Errorf("%s with %s's trace: exit %d, want 2 with the host refused", r.cmd, tc.name, r.code)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(r.out, w) {
+						t.Errorf("%s does not say %q", r.cmd, w)
+					}
+				}
+			}
+			if j := journals(c.stateDir); len(j) != 0 {
+				t.Errorf("a refused host was journaled: %v", j)
+			}
+			if got := fwSaves(t, h); got != with {
+				t.Errorf("the refused lockdown changed the rules:\n%s", diffLines(with, got))
+			}
+		})
+	}
+	if got := fwSaves(t, h); got != before {
+		t.Errorf("after removing the traces the saves differ:\n%s", diffLines(before, got))
+	}
+	if got := nftTables(); got != tablesBefore {
+		t.Errorf("after removing the traces the nft tables differ:\n%s", diffLines(tablesBefore, got))
+	}
+}
