@@ -299,9 +299,12 @@ func TestFirewallKilledBeforeDisarm(t *testing.T) {
 }
 
 // The SysV boot script, short of a reboot (the lab cannot reboot a SysV
-// host): the host's own rule loader runs again as at boot and takes
-// holiday's chains with it; the script's start puts them back; restore
-// removes script and links, and rc links and rules are as before.
+// host): its rc2.d link sorts after the host's own rule loader and before
+// ssh; the loader alone takes holiday's chains with it (so the order
+// matters); the boot's sequence run by hand in rc2.d's order (the
+// loader, then holiday's script, as lab-sysv-init and /etc/init.d/rc run
+// them) ends with the lockdown firewall in place; restore removes script
+// and links, and rc links and rules are as before.
 func TestFirewallBootScriptSysV(t *testing.T) {
 	lab := labtest.Require(t)
 	str := stranger(t, lab)
@@ -319,19 +322,43 @@ func TestFirewallBootScriptSysV(t *testing.T) {
 	if _, code := c.run(t, nil, "lockdown"); code != 0 {
 		t.Fatalf("lockdown exit %d", code)
 	}
-	if out := h.MustSSH(t, "root", "ls /etc/rc2.d/ | grep holiday; head -1 /etc/init.d/holiday-firewall; true"); !strings.Contains(out, "S01holiday-firewall") || !strings.Contains(out, "#!/bin/sh") {
-		t.Fatalf("the boot script and its rc2.d link after lockdown:\n%s", out)
+	if out := h.MustSSH(t, "root", "head -1 /etc/init.d/holiday-firewall"); !strings.Contains(out, "#!/bin/sh") {
+		t.Fatalf("the boot script after lockdown:\n%s", out)
 	}
-	h.MustSSH(t, "root", "/etc/init.d/lab-firewall start >/dev/null 2>&1; true") // the host's own loader, as at boot
+	// rc2.d in the order its S links run.
+	order := strings.Fields(h.MustSSH(t, "root", "cd /etc/rc2.d && ls -d S*"))
+	pos := func(suffix string) int {
+		for i, l := range order {
+			if len(l) > 3 && l[3:] == suffix {
+				return i
+			}
+		}
+		return -1
+	}
+	loader, ssh := pos("lab-firewall"), pos("ssh")
+	ours := -1
+	for i, l := range order {
+		if strings.HasSuffix(l, "holiday-firewall") {
+			ours = i
+		}
+	}
+	if loader < 0 || ssh < 0 || ours < 0 || !(loader < ours && ours < ssh) {
+		t.Fatalf("rc2.d order %v: want the host's loader (S..lab-firewall), then holiday's link, then ssh", order)
+	}
+	h.MustSSH(t, "root", "/etc/init.d/lab-firewall start >/dev/null 2>&1; true") // the host's own loader alone
 	if hasHolidayChain(t, h) {
 		t.Fatal("the host's own loader did not take holiday's chains: the test proves nothing")
 	}
 	if _, code := c.run(t, nil, "status"); code != 4 {
 		t.Errorf("status with the chains gone: exit %d, want 4 (drift)", code)
 	}
-	h.MustSSH(t, "root", "/etc/init.d/holiday-firewall start")
+	// The boot's firewall steps, by hand, in rc2.d's order.
+	ran := h.MustSSH(t, "root", `for l in /etc/rc2.d/S*; do case "$l" in *lab-firewall|*holiday-firewall) echo "$l"; "$l" start >/dev/null 2>&1 || echo "$l failed";; esac; done`)
+	if got := strings.Fields(ran); len(got) != 2 || !strings.HasSuffix(got[0], "lab-firewall") || !strings.HasSuffix(got[1], "holiday-firewall") {
+		t.Errorf("ran, in rc2.d's order: %q, want the loader then holiday's script", ran)
+	}
 	if out, code := c.run(t, nil, "status"); code != 0 {
-		t.Errorf("status after the boot script: exit %d, want 0\n%s", code, out)
+		t.Errorf("status after the boot sequence: exit %d, want 0\n%s", code, out)
 	}
 	ps := []probe{{"", h.Addr, 22, "tcp"}, {"", h.Addr6, 22, "tcp"}, {str.Netns(), h.Addr, 80, "tcp"}, {str.Netns(), h.Addr6, 80, "tcp"}}
 	for p, got := range reachAll(t, ps) {
@@ -352,7 +379,7 @@ func TestFirewallBootScriptSysV(t *testing.T) {
 	if d := diffLines(links, snapshot(t, h)); d != "" {
 		t.Errorf("services and rc links after restore differ:\n%s", d)
 	}
-	if out := h.MustSSH(t, "root", "ls /etc/init.d/holiday-firewall 2>&1; ls /etc/rc?.d | grep holiday; true"); !strings.Contains(out, "No such file") || strings.Contains(out, "S01holiday") {
+	if out := h.MustSSH(t, "root", "ls /etc/init.d/holiday-firewall 2>&1; ls /etc/rc?.d | grep holiday; true"); !strings.Contains(out, "No such file") || strings.Contains(out, "holiday-firewall\n") {
 		t.Errorf("left on the host after restore:\n%s", out)
 	}
 }

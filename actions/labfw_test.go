@@ -57,7 +57,7 @@ func fwSafetyNet(t *testing.T, hs []*labtest.Host) {
 		}
 		for _, h := range hs {
 			// The boot-time re-apply, in case a test left it.
-			h.SSH(context.Background(), "root", `if [ -e /etc/systemd/system/holiday-firewall.service ]; then systemctl disable --quiet holiday-firewall.service; rm -f /etc/systemd/system/holiday-firewall.service; systemctl daemon-reload; fi; rm -f /etc/init.d/holiday-firewall /etc/rc?.d/[SK][0-9][0-9]holiday-firewall; true`)
+			h.SSH(context.Background(), "root", `if [ -e /etc/systemd/system/holiday-firewall.service ]; then systemctl disable --quiet holiday-firewall.service; rm -f /etc/systemd/system/holiday-firewall.service; systemctl daemon-reload; fi; rm -f /etc/init.d/holiday-firewall /etc/rc?.d/[SK][0-9][0-9]*holiday-firewall; true`)
 		}
 	})
 }
