@@ -101,18 +101,11 @@ func TestFirewallSurvivesReboot(t *testing.T) {
 			t.Errorf("holiday-firewall.service active at %d µs, sshd started at %d µs: want the firewall first", fw, ssh)
 		}
 	}
-	if log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log"); !strings.Contains(log, "boot: re-applied the lockdown firewall") {
-		t.Errorf("the boot-time re-apply's log on the host:\n%s", log)
-	}
+	deadmanLog(t, h, "boot: re-applied the lockdown firewall")
 	if out, code := c.run(t, nil, "status"); code != 0 {
 		t.Errorf("status after the reboot: exit %d, want 0\n%s", code, out)
 	}
-	if _, code := c.run(t, nil, "restore"); code != 0 {
-		t.Fatalf("restore exit %d", code)
-	}
-	if got := fwSaves(t, h); got != before {
-		t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
-	}
+	restoreExact(t, c, h, before)
 	h.MustSSH(t, "root", "systemctl start lab-worker.service")
 	if d := diffLines(units, snapshot(t, h)); d != "" {
 		t.Errorf("units after lockdown, reboot and restore differ:\n%s", d)
@@ -207,6 +200,31 @@ func TestIsolate(t *testing.T) {
 	}
 }
 
+// deadmanLog waits, up to 15 s, until the host's dead-man log holds
+// every want (the dead-man writes its last line after the revert's
+// clean-up, a moment after the rules are back), removes the log and
+// returns it; a want missing is a test error.
+func deadmanLog(t *testing.T, h *labtest.Host, want ...string) string {
+	t.Helper()
+	var log string
+	for end := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		log = h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log 2>/dev/null; true")
+		missing := false
+		for _, w := range want {
+			missing = missing || !strings.Contains(log, w)
+		}
+		if !missing {
+			break
+		}
+		if time.Now().After(end) {
+			t.Errorf("the dead-man's log on %s does not say %q:\n%s", h.Name, want, log)
+			break
+		}
+	}
+	h.MustSSH(t, "root", "rm -f /var/lib/holiday/firewall-deadman.log")
+	return log
+}
+
 // waitReverted waits until the host's saves equal before (the dead-man
 // reverted by itself), at most secs + 30 s after t0.
 func waitReverted(t *testing.T, h *labtest.Host, before string, t0 time.Time, secs int) time.Duration {
@@ -227,16 +245,8 @@ func waitReverted(t *testing.T, h *labtest.Host, before string, t0 time.Time, se
 // run reports the failure, and the rules are the saved ones.
 func TestFirewallConfirmBlocked(t *testing.T) {
 	lab := labtest.Require(t)
-	hs := lockHosts(t, lab, "sys1")
-	h := hs[0]
-	fwSafetyNet(t, hs)
-	before := fwSaves(t, h)
-	c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
-	t.Cleanup(func() {
-		if hasHolidayChain(t, h) {
-			c.run(t, nil, "restore")
-		}
-	})
+	h, before := fwHost(t, lab, "sys1")
+	c := fwCLI(t, h, fwPlan(t, lab, controlOnly, h.Name))
 	const secs = 8
 	t0 := time.Now()
 	out, code := c.run(t, []string{"HOLIDAY_TEST_FIREWALL=block-control", "HOLIDAY_TEST_DEADMAN_SECS=" + strconv.Itoa(secs)}, "lockdown", "--revert-timeout", "90s")
@@ -248,10 +258,7 @@ func TestFirewallConfirmBlocked(t *testing.T) {
 	}
 	took := waitReverted(t, h, before, t0, secs)
 	t.Logf("reverted %v after lockdown started (dead-man %ds)", took.Round(100*time.Millisecond), secs)
-	log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log")
-	if !strings.Contains(log, "not disarmed in time") || !strings.Contains(log, "reverted") {
-		t.Errorf("the dead-man's log on the host:\n%s", log)
-	}
+	deadmanLog(t, h, "not disarmed in time", "reverted: ")
 	if o := h.MustSSH(t, "root", "ls /etc/systemd/system/holiday-firewall.service /var/lib/holiday/firewall 2>&1; true"); strings.Count(o, "No such file") != 2 {
 		t.Errorf("left on the host:\n%s", o)
 	}
@@ -264,16 +271,8 @@ func TestFirewallKilledBeforeDisarm(t *testing.T) {
 	lab := labtest.Require(t)
 	for _, name := range []string{"sys1", "sysv1"} {
 		t.Run(name, func(t *testing.T) {
-			hs := lockHosts(t, lab, name)
-			h := hs[0]
-			fwSafetyNet(t, hs)
-			before := fwSaves(t, h)
-			c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
-			t.Cleanup(func() {
-				if hasHolidayChain(t, h) {
-					c.run(t, nil, "restore")
-				}
-			})
+			h, before := fwHost(t, lab, name)
+			c := fwCLI(t, h, fwPlan(t, lab, controlOnly, h.Name))
 			const secs = 6
 			t0 := time.Now()
 			if _, code := c.run(t, []string{"HOLIDAY_TEST_CRASH=firewall:before-disarm", "HOLIDAY_TEST_DEADMAN_SECS=" + strconv.Itoa(secs)}, "lockdown"); code != -1 {
@@ -284,16 +283,8 @@ func TestFirewallKilledBeforeDisarm(t *testing.T) {
 			}
 			took := waitReverted(t, h, before, t0, secs)
 			t.Logf("%s reverted by itself %v after lockdown started (dead-man %ds)", name, took.Round(100*time.Millisecond), secs)
-			log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log")
-			if !strings.Contains(log, "reverted") {
-				t.Errorf("the dead-man's log on the host:\n%s", log)
-			}
-			if _, code := c.run(t, nil, "restore"); code != 0 {
-				t.Fatalf("restore after the dead-man: exit %d", code)
-			}
-			if got := fwSaves(t, h); got != before {
-				t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
-			}
+			deadmanLog(t, h, "reverted: ")
+			restoreExact(t, c, h, before)
 		})
 	}
 }
@@ -370,12 +361,7 @@ func TestFirewallBootScriptSysV(t *testing.T) {
 			t.Errorf("after the boot script %s → %s:%d: %s, want %s", orMachine(p.from), p.addr, p.port, got, want)
 		}
 	}
-	if _, code := c.run(t, nil, "restore"); code != 0 {
-		t.Fatalf("restore exit %d", code)
-	}
-	if got := fwSaves(t, h); got != before {
-		t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
-	}
+	restoreExact(t, c, h, before)
 	if d := diffLines(links, snapshot(t, h)); d != "" {
 		t.Errorf("services and rc links after restore differ:\n%s", d)
 	}

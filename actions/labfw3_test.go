@@ -177,18 +177,10 @@ func TestFirewallProbesUDPAndBans(t *testing.T) {
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			al := lab.MustHost(t, tc.allowed)
-			hs := lockHosts(t, lab, tc.target)
-			h := hs[0]
-			fwSafetyNet(t, hs)
+			h, before := fwHost(t, lab, tc.target)
 			udpEcho(t, h)
-			before := fwSaves(t, h)
 			src := fmt.Sprintf(`[%s, %q, %s, %q]`, al.Addr, al.Addr6, banned4, banned6)
-			c := newCLI(t, fwPlanAllow(t, lab, controlOnly, fmt.Sprintf("[{tcp: 80, from: %s}, {udp: %d, from: %s}]", src, udpEchoPort, src), h.Name))
-			t.Cleanup(func() {
-				if hasHolidayChain(t, h) {
-					c.run(t, nil, "restore")
-				}
-			})
+			c := fwCLI(t, h, fwPlanAllow(t, lab, controlOnly, fmt.Sprintf("[{tcp: 80, from: %s}, {udp: %d, from: %s}]", src, udpEchoPort, src), h.Name))
 			var ps []probe
 			for _, from := range []string{"", str.Netns(), al.Netns(), ban} {
 				for _, addr := range []string{h.Addr, h.Addr6} {
@@ -253,12 +245,7 @@ func TestFirewallProbesUDPAndBans(t *testing.T) {
 					t.Errorf("during lockdown %s: the host's own ban no longer holds on an allowed port (%s)", p, during[p])
 				}
 			}
-			if _, code := c.run(t, nil, "restore"); code != 0 {
-				t.Fatalf("restore exit %d", code)
-			}
-			if got := fwSaves(t, h); got != before {
-				t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
-			}
+			restoreExact(t, c, h, before)
 			after := reachAll(t, ps)
 			var table strings.Builder
 			for _, p := range ps {
@@ -290,16 +277,8 @@ func TestFirewallV4FailsV6RolledBack(t *testing.T) {
 	lab := labtest.Require(t)
 	for _, name := range []string{"sys1", "sysv1"} {
 		t.Run(name, func(t *testing.T) {
-			hs := lockHosts(t, lab, name)
-			h := hs[0]
-			fwSafetyNet(t, hs)
-			before := fwSaves(t, h)
-			c := newCLI(t, fwPlan(t, lab, controlOnly, name))
-			t.Cleanup(func() {
-				if hasHolidayChain(t, h) {
-					c.run(t, nil, "restore")
-				}
-			})
+			h, before := fwHost(t, lab, name)
+			c := fwCLI(t, h, fwPlan(t, lab, controlOnly, name))
 			out, code := c.run(t, []string{"HOLIDAY_TEST_FIREWALL=fail-v4"}, "lockdown")
 			if code == 0 {
 				t.Fatal("lockdown with IPv4 failing: exit 0")
@@ -311,12 +290,7 @@ func TestFirewallV4FailsV6RolledBack(t *testing.T) {
 				t.Errorf("after the failed lockdown the saves differ:\n%s", diffLines(before, got))
 			}
 			noDeadman(t, h)
-			if _, code := c.run(t, nil, "restore"); code != 0 {
-				t.Errorf("restore after the failed lockdown: exit %d", code)
-			}
-			if got := fwSaves(t, h); got != before {
-				t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
-			}
+			restoreExact(t, c, h, before)
 		})
 	}
 }
@@ -336,20 +310,12 @@ func TestFirewallRevertFallback(t *testing.T) {
 	lab := labtest.Require(t)
 	for _, tc := range []struct{ name, backend string }{{"sys2", "nft"}, {"sysv1", "legacy"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := lockHosts(t, lab, tc.name)
-			h := hs[0]
-			fwSafetyNet(t, hs)
+			h, before := fwHost(t, lab, tc.name)
 			t.Cleanup(func() {
-				// Whatever happened, the host's own rules as the lab seeds them.
+				// Whatever happened, no jump of the test's own left.
 				h.InNetns(context.Background(), "sh", "-c", fmt.Sprintf("for t in iptables ip6tables; do $t-%s -w -D FORWARD -j HOLIDAY-IN 2>/dev/null; done; true", tc.backend))
 			})
-			before := fwSaves(t, h)
-			c := newCLI(t, fwPlan(t, lab, controlOnly, tc.name))
-			t.Cleanup(func() {
-				if hasHolidayChain(t, h) {
-					c.run(t, nil, "restore")
-				}
-			})
+			c := fwCLI(t, h, fwPlan(t, lab, controlOnly, tc.name))
 			if _, code := c.run(t, nil, "lockdown"); code != 0 {
 				t.Fatalf("lockdown exit %d", code)
 			}
@@ -399,10 +365,7 @@ func TestFirewallRevertFallback(t *testing.T) {
 // test leaves each co-owner's trace on sys1 (nft) in turn, and removes it.
 func TestFirewallCoOwnersRefused(t *testing.T) {
 	lab := labtest.Require(t)
-	hs := lockHosts(t, lab, "sys1")
-	h := hs[0]
-	fwSafetyNet(t, hs)
-	before := fwSaves(t, h)
+	h, before := fwHost(t, lab, "sys1")
 	nftTables := func() string { return h.MustInNetns(t, "nft", "list", "tables") }
 	tablesBefore := nftTables()
 	for _, tc := range []struct {

@@ -260,6 +260,40 @@ func TestFirewallLockdownRestore(t *testing.T) {
 	}
 }
 
+// fwHost takes the named host for the rest of the test (exclusively,
+// with fwSafetyNet) and returns it with its saves before anything.
+func fwHost(t *testing.T, lab *labtest.Lab, name string) (*labtest.Host, string) {
+	t.Helper()
+	hs := lockHosts(t, lab, name)
+	fwSafetyNet(t, hs)
+	return hs[0], fwSaves(t, hs[0])
+}
+
+// fwCLI is a CLI on plan that restores h when the test ends with
+// holiday's chain still there.
+func fwCLI(t *testing.T, h *labtest.Host, plan string) *cli {
+	t.Helper()
+	c := newCLI(t, plan)
+	t.Cleanup(func() {
+		if hasHolidayChain(t, h) {
+			c.run(t, nil, "restore")
+		}
+	})
+	return c
+}
+
+// restoreExact runs restore, which must succeed, and compares h's saves
+// with before.
+func restoreExact(t *testing.T, c *cli, h *labtest.Host, before string) {
+	t.Helper()
+	if out, code := c.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("restore exit %d\n%s", code, out)
+	}
+	if got := fwSaves(t, h); got != before {
+		t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
+	}
+}
+
 func orMachine(ns string) string {
 	if ns == "" {
 		return "control node"
@@ -291,16 +325,8 @@ func TestFirewallDeadman(t *testing.T) {
 	lab := labtest.Require(t)
 	for _, name := range []string{"sys1", "sysv1"} {
 		t.Run(name, func(t *testing.T) {
-			hs := lockHosts(t, lab, name)
-			h := hs[0]
-			fwSafetyNet(t, hs)
-			before := fwSaves(t, h)
-			c := newCLI(t, fwPlan(t, lab, controlOnly, name))
-			t.Cleanup(func() {
-				if hasHolidayChain(t, h) {
-					c.run(t, nil, "restore")
-				}
-			})
+			h, before := fwHost(t, lab, name)
+			c := fwCLI(t, h, fwPlan(t, lab, controlOnly, name))
 			const secs = 5
 			if _, code := c.run(t, []string{"HOLIDAY_TEST_FIREWALL=no-confirm", fmt.Sprintf("HOLIDAY_TEST_DEADMAN_SECS=%d", secs)}, "lockdown"); code != 0 {
 				t.Fatalf("lockdown exit %d", code)
@@ -316,10 +342,7 @@ func TestFirewallDeadman(t *testing.T) {
 				time.Sleep(500 * time.Millisecond)
 			}
 			t.Logf("%s: the dead-man reverted %v after lockdown returned", name, time.Since(t0).Round(100*time.Millisecond))
-			log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log")
-			if !strings.Contains(log, "reverted") {
-				t.Errorf("the dead-man's log on the host:\n%s", log)
-			}
+			deadmanLog(t, h, "reverted: ")
 			if h.Kind == labtest.Systemd {
 				deadline := time.Now().Add(10 * time.Second)
 				for {
@@ -338,12 +361,7 @@ func TestFirewallDeadman(t *testing.T) {
 			if _, code := c.run(t, nil, "status"); code == 0 {
 				t.Errorf("status after the dead-man fired: exit 0, want drift")
 			}
-			if _, code := c.run(t, nil, "restore"); code != 0 {
-				t.Fatalf("restore after the dead-man: exit %d", code)
-			}
-			if got := fwSaves(t, h); got != before {
-				t.Errorf("after the dead-man and restore the saves differ:\n%s", diffLines(before, got))
-			}
+			restoreExact(t, c, h, before)
 		})
 	}
 }
@@ -366,12 +384,7 @@ func TestFirewallCrashThenRestore(t *testing.T) {
 			if code != -1 {
 				t.Fatalf("lockdown with the crash hook: exit %d, want killed", code)
 			}
-			if _, code := c.run(t, nil, "restore"); code != 0 {
-				t.Fatalf("restore exit %d", code)
-			}
-			if got := fwSaves(t, h); got != before {
-				t.Errorf("after crash %s + restore the saves differ:\n%s", point, diffLines(before, got))
-			}
+			restoreExact(t, c, h, before)
 			if out := h.MustSSH(t, "root", "systemctl list-units --all --no-legend --plain 'holiday-firewall*'; ls /var/lib/holiday/firewall 2>&1; true"); !strings.Contains(out, "No such file") || strings.Contains(out, "holiday-firewall") {
 				t.Errorf("left on the host after restore:\n%s", out)
 			}
