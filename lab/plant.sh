@@ -2,11 +2,12 @@
 # plant.sh plant|undo|churn — runs INSIDE a lab host as root (the tests pipe
 # it over SSH: `bash -s plant < lab/plant.sh`). `plant` leaves one trace of
 # each kind holiday check must flag; `undo` puts everything back byte for
-# byte from the copies plant kept; `churn` does what a quiet break does by
-# itself (logs growing and rotating, databases writing, apt caches, tmp
-# files, a journal rotation), which must raise no indicator.
+# byte from the copies plant kept. `prechurn` (before the baseline) and
+# `churn` (after it) do what a quiet break does by itself (logs growing
+# and rotating, databases writing, apt caches, tmp files, a journal
+# rotation), which must raise no indicator; `unchurn` undoes them.
 set -euo pipefail
-S=/var/tmp/.holiday-plant  # plant's own state: saved originals and PIDs
+S=/var/lib/holiday-plant  # plant's own state: saved originals and PIDs
 KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBsYW50ZWQta2V5LWZvci1ob2xpZGF5LWNoZWNrLTAx planted@evil'
 NOW=$(date -u +%Y-%m-%dT%H:%M:%S.000000+00:00)
 
@@ -113,13 +114,21 @@ undo() {
 	rm -rf $S
 }
 
-churn() {
+prechurn() { # logs with content before the baseline, so that rotation has something to carry
 	mkdir -p $S/orig; touch $S/pids $S/files
-	save /var/log/auth.log; save /var/log/nginx/access.log; save /var/log/nginx/access.log.1
+	save /var/log/auth.log; save /var/log/auth.log.1.gz
+	save /var/log/nginx/access.log; save /var/log/nginx/access.log.1
+	echo "$NOW $(hostname) sshd[98]: Accepted publickey for ops from 10.213.0.1 port 39999 ssh2" >> /var/log/auth.log
+	echo "$NOW h nginx: 127.0.0.1 - - GET / 200" >> /var/log/nginx/access.log
+}
+
+churn() {
 	# nginx and auth logs grow; a rotation like logrotate's (rename, new file)
 	curl -s -o /dev/null http://127.0.0.1/ 2>/dev/null || true
 	for i in 1 2 3; do echo "$NOW h nginx: 127.0.0.1 - - GET /index.html 200" >> /var/log/nginx/access.log; done
 	echo "$NOW $(hostname) sshd[99]: Accepted publickey for ops from 10.213.0.1 port 40000 ssh2" >> /var/log/auth.log
+	# auth.log rotated with compress (logrotate without delaycompress)
+	mv /var/log/auth.log /var/log/auth.log.1; gzip /var/log/auth.log.1; : > /var/log/auth.log
 	if [ -s /var/log/nginx/access.log ]; then
 		mv /var/log/nginx/access.log /var/log/nginx/access.log.1
 		: > /var/log/nginx/access.log; chown www-data:adm /var/log/nginx/access.log
@@ -151,7 +160,8 @@ unchurn() {
 case "${1:-}" in
 plant) undo; plant ;;
 undo) undo ;;
+prechurn) prechurn ;;
 churn) churn ;;
 unchurn) unchurn ;;
-*) echo "usage: plant.sh plant|undo|churn|unchurn" >&2; exit 2 ;;
+*) echo "usage: plant.sh plant|undo|prechurn|churn|unchurn" >&2; exit 2 ;;
 esac
