@@ -414,8 +414,10 @@ func (c *comparer) file(p string, cat Category, o File, had bool, f File, has bo
 			fd.Detail = "new bytecode cache"
 		case !has:
 			fd.Class, fd.Kind = Drift, "removed-binary"
-		case len(c.changed) > 0 && f.Package == "" && had:
-			fd.Class, fd.Kind = Drift, "changed-binary-during-upgrade"
+		case len(c.changed) > 0 && f.Package == "" && had && f.Mode&0o111 == 0 && o.Mode == f.Mode:
+			// Package triggers rebuild caches nobody ships (locale
+			// archive, loader caches): data, never an executable.
+			fd.Class, fd.Kind = Drift, "changed-cache-during-upgrade"
 			fd.Detail += "; not owned by a package, changed while " + changedList(c.changed) + " changed (a trigger's output?)"
 		case !had:
 			fd.Class, fd.Kind = Indicator, "new-system-file"
