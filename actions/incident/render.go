@@ -85,3 +85,26 @@ func WriteBaselines(w io.Writer, bs []HostBaseline) {
 	}
 	tw.Flush()
 }
+
+// WriteEvidence prints an evidence run: where it is stored and each
+// step's time.
+func WriteEvidence(w io.Writer, e EvidenceResult) {
+	if e.Error != "" {
+		fmt.Fprintf(w, "%s: evidence NOT STORED: %s\n", e.Host, e.Error)
+		return
+	}
+	fmt.Fprintf(w, "%s: evidence stored as snapshot %s (%s, %d items, %d bytes) in %.1fs\n",
+		e.Host, shortID(e.Snapshot), EvidenceFile, e.Items, e.Bytes, e.Took.Seconds())
+	if cu := e.Custody; cu != nil && cu.Acquisition != nil {
+		fmt.Fprintf(w, "  by %s with a fresh agent %s; window since %s\n", cu.Operator, shortID(cu.AgentSHA256), cu.Since.Format(time.RFC3339))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, s := range cu.Acquisition.Steps {
+			status := fmt.Sprintf("%d items", s.Items)
+			if s.Error != "" {
+				status += "; " + s.Error
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%.2fs\t%s\n", s.Name, s.Start.Format("15:04:05.000"), s.End.Sub(s.Start).Seconds(), status)
+		}
+		tw.Flush()
+	}
+}

@@ -49,3 +49,28 @@ func CollectOn(ctx context.Context, ag Caller, a Args) (*State, error) {
 	}
 	return &st, nil
 }
+
+func init() {
+	agent.Register(agent.Handler{Name: OpEvidence, Class: agent.ClassRead, Run: runEvidence})
+}
+
+// runEvidence streams the evidence tar as Data frames, ends it with EOF
+// (also after a failure, so the control node's reader stops), and returns
+// the Acquisition.
+func runEvidence(ctx context.Context, op *agent.Op) (any, error) {
+	var a EvidenceArgs
+	if len(op.Args) > 0 {
+		if err := json.Unmarshal(op.Args, &a); err != nil {
+			return nil, fmt.Errorf("integrity-evidence: bad arguments: %w", err)
+		}
+	}
+	dw := op.Conn.DataWriter()
+	acq, err := Acquire(ctx, "/", a, dw)
+	if cerr := dw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("integrity-evidence: %w", err)
+	}
+	return acq, nil
+}
