@@ -33,6 +33,6 @@ back exactly as it was, checking each host for compromise first.`,
 	root.AddCommand(newDevicesCmd())
 	root.AddCommand(newAgentCmd())
 	root.AddCommand(newLockdownCmd(), newRestoreCmd(), newStatusCmd(), newIsolateCmd())
-	root.AddCommand(newCheckCmd(), newBaselineCmd(), newEvidenceCmd())
+	root.AddCommand(newCheckCmd(), newBaselineCmd(), newEvidenceCmd(), newReportCmd())
 	return root
 }
