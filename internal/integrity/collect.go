@@ -52,6 +52,7 @@ func Collect(ctx context.Context, root string, a Args) *State {
 	c.run(ctx, "modules", c.modules)
 	c.run(ctx, "accounts", c.accounts)
 	c.run(ctx, "packages", c.packages)
+	c.run(ctx, "dpkg-log", c.dpkgLog)
 	var wg sync.WaitGroup
 	for _, f := range []struct {
 		name string

@@ -175,6 +175,16 @@ func (c *comparer) packages() {
 		}
 	}
 	for name, what := range c.changed {
+		if c.now.DpkgLogged != nil {
+			if v, logged := c.now.DpkgLogged[name]; !logged || v != c.now.Packages[name] {
+				// The database says it changed; dpkg did not write that
+				// down. An edited database would "explain" a trojan.
+				c.add(Finding{Class: Indicator, Kind: "package-db-edited", Object: name, Package: name,
+					Detail: "dpkg's database says package " + what + ", but " + DpkgLog + " records no such change"})
+				delete(c.changed, name)
+				continue
+			}
+		}
 		c.add(Finding{Class: Drift, Kind: "package-changed", Object: name, Detail: "package " + what, Package: name})
 	}
 }

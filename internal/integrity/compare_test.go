@@ -115,7 +115,8 @@ func TestCompareFakeTree(t *testing.T) {
 		"usr/bin/ls":                    "0755:ELF ls 9.2",
 		"usr/bin/newthing":              "0755:ELF",
 		"usr/lib/locale/locale-archive": "locales v2",
-		"var/lib/dpkg/status":           strings.Replace(dpkgStatus, "9.1-1", "9.2-1", 1),
+		"var/lib/dpkg/status":           strings.Replace(strings.Replace(dpkgStatus, "9.1-1", "9.2-1", 1), "2:4.0.2-3", "2:4.0.2-4", 1),
+		"var/log/dpkg.log":              "2020-01-01 00:00:00 upgrade procps:amd64 2:4.0.2-2 2:4.0.2-3\n" + time.Now().Format("2006-01-02 15:04:05") + " upgrade coreutils:amd64 9.1-1 9.2-1\n",
 		"var/www/html/up.php":           "<?php @eval(base64_decode($_POST['z'])); ?>",
 		"var/www/html/about.html":       "<p>about</p>",
 		"var/log/syslog":                "line 1\nline 2\nline 3\n",
@@ -160,6 +161,7 @@ func TestCompareFakeTree(t *testing.T) {
 		{"changed-binary /usr/bin/ps", Indicator},
 		{"changed-binary-by-package /usr/bin/ls", Drift},
 		{"package-changed coreutils", Drift},
+		{"package-db-edited procps", Indicator}, // its version changed, dpkg.log does not say so
 		{"new-system-file /usr/bin/newthing", Indicator},
 		{"changed-cache-during-upgrade /usr/lib/locale/locale-archive", Drift},
 		{"changed-binary /usr/bin/helper", Indicator}, // now SUID; no package explains an executable

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // packages reads dpkg's status database: every installed package and its
@@ -95,4 +96,52 @@ func (c *collection) owner(p string) string {
 		return c.own[rest]
 	}
 	return ""
+}
+
+// DpkgLog is dpkg's own log: a package change that it does not record was
+// made by editing dpkg's database, not by dpkg.
+const DpkgLog = "/var/log/dpkg.log"
+
+// dpkgLog reads the package actions dpkg logged since Args.Since: package
+// (without :arch) → the version it was left at ("" when removed).
+func (c *collection) dpkgLog(ctx context.Context) error {
+	if c.args.Since.IsZero() {
+		return nil
+	}
+	c.st.DpkgLogged = map[string]string{}
+	for _, p := range []string{DpkgLog + ".1", DpkgLog} {
+		b, err := os.ReadFile(c.path(p))
+		if err != nil {
+			continue
+		}
+		for name, v := range parseDpkgLog(b, c.args.Since) {
+			c.st.DpkgLogged[name] = v
+		}
+	}
+	return nil
+}
+
+// parseDpkgLog reads "2026-12-24 03:00:00 upgrade nginx:amd64 1.22.1-9
+// 1.22.1-9+deb12u1" (and install, remove, purge) lines at or after since.
+// dpkg writes local time without a zone.
+func parseDpkgLog(b []byte, since time.Time) map[string]string {
+	out := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 {
+			continue
+		}
+		t, err := time.ParseInLocation("2006-01-02 15:04:05", f[0]+" "+f[1], time.Local)
+		if err != nil || t.Before(since.Add(-time.Second)) {
+			continue
+		}
+		name, _, _ := strings.Cut(f[3], ":")
+		switch f[2] {
+		case "install", "upgrade":
+			out[name] = f[5]
+		case "remove", "purge":
+			out[name] = ""
+		}
+	}
+	return out
 }

@@ -39,7 +39,10 @@ type State struct {
 	// Packages maps an installed dpkg package (name:arch when multi-arch)
 	// to its version.
 	Packages map[string]string `json:"packages,omitempty"`
-	Logs     map[string]Log    `json:"logs"`
+	// DpkgLogged are the package changes dpkg's log records since
+	// Args.Since (check only): package → version left ("" removed).
+	DpkgLogged map[string]string `json:"dpkg_logged,omitempty"`
+	Logs       map[string]Log    `json:"logs"`
 	// TmpExecs are the executables in /tmp, /var/tmp and /dev/shm.
 	TmpExecs map[string]File `json:"tmp_execs"`
 
