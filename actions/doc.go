@@ -4,7 +4,9 @@
 // host-side code the agent runs; the runner that takes a host (run locks,
 // admission: the same refusals `holiday plan` prints), executes its
 // actions in order, journals each step and reverts on failure; and the
-// plan's network devices as backup targets for lockdown.
+// plan's network devices as backup targets for lockdown. The integrity
+// baseline step (Baseline, kind "baseline") is here too; StepsFor does not
+// add it yet (it needs the run's repository).
 //
 // It may import plans, backup and internal/...; never restore or cmd.
 package actions
