@@ -527,6 +527,9 @@ func (c *comparer) listeners() {
 			exes = "no owning process found"
 		}
 		switch {
+		case !had && c.ephemeralAgain(l):
+			c.add(Finding{Class: Churn, Kind: "listener-ephemeral", Object: l.key(),
+				Detail: fmt.Sprintf("UDP port from the ephemeral range, held by %s, which held one in the baseline too (a client socket: DHCP, NTP, resolver)", exes)})
 		case !had:
 			c.add(Finding{Class: Indicator, Kind: "new-listener", Object: l.key(), Time: c.procStart(l.PIDs),
 				Detail: fmt.Sprintf("new listening socket, held by %s (pids %v)", exes, l.PIDs)})
@@ -538,6 +541,23 @@ func (c *comparer) listeners() {
 	for k, o := range old {
 		c.add(Finding{Class: Churn, Kind: "listener-gone", Object: k, Detail: "no longer listening (was " + strings.Join(o.Exes, ", ") + "); a stopped service"})
 	}
+}
+
+// ephemeralAgain reports an unconnected UDP socket on a port of the
+// kernel's ephemeral range whose executables held such a socket in the
+// baseline as well: clients (dhclient, chronyd) bind one at a random port
+// each start, which is not a new service.
+func (c *comparer) ephemeralAgain(l Listener) bool {
+	r := c.now.Ephemeral
+	if !strings.HasPrefix(l.Proto, "udp") || len(l.Exes) == 0 || r[0] == 0 || int(l.Port) < r[0] || int(l.Port) > r[1] {
+		return false
+	}
+	for _, o := range c.base.Listeners {
+		if o.Proto == l.Proto && int(o.Port) >= r[0] && int(o.Port) <= r[1] && sameExes(o.Exes, l.Exes) {
+			return true
+		}
+	}
+	return false
 }
 
 func sameExes(a, b []string) bool {

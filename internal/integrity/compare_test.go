@@ -236,6 +236,23 @@ func TestDriftOnly(t *testing.T) {
 	}
 }
 
+func TestEphemeralUDP(t *testing.T) {
+	dh := []string{"/usr/sbin/dhclient"}
+	base := &State{Format: FormatVersion, Ephemeral: [2]int{32768, 60999}, Listeners: []Listener{
+		{Proto: "udp", Addr: "0.0.0.0", Port: 68, Exes: dh}, {Proto: "udp", Addr: "0.0.0.0", Port: 40001, Exes: dh}}}
+	now := &State{Format: FormatVersion, Ephemeral: [2]int{32768, 60999}, Listeners: []Listener{
+		{Proto: "udp", Addr: "0.0.0.0", Port: 68, Exes: dh}, {Proto: "udp", Addr: "0.0.0.0", Port: 51234, Exes: dh},
+		{Proto: "udp", Addr: "0.0.0.0", Port: 51235, Exes: []string{"/tmp/x"}}}}
+	r, _ := Compare(base, now)
+	got := map[string]Class{}
+	for _, f := range r.Findings {
+		got[f.Kind+" "+f.Object] = f.Class
+	}
+	if got["listener-ephemeral udp 0.0.0.0:51234"] != Churn || got["new-listener udp 0.0.0.0:51235"] != Indicator {
+		t.Errorf("findings %v", r.Findings)
+	}
+}
+
 func TestLoginAfterFailures(t *testing.T) {
 	t0 := time.Date(2026, 12, 24, 3, 0, 0, 0, time.UTC)
 	var ls []AuthLine

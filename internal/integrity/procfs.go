@@ -231,6 +231,10 @@ func (c *collection) listeners(ctx context.Context) error {
 		}
 	}
 	owners := c.socketOwners(want)
+	if f := strings.Fields(c.readString("/proc/sys/net/ipv4/ip_local_port_range")); len(f) == 2 {
+		c.st.Ephemeral[0], _ = strconv.Atoi(f[0])
+		c.st.Ephemeral[1], _ = strconv.Atoi(f[1])
+	}
 	seen := map[string]bool{}
 	for _, s := range ls {
 		l := Listener{Proto: s.proto, Addr: s.local.Addr().String(), Port: s.local.Port(), PIDs: owners[s.inode]}

@@ -34,8 +34,10 @@ type State struct {
 	// anywhere on the system's filesystems.
 	Special   map[string]Special `json:"special"`
 	Listeners []Listener         `json:"listeners"`
-	Modules   []Module           `json:"modules"`
-	Taint     uint64             `json:"taint"`
+	// Ephemeral is the kernel's ip_local_port_range.
+	Ephemeral [2]int   `json:"ephemeral"`
+	Modules   []Module `json:"modules"`
+	Taint     uint64   `json:"taint"`
 	// Packages maps an installed dpkg package (name:arch when multi-arch)
 	// to its version.
 	Packages map[string]string `json:"packages,omitempty"`
