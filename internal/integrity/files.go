@@ -35,6 +35,7 @@ var ConfigDirs = []string{"/etc", "/var/spool/cron", "/var/spool/at"}
 var HomeFiles = []string{
 	".bashrc", ".profile", ".bash_profile", ".bash_login", ".bash_logout", ".zshrc", ".zprofile",
 	".config/systemd/user", ".config/autostart", ".ssh/rc", ".ssh/environment",
+	".ssh/authorized_keys", ".ssh/authorized_keys2", // judged by key (State.Keys); here for their times
 }
 
 // webScriptExt are the web-root files searched for webshell patterns.
