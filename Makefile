@@ -77,3 +77,7 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet -tags holidaytest ./actions/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 -tags holidaytest ./actions/
+
+.PHONY: bench-check
+bench-check: ## holiday check vs. rkhunter --check --sk and chkrootkit on sys1, clean and with lab/plant.sh's planted compromise: time, false alarms, planted kinds named (root; lab up; apt install chkrootkit)
+	bench/check.sh
