@@ -70,10 +70,10 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 		Started: o.Started, Done: o.Done,
 		Then: func(ctx context.Context, h preflight.Host, ag *agentctl.Agent, r *preflight.Report) {
 			if ph := byName[h.Name]; ph != nil {
-				r.Lockdown = Lockdown(ctx, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()}, o.WithoutBackups)
+				r.Lockdown = Lockdown(ctx, p, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()}, o.WithoutBackups)
 				// What lockdown refuses beyond the preflight's own
 				// (actions.Admission: the same check lockdown runs).
-				adm := actions.Admission{Plan: p, Host: ph, Steps: actions.StepsFor(ph), WithoutBackups: o.WithoutBackups}
+				adm := actions.Admission{Plan: p, Host: ph, Steps: actions.StepsFor(p, ph), WithoutBackups: o.WithoutBackups}
 				r.AddRefusals(adm.StepRefusals())
 			}
 		},
@@ -87,8 +87,9 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 
 // Lockdown is the diff of one host: its backups first (one line per
 // source; NOT TAKEN with withoutBackups or `backup: none`), then every
-// other step actions.StepsFor gives it, observed on h.
-func Lockdown(ctx context.Context, ph *plans.Host, h *actions.Host, withoutBackups bool) *preflight.Lockdown {
+// other step actions.StepsFor gives it, observed on h; a plan without a
+// repository gets the line that says no baseline is taken.
+func Lockdown(ctx context.Context, p *plans.Plan, ph *plans.Host, h *actions.Host, withoutBackups bool) *preflight.Lockdown {
 	l := &preflight.Lockdown{}
 	switch {
 	case ph.Backup == nil || ph.Backup.None:
@@ -105,7 +106,7 @@ func Lockdown(ctx context.Context, ph *plans.Host, h *actions.Host, withoutBacku
 		all = append(all, slotted{actions.SlotBackups, c})
 	}
 	var steps []actions.Step
-	for _, s := range actions.StepsFor(ph) {
+	for _, s := range actions.StepsFor(p, ph) {
 		if s.Kind != actions.KindBackup { // listed per source above
 			steps = append(steps, s)
 		}
@@ -116,6 +117,9 @@ func Lockdown(ctx context.Context, ph *plans.Host, h *actions.Host, withoutBacku
 	}
 	for _, c := range unbuilt(ph, steps) {
 		all = append(all, slotted{c.slot, c.Change})
+	}
+	if why := actions.NoBaseline(p); why != "" {
+		all = append(all, slotted{actions.SlotBaseline, preflight.Change{Slot: actions.SlotBaseline.String(), Step: actions.KindBaseline + ": none", What: why}})
 	}
 	// The order lockdown runs them in, whatever order StepsFor lists.
 	sort.SliceStable(all, func(i, j int) bool { return all[i].slot < all[j].slot })
