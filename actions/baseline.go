@@ -75,6 +75,15 @@ func (b Baseline) Apply(ctx context.Context, h *Host, prior Record) (Record, err
 	return NewRecord(KindBaseline, "integrity", d)
 }
 
+// noteApplied records the baseline's snapshot on the host's result, for
+// the summary.
+func (Baseline) noteApplied(hr *HostResult, prior, done Record) {
+	var d BaselineDone
+	if done.Decode(&d) == nil {
+		hr.Baseline = &d
+	}
+}
+
 // Verify has nothing on the host to look at: the baseline is in the
 // repository.
 func (b Baseline) Verify(ctx context.Context, h *Host, done Record) error { return nil }

@@ -246,6 +246,8 @@ type HostResult struct {
 	BackupsNotTaken bool         `json:"backups_not_taken,omitempty"`
 	// Snapshots are the backups lockdown took of the host.
 	Snapshots []Taken `json:"snapshots,omitempty"`
+	// Baseline is the integrity baseline lockdown took of the host.
+	Baseline *BaselineDone `json:"baseline,omitempty"`
 	Journal   string  `json:"journal,omitempty"`
 	Head      string  `json:"chain_head,omitempty"`
 	HostCopy  string  `json:"host_copy,omitempty"`

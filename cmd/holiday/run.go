@@ -161,7 +161,7 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 		tw.Flush()
 		for _, h := range res.Hosts {
 			if res.Command == "lockdown" {
-				printBackups(w, h)
+				printBackups(w, h, p)
 			}
 			for _, s := range h.Steps {
 				if s.Error != "" {
