@@ -117,6 +117,10 @@ type Options struct {
 	// WithoutBackups: lock down without the plan's backups (the backup
 	// steps are left out; the summary says backups: NOT TAKEN).
 	WithoutBackups bool
+	// WithoutBaseline: lock down without the integrity baseline (the
+	// baseline steps are left out; the summary says restore cannot check
+	// the host).
+	WithoutBaseline bool
 	// Backups is the run's open repository for the backup steps; a host
 	// with backup sources fails its backup step (and is not locked down)
 	// without it.
@@ -461,6 +465,9 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	for _, s := range j.Steps {
 		if s.Kind == KindBackup && o.WithoutBackups {
 			continue // backups: NOT TAKEN, as the operator said
+		}
+		if s.Kind == KindBaseline && o.WithoutBaseline {
+			continue // no baseline, as the operator said
 		}
 		r.steps = append(r.steps, s)
 	}

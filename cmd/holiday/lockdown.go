@@ -36,7 +36,7 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 			if len(jobs) == 0 {
 				return &usageError{errNoHosts}
 			}
-			o.WithoutBackups = withoutBackups
+			o.WithoutBackups, o.WithoutBaseline = withoutBackups, f.withoutBaseline
 			if err := actions.CheckPlan(p); err != nil {
 				return planError(cmd.ErrOrStderr(), err)
 			}
@@ -47,7 +47,7 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 			if len(f.hosts) == 0 && !withoutDevices {
 				devices = lockdownDevices(cmd, p, o.RunID, f.json)
 			}
-			b, baselines, release, err := openRunRepo(cmd, p, jobs, o.RunID, withoutBackups)
+			b, baselines, release, err := openRunRepo(cmd, p, jobs, o.RunID, withoutBackups, f.withoutBaseline)
 			if err != nil {
 				return err
 			}
@@ -69,6 +69,7 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 	f.add(cmd)
 	f.addWait(cmd)
 	cmd.Flags().BoolVar(&withoutDevices, "without-devices", false, "do not back up the plan's network devices in this run")
+	cmd.Flags().BoolVar(&f.withoutBaseline, "without-baseline", false, "lock down without the integrity baseline (restore then cannot check the hosts: they stay closed unless --accept-findings)")
 	cmd.Flags().BoolVar(&withoutBackups, "without-backups", false, "lock down without taking the plan's host backups (backups: NOT TAKEN)")
 	return cmd
 }

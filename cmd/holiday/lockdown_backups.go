@@ -16,6 +16,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/repocmd"
+	"github.com/holiday-ops/holiday/internal/exitcode"
 	"github.com/holiday-ops/holiday/plans"
 )
 
@@ -24,14 +25,14 @@ import (
 // host has backup sources and backups are not left out) and for the
 // baseline steps (whenever the plan names a repository: actions.StepsFor
 // gives every host one then). Both are nil when there is nothing to keep.
-func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string, withoutBackups bool) (*actions.Backups, actions.BaselineStore, func(), error) {
+func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string, withoutBackups, withoutBaseline bool) (*actions.Backups, actions.BaselineStore, func(), error) {
 	needBackups := false
 	for _, j := range jobs {
 		if j.Plan != nil && j.Plan.Backup != nil && !j.Plan.Backup.None && len(j.Plan.Backup.Sources) > 0 {
 			needBackups = !withoutBackups
 		}
 	}
-	if p.Repository == nil {
+	if p.Repository == nil || (!needBackups && withoutBaseline) {
 		if needBackups {
 			return nil, nil, nil, &usageError{fmt.Errorf("the plan backs up hosts but names no repository")}
 		}
@@ -45,6 +46,10 @@ func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 	e.Stdin, e.Stderr = cmd.InOrStdin(), cmd.ErrOrStderr()
 	ctx := cmd.Context()
 	r, release, err := e.Open(ctx, repocmd.SharedLock)
+	if err != nil && !needBackups {
+		return nil, nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("%s: %w", what, err),
+			"the plan's repository keeps each host's integrity baseline, which restore checks the host against; fix it, or lock down --without-baseline (restore then cannot check the hosts)")
+	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -87,12 +92,14 @@ func backupProgress(w io.Writer) func(host, source string, st hostbackup.Stats) 
 }
 
 // printBackups is the summary's backup and baseline lines of a host.
-func printBackups(w io.Writer, h actions.HostResult, p *plans.Plan) {
+func printBackups(w io.Writer, h actions.HostResult, p *plans.Plan, withoutBaseline bool) {
 	switch b := h.Baseline; {
 	case b != nil:
 		fmt.Fprintf(w, "%s: baseline: snapshot %.8s (%d files, %d collector problem(s))\n", h.Host, b.Snapshot, b.Files, len(b.Problems))
 	case actions.NoBaseline(p) != "":
 		fmt.Fprintf(w, "%s: %s\n", h.Host, actions.NoBaseline(p))
+	case withoutBaseline && h.Status == actions.HostDone:
+		fmt.Fprintf(w, "%s: no baseline (--without-baseline): restore cannot check this host\n", h.Host)
 	}
 	if h.BackupsNotTaken {
 		fmt.Fprintf(w, "%s: backups: NOT TAKEN\n", h.Host)

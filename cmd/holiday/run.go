@@ -33,6 +33,9 @@ type runFlags struct {
 	verbose  bool
 	timeout  time.Duration
 	wait     time.Duration
+	// withoutBaseline: lockdown --without-baseline (the summary says
+	// restore cannot check the hosts).
+	withoutBaseline bool
 }
 
 func (f *runFlags) add(cmd *cobra.Command) {
@@ -161,7 +164,7 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 		tw.Flush()
 		for _, h := range res.Hosts {
 			if res.Command == "lockdown" {
-				printBackups(w, h, p)
+				printBackups(w, h, p, f.withoutBaseline)
 			}
 			for _, s := range h.Steps {
 				if s.Error != "" {
