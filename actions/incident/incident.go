@@ -141,11 +141,17 @@ func Check(ctx context.Context, p *plans.Plan, hosts []*plans.Host, r *repo.Repo
 	return out
 }
 
-// CheckHost checks one host: the restore gate calls it before reopening
-// a host.
+// CheckHost checks one host against its newest baseline.
 func CheckHost(ctx context.Context, p *plans.Plan, h *plans.Host, r *repo.Repository, o Options) HostCheck {
+	return checkAgainst(ctx, p, h, o, func() (*integrity.State, *repo.Snapshot, error) {
+		return LatestBaseline(ctx, r, h.Name)
+	})
+}
+
+// checkAgainst checks one host against the baseline load returns.
+func checkAgainst(ctx context.Context, p *plans.Plan, h *plans.Host, o Options, load func() (*integrity.State, *repo.Snapshot, error)) HostCheck {
 	res := HostCheck{Host: h.Name}
-	base, sn, err := LatestBaseline(ctx, r, h.Name)
+	base, sn, err := load()
 	if err != nil {
 		res.Error = err.Error()
 		return res

@@ -99,6 +99,27 @@ func LatestBaseline(ctx context.Context, r *repo.Repository, host string) (*inte
 	return st, sn, err
 }
 
+// RunBaseline loads the baseline lockdown run took of host (tag
+// run:<run>): what restore's gate compares with, whatever baselines were
+// taken since. The index must be loaded.
+func RunBaseline(ctx context.Context, r *repo.Repository, host, run string) (*integrity.State, *repo.Snapshot, error) {
+	sns, err := Snapshots(ctx, r, host, KindBaseline)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sn *repo.Snapshot
+	for _, s := range sns {
+		if slices.Contains(s.Tags, "run:"+run) {
+			sn = s
+		}
+	}
+	if sn == nil {
+		return nil, nil, fmt.Errorf("%s: %w of run %s in the repository (locked down --without-baseline, or by a holiday without the baseline step)", host, ErrNoBaseline, run)
+	}
+	st, err := LoadBaseline(ctx, r, sn)
+	return st, sn, err
+}
+
 // LoadBaseline reads the State stored in a baseline snapshot.
 func LoadBaseline(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) (*integrity.State, error) {
 	var b bytes.Buffer
