@@ -252,9 +252,12 @@ type HostResult struct {
 	Snapshots []Taken `json:"snapshots,omitempty"`
 	// Baseline is the integrity baseline lockdown took of the host.
 	Baseline *BaselineDone `json:"baseline,omitempty"`
-	Journal   string  `json:"journal,omitempty"`
-	Head      string  `json:"chain_head,omitempty"`
-	HostCopy  string  `json:"host_copy,omitempty"`
+	// Gate is restore's integrity verdict on the host, taken before
+	// anything on it was reverted.
+	Gate     *GateVerdict `json:"gate,omitempty"`
+	Journal  string       `json:"journal,omitempty"`
+	Head     string       `json:"chain_head,omitempty"`
+	HostCopy string       `json:"host_copy,omitempty"`
 	// PowerOn is set for a host that lockdown powers off (or did): how it
 	// is switched on again.
 	PowerOn *PowerPrior   `json:"power_on,omitempty"`
