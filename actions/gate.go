@@ -3,6 +3,8 @@ package actions
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/holiday-ops/holiday/internal/journal"
 )
 
 // HostKeptClosed is restore's status for a host its integrity gate did
@@ -34,6 +36,10 @@ type GateVerdict struct {
 	// indicator: what `holiday rollback` should write back.
 	Rollback string `json:"rollback,omitempty"`
 	Why      string `json:"why"`
+	// CheckJSON and EvidenceJSON are the gate's check and evidence on
+	// the control node, as `holiday report --check/--evidence` read them.
+	CheckJSON    string `json:"check_json,omitempty"`
+	EvidenceJSON string `json:"evidence_json,omitempty"`
 }
 
 // gateRecord is the restore's run-begin record: the gate's verdict.
@@ -50,4 +56,28 @@ func (g *GateVerdict) record() json.RawMessage {
 		panic(err) // plain data
 	}
 	return b
+}
+
+// Closed reports whether the host's journal of the run holds a step
+// that is not reverted: whether restore would change the host, and so
+// whether its gate has anything to decide. A journal that cannot be read
+// counts as closed (restore reports why it cannot revert it).
+func (j RevertJob) Closed(key journal.Key) bool {
+	if notInRun(j.Journal) {
+		return false
+	}
+	jr, err := readJournal(j.Journal, j.Name, key)
+	if err != nil {
+		return true
+	}
+	steps, err := Steps(jr)
+	if err != nil {
+		return true
+	}
+	for _, s := range steps {
+		if !s.Reverted {
+			return true
+		}
+	}
+	return false
 }
