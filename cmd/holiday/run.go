@@ -177,6 +177,7 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 			if h.Note != "" {
 				fmt.Fprintf(w, "%s: %s\n", h.Host, h.Note)
 			}
+			printGate(w, h, f.plan, res.Run)
 			if h.Head != "" && res.Command != "status" {
 				fmt.Fprintf(w, "%s: journal %s chain head %s\n", h.Host, h.Journal, h.Head)
 			}
@@ -223,6 +224,9 @@ func stepSummary(steps []actions.StepResult) string {
 func exitFor(ctx context.Context, res actions.RunResult) error {
 	if ctx.Err() != nil {
 		return exitcode.With(exitcode.Interrupted, fmt.Errorf("%s interrupted: %w", res.Command, context.Canceled))
+	}
+	if err := gateError(res); err != nil {
+		return err
 	}
 	var failed, reverted, drift []string
 	for _, h := range res.Hosts {
