@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/internal/integrity"
 	"github.com/holiday-ops/holiday/plans"
@@ -54,6 +55,9 @@ type GateResult struct {
 // Evidence is tagged with o.Store.Tags.
 func Gate(ctx context.Context, p *plans.Plan, hosts []*plans.Host, r *repo.Repository, o GateOptions) []GateResult {
 	out := make([]GateResult, len(hosts))
+	if o.Store.Share == nil { // evidence of hosts in parallel, one repository
+		o.Store.Share = hostbackup.NewStore(ctx, r)
+	}
 	eachHost(hosts, o.Options, func(i int, h *plans.Host) {
 		load := func() (*integrity.State, *repo.Snapshot, error) { return LatestBaseline(ctx, r, h.Name) }
 		if o.Run != "" {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/internal/exitcode"
@@ -98,6 +99,9 @@ type HostBaseline struct {
 // step (actions.Baseline) does the same for one host inside a run.
 func Baselines(ctx context.Context, p *plans.Plan, hosts []*plans.Host, r *repo.Repository, o Options) []HostBaseline {
 	out := make([]HostBaseline, len(hosts))
+	if o.Store.Share == nil { // hosts in parallel, one repository
+		o.Store.Share = hostbackup.NewStore(ctx, r)
+	}
 	store := RepoStore{R: r, StoreOptions: o.Store}
 	eachHost(hosts, o, func(i int, h *plans.Host) {
 		start := time.Now()

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/holiday-ops/holiday/backup/archiver"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/internal/integrity"
@@ -31,6 +32,12 @@ type StoreOptions struct {
 	// Tags are added beside holiday and the kind (run:<id> at lockdown).
 	Tags           []string
 	ProgramVersion string
+	// Share is the store every writer into the repository goes through
+	// during a run (a lockdown's backups, the other hosts' baselines or
+	// evidence): a snapshot is saved exclusively of them, on the run's
+	// context — the repository's pack writer is one per repository, and
+	// its flush ends it. nil: the caller saves one snapshot at a time.
+	Share *hostbackup.Store
 }
 
 // RepoStore stores baselines in an open repository (index loaded, a
@@ -63,7 +70,17 @@ func SaveBaseline(ctx context.Context, r *repo.Repository, host string, st *inte
 
 func save(ctx context.Context, r *repo.Repository, host string, rd io.Reader, name, kind string, o StoreOptions) (*repo.Snapshot, error) {
 	tags := append([]string{"holiday", kind}, o.Tags...)
-	sn, _, err := archiver.BackupReader(ctx, r, rd, name, archiver.Options{Tags: tags, Hostname: host, ProgramVersion: o.ProgramVersion})
+	var sn *repo.Snapshot
+	backup := func(ctx context.Context) (err error) {
+		sn, _, err = archiver.BackupReader(ctx, r, rd, name, archiver.Options{Tags: tags, Hostname: host, ProgramVersion: o.ProgramVersion})
+		return err
+	}
+	var err error
+	if o.Share != nil {
+		err = o.Share.Exclusive(backup)
+	} else {
+		err = backup(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store the %s of %s: %w", kind, host, err)
 	}

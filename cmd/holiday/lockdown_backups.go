@@ -61,12 +61,15 @@ func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 	if p.Window != nil {
 		until = p.Window.End.Add(repo.PinGrace)
 	}
+	// One store for the run: backups and baselines share the repository's
+	// pack writer, on the run's context.
+	store := hostbackup.NewStore(context.WithoutCancel(ctx), r)
 	tags := append([]string{"run:" + run, "plan:" + p.Name}, repo.PinTags(until)...)
-	baselines := incident.RepoStore{R: r, StoreOptions: incident.StoreOptions{Tags: tags, ProgramVersion: "holiday " + version}}
+	baselines := incident.RepoStore{R: r, StoreOptions: incident.StoreOptions{Tags: tags, ProgramVersion: "holiday " + version, Share: store}}
 	if !needBackups {
 		return nil, baselines, release, nil
 	}
-	b := &actions.Backups{Store: hostbackup.NewStore(context.WithoutCancel(ctx), r), Run: run, Plan: p.Name, Until: until, Version: version}
+	b := &actions.Backups{Store: store, Run: run, Plan: p.Name, Until: until, Version: version}
 	if f, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(f) {
 		b.Progress = backupProgress(f)
 	}

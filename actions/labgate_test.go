@@ -1,0 +1,318 @@
+package actions_test
+
+// Lab tests of the compromise response wired into lockdown and restore
+// (issue 13, items 1 and 5): lockdown takes each host's integrity
+// baseline once its services are stopped and its firewall is in place;
+// restore checks every host against it before reverting anything, keeps a
+// host with indicators closed (services stopped, firewall held), takes
+// evidence and names the snapshot to roll back to; --accept-findings
+// reopens it and journals why. A clean break with churn reopens every
+// host: the baseline's timing raises no false alarm.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/internal/labtest"
+	"github.com/holiday-ops/holiday/internal/testenv"
+)
+
+// gatePlan writes a plan locking down sys1 (nginx stopped, /etc/ssh
+// backed up, /var/www its web root) and sysv1 (nginx stopped, no
+// backups), both behind holiday's firewall, with a fresh local
+// repository.
+func gatePlan(t *testing.T, lab *labtest.Lab) (plan, repoDir, pw string) {
+	t.Helper()
+	dir := t.TempDir()
+	repoDir, pw = filepath.Join(dir, "repo"), filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("gate test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 1\nname: gate-test\nmanagement: [%s]\n", controlOnly)
+	fmt.Fprintf(&b, "window: {start: 2027-02-05T18:00:00+08:00, end: 2027-02-17T09:00:00+08:00}\n")
+	fmt.Fprintf(&b, "repository: {url: %s, password_file: %s}\n", repoDir, pw)
+	fmt.Fprintf(&b, "ssh: {user: ops, identity: %s, known_hosts: %s, become: sudo, connect_timeout: 10s}\n", lab.SSHKey, lab.KnownHosts)
+	fmt.Fprintf(&b, "defaults: {backup: none, firewall: {log_drops: true, ipv6: drop-all, allow: [{tcp: 80, from: [%s]}]}}\nhosts:\n", lab.Host("sysv1").Addr)
+	fmt.Fprintf(&b, "  - {name: sys1, address: %s, stop: [nginx], web_roots: [/var/www], backup: [{files: [/etc/ssh]}]}\n", lab.Host("sys1").Addr)
+	fmt.Fprintf(&b, "  - {name: sysv1, address: %s, stop: [nginx]}\n", lab.Host("sysv1").Addr)
+	plan = filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(plan, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return plan, repoDir, pw
+}
+
+// plantOn runs lab/plant.sh VERB inside h as root.
+func plantOn(t *testing.T, h *labtest.Host, verb string) {
+	t.Helper()
+	script, err := os.ReadFile("../lab/plant.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var argv []string
+	for _, a := range h.SSHArgs("root", h.Addr) {
+		if a != "-n" {
+			argv = append(argv, a)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:], "--", "bash -s "+verb)...)
+	cmd.Stdin = bytes.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("plant.sh %s on %s: %v\n%s", verb, h.Name, err, out)
+	}
+}
+
+// runResult runs holiday CMD --json and decodes its result.
+func (c *cli) runResult(t *testing.T, args ...string) (actions.RunResult, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	full := append([]string{args[0], "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, "--json"}, args[1:]...)
+	cmd := exec.CommandContext(ctx, c.bin, full...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("holiday %v: %v", args, err)
+	}
+	var res actions.RunResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("holiday %s --json: %v\nstdout:\n%s\nstderr:\n%s", args[0], err, out.String(), errb.String())
+	}
+	return res, code
+}
+
+func byHost(res actions.RunResult) map[string]actions.HostResult {
+	m := map[string]actions.HostResult{}
+	for _, h := range res.Hosts {
+		m[h.Host] = h
+	}
+	return m
+}
+
+// closedState is what must hold on a host kept closed: the planned
+// service stopped and disabled, and every firewall save as lockdown left
+// it.
+func closedState(t *testing.T, h *labtest.Host) string {
+	t.Helper()
+	return h.MustSSH(t, "root", "systemctl is-active nginx; systemctl is-enabled nginx; true") + "\n" + fwSaves(t, h)
+}
+
+// TestRestoreGateKeepsCompromisedClosed: lockdown of sys1 and sysv1
+// takes a baseline of each (after the firewall); the compromise planted
+// into sys1 keeps it closed at restore — nginx still stopped, the
+// firewall still lockdown's, an evidence snapshot in the repository, the
+// summary naming the backup to roll back to and exit 5 — while sysv1 is
+// reopened exactly. --accept-findings then reopens sys1 and its journal
+// records the reason.
+func TestRestoreGateKeepsCompromisedClosed(t *testing.T) {
+	lab := labtest.Require(t)
+	if _, err := exec.LookPath("restic"); err != nil {
+		testenv.Skip(t, "restic is not installed (apt-get install restic); it is the format oracle")
+	}
+	hs := lockHosts(t, lab, "sys1", "sysv1")
+	sys1 := hs[0]
+	fwSafetyNet(t, hs)
+	plantOn(t, sys1, "undo")
+	before := hostStates(t, hs)
+	plan, repoDir, pw := gatePlan(t, lab)
+	c := newCLI(t, plan)
+	if out, code := c.runRaw(t, nil, "repo", "init", "--repo", repoDir, "--password-file", pw); code != 0 {
+		t.Fatalf("repo init: exit %d\n%s", code, out)
+	}
+	t.Cleanup(func() {
+		plantOn(t, sys1, "undo")
+		if t.Failed() {
+			c.run(t, nil, "restore", "--accept-findings", "test cleanup")
+			assertStates(t, hs, before, "still differs after the cleanup restore")
+		}
+	})
+
+	lock, code := c.runResult(t, "lockdown", "--without-devices")
+	if code != 0 {
+		t.Fatalf("lockdown: exit %d: %+v", code, lock)
+	}
+	run := lock.Run
+	var backup string
+	for _, h := range lock.Hosts {
+		if h.Baseline == nil || h.Baseline.Snapshot == "" {
+			t.Errorf("%s: lockdown took no baseline", h.Host)
+		}
+		ids := stepIDs(h)
+		if i, j := slices.Index(ids, "firewall:lockdown"), slices.Index(ids, "baseline:integrity"); i < 0 || j < i {
+			t.Errorf("%s: steps %v: the baseline is not taken after the firewall", h.Host, ids)
+		}
+		if h.Host == "sys1" && len(h.Snapshots) == 1 {
+			backup = h.Snapshots[0].Snapshot
+		}
+	}
+	if backup == "" {
+		t.Fatalf("sys1: no backup snapshot in %+v", byHost(lock)["sys1"])
+	}
+	closed := closedState(t, sys1)
+	plantOn(t, sys1, "plant")
+
+	// The summary a tired operator reads.
+	out, code := c.run(t, nil, "restore")
+	if code != 5 {
+		t.Errorf("restore with sys1 compromised: exit %d, want 5\n%s", code, out)
+	}
+	for _, want := range []string{
+		`sys1: gate: \d+ compromise indicator\(s\) found: KEPT CLOSED`,
+		`sys1:   new-uid0-account toor`,
+		`sys1: evidence: snapshot [0-9a-f]{8} \(kind:evidence\)`,
+		`sys1: roll back: holiday rollback -f \S+ sys1 --snapshot ` + backup[:8],
+		`sys1: report: holiday report --check \S+gate-check.json --evidence \S+gate-evidence-sys1.json --run ` + run,
+		`sys1: to reopen it anyway: holiday restore -f \S+ --host sys1 --accept-findings "WHY"`,
+		`sysv1: gate: no indicators found \(against baseline [0-9a-f]{8}\)`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("restore's summary lacks %q:\n%s", want, out)
+		}
+	}
+	if got := closedState(t, sys1); got != closed {
+		t.Errorf("sys1 changed although kept closed:\n%s", diffLines(closed, got))
+	}
+	assertStates(t, hs[1:], before, "not reopened exactly")
+
+	// --json carries each host's verdict; a second restore gates again.
+	res, code := c.runResult(t, "restore")
+	if code != 5 {
+		t.Errorf("restore --json: exit %d, want 5", code)
+	}
+	g := byHost(res)["sys1"]
+	if g.Status != actions.HostKeptClosed || g.Gate == nil || g.Gate.Reopen || g.Gate.Indicators < 12 || g.Gate.Evidence == "" || g.Gate.Rollback != backup {
+		t.Errorf("sys1's verdict: %s %+v", g.Status, g.Gate)
+	}
+	if v := byHost(res)["sysv1"]; v.Gate != nil {
+		t.Errorf("sysv1 is open: nothing to gate, yet %+v", v.Gate)
+	}
+	// The evidence is in the repository, as stock restic sees it.
+	snaps := resticSnapshots(t, repoDir, pw, "kind:evidence")
+	if n := countHost(snaps, "sys1", "run:"+run); n < 2 {
+		t.Errorf("%d evidence snapshots of sys1 tagged run:%s, want one per gated restore (2)", n, run)
+	}
+
+	// --accept-findings reopens it, and the journal says why.
+	const why = "lab test: planted on purpose"
+	res, code = c.runResult(t, "restore", "--accept-findings", why)
+	if code != 5 {
+		t.Errorf("restore --accept-findings: exit %d, want 5 (the indicators were there)", code)
+	}
+	if g := byHost(res)["sys1"]; g.Status != actions.HostDone || g.Gate == nil || g.Gate.AcceptedFindings != why {
+		t.Errorf("sys1 after --accept-findings: %s %s %+v", g.Status, g.Error, g.Gate)
+	}
+	j, err := os.ReadFile(actions.JournalPath(c.stateDir, run, "sys1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(j, []byte(`"accepted_findings":"`+why+`"`)) || !bytes.Contains(j, []byte(`"step":"kept-closed"`)) {
+		t.Errorf("sys1's journal does not record the kept-closed restores and the accepted findings:\n%s", j)
+	}
+	plantOn(t, sys1, "undo")
+	assertStates(t, hs, before, "after restore --accept-findings")
+}
+
+// TestRestoreGateCleanBreak: a break with churn only (logs growing and
+// rotating, tmp files, apt caches, a journal rotation) reopens every host:
+// the baseline taken after the firewall matches the closed host, so no
+// stopped service, closed listener or holiday unit is a false alarm.
+func TestRestoreGateCleanBreak(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys1", "sysv1")
+	fwSafetyNet(t, hs)
+	for _, h := range hs {
+		plantOn(t, h, "unchurn")
+	}
+	before := hostStates(t, hs)
+	plan, repoDir, pw := gatePlan(t, lab)
+	c := newCLI(t, plan)
+	if out, code := c.runRaw(t, nil, "repo", "init", "--repo", repoDir, "--password-file", pw); code != 0 {
+		t.Fatalf("repo init: exit %d\n%s", code, out)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.run(t, nil, "restore", "--accept-findings", "test cleanup")
+		}
+		for _, h := range hs {
+			plantOn(t, h, "unchurn")
+		}
+	})
+	for _, h := range hs {
+		plantOn(t, h, "prechurn")
+	}
+	if out, code := c.run(t, nil, "lockdown", "--without-devices"); code != 0 {
+		t.Fatalf("lockdown: exit %d\n%s", code, out)
+	}
+	for _, h := range hs {
+		plantOn(t, h, "churn")
+	}
+	res, code := c.runResult(t, "restore")
+	if code != 0 {
+		t.Errorf("restore after a clean break: exit %d", code)
+	}
+	for _, h := range res.Hosts {
+		if h.Status != actions.HostDone || h.Gate == nil || !h.Gate.Checked || !h.Gate.Reopen || h.Gate.Indicators != 0 {
+			t.Errorf("%s: %s %s, gate %+v: want reopened with no indicators", h.Host, h.Status, h.Error, h.Gate)
+		}
+	}
+	for _, h := range hs {
+		plantOn(t, h, "unchurn")
+	}
+	assertStates(t, hs, before, "after a clean break's restore")
+}
+
+func stepIDs(h actions.HostResult) []string {
+	var ids []string
+	for _, s := range h.Steps {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+type resticSnap struct {
+	Hostname string   `json:"hostname"`
+	Tags     []string `json:"tags"`
+}
+
+func resticSnapshots(t *testing.T, repoDir, pw, tag string) []resticSnap {
+	t.Helper()
+	out, err := exec.Command("restic", "-r", repoDir, "--password-file", pw, "--no-cache", "snapshots", "--json", "--tag", tag).Output()
+	if err != nil {
+		t.Fatalf("restic snapshots: %v", err)
+	}
+	var s []resticSnap
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func countHost(s []resticSnap, host, tag string) int {
+	n := 0
+	for _, x := range s {
+		if x.Hostname == host && slices.Contains(x.Tags, tag) {
+			n++
+		}
+	}
+	return n
+}
