@@ -178,7 +178,7 @@ func TestRestoreGateKeepsCompromisedClosed(t *testing.T) {
 	}
 	for _, want := range []string{
 		`sys1: gate: \d+ compromise indicator\(s\) found: KEPT CLOSED`,
-		`sys1:   new-uid0-account toor`,
+		`sys1:   changed-binary /usr/bin/ps: content changed`,
 		`sys1: evidence: snapshot [0-9a-f]{8} \(kind:evidence\)`,
 		`sys1: roll back: holiday rollback -f \S+ sys1 --snapshot ` + backup[:8],
 		`sys1: report: holiday report --check \S+gate-check.json --evidence \S+gate-evidence-sys1.json --run ` + run,

@@ -171,7 +171,7 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 					fmt.Fprintf(w, "%s: %s %s: %s\n", h.Host, s.ID, s.Status, s.Error)
 				}
 			}
-			if h.Status != actions.HostPoweredOff && h.Error != "" && !saidByStep(h) {
+			if h.Status != actions.HostPoweredOff && h.Status != actions.HostKeptClosed && h.Error != "" && !saidByStep(h) {
 				fmt.Fprintf(w, "%s: %s\n", h.Host, h.Error)
 			}
 			if h.Note != "" {
