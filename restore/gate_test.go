@@ -22,7 +22,9 @@ func (gateTestStep) Observe(ctx context.Context, h *actions.Host) (actions.Recor
 func (gateTestStep) Apply(ctx context.Context, h *actions.Host, prior actions.Record) (actions.Record, error) {
 	return actions.NewRecord("restore-gate-test", "x", struct{}{})
 }
-func (gateTestStep) Verify(ctx context.Context, h *actions.Host, done actions.Record) error { return nil }
+func (gateTestStep) Verify(ctx context.Context, h *actions.Host, done actions.Record) error {
+	return nil
+}
 func (gateTestStep) Revert(ctx context.Context, h *actions.Host, prior, done actions.Record) error {
 	return nil
 }
@@ -40,7 +42,9 @@ func TestGateWithoutACheck(t *testing.T) {
 	dir := t.TempDir()
 	key, _ := journal.NewKey()
 	run := actions.NewRunID()
-	conn := func(context.Context) (*actions.Host, func(), error) { return &actions.Host{Name: "web1"}, func() {}, nil }
+	conn := func(context.Context) (*actions.Host, func(), error) {
+		return &actions.Host{Name: "web1"}, func() {}, nil
+	}
 	if _, err := actions.Lockdown(context.Background(), actions.Options{StateDir: dir, Key: key, NoHostCopy: true, RunID: run}, []actions.Job{
 		{Name: "web1", Connect: conn, Steps: []actions.Step{{Slot: actions.SlotServices, Kind: "restore-gate-test", Target: "x", Action: gateTestStep{}}}},
 	}); err != nil {
