@@ -33,7 +33,7 @@ $HOLIDAY_PASSWORD_FILE or $HOLIDAY_PASSWORD.`,
 	pf.BoolVarP(&f.env.Quiet, "quiet", "q", false, "no progress on stderr")
 	cmd.AddCommand(newRepoInitCmd(f), newRepoKeyCmd(f), newRepoBackupCmd(f), newRepoSnapshotsCmd(f),
 		newRepoLsCmd(f), newRepoDumpCmd(f), newRepoRestoreCmd(f), newRepoCheckCmd(f), newRepoUnlockCmd(f),
-		newRepoForgetCmd(f), newRepoPruneCmd(f), newRepoUnpinCmd(f))
+		newRepoForgetCmd(f), newRepoPruneCmd(f), newRepoUnpinCmd(f), newRepoCopyCmd(f))
 	return cmd
 }
 
