@@ -226,11 +226,31 @@ func Prune(ctx context.Context, r *repo.Repository, opts Options) (Stats, error)
 	st.UnusedAfter = unusedLeft
 
 	// Object Lock: a pack still retained can be neither deleted nor
-	// replaced; it stays, indexed as it is
+	// replaced; it stays, indexed as it is. An old index file still
+	// retained stays too, and so must every pack it lists.
+	keepIndex := map[repo.ID]bool{}
 	if rt, ok := r.Backend().(Retention); ok && len(repack)+len(remove) > 0 {
 		step("checking retention")
+		held := map[repo.ID]bool{}
+		for _, id := range oldIndex {
+			until, err := rt.RetainedUntil(ctx, backend.Handle{Type: backend.IndexFile, Name: id.String()})
+			if err != nil {
+				return st, fmt.Errorf("retention of index %s: %w", id.Str(), err)
+			}
+			if !until.After(now) {
+				continue
+			}
+			keepIndex[id] = true
+			f, err := r.LoadIndexFile(ctx, id)
+			if err != nil {
+				return st, err
+			}
+			for _, p := range f.Packs {
+				held[p.ID] = true
+			}
+		}
 		var err error
-		keep, repack, remove, err = retained(ctx, rt, now, keep, repack, remove, &st)
+		keep, repack, remove, err = retained(ctx, rt, now, held, keep, repack, remove, &st)
 		if err != nil {
 			return st, err
 		}
@@ -287,6 +307,9 @@ func Prune(ctx context.Context, r *repo.Repository, opts Options) (Stats, error)
 	// 3. the old index files, now superseded
 	step("removing the old index")
 	for _, id := range oldIndex {
+		if keepIndex[id] {
+			continue // retained: it stays, with every pack it lists
+		}
 		if err := r.LockValid(); err != nil {
 			return st, err
 		}
@@ -422,9 +445,9 @@ func repackOne(ctx context.Context, r *repo.Repository, p *packInfo) error {
 	return nil
 }
 
-// retained moves packs still under retention from repack and remove to
-// keep.
-func retained(ctx context.Context, rt Retention, now time.Time, keep, repack, remove []*packInfo, st *Stats) ([]*packInfo, []*packInfo, []*packInfo, error) {
+// retained moves packs still under retention, and those held (listed by
+// an index file still retained), from repack and remove to keep.
+func retained(ctx context.Context, rt Retention, now time.Time, held map[repo.ID]bool, keep, repack, remove []*packInfo, st *Stats) ([]*packInfo, []*packInfo, []*packInfo, error) {
 	check := func(ps []*packInfo) ([]*packInfo, error) {
 		var out []*packInfo
 		for _, p := range ps {
@@ -432,13 +455,14 @@ func retained(ctx context.Context, rt Retention, now time.Time, keep, repack, re
 			if err != nil {
 				return nil, fmt.Errorf("retention of pack %s: %w", p.id.Str(), err)
 			}
-			if until.After(now) {
+			if until.After(now) || held[p.id] {
 				st.RetainedPacks++
 				if until.After(st.RetainedUntil) {
 					st.RetainedUntil = until
 				}
 				if len(p.blobs) > 0 {
 					keep = append(keep, p)
+					st.UnusedAfter += p.unused
 				}
 				continue
 			}

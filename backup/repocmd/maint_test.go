@@ -77,3 +77,26 @@ func TestParseMaxUnused(t *testing.T) {
 		}
 	}
 }
+
+func TestGoldenImmutability(t *testing.T) {
+	now := time.Date(2025, 1, 10, 12, 0, 0, 0, time.UTC)
+	set := &repo.ObjectLock{Mode: "COMPLIANCE", Days: 30}
+	for _, tc := range []struct {
+		name string
+		im   repo.Immutability
+	}{
+		{"immutability_local", repo.Immutability{}},
+		{"immutability_no_bucket_lock", repo.Immutability{Supported: true}},
+		{"immutability_yes", repo.Immutability{Supported: true, Enabled: true, Setting: set, ConfigUntil: now.Add(20 * 24 * time.Hour),
+			Snapshots: 4, Retained: 4, Until: now.Add(3 * 24 * time.Hour), Latest: now.Add(29 * 24 * time.Hour)}},
+		{"immutability_partly", repo.Immutability{Supported: true, Enabled: true, Setting: set, ConfigUntil: now.Add(-time.Hour),
+			Snapshots: 4, Retained: 3, Until: now.Add(3 * 24 * time.Hour), Latest: now.Add(29 * 24 * time.Hour)}},
+		{"immutability_no_setting", repo.Immutability{Supported: true, Enabled: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			PrintImmutability(&b, &tc.im, now)
+			golden(t, tc.name, b.Bytes())
+		})
+	}
+}

@@ -298,3 +298,36 @@ func PrintPrune(w io.Writer, st prune.Stats, asJSON bool) error {
 	}
 	return nil
 }
+
+// PrintImmutability says whether the repository is immutable (Object
+// Lock) and until when; nothing for a backend without Object Lock.
+func PrintImmutability(w io.Writer, im *repo.Immutability, now time.Time) {
+	if !im.Supported {
+		return
+	}
+	if !im.Enabled {
+		fmt.Fprintln(w, "not immutable: the bucket has no Object Lock (anyone with these credentials can delete the backups)")
+		return
+	}
+	setting := "new files get no retention (the repository was not initialised with --object-lock-days)"
+	if im.Setting != nil {
+		setting = fmt.Sprintf("new files retained %d days (%s)", im.Setting.Days, im.Setting.Mode)
+	}
+	switch {
+	case im.Immutable(now):
+		fmt.Fprintf(w, "immutable until %s: the config and all %d snapshots are retained (the last until %s); %s\n",
+			im.Until.UTC().Format(time.RFC3339), im.Snapshots, im.Latest.UTC().Format(time.RFC3339), setting)
+	case im.Snapshots == 0:
+		fmt.Fprintf(w, "not immutable yet: no snapshots; %s\n", setting)
+	default:
+		fmt.Fprintf(w, "not immutable: %d of %d snapshots retained now, config retained until %s; %s\n",
+			im.Retained, im.Snapshots, orNone(im.ConfigUntil, now), setting)
+	}
+}
+
+func orNone(t, now time.Time) string {
+	if !t.After(now) {
+		return "no longer"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

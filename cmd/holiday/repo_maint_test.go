@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	s3be "github.com/holiday-ops/holiday/backup/backend/s3"
 	"github.com/holiday-ops/holiday/backup/backend/s3/s3test"
 	"github.com/holiday-ops/holiday/internal/labtest"
 	"github.com/holiday-ops/holiday/internal/testenv"
@@ -195,5 +198,55 @@ func forgetPruneInterop(t *testing.T, bin, dir, repoURL string, env []string) {
 	}
 	if ls, _ := filepath.Glob(filepath.Join(repoURL, "locks", "*")); len(ls) > 0 {
 		t.Errorf("locks left behind: %v", ls)
+	}
+}
+
+// TestRepoObjectLockCLI: init --object-lock-days on a new bucket creates
+// it with Object Lock; check says the repository is immutable and until
+// when; a local repository refuses the flag in one line.
+func TestRepoObjectLockCLI(t *testing.T) {
+	testenv.Short(t, "builds the binary and uses the lab's S3 server")
+	lab := labtest.Require(t)
+	if lab == nil {
+		return
+	}
+	bin := holidayBin(t)
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	writeFile(t, pw, "locked\n")
+	bucket := s3test.BucketName(t)
+	repoURL := "s3:" + lab.S3Endpoint + "/" + bucket + "/repo"
+	env := append(s3Env(lab, dir), "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY="+repoURL)
+	errorLine(t, runHoliday(t, bin, env, "repo", "init", "--repo", filepath.Join(dir, "local"), "--object-lock-days", "3"), 1, "needs an s3: repository")
+	errorLine(t, runHoliday(t, bin, env, "repo", "init", "--object-lock-days", "3", "--object-lock-mode", "forever"), 1, "want governance or compliance")
+	// governance, so that the cleanup may lift it
+	r := runHoliday(t, bin, env, "repo", "init", "--object-lock-days", "1", "--object-lock-mode", "governance")
+	t.Cleanup(func() {
+		t.Setenv(s3test.AccessKeyEnv, lab.S3AccessKey)
+		t.Setenv(s3test.SecretKeyEnv, lab.S3SecretKey)
+		be, err := s3be.Open(context.Background(), s3be.Config{Endpoint: lab.S3Endpoint, Bucket: bucket, Region: lab.S3Region,
+			AccessKeyIDEnv: s3test.AccessKeyEnv, SecretAccessKeyEnv: s3test.SecretKeyEnv})
+		if err != nil {
+			t.Errorf("clean up: %v", err)
+			return
+		}
+		s3test.Remove(t, be.Client(), bucket)
+	})
+	if r.code != 0 {
+		t.Fatalf("init --object-lock-days: %s", r.stderr)
+	}
+	if r := runHoliday(t, bin, env, "repo", "check"); !strings.Contains(r.stdout, "not immutable yet: no snapshots; new files retained 1 days (GOVERNANCE)") {
+		t.Errorf("check of an empty locked repository:\n%s%s", r.stdout, r.stderr)
+	}
+	src := filepath.Join(dir, "src")
+	writeFile(t, filepath.Join(src, "f"), "data\n")
+	if r := runHoliday(t, bin, env, "repo", "backup", "-q", src); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r = runHoliday(t, bin, env, "repo", "check")
+	t.Logf("check:\n%s", r.stdout)
+	tomorrow := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02")
+	if r.code != 0 || !strings.Contains(r.stdout, "immutable until "+tomorrow) {
+		t.Errorf("check of a locked repository with a snapshot (want immutable until %s):\n%s%s", tomorrow, r.stdout, r.stderr)
 	}
 }
