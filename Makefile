@@ -39,7 +39,7 @@ bench: bench-repo bench-fleet-plan bench-fleet bench-devices ## every benchmark,
 RESTIC18 ?= $(shell $(GO) env GOPATH)/bin/restic-0.18.1
 
 bench-repo: build ## repository: holiday vs restic 0.14 and 0.18.1, same data, median of 3 (~10 min)
-	@test -x $(RESTIC18) || { GOFLAGS= GOBIN=$$(mktemp -d) sh -c '$(GO) install github.com/restic/restic/cmd/restic@v0.18.1 && mv $$GOBIN/restic $(RESTIC18)'; }
+	@test -x $(RESTIC18) || { mkdir -p $(dir $(RESTIC18)) && GOFLAGS= GOBIN=$$(mktemp -d) sh -c '$(GO) install github.com/restic/restic/cmd/restic@v0.18.1 && mv $$GOBIN/restic $(RESTIC18)'; }
 	$(GO) run ./backup/benchrepo -holiday bin/holiday -restic /usr/bin/restic -restic18 $(RESTIC18)
 
 LAB_ENV ?= $(or $(HOLIDAY_LAB_DIR),/var/tmp/holiday-lab)/env

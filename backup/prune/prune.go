@@ -306,33 +306,58 @@ func Prune(ctx context.Context, r *repo.Repository, opts Options) (Stats, error)
 
 	// 3. the old index files, now superseded
 	step("removing the old index")
+	var oldFiles []backend.Handle
 	for _, id := range oldIndex {
-		if keepIndex[id] {
-			continue // retained: it stays, with every pack it lists
+		if !keepIndex[id] { // a retained one stays, with every pack it lists
+			oldFiles = append(oldFiles, backend.Handle{Type: backend.IndexFile, Name: id.String()})
 		}
-		if err := r.LockValid(); err != nil {
-			return st, err
-		}
-		if err := removeFile(ctx, r, backend.Handle{Type: backend.IndexFile, Name: id.String()}); err != nil {
-			return st, err
-		}
-		st.IndexRemoved++
-		hook("index-removed")
 	}
+	if err := removeAll(ctx, r, oldFiles, func() { hook("index-removed") }); err != nil {
+		return st, err
+	}
+	st.IndexRemoved = len(oldFiles)
 
 	// 4. the packs, last
 	step(fmt.Sprintf("removing %d packs", len(remove)+len(repack)))
+	var packFiles []backend.Handle
 	for _, p := range append(repack, remove...) {
-		if err := r.LockValid(); err != nil {
-			return st, err
-		}
-		if err := removeFile(ctx, r, backend.Handle{Type: backend.PackFile, Name: p.id.String()}); err != nil {
-			return st, err
-		}
-		hook("pack-removed")
+		packFiles = append(packFiles, backend.Handle{Type: backend.PackFile, Name: p.id.String()})
+	}
+	if err := removeAll(ctx, r, packFiles, func() { hook("pack-removed") }); err != nil {
+		return st, err
 	}
 	return st, nil
 }
+
+// removeAll removes files a few at a time (each is a round trip to an
+// object store), asking the lock before each; done is called after each
+// removal.
+func removeAll(ctx context.Context, r *repo.Repository, hs []backend.Handle, done func()) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(removers)
+	var mu sync.Mutex
+	for _, h := range hs {
+		g.Go(func() error {
+			if err := r.LockValid(); err != nil {
+				return err
+			}
+			if err := removeFile(gctx, r, h); err != nil {
+				return err
+			}
+			mu.Lock()
+			done()
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// removers and treeLoaders bound the requests prune has in flight.
+const (
+	removers    = 8
+	treeLoaders = 8
+)
 
 func removeFile(ctx context.Context, r *repo.Repository, h backend.Handle) error {
 	if err := r.Backend().Remove(ctx, h); err != nil && !backend.IsNotExist(err) {
@@ -341,7 +366,8 @@ func removeFile(ctx context.Context, r *repo.Repository, h backend.Handle) error
 	return nil
 }
 
-// usedBlobs walks every snapshot's trees and returns the blobs they
+// usedBlobs walks every snapshot's trees, a level at a time with the
+// trees of a level loaded side by side, and returns the blobs they
 // reference. A snapshot or tree that cannot be read stops the prune: its
 // blobs would otherwise be counted unused and deleted.
 func usedBlobs(ctx context.Context, r *repo.Repository) (map[repo.BlobHandle]struct{}, int, error) {
@@ -350,43 +376,136 @@ func usedBlobs(ctx context.Context, r *repo.Repository) (map[repo.BlobHandle]str
 		return nil, 0, fmt.Errorf("refusing to prune: %w", err)
 	}
 	used := map[repo.BlobHandle]struct{}{}
-	var walk func(id repo.ID) error
-	walk = func(id repo.ID) error {
-		th := repo.BlobHandle{ID: id, Type: repo.TreeBlob}
-		if _, ok := used[th]; ok {
-			return nil
-		}
-		t, err := r.LoadTree(ctx, id)
-		if err != nil {
-			return fmt.Errorf("refusing to prune: tree %s cannot be read: %w", id.Str(), err)
-		}
-		used[th] = struct{}{}
-		for _, n := range t.Nodes {
-			for _, c := range n.Content {
-				used[repo.BlobHandle{ID: c, Type: repo.DataBlob}] = struct{}{}
-			}
-			if n.Subtree != nil {
-				if err := walk(*n.Subtree); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
+	var level []repo.ID
 	for _, sn := range sns {
-		if err := ctx.Err(); err != nil {
+		th := repo.BlobHandle{ID: *sn.Tree, Type: repo.TreeBlob}
+		if _, ok := used[th]; !ok {
+			used[th] = struct{}{}
+			level = append(level, *sn.Tree)
+		}
+	}
+	trees, err := prefetchTrees(ctx, r)
+	if err != nil {
+		return nil, 0, err
+	}
+	var mu sync.Mutex
+	for len(level) > 0 {
+		var next []repo.ID
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(treeLoaders)
+		for _, id := range level {
+			g.Go(func() error {
+				t, err := trees.load(gctx, r, id)
+				if err != nil {
+					return fmt.Errorf("refusing to prune: tree %s cannot be read: %w", id.Str(), err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, n := range t.Nodes {
+					for _, c := range n.Content {
+						used[repo.BlobHandle{ID: c, Type: repo.DataBlob}] = struct{}{}
+					}
+					if n.Subtree != nil {
+						th := repo.BlobHandle{ID: *n.Subtree, Type: repo.TreeBlob}
+						if _, ok := used[th]; !ok {
+							used[th] = struct{}{}
+							next = append(next, *n.Subtree)
+						}
+					}
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return nil, 0, err
 		}
-		if err := walk(*sn.Tree); err != nil {
-			return nil, 0, fmt.Errorf("snapshot %s: %w", sn.ID.Str(), err)
-		}
+		level = next
 	}
 	return used, len(sns), nil
 }
 
-// repackAll reads each pack once, front to back, and saves the blobs it
-// must keep again (SaveBlob stores them in new packs: the repository's
-// index holds only the kept packs).
+// maxPrefetch bounds the sealed tree bytes prefetchTrees holds.
+const maxPrefetch = 128 << 20
+
+// treeSet holds sealed tree blobs read ahead, a whole pack per request
+// (one request per tree rather than per pack is what a walk over an
+// object store waits for).
+type treeSet struct {
+	mu    sync.Mutex
+	blobs map[repo.ID]sealedBlob
+}
+
+type sealedBlob struct {
+	pb     repo.PackedBlob
+	sealed []byte
+}
+
+// prefetchTrees reads every tree blob of the index, pack by pack, when
+// they are at most maxPrefetch bytes in all; else it returns an empty
+// set and the walk reads tree by tree.
+func prefetchTrees(ctx context.Context, r *repo.Repository) (*treeSet, error) {
+	ts := &treeSet{blobs: map[repo.ID]sealedBlob{}}
+	byPack := map[repo.ID][]repo.PackedBlob{}
+	var total int64
+	r.Index().Each(func(pb repo.PackedBlob) bool {
+		if pb.Type == repo.TreeBlob {
+			byPack[pb.Pack] = append(byPack[pb.Pack], pb)
+			total += int64(pb.Length)
+		}
+		return true
+	})
+	if total > maxPrefetch {
+		return ts, nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(treeLoaders)
+	for pack, blobs := range byPack {
+		g.Go(func() error {
+			slices.SortFunc(blobs, func(a, b repo.PackedBlob) int { return cmp.Compare(a.Offset, b.Offset) })
+			start, end := int64(blobs[0].Offset), int64(blobs[len(blobs)-1].Offset+blobs[len(blobs)-1].Length)
+			rd, err := r.Backend().Load(gctx, backend.Handle{Type: backend.PackFile, Name: pack.String()}, int(end-start), start)
+			if err != nil {
+				return fmt.Errorf("read pack %s: %w", pack.Str(), err)
+			}
+			buf, err := io.ReadAll(rd)
+			rd.Close()
+			if err != nil {
+				return fmt.Errorf("read pack %s: %w", pack.Str(), err)
+			}
+			ts.mu.Lock()
+			defer ts.mu.Unlock()
+			for _, pb := range blobs {
+				off := int64(pb.Offset) - start
+				ts.blobs[pb.ID] = sealedBlob{pb, buf[off : off+int64(pb.Length)]}
+			}
+			return nil
+		})
+	}
+	return ts, g.Wait()
+}
+
+// load returns tree id, from the set when it holds it (verified like
+// any blob), else from the repository.
+func (ts *treeSet) load(ctx context.Context, r *repo.Repository, id repo.ID) (*repo.Tree, error) {
+	ts.mu.Lock()
+	sb, ok := ts.blobs[id]
+	delete(ts.blobs, id) // each tree is walked once
+	ts.mu.Unlock()
+	if !ok {
+		return r.LoadTree(ctx, id)
+	}
+	raw, err := r.OpenBlob(sb.pb, sb.sealed, nil)
+	if err != nil {
+		// that copy is damaged; another may not be
+		return r.LoadTree(ctx, id)
+	}
+	return repo.DecodeTree(raw, id)
+}
+
+// repackAll reads the part of each pack that holds blobs to keep, once,
+// front to back, and stores those blobs again as they are sealed
+// (SaveSealed puts them in new packs: the repository's index holds only
+// the kept packs).
 func repackAll(ctx context.Context, r *repo.Repository, packs []*packInfo, hook func(string)) error {
 	r.StartWriter(ctx)
 	g, gctx := errgroup.WithContext(ctx)
@@ -421,7 +540,7 @@ func repackOne(ctx context.Context, r *repo.Repository, p *packInfo) error {
 	defer rd.Close()
 	br := bufio.NewReaderSize(rd, 1<<20)
 	pos := int64(need[0].Offset)
-	var sealed, plain []byte
+	var sealed []byte
 	for _, pb := range need {
 		if _, err := br.Discard(int(int64(pb.Offset) - pos)); err != nil {
 			return fmt.Errorf("read pack %s: %w", p.id.Str(), err)
@@ -434,12 +553,11 @@ func repackOne(ctx context.Context, r *repo.Repository, p *packInfo) error {
 			return fmt.Errorf("read pack %s: %w", p.id.Str(), err)
 		}
 		pos = int64(pb.Offset + pb.Length)
-		plain, err = r.OpenBlob(pb, sealed, plain)
-		if err != nil {
-			return fmt.Errorf("refusing to repack a damaged blob (nothing was deleted): %w", err)
-		}
-		if _, _, err := r.SaveBlob(ctx, pb.Type, plain, pb.ID); err != nil {
-			return err
+		// copied sealed, as it is: its MAC is checked (a damaged blob
+		// stops the prune before anything is deleted), it is neither
+		// decrypted nor compressed again
+		if _, err := r.SaveSealed(ctx, pb, sealed); err != nil {
+			return fmt.Errorf("refusing to repack (nothing was deleted): %w", err)
 		}
 	}
 	return nil
