@@ -3,7 +3,6 @@ package repocopy
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,5 +157,5 @@ func TestCopy(t *testing.T) {
 		}
 		return
 	}
-	t.Error(fmt.Sprintf("no copy of %s in the target", s2.ID.Str()))
+	t.Errorf("no copy of %s in the target", s2.ID.Str())
 }
