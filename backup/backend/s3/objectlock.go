@@ -77,8 +77,13 @@ func (b *Backend) ObjectLockEnabled(ctx context.Context) (bool, error) {
 	out, err := b.client.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: aws.String(b.cfg.Bucket)})
 	if err != nil {
 		var ae smithy.APIError
-		if errors.As(err, &ae) && (ae.ErrorCode() == "ObjectLockConfigurationNotFoundError" || ae.ErrorCode() == "ObjectLockConfigurationNotFound") {
-			return false, nil
+		if errors.As(err, &ae) {
+			switch ae.ErrorCode() {
+			case "ObjectLockConfigurationNotFoundError", "ObjectLockConfigurationNotFound",
+				// servers without Object Lock at all
+				"NotImplemented", "MethodNotAllowed", "InvalidRequest":
+				return false, nil
+			}
 		}
 		return false, b.wrap("object lock configuration", err)
 	}
