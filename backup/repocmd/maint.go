@@ -87,15 +87,22 @@ func Forget(ctx context.Context, e *Env, o ForgetOptions) error {
 			}
 		}
 	}
-	if e.JSON {
-		_ = PrintForgetJSON(e.Stdout, groups)
-	} else {
+	if !e.JSON {
 		PrintForget(e.Stdout, o.Policy, groups, o.DryRun)
 	}
+	// with --json, one document: the decisions, how many were removed,
+	// and the prune's stats (null without --prune)
+	var pst *prune.Stats
+	n := 0
+	defer func() {
+		if e.JSON {
+			_ = PrintJSON(e.Stdout, map[string]any{"groups": ForgetJSON(groups), "removed": n, "dry_run": o.DryRun, "prune": pst})
+		}
+	}()
 	if o.DryRun {
 		return nil
 	}
-	n, err := forget.Remove(ctx, r, groups, now)
+	n, err = forget.Remove(ctx, r, groups, now)
 	if err != nil {
 		return err
 	}
@@ -106,7 +113,11 @@ func Forget(ctx context.Context, e *Env, o ForgetOptions) error {
 		return nil
 	}
 	r.SetIndex(repo.NewIndex())
-	return runPrune(ctx, e, r, prune.Options{MaxUnused: maxUnused})
+	st, err := runPrune(ctx, e, r, prune.Options{MaxUnused: maxUnused})
+	if err == nil {
+		pst = &st
+	}
+	return err
 }
 
 func parseMaxUnused(s string) (float64, error) {
@@ -136,18 +147,27 @@ func Prune(ctx context.Context, e *Env, o PruneOptions, dryRun bool) error {
 		return err
 	}
 	defer release()
-	return runPrune(ctx, e, r, prune.Options{MaxUnused: maxUnused, DryRun: dryRun})
+	st, err := runPrune(ctx, e, r, prune.Options{MaxUnused: maxUnused, DryRun: dryRun})
+	if err == nil && e.JSON {
+		return PrintPrune(e.Stdout, st, true)
+	}
+	return err
 }
 
-func runPrune(ctx context.Context, e *Env, r *repo.Repository, opts prune.Options) error {
+// runPrune prunes and prints the result (as text; with --json only
+// when asked to, forget prints its own document).
+func runPrune(ctx context.Context, e *Env, r *repo.Repository, opts prune.Options) (prune.Stats, error) {
 	if e.progress() {
 		opts.Progress = func(step string) { fmt.Fprintln(e.Stderr, step) }
 	}
 	st, err := prune.Prune(ctx, r, opts)
 	if err != nil {
-		return fmt.Errorf("prune: %w", err)
+		return st, fmt.Errorf("prune: %w", err)
 	}
-	return PrintPrune(e.Stdout, st, e.JSON)
+	if !e.JSON {
+		_ = PrintPrune(e.Stdout, st, false)
+	}
+	return st, nil
 }
 
 // Unpin rewrites each snapshot without its pin tags (new snapshot with

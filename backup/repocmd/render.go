@@ -245,9 +245,14 @@ func PrintForget(w io.Writer, p forget.Policy, groups []forget.Group, dryRun boo
 	}
 }
 
-// PrintForgetJSON writes restic-like forget output: per group the host,
-// paths, the kept snapshots with reasons and the removed ones.
+// PrintForgetJSON writes ForgetJSON(groups).
 func PrintForgetJSON(w io.Writer, groups []forget.Group) error {
+	return PrintJSON(w, ForgetJSON(groups))
+}
+
+// ForgetJSON is restic-like forget output: per group the host, paths,
+// the kept snapshots with reasons and the removed ones.
+func ForgetJSON(groups []forget.Group) any {
 	type keep struct {
 		ID      string   `json:"id"`
 		Time    string   `json:"time"`
@@ -271,7 +276,7 @@ func PrintForgetJSON(w io.Writer, groups []forget.Group) error {
 		}
 		out = append(out, gg)
 	}
-	return PrintJSON(w, out)
+	return out
 }
 
 // PrintPrune reports a prune's plan and, unless it was a dry run, what

@@ -186,7 +186,15 @@ func forgetPruneInterop(t *testing.T, bin, dir, repoURL string, env []string) {
 	if unpinned.Original != pinned || len(unpinned.Tags) != 0 || unpinned.ID == pinned {
 		t.Fatalf("unpin: %s\nsnapshot now %+v, want original %s and no tags", out, unpinned, pinned)
 	}
-	holiday("forget", "--keep-last", "1", "--prune")
+	var fj struct {
+		Removed int `json:"removed"`
+		Prune   *struct {
+			DeletePacks int `json:"delete_packs"`
+		} `json:"prune"`
+	}
+	if out := holiday("forget", "--keep-last", "1", "--prune", "--json"); json.Unmarshal([]byte(out), &fj) != nil || fj.Removed != 1 || fj.Prune == nil || fj.Prune.DeletePacks == 0 {
+		t.Errorf("forget --prune --json: want one document with removed 1 and the prune's stats:\n%s", out)
+	}
 	if s := snapshots(); len(s) != 1 || s[0].ID != latest {
 		t.Fatalf("after unpin and forget: %+v, want only %s", s, latest[:8])
 	}
