@@ -324,6 +324,14 @@ func needImage() bool {
 // puts them back.
 func hideShare(dir string, share float64) (func() error, error) {
 	hidden := dir + ".hidden"
+	// a run killed while files were hidden left them there: back first
+	_ = filepath.WalkDir(hidden, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(hidden, p)
+			_ = os.Rename(p, filepath.Join(dir, rel))
+		}
+		return nil
+	})
 	_ = os.RemoveAll(hidden)
 	rng := rand.New(rand.NewPCG(7, 11))
 	var moved []string
