@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/backup/repocmd"
 	"github.com/holiday-ops/holiday/internal/exitcode"
 	"github.com/holiday-ops/holiday/plans"
@@ -52,8 +53,9 @@ password is --to-password-file, else the source's.`,
 // planRepoEnv is the repository environment of a plan's repository (or
 // its copy_to), writing to the command's outputs.
 func planRepoEnv(cmd *cobra.Command, r *plans.Repository) *repocmd.Env {
-	return &repocmd.Env{Repo: r.URL, PasswordFile: r.PasswordFile, PasswordEnv: r.PasswordEnv, S3: s3Settings(r.S3),
-		Quiet: true, Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+	e := actions.PlanRepoEnv(r)
+	e.Stdin, e.Stdout, e.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+	return e
 }
 
 // lockdownCopy copies run's snapshots to the plan's repository.copy_to,
