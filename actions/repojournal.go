@@ -87,7 +87,7 @@ func RepoS3Config(s *plans.RepositoryS3) s3be.Config {
 // until the caller sets Stdout and Stderr.
 func PlanRepoEnv(r *plans.Repository) *repocmd.Env {
 	return &repocmd.Env{Repo: r.URL, PasswordFile: r.PasswordFile, PasswordEnv: r.PasswordEnv,
-		S3: RepoS3Config(r.S3), Quiet: true, Stdin: bytes.NewReader(nil), Stdout: io.Discard, Stderr: io.Discard}
+		S3: RepoS3Config(r.S3), Where: "the plan's repository.url", Quiet: true, Stdin: bytes.NewReader(nil), Stdout: io.Discard, Stderr: io.Discard}
 }
 
 // RepoJournals keeps runs' journals in a repository (the layout above).

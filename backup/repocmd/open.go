@@ -37,7 +37,10 @@ type Env struct {
 	// S3 says how to reach an s3: repository: credential sources,
 	// region, addressing (a plan's repository.s3). The endpoint, bucket
 	// and prefix always come from the location.
-	S3    s3be.Config
+	S3 s3be.Config
+	// Where is how the operator named the repository, for hints: "--repo"
+	// when empty, or e.g. "the plan's repository.url".
+	Where string
 	JSON  bool // machine-readable output on Stdout
 	Quiet bool // no progress on Stderr
 
