@@ -1,0 +1,470 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/backup/restorer"
+	"github.com/holiday-ops/holiday/internal/agentctl"
+	"github.com/holiday-ops/holiday/internal/agentproto"
+	"github.com/holiday-ops/holiday/plans"
+)
+
+// KindRollbackFiles is the journal's kind for a files rollback step.
+const KindRollbackFiles = "rollback-files"
+
+// Tags on snapshots (DESIGN §7) that rollback reads and writes.
+const (
+	TagHoliday    = "holiday"
+	TagKindFiles  = "kind:files"
+	tagRun        = "run:"
+	tagRollbackOf = "rollback-of:"
+)
+
+// RollbackOptions say what to roll back onto which host.
+type RollbackOptions struct {
+	Host *plans.Host
+	Repo *repo.Repository
+	// Snapshot (an ID or unique prefix), else the newest files snapshot
+	// of the host in Run, else the newest of its lockdown snapshots.
+	Snapshot, Run string
+	Paths         []string // restore only these (default: the snapshot's paths)
+	DryRun        bool     // list what would be written and removed; change nothing
+	// Pre takes the pre-rollback snapshot (default: StreamSnapshotter).
+	Pre     PreSnapshotter
+	Version string
+	// Progress, if set, is told of the bytes and files written so far.
+	Progress func(files int, bytes int64)
+}
+
+// RollbackResult is what a rollback did (or, dry, would do).
+type RollbackResult struct {
+	Host        string             `json:"host"`
+	Snapshot    string             `json:"snapshot"`
+	Roots       []string           `json:"roots"`
+	DryRun      bool               `json:"dry_run,omitempty"`
+	Changes     []Change           `json:"changes"`
+	Planned     Summary            `json:"planned"`
+	Applied     *ApplyStats        `json:"applied,omitempty"`
+	PreSnapshot string             `json:"pre_rollback_snapshot,omitempty"`
+	Run         *actions.RunResult `json:"run,omitempty"`
+}
+
+// Rollback writes a files snapshot back onto its host exactly: files
+// written with their owners, modes, times and xattrs; what the host
+// gained under a restored directory since is removed. Before anything
+// is overwritten it snapshots what it will replace (tagged rollback-of),
+// so `holiday rollback --snapshot <that one>` undoes it. The run is
+// journaled and holds the host's run lock like every run
+// (actions.Rollback). ao.RunID is the rollback's run.
+func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, o RollbackOptions) (RollbackResult, error) {
+	res := RollbackResult{Host: o.Host.Name, DryRun: o.DryRun}
+	sn, err := FindRollbackSnapshot(ctx, o.Repo, o.Host.Name, o.Snapshot, o.Run)
+	if err != nil {
+		return res, err
+	}
+	res.Snapshot = sn.ID.String()
+	if err := o.Repo.LoadIndex(ctx); err != nil {
+		return res, err
+	}
+	roots, err := Roots(o.Paths, sn.Paths)
+	if err != nil {
+		return res, err
+	}
+	res.Roots = roots
+	want, err := SnapshotItems(ctx, o.Repo, sn, roots)
+	if err != nil {
+		return res, err
+	}
+	a := &filesAction{r: o.Repo, sn: sn, roots: roots, want: want, progress: o.Progress}
+	if o.DryRun {
+		h, closeHost, err := conn.Connect(ctx, o.Host)
+		if err != nil {
+			return res, err
+		}
+		defer closeHost()
+		have, err := scan(ctx, h, roots, o.Repo)
+		if err != nil {
+			return res, err
+		}
+		res.Changes = Diff(want, have)
+		res.Planned = Summarize(res.Changes)
+		return res, nil
+	}
+	if ao.RunID == "" {
+		ao.RunID = actions.NewRunID()
+	}
+	a.pre = o.Pre
+	if a.pre == nil {
+		a.pre = StreamSnapshotter{Repo: o.Repo, Version: o.Version}
+	}
+	a.tags = []string{TagHoliday, TagKindFiles, tagRollbackOf + sn.ID.String(), tagRun + ao.RunID}
+	job := actions.Job{
+		Name: o.Host.Name,
+		Steps: []actions.Step{{Slot: actions.SlotBackups, Kind: KindRollbackFiles,
+			Target: sn.ID.Str() + ":" + strings.Join(roots, ","), Action: a}},
+		Connect: func(ctx context.Context) (*actions.Host, func(), error) { return conn.Connect(ctx, o.Host) },
+	}
+	run, err := actions.Rollback(ctx, ao, []actions.Job{job})
+	if err != nil {
+		return res, err
+	}
+	res.Run = &run
+	res.Changes, res.Planned = a.changes, Summarize(a.changes)
+	if a.applied != nil {
+		res.Applied = a.applied
+	}
+	if a.preSnap != nil {
+		res.PreSnapshot = a.preSnap.ID.String()
+	}
+	return res, nil
+}
+
+// FindRollbackSnapshot picks the files snapshot to roll host back to:
+// the one named (which must be host's), else the newest of host's files
+// snapshots in run, else host's newest lockdown files snapshot (one
+// that is not itself a pre-rollback snapshot).
+func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run string) (*repo.Snapshot, error) {
+	if id != "" {
+		sn, err := r.FindSnapshot(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s: %w", id, err)
+		}
+		if sn.Hostname != host {
+			return nil, fmt.Errorf("snapshot %s is of host %q, not %s: refusing to write another host's files onto it", sn.ID.Str(), sn.Hostname, host)
+		}
+		if k := kindOf(sn); k != "" && k != "files" {
+			return nil, fmt.Errorf("snapshot %s is a %s snapshot; this build rolls back files snapshots only", sn.ID.Str(), k)
+		}
+		return sn, nil
+	}
+	sns, err := r.Snapshots(ctx, func(repo.ID, error) {})
+	if err != nil {
+		return nil, err
+	}
+	for i := len(sns) - 1; i >= 0; i-- { // newest last
+		sn := sns[i]
+		if sn.Hostname != host || !slices.Contains(sn.Tags, TagKindFiles) {
+			continue
+		}
+		if run != "" {
+			if slices.Contains(sn.Tags, tagRun+run) {
+				return sn, nil
+			}
+			continue
+		}
+		if slices.Contains(sn.Tags, TagHoliday) && !rollbackOf(sn) {
+			return sn, nil
+		}
+	}
+	if run != "" {
+		return nil, fmt.Errorf("the repository holds no files snapshot of %s from run %s", host, run)
+	}
+	return nil, fmt.Errorf("the repository holds no lockdown files snapshot of %s: name one with --snapshot", host)
+}
+
+func kindOf(sn *repo.Snapshot) string {
+	for _, t := range sn.Tags {
+		if k, ok := strings.CutPrefix(t, "kind:"); ok {
+			return k
+		}
+	}
+	return ""
+}
+
+func rollbackOf(sn *repo.Snapshot) bool {
+	for _, t := range sn.Tags {
+		if strings.HasPrefix(t, tagRollbackOf) {
+			return true
+		}
+	}
+	return false
+}
+
+// SnapshotItems are the snapshot's nodes under roots, each root first,
+// then what is below it in the tree's order. A root the snapshot does
+// not hold is an error.
+func SnapshotItems(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, roots []string) ([]Item, error) {
+	var out []Item
+	for _, root := range roots {
+		n, err := restorer.FindNode(ctx, r, *sn.Tree, root)
+		if err != nil {
+			return nil, fmt.Errorf("--path %s: %w (snapshot %s holds %s)", root, err, sn.ID.Str(), strings.Join(sn.Paths, " "))
+		}
+		out = append(out, Item{Path: root, Node: n})
+		if n.Type != repo.NodeDir || n.Subtree == nil {
+			continue
+		}
+		err = restorer.Walk(ctx, r, *n.Subtree, func(p string, n *repo.Node) error {
+			out = append(out, Item{Path: path.Join(root, p), Node: n})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// starter runs a streaming agent operation (*agentctl.Agent).
+type starter interface {
+	Start(ctx context.Context, op string, args any) (*agentctl.Stream, error)
+}
+
+func starterOf(h *actions.Host) (starter, error) {
+	st, ok := h.Agent.(starter)
+	if !ok {
+		return nil, fmt.Errorf("%s: its agent cannot stream (rollback needs a deployed agent)", h.Name)
+	}
+	return st, nil
+}
+
+// scan lists the host's nodes under roots, files with their chunk IDs.
+func scan(ctx context.Context, h *actions.Host, roots []string, r *repo.Repository) ([]Item, error) {
+	st, err := starterOf(h)
+	if err != nil {
+		return nil, err
+	}
+	s, err := st.Start(ctx, OpRollbackScan, scanArgs{Roots: roots, Pol: r.Config().ChunkerPolynomial})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var out []Item
+	for {
+		var it Item
+		if err := s.ReadJSON(agentproto.FrameMessage, &it); err != nil {
+			return nil, fmt.Errorf("%s: reading what it holds: %w", h.Name, err)
+		}
+		if it.Path == "" {
+			break
+		}
+		if it.Node == nil || !underAny(it.Path, roots) {
+			return nil, fmt.Errorf("%s: the host listed %q, outside %v", h.Name, it.Path, roots)
+		}
+		out = append(out, it)
+	}
+	if err := s.Result(nil); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// filesAction is one files rollback as a journaled step.
+//
+//   - Observe scans the host, computes the changes and, if there are any,
+//     takes the pre-rollback snapshot of the roots (its ID is in the
+//     journal's intent before anything is written);
+//   - Apply removes what the snapshot does not hold and streams the
+//     changed nodes to the host;
+//   - Verify scans again: nothing may differ;
+//   - Revert writes the pre-rollback snapshot back.
+type filesAction struct {
+	r        *repo.Repository
+	sn       *repo.Snapshot
+	roots    []string
+	want     []Item
+	pre      PreSnapshotter
+	tags     []string
+	progress func(int, int64)
+
+	changes []Change
+	applied *ApplyStats
+	preSnap *repo.Snapshot
+}
+
+// filesPrior is the journal's intent record.
+type filesPrior struct {
+	Snapshot    string   `json:"snapshot"`
+	Roots       []string `json:"roots"`
+	PreSnapshot string   `json:"pre_rollback_snapshot,omitempty"`
+	Changes     []Change `json:"changes"`
+}
+
+func (a *filesAction) Observe(ctx context.Context, h *actions.Host) (actions.Record, error) {
+	have, err := scan(ctx, h, a.roots, a.r)
+	if err != nil {
+		return actions.Record{}, err
+	}
+	a.changes = Diff(a.want, have)
+	p := filesPrior{Snapshot: a.sn.ID.String(), Roots: a.roots, Changes: a.changes}
+	if len(a.changes) > 0 {
+		pre, err := a.pre.SnapshotFiles(ctx, h, a.roots, a.tags)
+		if err != nil {
+			return actions.Record{}, fmt.Errorf("the pre-rollback snapshot failed, so nothing was overwritten: %w", err)
+		}
+		a.preSnap = pre
+		p.PreSnapshot = pre.ID.String()
+	}
+	return actions.NewRecord(KindRollbackFiles, a.target(), p)
+}
+
+func (a *filesAction) target() string { return a.sn.ID.Str() + ":" + strings.Join(a.roots, ",") }
+
+func (a *filesAction) Apply(ctx context.Context, h *actions.Host, prior actions.Record) (actions.Record, error) {
+	st, err := applyItems(ctx, h, a.r, a.roots, a.want, a.changes, a.progress)
+	a.applied = &st
+	rec, rerr := actions.NewRecord(KindRollbackFiles, a.target(), st)
+	if err != nil {
+		return rec, err
+	}
+	if rerr != nil {
+		return rec, rerr
+	}
+	return rec, a.Verify(ctx, h, rec)
+}
+
+func (a *filesAction) Verify(ctx context.Context, h *actions.Host, done actions.Record) error {
+	have, err := scan(ctx, h, a.roots, a.r)
+	if err != nil {
+		return err
+	}
+	if left := Diff(a.want, have); len(left) > 0 {
+		return fmt.Errorf("%d paths still differ from the snapshot after writing (first: %s %s: %s)", len(left), left[0].Op, left[0].Path, left[0].Why)
+	}
+	return nil
+}
+
+// Revert writes the pre-rollback snapshot back (no new snapshot: what it
+// overwrites is what this rollback wrote).
+func (a *filesAction) Revert(ctx context.Context, h *actions.Host, prior, done actions.Record) error {
+	var p filesPrior
+	if err := prior.Decode(&p); err != nil {
+		return err
+	}
+	if p.PreSnapshot == "" {
+		return nil // nothing was to change: nothing was written
+	}
+	pre, err := a.r.FindSnapshot(ctx, p.PreSnapshot)
+	if err != nil {
+		return fmt.Errorf("pre-rollback snapshot %s: %w", p.PreSnapshot, err)
+	}
+	want, err := SnapshotItems(ctx, a.r, pre, p.Roots)
+	if err != nil {
+		return err
+	}
+	have, err := scan(ctx, h, p.Roots, a.r)
+	if err != nil {
+		return err
+	}
+	_, err = applyItems(ctx, h, a.r, p.Roots, want, Diff(want, have), nil)
+	return err
+}
+
+// applyItems sends the changes to rollback-apply: removals in its
+// arguments, then every directory (its metadata is set last) and every
+// changed node in the snapshot's order, files with their content.
+func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots []string, want []Item, changes []Change, progress func(int, int64)) (ApplyStats, error) {
+	var st ApplyStats
+	if len(changes) == 0 {
+		return st, nil
+	}
+	s0, err := starterOf(h)
+	if err != nil {
+		return st, err
+	}
+	byPath := map[string]Change{}
+	var remove []string
+	for _, c := range changes {
+		if c.Op == OpRemove {
+			remove = append(remove, c.Path)
+			continue
+		}
+		byPath[c.Path] = c
+	}
+	s, err := s0.Start(ctx, OpRollbackApply, applyArgs{Roots: roots, Remove: remove})
+	if err != nil {
+		return st, err
+	}
+	defer s.Close()
+	var files atomic.Int64
+	var sent int64
+	var buf []byte
+	err = func() error {
+		for _, it := range want {
+			c, changed := byPath[it.Path]
+			if !changed && it.Node.Type != repo.NodeDir {
+				continue
+			}
+			n := *it.Node
+			n.Content, n.Subtree = nil, nil
+			e := applyEntry{Item: Item{Path: it.Path, Node: &n}, Op: c.Op, LinkTo: c.LinkTo}
+			if err := s.WriteJSON(agentproto.FrameMessage, e); err != nil {
+				return err
+			}
+			if it.Node.Type != repo.NodeFile || c.Op == OpMeta || c.Op == OpLink || !changed {
+				continue
+			}
+			w := s.DataWriter()
+			for _, id := range it.Node.Content {
+				if buf, err = r.LoadBlob(ctx, repo.DataBlob, id, buf); err != nil {
+					return fmt.Errorf("%s: %w", it.Path, err)
+				}
+				if _, err := w.Write(buf); err != nil {
+					return err
+				}
+				sent += int64(len(buf))
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+			if progress != nil {
+				progress(int(files.Add(1)), sent)
+			}
+		}
+		return s.WriteJSON(agentproto.FrameMessage, applyEntry{})
+	}()
+	// The host's answer says what it did, also when sending failed
+	// half-way (it stops at the first error and reports it).
+	rerr := s.Result(&st)
+	if err != nil && rerr == nil {
+		rerr = err
+	}
+	if rerr != nil {
+		var re *agentproto.RemoteError
+		if errors.As(rerr, &re) || err == nil {
+			return st, rerr
+		}
+		return st, fmt.Errorf("%w (sending: %v)", rerr, err)
+	}
+	return st, nil
+}
+
+func init() {
+	actions.RegisterKind(KindRollbackFiles, func(target string) (actions.Action, error) {
+		return journaledRollback{}, nil
+	})
+}
+
+// journaledRollback is a files rollback as `holiday restore` finds it in
+// a journal: without the repository it cannot write the pre-rollback
+// snapshot back itself, so it says how.
+type journaledRollback struct{}
+
+func (journaledRollback) Observe(context.Context, *actions.Host) (actions.Record, error) {
+	return actions.Record{}, errors.New("a rollback step is run by `holiday rollback`, not replayed")
+}
+
+func (journaledRollback) Apply(context.Context, *actions.Host, actions.Record) (actions.Record, error) {
+	return actions.Record{}, errors.New("a rollback step is run by `holiday rollback`, not replayed")
+}
+
+func (journaledRollback) Verify(context.Context, *actions.Host, actions.Record) error { return nil }
+
+func (journaledRollback) Revert(_ context.Context, h *actions.Host, prior, _ actions.Record) error {
+	var p filesPrior
+	if err := prior.Decode(&p); err != nil {
+		return err
+	}
+	if p.PreSnapshot == "" {
+		return nil
+	}
+	return fmt.Errorf("undo this rollback with `holiday rollback -f PLAN %s --snapshot %s`", h.Name, p.PreSnapshot)
+}
