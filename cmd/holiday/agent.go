@@ -11,7 +11,14 @@ import (
 	_ "github.com/holiday-ops/holiday/actions/agentops" // registers the actions' host-side operations
 	"github.com/holiday-ops/holiday/internal/agent"
 	_ "github.com/holiday-ops/holiday/internal/facts" // registers the facts operation
+	"github.com/holiday-ops/holiday/restore"
 )
+
+func init() {
+	for _, h := range restore.AgentHandlers() {
+		agent.Register(h) // rollback's host side
+	}
+}
 
 // newAgentCmd is the host side: the control node uploads this same binary
 // and runs `holiday agent` over SSH, one session per operation. Hidden: it

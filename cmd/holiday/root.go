@@ -32,6 +32,6 @@ back exactly as it was, checking each host for compromise first.`,
 	root.AddCommand(newRepoCmd())
 	root.AddCommand(newDevicesCmd())
 	root.AddCommand(newAgentCmd())
-	root.AddCommand(newLockdownCmd(), newRestoreCmd(), newStatusCmd(), newIsolateCmd())
+	root.AddCommand(newLockdownCmd(), newRestoreCmd(), newStatusCmd(), newIsolateCmd(), newRollbackCmd())
 	return root
 }

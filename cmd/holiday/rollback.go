@@ -1,0 +1,122 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/holiday-ops/holiday/backup/repocmd"
+	"github.com/holiday-ops/holiday/restore"
+)
+
+func newRollbackCmd() *cobra.Command {
+	var f runFlags
+	var o restore.RollbackOptions
+	cmd := &cobra.Command{
+		Use:   "rollback -f PLAN HOST",
+		Short: "Write a snapshot's files back onto a host, exactly",
+		Long: `rollback writes a files snapshot back onto HOST through a freshly uploaded
+agent: content, owners, modes, times and xattrs exactly as the snapshot
+holds them. What the host gained since under a restored directory is
+removed (a file dropped into /var/www goes). Before anything is
+overwritten, what will be replaced is snapshotted (tagged
+rollback-of:<snapshot>), so rolling back with --snapshot <that one> undoes
+the rollback. --dry-run lists what would be written and removed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, conn, ao, err := f.setup(cmd)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			conn.Fresh = true
+			if o.Host = p.Host(args[0]); o.Host == nil {
+				return &usageError{fmt.Errorf("%s: the plan has no such host", args[0])}
+			}
+			if p.Repository == nil {
+				return &usageError{errors.New("the plan names no repository: rollback reads its snapshots from there")}
+			}
+			e := &repocmd.Env{Repo: p.Repository.URL, PasswordFile: p.Repository.PasswordFile, PasswordEnv: p.Repository.PasswordEnv,
+				S3: s3Settings(p.Repository.S3), Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+			r, unlock, err := e.Open(cmd.Context(), repocmd.SharedLock)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			o.Repo, o.Version = r, "holiday "+version
+			if !f.json && isTerminal(cmd.ErrOrStderr()) {
+				o.Progress = func(files int, bytes int64) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "\r%s: %d files, %d bytes written", args[0], files, bytes)
+				}
+			}
+			res, err := restore.Rollback(cmd.Context(), ao, conn, o)
+			if o.Progress != nil {
+				fmt.Fprintln(cmd.ErrOrStderr())
+			}
+			if err != nil {
+				return err
+			}
+			if f.json {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else {
+				printRollback(cmd.OutOrStdout(), res)
+			}
+			if res.Run == nil {
+				return nil
+			}
+			return exitFor(cmd.Context(), *res.Run)
+		},
+	}
+	f.add(cmd)
+	f.addWait(cmd)
+	cmd.Flags().Lookup("host").Hidden = true // the host is the argument
+	cmd.Flags().Lookup("parallel").Hidden = true
+	cmd.Flags().StringVar(&o.Snapshot, "snapshot", "", "the snapshot to roll back to (ID or unique prefix; default: the host's newest lockdown files snapshot)")
+	cmd.Flags().StringVar(&o.Run, "run", "", "roll back to the host's files snapshot of this run")
+	cmd.Flags().StringArrayVar(&o.Paths, "path", nil, "restore only this path of the snapshot (repeatable; default: all of it)")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "list what would be written and removed; change nothing")
+	cmd.MarkFlagsMutuallyExclusive("snapshot", "run")
+	return cmd
+}
+
+func printRollback(w io.Writer, res restore.RollbackResult) {
+	if res.DryRun {
+		fmt.Fprintln(w, "dry run: nothing was changed")
+	}
+	restore.RenderChanges(w, res.Host, res.Snapshot, res.Roots, res.Changes)
+	if res.PreSnapshot != "" {
+		fmt.Fprintf(w, "%s: what was replaced is in snapshot %s (undo: holiday rollback --snapshot %.8s)\n", res.Host, res.PreSnapshot, res.PreSnapshot)
+	}
+	if a := res.Applied; a != nil {
+		fmt.Fprintf(w, "%s: wrote %d, set metadata of %d, removed %d (%d bytes)\n", res.Host, a.Written, a.Meta, a.Removed, a.Bytes)
+	}
+	if r := res.Run; r != nil {
+		for _, h := range r.Hosts {
+			fmt.Fprintf(w, "%s: rollback run %s %s", h.Host, r.Run, h.Status)
+			if h.Journal != "" {
+				fmt.Fprintf(w, ", journal %s", h.Journal)
+			}
+			fmt.Fprintln(w)
+			if h.Error != "" {
+				fmt.Fprintf(w, "%s: %s\n", h.Host, h.Error)
+			}
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
