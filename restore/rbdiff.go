@@ -116,7 +116,7 @@ func Diff(want, have []Item) []Change {
 			continue
 		}
 		removed = append(removed, it.Path)
-		out = append(out, Change{Path: it.Path, Op: OpRemove, Why: "not in the snapshot (" + typeWord(it.Node) + ")"})
+		out = append(out, Change{Path: it.Path, Op: OpRemove, Why: typeWord(it.Node) + " not in the snapshot"})
 	}
 
 	// Hard links: the first path of each inode group in the snapshot,
@@ -147,7 +147,7 @@ func Diff(want, have []Item) []Change {
 		}
 		switch {
 		case h == nil:
-			out = append(out, Change{Path: it.Path, Op: OpCreate, Why: "missing (" + typeWord(w) + ")", Size: fileSize(w)})
+			out = append(out, Change{Path: it.Path, Op: OpCreate, Why: typeWord(w) + " missing", Size: fileSize(w)})
 			rewritten[it.Path] = true
 		case h.Type != w.Type:
 			out = append(out, Change{Path: it.Path, Op: OpReplace, Why: typeWord(h) + " where the snapshot has a " + typeWord(w), Size: fileSize(w)})
@@ -157,7 +157,11 @@ func Diff(want, have []Item) []Change {
 			rewritten[it.Path] = true
 		case w.Type == repo.NodeSymlink && w.LinkTarget != h.LinkTarget,
 			(w.Type == repo.NodeDev || w.Type == repo.NodeCharDev) && w.Device != h.Device:
-			out = append(out, Change{Path: it.Path, Op: OpReplace, Why: "points elsewhere"})
+			why := "another device number"
+			if w.Type == repo.NodeSymlink {
+				why = fmt.Sprintf("points to %s, the snapshot's to %s", h.LinkTarget, w.LinkTarget)
+			}
+			out = append(out, Change{Path: it.Path, Op: OpReplace, Why: why})
 			rewritten[it.Path] = true
 		default:
 			if why := metaDiff(w, h); why != "" {
