@@ -152,6 +152,11 @@ func Diff(want, have []Item) []Change {
 		case h.Type != w.Type:
 			out = append(out, Change{Path: it.Path, Op: OpReplace, Why: typeWord(h) + " where the snapshot has a " + typeWord(w), Size: fileSize(w)})
 			rewritten[it.Path] = true
+		case w.Type == repo.NodeFile && h.Links != w.Links && (h.Links > 1 || w.Links > 1):
+			// The host's inode is shared with other names (or not shared
+			// as it was): setting its metadata would change theirs too.
+			out = append(out, Change{Path: it.Path, Op: OpWrite, Why: fmt.Sprintf("%d hard links, the snapshot's %d", h.Links, w.Links), Size: w.Size})
+			rewritten[it.Path] = true
 		case w.Type == repo.NodeFile && !sameContent(w, h):
 			out = append(out, Change{Path: it.Path, Op: OpWrite, Why: contentWhy(w, h), Size: w.Size})
 			rewritten[it.Path] = true
