@@ -81,6 +81,9 @@ type Host struct {
 	// the firewall disarms its dead-man only after it succeeds. nil when
 	// the host was reached without a way to dial again.
 	Confirm func(ctx context.Context) error
+	// Backups is the run's repository for the backup step; nil when the
+	// run takes no backups.
+	Backups *Backups
 }
 
 // Kind builds the Action for one step from its kind and target, as the

@@ -26,8 +26,8 @@ type Admission struct {
 	// Facts are the host's init, services and (when the plan changes its
 	// firewall) firewall facts; nil when they could not be read.
 	Facts *facts.Facts
-	// WithoutBackups: the operator accepts locking down hosts whose
-	// backups this build cannot take (backups: NOT TAKEN).
+	// WithoutBackups: the operator locks down without the plan's
+	// backups (backups: NOT TAKEN).
 	WithoutBackups bool
 	// Containment: the run is `holiday isolate`, which takes no backups
 	// and stops no service.
@@ -37,7 +37,7 @@ type Admission struct {
 // Refusals are the reasons lockdown refuses the host, as preflight
 // findings (severity error): preflight's own (management path, missing
 // services, firewall co-owners) and the steps' (a unit the host cannot be
-// reached without; backups this build cannot take).
+// reached without).
 func (a Admission) Refusals() []preflight.Finding {
 	var ph preflight.Host
 	if a.Host != nil && a.Plan != nil {
@@ -66,9 +66,6 @@ func (a Admission) StepRefusals() []preflight.Finding {
 		if why, ok := plans.CriticalUnit(s.Target); ok {
 			add("service-critical", "stop: refusing to stop %s: %s", s.Target, why)
 		}
-	}
-	if h := a.Host; h != nil && !a.Containment && h.Backup != nil && !h.Backup.None && len(h.Backup.Sources) > 0 && !a.WithoutBackups {
-		add("backups-unavailable", "the plan backs up this host, but this build cannot take host backups yet, and services are only stopped after their host's backups: write `backup: none`, or lock down with --without-backups (backups: NOT TAKEN)")
 	}
 	return out
 }

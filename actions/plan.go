@@ -70,8 +70,8 @@ func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), 
 }
 
 // StepsFor returns the lockdown steps the plan gives host h: hooks,
-// services, firewall, power. Baseline and host backups come with their
-// issues and slot in by their Slot.
+// backups, services, firewall, power. Baseline comes with its issue and
+// slots in by its Slot.
 func StepsFor(h *plans.Host) []Step {
 	var steps []Step
 	if hk := h.Hooks; hk != nil {
@@ -81,6 +81,9 @@ func StepsFor(h *plans.Host) []Step {
 		if len(hk.Before) > 0 {
 			steps = append(steps, Step{Slot: SlotHooksBefore, Kind: KindHook, Target: "before", Action: Hook{When: "before"}})
 		}
+	}
+	if b := h.Backup; b != nil && !b.None && len(b.Sources) > 0 {
+		steps = append(steps, Step{Slot: SlotBackups, Kind: KindBackup, Target: "host", Action: HostBackup{Sources: b.Sources}})
 	}
 	for _, name := range h.Stop {
 		// Batch is left to the runner: only units really stopped at

@@ -110,9 +110,13 @@ type Options struct {
 	// (default: the plan's). A host that sees the control node outside
 	// them is refused.
 	Management []netip.Prefix
-	// WithoutBackups: lock down hosts whose backups this build cannot
-	// take, with backups NOT TAKEN. Without it they are refused.
+	// WithoutBackups: lock down without the plan's backups (the backup
+	// steps are left out; the summary says backups: NOT TAKEN).
 	WithoutBackups bool
+	// Backups is the run's open repository for the backup steps; a host
+	// with backup sources fails its backup step (and is not locked down)
+	// without it.
+	Backups *Backups
 	// Wait queues behind another run holding a host, up to this long;
 	// 0 refuses a busy host at once.
 	Wait time.Duration
@@ -228,9 +232,11 @@ type HostResult struct {
 	Note            string       `json:"note,omitempty"` // e.g. why a done host had nothing to do
 	Steps           []StepResult `json:"steps"`
 	BackupsNotTaken bool         `json:"backups_not_taken,omitempty"`
-	Journal         string       `json:"journal,omitempty"`
-	Head            string       `json:"chain_head,omitempty"`
-	HostCopy        string       `json:"host_copy,omitempty"`
+	// Snapshots are the backups lockdown took of the host.
+	Snapshots []Taken `json:"snapshots,omitempty"`
+	Journal   string  `json:"journal,omitempty"`
+	Head      string  `json:"chain_head,omitempty"`
+	HostCopy  string  `json:"host_copy,omitempty"`
 	// PowerOn is set for a host that lockdown powers off (or did): how it
 	// is switched on again.
 	PowerOn *PowerPrior   `json:"power_on,omitempty"`
@@ -447,7 +453,12 @@ func (r *hostRun) failStep(i int, err error) {
 func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	t0 := time.Now()
 	r := &hostRun{o: o, j: j, hr: HostResult{Host: j.Name, BackupsNotTaken: j.BackupsNone || o.WithoutBackups}}
-	r.steps = append([]Step(nil), j.Steps...)
+	for _, s := range j.Steps {
+		if s.Kind == KindBackup && o.WithoutBackups {
+			continue // backups: NOT TAKEN, as the operator said
+		}
+		r.steps = append(r.steps, s)
+	}
 	sort.SliceStable(r.steps, func(a, b int) bool { return r.steps[a].Slot < r.steps[b].Slot })
 	for _, s := range r.steps {
 		r.hr.Steps = append(r.hr.Steps, StepResult{ID: s.ID(), Kind: s.Kind, Target: s.Target, Status: StepPending})
@@ -478,6 +489,7 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	}
 	defer hd.release()
 	r.h = hd.h
+	r.h.Backups = o.Backups
 	r.hr.Note = strings.Join(hd.notes, "; ")
 	if err := r.admit(hctx); err != nil {
 		r.hr.Status, r.hr.Error = HostRefused, err.Error()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"slices"
 	"strings"
 	"syscall"
@@ -146,6 +147,9 @@ func AgentHandlers() []agent.Handler {
 		{Name: "firewall-verify", Class: agent.ClassRead, Run: firewallVerify},
 		{Name: "firewall-revert", Class: agent.ClassFirewall, Run: firewallRevert},
 		runlock.Handler(),
+		// The host side of the backup step: reads the host (and freezes
+		// a disk's filesystem for the read when the plan says so).
+		hostbackup.Handler(),
 	}
 }
 

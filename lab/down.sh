@@ -67,6 +67,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 ip link del "$BRIDGE" 2>/dev/null
+"$LAB_SRC/disk.sh" down
 rm -rf /run/systemd/nspawn/propagate/"$NS_PREFIX"* 2>/dev/null
 rm -f "$LAB_DIR"/hosts/*/runner.pid "$LAB_DIR"/hosts/*/unshare.pid "$LAB_DIR"/hosts/*/stopping
 if [ -f "$LAB_DIR/nf_log_all_netns.saved" ]; then

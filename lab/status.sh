@@ -27,6 +27,7 @@ for p in /proc/[0-9]*; do
   esac
   case "$root" in "$LAB_DIR"/*|"$LAB_CACHE"/*) item "process $pid (root $root): $cmd" ;; esac
 done
+loop=$("$LAB_SRC/disk.sh" status) && [ -n "$loop" ] && item "$loop"
 for d in /run/systemd/nspawn/propagate/"$NS_PREFIX"*; do [ -e "$d" ] && item "dir $d"; done
 [ -f "$LAB_DIR/nf_log_all_netns.saved" ] && item "net.netfilter.nf_log_all_netns changed by the lab (saved value in $LAB_DIR)"
 

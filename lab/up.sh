@@ -117,6 +117,9 @@ done <"$LAB_DIR/hosts.list"
 for _ in $(seq 100); do ss -Hltn "sport = :$S3_PORT" | grep -q "$CONTROL4:$S3_PORT" && break; sleep 0.05; done
 ss -Hltn "sport = :$S3_PORT" | grep -q "127.0.0.1:$S3_PORT" || { cat "$LAB_DIR/versitygw.log" >&2; die "versitygw is not listening on :$S3_PORT"; }
 
+# the disk backup source's block device, inside sysv1
+"$LAB_SRC/disk.sh" up
+
 pairs() { awk -v col="$1" '{printf "%s%s=%s", (NR > 1 ? " " : ""), $1, $col}' "$LAB_DIR/hosts.list"; }
 cat >"$LAB_DIR/env.tmp" <<ENV
 LAB_DIR=$LAB_DIR

@@ -185,6 +185,9 @@ type BackupSource struct {
 	Disk string `yaml:"disk"`
 	// BlockSize for Disk; at least 1MiB (the default 4MiB).
 	BlockSize Size `yaml:"block_size"`
+	// Freeze freezes the filesystem mounted from Disk (fsfreeze) while it
+	// is read; without it the snapshot is only crash-consistent.
+	Freeze bool `yaml:"freeze"`
 	// Postgres dumps PostgreSQL databases.
 	Postgres *Postgres `yaml:"postgres"`
 	// MySQL dumps MySQL/MariaDB databases.

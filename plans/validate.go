@@ -401,6 +401,9 @@ func (v *validator) backupSource(s *BackupSource, sp string) {
 	if s.Exclude != nil && s.Files == nil {
 		v.errorf(sp+".exclude", "exclude applies to files: only")
 	}
+	if s.Freeze && s.Disk == "" {
+		v.errorf(sp+".freeze", "freeze applies to disk: only")
+	}
 	if s.BlockSize != 0 && s.Disk == "" {
 		v.errorf(sp+".block_size", "block_size applies to disk: only")
 	}

@@ -29,8 +29,8 @@ STATE=(--state-dir "$LAB_DIR/state" --journal-key "$LAB_DIR/journal.key")
 step "holiday plan validate: every example plan, strictly"
 $H plan validate examples/*.yaml
 
-step "holiday plan --without-backups: read-only preflight of every lab host and what lockdown would change, judged as the lockdown below will run (a plain plan says lockdown refuses every host: this build takes no host backups yet)"
-$H plan -f $PLAN --without-backups
+step "holiday plan: read-only preflight of every lab host and what lockdown would change, its backups first"
+$H plan -f $PLAN
 
 step "holiday repo: a local repository in restic's format"
 export HOLIDAY_REPOSITORY=$LAB_DIR/repo HOLIDAY_PASSWORD_FILE=$LAB_DIR/repo.pass
@@ -42,11 +42,10 @@ $H repo check --read-data
 echo "-- the same repository, read by stock restic $(restic version | awk '{print $2}'):"
 RESTIC_PASSWORD_FILE=$HOLIDAY_PASSWORD_FILE restic -r "$HOLIDAY_REPOSITORY" snapshots
 
-step "holiday lockdown: refused first — the lab plan names backups this build cannot take yet"
-if $H lockdown -f $PLAN "${STATE[@]}"; then echo "demo: lockdown should have refused" >&2; exit 1; fi
-
-step "holiday lockdown --without-backups: stop what the plan names, every step journaled"
-$H lockdown -f $PLAN "${STATE[@]}" --without-backups
+step "holiday lockdown: each host's backups (files, sysv1's frozen disk), read back, then stop what the plan names, every step journaled"
+$H lockdown -f $PLAN "${STATE[@]}"
+echo "-- the hosts' snapshots, read by stock restic:"
+RESTIC_PASSWORD_FILE=$HOLIDAY_PASSWORD_FILE restic -r "$HOLIDAY_REPOSITORY" snapshots --tag holiday
 
 step "holiday status: verify on every host that the lockdown holds"
 $H status -f $PLAN "${STATE[@]}"

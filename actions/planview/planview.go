@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/holiday-ops/holiday/actions"
@@ -71,7 +70,7 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 		Started: o.Started, Done: o.Done,
 		Then: func(ctx context.Context, h preflight.Host, ag *agentctl.Agent, r *preflight.Report) {
 			if ph := byName[h.Name]; ph != nil {
-				r.Lockdown = Lockdown(ctx, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()})
+				r.Lockdown = Lockdown(ctx, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()}, o.WithoutBackups)
 				// What lockdown refuses beyond the preflight's own
 				// (actions.Admission: the same check lockdown runs).
 				adm := actions.Admission{Plan: p, Host: ph, Steps: actions.StepsFor(ph), WithoutBackups: o.WithoutBackups}
@@ -86,23 +85,31 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 	return preflight.NewOutput(planFile, p.Name, reports, took), nil
 }
 
-// Lockdown is the diff of one host: its backups first (this build takes
-// none, and says so), then every step actions.StepsFor gives it,
-// observed on h.
-func Lockdown(ctx context.Context, ph *plans.Host, h *actions.Host) *preflight.Lockdown {
-	l := &preflight.Lockdown{Backups: preflight.BackupsNotTaken}
-	if ph.Backup != nil && ph.Backup.None {
+// Lockdown is the diff of one host: its backups first (one line per
+// source; NOT TAKEN with withoutBackups or `backup: none`), then every
+// other step actions.StepsFor gives it, observed on h.
+func Lockdown(ctx context.Context, ph *plans.Host, h *actions.Host, withoutBackups bool) *preflight.Lockdown {
+	l := &preflight.Lockdown{}
+	switch {
+	case ph.Backup == nil || ph.Backup.None:
 		l.Backups = preflight.BackupsNone
+	case withoutBackups:
+		l.Backups = preflight.BackupsNotTaken
 	}
 	type slotted struct {
 		slot actions.Slot
 		c    preflight.Change
 	}
 	var all []slotted
-	for _, c := range BackupSteps(ph) {
+	for _, c := range BackupSteps(ph, withoutBackups) {
 		all = append(all, slotted{actions.SlotBackups, c})
 	}
-	steps := actions.StepsFor(ph)
+	var steps []actions.Step
+	for _, s := range actions.StepsFor(ph) {
+		if s.Kind != actions.KindBackup { // listed per source above
+			steps = append(steps, s)
+		}
+	}
 	for i, c := range actions.Diff(ctx, h, steps) {
 		slot := steps[i].Slot // Diff answers one Change per step, in order
 		all = append(all, slotted{slot, preflight.Change{Slot: slot.String(), Step: c.Step, What: c.What, Error: c.Err}})
@@ -144,43 +151,39 @@ func unbuilt(ph *plans.Host, steps []actions.Step) []slotChange {
 	return out
 }
 
-// BackupSteps are the backup lines of a host's diff. The backup step is
-// a later issue: each source is listed, honestly, as not taken.
-func BackupSteps(ph *plans.Host) []preflight.Change {
+// BackupSteps are the backup lines of a host's diff, one per source:
+// what lockdown backs up before anything on the host changes.
+func BackupSteps(ph *plans.Host, withoutBackups bool) []preflight.Change {
 	slot := actions.SlotBackups.String()
 	if ph.Backup == nil || ph.Backup.None {
 		return []preflight.Change{{Slot: slot, Step: "backup: none", What: "the plan says this host has no backups"}}
 	}
 	var out []preflight.Change
 	for _, s := range ph.Backup.Sources {
-		out = append(out, preflight.Change{Slot: slot, Step: "backup:" + describeSource(s), What: "not implemented in this build: nothing would be backed up"})
+		what := "snapshot kind:" + sourceKind(s) + ", read back before any service stops or the firewall changes"
+		switch {
+		case withoutBackups:
+			what = "NOT TAKEN (--without-backups)"
+		case s.Disk != "" && !s.Freeze:
+			what += "; crash-consistent (no freeze:)"
+		case s.Disk != "":
+			what += "; its mounted filesystem frozen during the read"
+		}
+		out = append(out, preflight.Change{Slot: slot, Step: "backup:" + actions.DescribeSource(s), What: what})
 	}
 	return out
 }
 
-func describeSource(s *plans.BackupSource) string {
+func sourceKind(s *plans.BackupSource) string {
 	switch {
-	case len(s.Files) > 0:
-		d := "files " + strings.Join(s.Files, ",")
-		if len(s.Exclude) > 0 {
-			d += " (exclude " + strings.Join(s.Exclude, ",") + ")"
-		}
-		return d
 	case s.Disk != "":
-		return "disk " + s.Disk
+		return "disk"
 	case s.Postgres != nil:
-		return "postgres " + databases(s.Postgres.Databases, s.Postgres.All)
+		return "postgres"
 	case s.MySQL != nil:
-		return "mysql " + databases(s.MySQL.Databases, s.MySQL.All)
+		return "mysql"
 	}
-	return "source"
-}
-
-func databases(names []string, all bool) string {
-	if all {
-		return "all databases"
-	}
-	return strings.Join(names, ",")
+	return "files"
 }
 
 // readOnly lets through only the operations the agent classes as reads:

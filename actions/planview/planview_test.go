@@ -41,18 +41,18 @@ func TestLockdownDiff(t *testing.T) {
 	ph.Stop = []string{"redis-server", "lab-worker"}
 	ph.Backup = &plans.Backup{Sources: []*plans.BackupSource{{Files: []string{"/etc", "/opt"}, Exclude: []string{"*.log"}}, {Disk: "/dev/vda"}}}
 	ph.Firewall = &plans.Firewall{}
-	l := Lockdown(t.Context(), ph, &actions.Host{Name: "sys1", Plan: ph, Agent: readOnly{fa}})
+	l := Lockdown(t.Context(), ph, &actions.Host{Name: "sys1", Plan: ph, Agent: readOnly{fa}}, false)
 
-	if l.Backups != "not-taken" {
-		t.Errorf("backups = %q, want not-taken", l.Backups)
+	if l.Backups != "" {
+		t.Errorf("backups = %q, want taken (\"\")", l.Backups)
 	}
 	var got []string
 	for _, c := range l.Steps {
 		got = append(got, c.Slot+" | "+c.Step+" | "+c.What+c.Error)
 	}
 	want := []string{
-		"backups | backup:files /etc,/opt (exclude *.log) | not implemented in this build: nothing would be backed up",
-		"backups | backup:disk /dev/vda | not implemented in this build: nothing would be backed up",
+		"backups | backup:files /etc,/opt (exclude *.log) | snapshot kind:files, read back before any service stops or the firewall changes",
+		"backups | backup:disk /dev/vda | snapshot kind:disk, read back before any service stops or the firewall changes; crash-consistent (no freeze:)",
 		"services | service:redis-server | stop redis-server.service (active/running), disable redis-server.service (enabled)",
 		"services | service:lab-worker | nothing: lab-worker.service is already stopped and disabled",
 		"firewall | firewall:lockdown | tighten the firewall (nft, both families): HOLIDAY-IN first from INPUT; the rules saved now are put back at restore",
@@ -70,7 +70,7 @@ func TestLockdownDiff(t *testing.T) {
 func TestBackupNone(t *testing.T) {
 	ph := &plans.Host{Name: "oa1"}
 	ph.Backup = &plans.Backup{None: true}
-	l := Lockdown(t.Context(), ph, &actions.Host{Name: "oa1", Plan: ph, Agent: readOnly{&fakeAgent{}}})
+	l := Lockdown(t.Context(), ph, &actions.Host{Name: "oa1", Plan: ph, Agent: readOnly{&fakeAgent{}}}, false)
 	if l.Backups != "none" || len(l.Steps) != 1 || l.Steps[0].Step != "backup: none" {
 		t.Errorf("backup: none host: %+v", l)
 	}

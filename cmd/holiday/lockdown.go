@@ -16,7 +16,9 @@ func newLockdownCmd() *cobra.Command {
 		Short: "Stop what the plan names on every host, journaling every step",
 		Long: `lockdown runs the plan's per-host steps in order (preflight, baseline,
 backups, verify, services, firewall, power off), hosts in parallel and
-high-risk hosts first. Every step is journaled before and after it changes
+high-risk hosts first. Each host's backups (one snapshot per source, read
+back) are taken before any of its services stops or its firewall changes; a
+host whose backup fails is not locked down. Every step is journaled before and after it changes
 the host; a failed step reverts what that host started. Ctrl-C stops and
 reverts. Undo with holiday restore.
 
@@ -45,6 +47,14 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 			if len(f.hosts) == 0 && !withoutDevices {
 				devices = lockdownDevices(cmd, p, o.RunID, f.json)
 			}
+			if !withoutBackups {
+				b, release, err := openBackups(cmd, p, jobs, o.RunID)
+				if err != nil {
+					return err
+				}
+				defer release()
+				o.Backups = b
+			}
 			res, err := actions.Lockdown(cmd.Context(), o, jobs)
 			if err != nil {
 				return planError(cmd.ErrOrStderr(), err)
@@ -61,6 +71,6 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 	f.add(cmd)
 	f.addWait(cmd)
 	cmd.Flags().BoolVar(&withoutDevices, "without-devices", false, "do not back up the plan's network devices in this run")
-	cmd.Flags().BoolVar(&withoutBackups, "without-backups", false, "lock down hosts whose plan names backups although this build cannot take them (backups: NOT TAKEN)")
+	cmd.Flags().BoolVar(&withoutBackups, "without-backups", false, "lock down without taking the plan's host backups (backups: NOT TAKEN)")
 	return cmd
 }

@@ -160,13 +160,7 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 		tw.Flush()
 		for _, h := range res.Hosts {
 			if res.Command == "lockdown" {
-				// No backup step exists yet (backups are their own issue):
-				// say so for every host rather than imply otherwise.
-				if h.BackupsNotTaken {
-					fmt.Fprintf(w, "%s: backups: NOT TAKEN (backup: none)\n", h.Host)
-				} else {
-					fmt.Fprintf(w, "%s: backups: NOT TAKEN (this build has no backup step)\n", h.Host)
-				}
+				printBackups(w, h)
 			}
 			for _, s := range h.Steps {
 				if s.Error != "" {

@@ -155,8 +155,8 @@ type Report struct {
 // lockdown in their order, each with what it would change.
 type Lockdown struct {
 	// Backups is "none" for a plan host with `backup: none`, and
-	// "not-taken" while this build has no backup step; either way the
-	// table says "backups: NOT TAKEN".
+	// "not-taken" when the run leaves its backups out (--without-backups);
+	// either way the table says "backups: NOT TAKEN". Empty: taken.
 	Backups string   `json:"backups"`
 	Steps   []Change `json:"steps"`
 }

@@ -1,0 +1,313 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/holiday-ops/holiday/backup/hostbackup"
+	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/plans"
+)
+
+// KindBackup is the host backup step: every backup source of the host,
+// each its own snapshot, verified, before any service stops or the
+// firewall changes (SlotBackups). It changes nothing on the host, so its
+// journal record says which snapshots were taken, and its Revert does
+// nothing.
+const KindBackup = "backup"
+
+func init() {
+	RegisterKind(KindBackup, func(target string) (Action, error) {
+		if target != "host" {
+			return nil, fmt.Errorf("backup: unknown target %q", target)
+		}
+		return HostBackup{}, nil
+	})
+}
+
+// Backups is a run's backing-up on the control node: the repository,
+// opened once for the run with a shared lock by the caller, and what
+// every snapshot is tagged with.
+type Backups struct {
+	Store   *hostbackup.Store
+	Run     string
+	Plan    string    // the plan's name: tag plan:NAME
+	Until   time.Time // pins the snapshots until then (window end + repo.PinGrace); zero: pinned without an end
+	Version string
+	// Progress, when set, hears each host's source about once a second.
+	Progress func(host, source string, st hostbackup.Stats)
+	// Dumps expands and checks database sources; nil in a build without
+	// them (such a source then fails its host's backup step).
+	Dumps Dumps
+
+	mu    sync.Mutex
+	known map[string]*hostbackup.Known
+}
+
+// Dumps is what the database sources need beyond the data path: which
+// dumps a source names (on the host, for all: true), and the check of a
+// stored dump (pg_restore --list, a scratch restore with restore_check).
+type Dumps interface {
+	Specs(ctx context.Context, h *Host, src *plans.BackupSource) ([]hostbackup.StreamSpec, error)
+	Check(ctx context.Context, h *Host, r *repo.Repository, sn *repo.Snapshot, spec hostbackup.StreamSpec, src *plans.BackupSource) error
+}
+
+// knownFor returns the blobs host may be told the repository has: those
+// of its own earlier snapshots (read once per run).
+func (b *Backups) knownFor(ctx context.Context, host string) (*hostbackup.Known, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if k := b.known[host]; k != nil {
+		return k, nil
+	}
+	k, err := hostbackup.HostKnown(ctx, b.Store.R, host)
+	if err != nil {
+		return nil, err
+	}
+	if b.known == nil {
+		b.known = map[string]*hostbackup.Known{}
+	}
+	b.known[host] = k
+	return k, nil
+}
+
+// HostBackup is the backup step of one host.
+type HostBackup struct {
+	Sources []*plans.BackupSource
+}
+
+// BackupPrior is the step's Observe record: what it will back up.
+type BackupPrior struct {
+	Sources []string `json:"sources"`
+}
+
+// Taken is one snapshot the step took.
+type Taken struct {
+	Kind        string   `json:"kind"` // files, disk, postgres, mysql
+	Source      string   `json:"source"`
+	Snapshot    string   `json:"snapshot"`
+	Paths       []string `json:"paths"`
+	Consistency string   `json:"consistency,omitempty"` // crash: a disk read without freeze
+	Files       int64    `json:"files"`
+	Unchanged   int64    `json:"unchanged"`
+	Bytes       int64    `json:"bytes"`
+	BytesSent   int64    `json:"bytes_sent"`
+	WireBytes   int64    `json:"wire_bytes"`
+}
+
+// BackupDone is the step's Apply record.
+type BackupDone struct {
+	Snapshots []Taken `json:"snapshots"`
+}
+
+// DescribeSource says what a plan source backs up, in one phrase.
+func DescribeSource(s *plans.BackupSource) string {
+	dbs := func(names []string, all bool) string {
+		if all {
+			return "all databases"
+		}
+		return strings.Join(names, ",")
+	}
+	switch {
+	case len(s.Files) > 0:
+		d := "files " + strings.Join(s.Files, ",")
+		if len(s.Exclude) > 0 {
+			d += " (exclude " + strings.Join(s.Exclude, ",") + ")"
+		}
+		return d
+	case s.Disk != "":
+		d := "disk " + s.Disk
+		if s.Freeze {
+			d += " (frozen)"
+		}
+		return d
+	case s.Postgres != nil:
+		return "postgres " + dbs(s.Postgres.Databases, s.Postgres.All)
+	case s.MySQL != nil:
+		return "mysql " + dbs(s.MySQL.Databases, s.MySQL.All)
+	}
+	return "source"
+}
+
+func (b HostBackup) Observe(ctx context.Context, h *Host) (Record, error) {
+	var p BackupPrior
+	for _, s := range b.Sources {
+		p.Sources = append(p.Sources, DescribeSource(s))
+	}
+	return NewRecord(KindBackup, "host", p)
+}
+
+// Apply takes every source's snapshot in turn and verifies it; the first
+// failure fails the step (the snapshots taken stay, recorded).
+func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, error) {
+	var done BackupDone
+	rec := func(err error) (Record, error) {
+		r, rerr := NewRecord(KindBackup, "host", done)
+		if err == nil {
+			err = rerr
+		}
+		return r, err
+	}
+	bk := h.Backups
+	if bk == nil || bk.Store == nil {
+		return rec(errors.New("no repository is open for this run: the backups cannot be taken"))
+	}
+	st, ok := h.Agent.(streamer)
+	if !ok {
+		return rec(errors.New("this host's agent cannot stream a backup"))
+	}
+	known, err := bk.knownFor(ctx, h.Name)
+	if err != nil {
+		return rec(fmt.Errorf("reading the host's earlier snapshots: %w", err))
+	}
+	for _, src := range b.Sources {
+		jobs, err := b.jobs(ctx, h, src)
+		if err != nil {
+			return rec(err)
+		}
+		for _, j := range jobs {
+			t, err := bk.take(ctx, h, st, known, src, j)
+			if t != nil {
+				done.Snapshots = append(done.Snapshots, *t)
+			}
+			if err != nil {
+				return rec(fmt.Errorf("%s: %w", j.what, err))
+			}
+		}
+	}
+	return rec(nil)
+}
+
+// job is one snapshot to take.
+type job struct {
+	kind, what string
+	req        hostbackup.Request
+	paths      []string
+	spec       *hostbackup.StreamSpec
+}
+
+func (b HostBackup) jobs(ctx context.Context, h *Host, src *plans.BackupSource) ([]job, error) {
+	what := DescribeSource(src)
+	switch {
+	case len(src.Files) > 0:
+		paths := slices.Clone(src.Files)
+		slices.Sort(paths)
+		return []job{{kind: "files", what: what, paths: paths,
+			req: hostbackup.Request{Source: hostbackup.SourceFiles, Paths: paths, Exclude: src.Exclude}}}, nil
+	case src.Disk != "":
+		return []job{{kind: "disk", what: what, paths: []string{src.Disk},
+			req: hostbackup.Request{Source: hostbackup.SourceDisk, Device: src.Disk, BlockSize: int(src.BlockSize), Freeze: src.Freeze}}}, nil
+	case src.Postgres != nil || src.MySQL != nil:
+		kind := "postgres"
+		if src.MySQL != nil {
+			kind = "mysql"
+		}
+		if h.Backups.Dumps == nil {
+			return nil, fmt.Errorf("%s: this build cannot dump databases yet", what)
+		}
+		specs, err := h.Backups.Dumps.Specs(ctx, h, src)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		var out []job
+		for _, s := range specs {
+			s := s
+			out = append(out, job{kind: kind, what: kind + " " + s.Name, spec: &s, paths: []string{"/" + kind + "/" + strings.TrimSuffix(s.Name, path.Ext(s.Name))},
+				req: hostbackup.Request{Source: hostbackup.SourceStream, Stream: &s}})
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("a backup source with nothing to back up")
+}
+
+// take runs one source through the agent into a snapshot and reads it
+// back.
+func (bk *Backups) take(ctx context.Context, h *Host, st streamer, known *hostbackup.Known, src *plans.BackupSource, j job) (*Taken, error) {
+	r := bk.Store.R
+	j.req.Polynomial = uint64(r.Config().ChunkerPolynomial)
+	tags := []string{"holiday", "run:" + bk.Run, "kind:" + j.kind}
+	if bk.Plan != "" {
+		tags = append(tags, "plan:"+bk.Plan)
+	}
+	tags = append(tags, repo.PinTags(bk.Until)...)
+	o := hostbackup.Options{Hostname: h.Name, Paths: j.paths, Tags: tags, ProgramVersion: "holiday " + bk.Version, Known: known}
+	if j.kind == "files" {
+		parent, err := latest(ctx, r, h.Name, "kind:files", j.paths)
+		if err != nil {
+			return nil, fmt.Errorf("finding the previous snapshot: %w", err)
+		}
+		o.Parent = parent
+	}
+	if j.kind == "disk" {
+		o.MoreTags = func(res hostbackup.Result) []string {
+			if res.Frozen {
+				return nil
+			}
+			return []string{"consistency:crash"}
+		}
+	}
+	if bk.Progress != nil {
+		o.Progress = func(s hostbackup.Stats) { bk.Progress(h.Name, j.what, s) }
+	}
+	s, err := st.Start(ctx, hostbackup.OpName, j.req)
+	if err != nil {
+		return nil, err
+	}
+	sn, res, stats, err := hostbackup.Backup(ctx, bk.Store, s, j.req, o)
+	s.Close() // a session whose Result was not read cleanly ends here
+	if err != nil {
+		return nil, err
+	}
+	t := &Taken{Kind: j.kind, Source: j.what, Snapshot: sn.ID.String(), Paths: j.paths, Files: stats.Files, Unchanged: stats.Unchanged,
+		Bytes: stats.Bytes, BytesSent: stats.BytesSent, WireBytes: stats.WireBytes}
+	if j.kind == "disk" && !res.Frozen {
+		t.Consistency = "crash (" + res.NotFrozen + ")"
+	}
+	if err := hostbackup.Verify(ctx, r, sn, stats.NewBlobs); err != nil {
+		return t, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
+	}
+	if j.spec != nil {
+		if err := bk.Dumps.Check(ctx, h, r, sn, *j.spec, src); err != nil {
+			return t, fmt.Errorf("check dump %s: %w", j.spec.Name, err)
+		}
+	}
+	return t, nil
+}
+
+// latest is the newest snapshot of host with tag and exactly paths.
+func latest(ctx context.Context, r *repo.Repository, host, tag string, paths []string) (*repo.Snapshot, error) {
+	sns, err := r.Snapshots(ctx, func(repo.ID, error) {})
+	if err != nil {
+		return nil, err
+	}
+	for i := len(sns) - 1; i >= 0; i-- {
+		sn := sns[i]
+		sp := slices.Clone(sn.Paths)
+		slices.Sort(sp)
+		if sn.Hostname == host && slices.Contains(sn.Tags, tag) && slices.Equal(sp, paths) {
+			return sn, nil
+		}
+	}
+	return nil, nil
+}
+
+// Verify: the snapshots are in the repository; the host has nothing to
+// hold.
+func (HostBackup) Verify(ctx context.Context, h *Host, done Record) error { return nil }
+
+// Revert does nothing: the backup changed nothing on the host, and its
+// snapshots stay (pinned) for rollback.
+func (HostBackup) Revert(ctx context.Context, h *Host, prior, done Record) error { return nil }
+
+func (HostBackup) noteApplied(hr *HostResult, prior, done Record) {
+	var d BackupDone
+	if done.Decode(&d) == nil {
+		hr.Snapshots = d.Snapshots
+	}
+}

@@ -1,0 +1,460 @@
+package hostbackup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/internal/agentproto"
+)
+
+// Link is the control node's end of a running host-backup operation
+// (agentctl's Stream after Start sent the Request).
+type Link interface {
+	WriteJSON(t agentproto.FrameType, v any) error
+	ReadFrame() (agentproto.FrameType, []byte, error)
+	// Result reads the operation's Result frame.
+	Result(v any) error
+}
+
+// Store is a repository shared by the backups of one run: any number of
+// sources save blobs side by side, and each one's Flush (packs, index,
+// before its snapshot) waits for the blobs being saved and holds new ones
+// back meanwhile. The pack writer lives on the run's context, not on one
+// source's.
+type Store struct {
+	R   *repo.Repository
+	ctx context.Context
+	mu  sync.RWMutex
+}
+
+// NewStore wraps r for the run whose context is ctx.
+func NewStore(ctx context.Context, r *repo.Repository) *Store { return &Store{R: r, ctx: ctx} }
+
+// SaveBlob stores a data blob whose ID the caller has verified.
+func (s *Store) SaveBlob(ctx context.Context, data []byte, id repo.ID) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.R.StartWriter(s.ctx)
+	_, _, err := s.R.SaveBlob(ctx, repo.DataBlob, data, id)
+	return err
+}
+
+// SaveTree stores a tree blob.
+func (s *Store) SaveTree(ctx context.Context, t *repo.Tree) (repo.ID, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.R.StartWriter(s.ctx)
+	return s.R.SaveTree(ctx, t)
+}
+
+// Flush makes every blob saved so far durable and indexed.
+func (s *Store) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.R.Flush(ctx)
+}
+
+// Options shape one source's snapshot.
+type Options struct {
+	Hostname       string
+	Paths          []string // the snapshot's paths
+	Tags           []string
+	ProgramVersion string
+	// Parent is the host's previous snapshot of the same source: files
+	// whose size, mtime, ctime and inode match it are not read again.
+	Parent *repo.Snapshot
+	// Known are the blobs the host may be told the repository has
+	// (HostKnown); blobs it sends are added. nil: every blob is asked for.
+	Known *Known
+	// MoreTags, when set, adds tags from what the host reported (a disk
+	// read without freeze is crash-consistent).
+	MoreTags func(Result) []string
+	// Progress, when set, is called about once a second.
+	Progress func(Stats)
+}
+
+// Stats count one source's backup.
+type Stats struct {
+	Files     int64 `json:"files"`
+	Unchanged int64 `json:"unchanged"` // files taken from the parent without reading
+	Bytes     int64 `json:"bytes"`     // content of the files read (zero blocks included)
+	BlobsSent int64 `json:"blobs_sent"`
+	BytesSent int64 `json:"bytes_sent"` // chunk data that crossed the link
+	// WireBytes is everything the agent sent for this source: walk,
+	// chunk IDs and data (frame payloads).
+	WireBytes int64         `json:"wire_bytes"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	// NewBlobs are the chunks the host sent (for Verify to read back).
+	NewBlobs []repo.ID `json:"-"`
+}
+
+// ErrHashMismatch: a chunk's data does not hash to the ID the host gave.
+var ErrHashMismatch = errors.New("chunk data does not match its ID")
+
+// control is one source's backup on the control node.
+type control struct {
+	s      *Store
+	link   Link
+	req    Request
+	o      Options
+	b      *builder
+	parent *parentTrees
+	files  map[int64]fileRef
+	kept   map[int64]bool // files taken from the parent: no content may come
+	asked  map[repo.ID]bool
+	need   []repo.ID // data frames due, in order
+	zeros  map[uint32]repo.ID
+	jobs   chan blobJob
+	stats  Stats
+	bytes  atomic.Int64 // Stats.Bytes, for progress
+	sent   atomic.Int64
+	nfiles atomic.Int64
+}
+
+type fileRef struct {
+	path string
+	node *repo.Node
+}
+
+type blobJob struct {
+	id   repo.ID
+	data []byte
+}
+
+// Backup receives one source from the agent on link (its Request req
+// already sent) and stores it as a snapshot. Nothing the host sends is
+// trusted: paths must form a tree, every chunk is hashed on arrival, and
+// a file the host could not read fails the snapshot (a vanished one is
+// left out). On error no snapshot is written; what was packed stays
+// unreferenced, and the caller must close the link without reusing it.
+func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*repo.Snapshot, Result, Stats, error) {
+	start := time.Now()
+	c := &control{s: s, link: link, req: req, o: o, b: newBuilder(), files: map[int64]fileRef{}, kept: map[int64]bool{}, asked: map[repo.ID]bool{}, zeros: map[uint32]repo.ID{},
+		jobs: make(chan blobJob, 2*runtime.GOMAXPROCS(0))}
+	if o.Known == nil {
+		c.o.Known = NewKnown()
+	}
+	if o.Parent != nil && req.Source == SourceFiles {
+		c.parent = &parentTrees{load: s.R.LoadTree, root: o.Parent.Tree, trees: map[string]*repo.Tree{}}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for range runtime.GOMAXPROCS(0) {
+		g.Go(func() error { return c.worker(gctx) })
+	}
+	stop := make(chan struct{})
+	if o.Progress != nil {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					o.Progress(Stats{Files: c.nfiles.Load(), Bytes: c.bytes.Load(), BytesSent: c.sent.Load(), Elapsed: time.Since(start)})
+				}
+			}
+		}()
+	}
+	res, err := c.receive(gctx)
+	close(c.jobs)
+	if werr := g.Wait(); werr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		err = werr
+	}
+	close(stop)
+	c.stats.Bytes, c.stats.BytesSent, c.stats.Elapsed = c.bytes.Load(), c.sent.Load(), time.Since(start)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, res, c.stats, err
+	}
+	tree, err := c.b.save(ctx, s)
+	if err == nil {
+		err = s.Flush(ctx)
+	}
+	if err != nil {
+		return nil, res, c.stats, fmt.Errorf("store packs, trees and index: %w", err)
+	}
+	tags := slices.Clone(o.Tags)
+	if o.MoreTags != nil {
+		tags = append(tags, o.MoreTags(res)...)
+	}
+	sn := &repo.Snapshot{Time: start, Tree: &tree, Paths: o.Paths, Hostname: o.Hostname, Tags: tags,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ProgramVersion: o.ProgramVersion}
+	if o.Parent != nil {
+		sn.Parent = &o.Parent.ID
+	}
+	if _, err := s.R.SaveSnapshot(ctx, sn); err != nil {
+		return nil, res, c.stats, fmt.Errorf("store snapshot: %w", err)
+	}
+	c.stats.Elapsed = time.Since(start)
+	return sn, res, c.stats, nil
+}
+
+// worker verifies and stores the chunks that arrive.
+func (c *control) worker(ctx context.Context) error {
+	for j := range c.jobs {
+		if repo.ID(sha256.Sum256(j.data)) != j.id {
+			return fmt.Errorf("%w: %s (the host sent other bytes than it announced)", ErrHashMismatch, j.id.Str())
+		}
+		if err := c.s.SaveBlob(ctx, j.data, j.id); err != nil {
+			return fmt.Errorf("store chunk: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *control) submit(ctx context.Context, j blobJob) error {
+	select {
+	case c.jobs <- j:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// receive reads the agent's frames up to its Result.
+func (c *control) receive(ctx context.Context) (Result, error) {
+	var res Result
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		t, p, err := c.link.ReadFrame()
+		if err != nil {
+			return res, fmt.Errorf("the link to the host broke: %w", err)
+		}
+		c.stats.WireBytes += int64(len(p)) + 5
+		switch t {
+		case agentproto.FrameData:
+			if len(c.need) == 0 {
+				return res, errors.New("host-backup: the host sent data nobody asked for")
+			}
+			id := c.need[0]
+			c.need = c.need[1:]
+			c.sent.Add(int64(len(p)))
+			c.stats.BlobsSent++
+			if err := c.submit(ctx, blobJob{id, p}); err != nil {
+				return res, err
+			}
+		case agentproto.FrameMessage:
+			var up Up
+			if err := json.Unmarshal(p, &up); err != nil {
+				return res, fmt.Errorf("host-backup: bad message from the host: %w", err)
+			}
+			if len(up.Nodes) > 0 {
+				if err := c.nodes(ctx, up.Nodes); err != nil {
+					return res, err
+				}
+			}
+			if len(up.Contents) > 0 {
+				if err := c.contents(ctx, up.Contents); err != nil {
+					return res, err
+				}
+			}
+			if up.Done {
+				if len(c.need) > 0 {
+					return res, fmt.Errorf("host-backup: the host ended with %d chunks still owed", len(c.need))
+				}
+				if err := c.link.Result(&res); err != nil {
+					return res, err
+				}
+				return res, c.complete()
+			}
+		case agentproto.FrameResult:
+			// the host failed: its error, and the session is not reused
+			var r agentproto.Result
+			if err := json.Unmarshal(p, &r); err == nil && r.Error != nil {
+				return res, r.Error
+			}
+			return res, errors.New("host-backup: the host ended the operation early")
+		default:
+			return res, fmt.Errorf("host-backup: unexpected %s frame", t)
+		}
+	}
+}
+
+// complete checks that every file got its content.
+func (c *control) complete() error {
+	for _, f := range c.files {
+		if f.node.Content == nil {
+			return fmt.Errorf("host-backup: the host never sent the content of %s", f.path)
+		}
+	}
+	return nil
+}
+
+// nodes places a batch of the walk and, for a file tree, answers which
+// files to read.
+func (c *control) nodes(ctx context.Context, es []Entry) error {
+	var v Verdict
+	for i := range es {
+		e := &es[i]
+		n := &e.Node
+		n.Content, n.Subtree = nil, nil
+		if c.req.Source != SourceFiles && (len(es) != 1 || e.Seq != 0 || n.Type != repo.NodeFile || len(c.files) > 0) {
+			return errors.New("host-backup: a disk or a dump is one file")
+		}
+		if err := c.b.add(e.Path, n); err != nil {
+			return fmt.Errorf("host-backup: the host's walk: %w", err)
+		}
+		v.Upto = e.Seq
+		if n.Type != repo.NodeFile {
+			continue
+		}
+		if _, dup := c.files[e.Seq]; dup {
+			return fmt.Errorf("host-backup: entry %d sent twice", e.Seq)
+		}
+		c.files[e.Seq] = fileRef{e.Path, n}
+		if c.req.Source != SourceFiles {
+			continue
+		}
+		if pn := c.parent.find(ctx, e.Path); unchanged(pn, n) && c.inIndex(pn.Content) {
+			n.Content = pn.Content
+			if n.Content == nil {
+				n.Content = []repo.ID{}
+			}
+			c.stats.Files++
+			c.stats.Unchanged++
+			c.nfiles.Add(1)
+			c.kept[e.Seq] = true
+			continue
+		}
+		v.Read = append(v.Read, e.Seq)
+	}
+	if c.req.Source != SourceFiles {
+		return nil
+	}
+	if err := c.link.WriteJSON(agentproto.FrameMessage, Down{Verdict: &v}); err != nil {
+		return fmt.Errorf("answering the host: %w", err)
+	}
+	return nil
+}
+
+func (c *control) inIndex(ids []repo.ID) bool {
+	for _, id := range ids {
+		if !c.s.R.Index().Has(repo.BlobHandle{ID: id, Type: repo.DataBlob}) {
+			return false
+		}
+	}
+	return true
+}
+
+// contents takes a batch of chunk lists and answers which chunks to send:
+// those neither this host's own (Known) and stored, nor already asked for.
+func (c *control) contents(ctx context.Context, cs []Content) error {
+	var w Want
+	idx := int32(0)
+	for _, ct := range cs {
+		f, ok := c.files[ct.Seq]
+		if !ok || c.kept[ct.Seq] {
+			return fmt.Errorf("host-backup: content for entry %d that was not asked for", ct.Seq)
+		}
+		for _, ch := range ct.Chunks {
+			id := ch.ID
+			if ch.Zero {
+				var err error
+				if id, err = c.zero(ctx, ch.Len); err != nil {
+					return err
+				}
+			} else if ch.Len == 0 {
+				return errors.New("host-backup: an empty chunk")
+			} else if !c.asked[id] && !(c.o.Known.Has(id) && c.s.R.Index().Has(repo.BlobHandle{ID: id, Type: repo.DataBlob})) {
+				c.asked[id] = true
+				w.Need = append(w.Need, idx)
+				c.need = append(c.need, id)
+				c.stats.NewBlobs = append(c.stats.NewBlobs, id)
+				c.o.Known.Add(id) // sent by this host from now on
+			}
+			c.bytes.Add(int64(ch.Len))
+			f.node.Content = append(f.node.Content, id)
+			idx++
+		}
+		if ct.More {
+			continue
+		}
+		if ct.Err != "" {
+			if ct.Vanished && c.req.Source == SourceFiles {
+				c.b.remove(f.path)
+				delete(c.files, ct.Seq)
+				continue
+			}
+			return fmt.Errorf("%s: %s", f.path, ct.Err)
+		}
+		if f.node.Content == nil {
+			f.node.Content = []repo.ID{}
+		}
+		f.node.Size = ct.Size
+		c.stats.Files++
+		c.nfiles.Add(1)
+	}
+	if err := c.link.WriteJSON(agentproto.FrameMessage, Down{Want: &w}); err != nil {
+		return fmt.Errorf("answering the host: %w", err)
+	}
+	return nil
+}
+
+// zero returns the ID of n zero bytes, storing that blob once.
+func (c *control) zero(ctx context.Context, n uint32) (repo.ID, error) {
+	if id, ok := c.zeros[n]; ok {
+		return id, nil
+	}
+	data := make([]byte, n)
+	id := repo.HashData(data)
+	if err := c.s.SaveBlob(ctx, data, id); err != nil {
+		return id, fmt.Errorf("store the zero block: %w", err)
+	}
+	c.zeros[n] = id
+	return id, nil
+}
+
+// Verify reads back what a backup wrote: every tree of sn and the data
+// blobs listed (the ones the host sent), each decrypted and hashed; a
+// blob that cannot be read back fails the host's backup before anything
+// on it stops.
+func Verify(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, blobs []repo.ID) error {
+	seen := map[repo.ID]bool{}
+	var walk func(id repo.ID) error
+	walk = func(id repo.ID) error {
+		if seen[id] {
+			return nil
+		}
+		seen[id] = true
+		t, err := r.LoadTree(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, n := range t.Nodes {
+			if n.Subtree != nil {
+				if err := walk(*n.Subtree); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(*sn.Tree); err != nil {
+		return err
+	}
+	var buf []byte
+	for _, id := range blobs {
+		var err error
+		if buf, err = r.LoadBlob(ctx, repo.DataBlob, id, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}

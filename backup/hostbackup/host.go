@@ -1,0 +1,620 @@
+package hostbackup
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/restic/chunker"
+
+	"github.com/holiday-ops/holiday/backup/archiver"
+	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/internal/agent"
+	"github.com/holiday-ops/holiday/internal/agentproto"
+)
+
+// Dump is a running dump on the host: its output, and Wait, which says
+// whether it ended well (non-nil if the tool exited non-zero, was killed
+// or the stream was cut short). backup/dbdump's *Dump is one.
+type Dump interface {
+	io.Reader
+	Wait() error
+}
+
+// DumpStarter starts a dump on the host.
+type DumpStarter func(ctx context.Context, s StreamSpec) (Dump, error)
+
+var (
+	dumperMu sync.Mutex
+	dumper   DumpStarter
+)
+
+// RegisterDumper sets how the agent starts database dumps (backup/dbdump
+// provides it); without one a stream source is refused.
+func RegisterDumper(f DumpStarter) {
+	dumperMu.Lock()
+	dumper = f
+	dumperMu.Unlock()
+}
+
+// Handler is the agent operation. It reads the host and, for a disk with
+// freeze, freezes and thaws its filesystem: the change class.
+func Handler() agent.Handler {
+	return agent.Handler{Name: OpName, Class: agent.ClassChange, Run: func(ctx context.Context, op *agent.Op) (any, error) {
+		var req Request
+		if err := json.Unmarshal(op.Args, &req); err != nil {
+			return nil, fmt.Errorf("host-backup: bad arguments: %w", err)
+		}
+		return serveHost(ctx, op.Conn, req)
+	}}
+}
+
+// Tunables of the host side.
+const (
+	// window bounds the chunk data read but not yet sent or let go: the
+	// control node's answers have this much reading to arrive in.
+	window = 64 << 20
+	// nodeBatch and contentBatch bound the entries and chunks of one Up
+	// message; batchBytes the chunk data one Up{Contents} stands for.
+	nodeBatch    = 512
+	contentBatch = 256
+	batchBytes   = 8 << 20
+	// nodeFlush sends a partial batch of entries after this long, so
+	// that the reads of a slow walk are not held back.
+	nodeFlush = 20 * time.Millisecond
+)
+
+// host is one host-backup operation on the agent.
+type host struct {
+	conn *agentproto.Conn
+	req  Request
+	pol  chunker.Pol
+	ch   *chunker.Chunker
+	seq  int64
+	res  Result
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	err    error          // the first failure; everything stops
+	upto   int64          // verdicts are known up to this entry
+	read   map[int64]bool // files the control node wants read
+	wants  []Want         // wants not yet taken by the sender
+	owedV  int            // verdicts the control node still owes
+	owedW  int            // wants the control node still owes
+	held   int            // bytes of chunk data in the window
+	queue  []heldBatch    // Up{Contents} sent, awaiting their want
+	ended  bool           // no more batches
+	sendOK chan struct{}  // closed when the sender is done
+	cancel context.CancelFunc
+
+	// the current batches being filled
+	nodes    []Entry
+	nodesAt  time.Time
+	contents []Content
+	data     [][]byte // data of the chunks of contents, in order (nil: zero)
+	bytes    int
+	pending  []pendingFile // files sent whose verdict or read is to come
+}
+
+type heldBatch struct {
+	data  [][]byte
+	bytes int
+}
+
+type pendingFile struct {
+	seq  int64
+	path string
+}
+
+func (h *host) fail(err error) {
+	h.mu.Lock()
+	if h.err == nil {
+		h.err = err
+		h.cancel()
+	}
+	h.cond.Broadcast()
+	h.mu.Unlock()
+}
+
+func (h *host) failed() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
+}
+
+func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h := &host{conn: conn, req: req, pol: chunker.Pol(req.Polynomial), upto: -1, read: map[int64]bool{}, cancel: cancel, sendOK: make(chan struct{})}
+	h.cond = sync.NewCond(&h.mu)
+	if req.Source != SourceDisk {
+		if !h.pol.Irreducible() {
+			return nil, fmt.Errorf("host-backup: the chunker polynomial %#x is not valid", req.Polynomial)
+		}
+		h.ch = chunker.New(bytes.NewReader(nil), h.pol)
+	}
+	// The control node's answers are read without pause, whatever the
+	// rest does, so that its writes never wait on ours.
+	recvDone := make(chan struct{})
+	go func() { defer close(recvDone); h.recv() }()
+	go h.sender()
+
+	var err error
+	switch req.Source {
+	case SourceFiles:
+		err = h.files(ctx)
+	case SourceDisk:
+		err = h.disk(ctx)
+	case SourceStream:
+		err = h.stream(ctx)
+	default:
+		err = fmt.Errorf("host-backup: unknown source %q", req.Source)
+	}
+	if err == nil {
+		err = h.flushContents(ctx)
+	}
+	h.mu.Lock()
+	h.ended = true
+	h.cond.Broadcast()
+	h.mu.Unlock()
+	<-h.sendOK
+	if err == nil {
+		<-recvDone
+	}
+	if err == nil {
+		err = h.failed()
+	}
+	if err != nil {
+		h.fail(err)
+		return nil, err
+	}
+	if err := h.conn.WriteJSON(agentproto.FrameMessage, Up{Done: true}); err != nil {
+		return nil, err
+	}
+	return &h.res, nil
+}
+
+// recv reads the control node's Down messages until the operation ends.
+// It reads only while wants or verdicts are still due, so that it never
+// takes the session's next request.
+func (h *host) recv() {
+	for {
+		h.mu.Lock()
+		for h.err == nil && h.owedV+h.owedW == 0 {
+			if h.ended {
+				h.mu.Unlock()
+				return
+			}
+			h.cond.Wait()
+		}
+		stop := h.err != nil
+		h.mu.Unlock()
+		if stop {
+			return
+		}
+		t, p, err := h.conn.ReadFrame()
+		if err != nil {
+			h.fail(fmt.Errorf("reading the control node's answers: %w", err))
+			return
+		}
+		var d Down
+		if t != agentproto.FrameMessage {
+			h.fail(fmt.Errorf("host-backup: unexpected %s frame from the control node", t))
+			return
+		}
+		if err := json.Unmarshal(p, &d); err != nil {
+			h.fail(fmt.Errorf("host-backup: bad answer: %w", err))
+			return
+		}
+		h.mu.Lock()
+		if v := d.Verdict; v != nil {
+			h.owedV--
+			if v.Upto > h.upto {
+				h.upto = v.Upto
+			}
+			for _, s := range v.Read {
+				h.read[s] = true
+			}
+		}
+		if d.Want != nil {
+			h.owedW--
+			h.wants = append(h.wants, *d.Want)
+		}
+		h.cond.Broadcast()
+		h.mu.Unlock()
+	}
+}
+
+// sender sends the data of each Up{Contents}, in order, as its want
+// arrives, and lets the rest of the batch go.
+func (h *host) sender() {
+	defer close(h.sendOK)
+	for {
+		h.mu.Lock()
+		for h.err == nil && (len(h.queue) == 0 || len(h.wants) == 0) && !(h.ended && len(h.queue) == 0) {
+			h.cond.Wait()
+		}
+		if h.err != nil || len(h.queue) == 0 {
+			h.mu.Unlock()
+			return
+		}
+		b, w := h.queue[0], h.wants[0]
+		h.queue, h.wants = h.queue[1:], h.wants[1:]
+		h.mu.Unlock()
+		for _, i := range w.Need {
+			if i < 0 || int(i) >= len(b.data) || b.data[i] == nil {
+				h.fail(fmt.Errorf("host-backup: the control node asked for chunk %d of a batch of %d it cannot have", i, len(b.data)))
+				return
+			}
+			if err := h.conn.WriteFrame(agentproto.FrameData, b.data[i]); err != nil {
+				h.fail(fmt.Errorf("sending data: %w", err))
+				return
+			}
+		}
+		h.mu.Lock()
+		h.held -= b.bytes
+		h.cond.Broadcast()
+		h.mu.Unlock()
+	}
+}
+
+// addChunk adds one chunk of file seq to the batch being filled; data
+// nil is a zero block. It waits for room in the window.
+func (h *host) addChunk(ctx context.Context, seq int64, data []byte, zero bool) error {
+	c := Chunk{Len: uint32(len(data)), Zero: zero}
+	if !zero {
+		c.ID = sha256.Sum256(data)
+	} else {
+		data = nil
+	}
+	if n := len(h.contents); n == 0 || h.contents[n-1].Seq != seq || !h.contents[n-1].More {
+		h.contents = append(h.contents, Content{Seq: seq, More: true})
+	}
+	ct := &h.contents[len(h.contents)-1]
+	ct.Chunks = append(ct.Chunks, c)
+	h.data = append(h.data, data)
+	h.bytes += len(data)
+	h.res.BytesRead += int64(c.Len)
+	if len(h.data) >= contentBatch || h.bytes >= batchBytes {
+		return h.flushContents(ctx)
+	}
+	return nil
+}
+
+// endFile closes file seq's content with its size as read, or its error.
+func (h *host) endFile(ctx context.Context, seq int64, size uint64, err error) error {
+	if n := len(h.contents); n == 0 || h.contents[n-1].Seq != seq || !h.contents[n-1].More {
+		h.contents = append(h.contents, Content{Seq: seq})
+	}
+	ct := &h.contents[len(h.contents)-1]
+	ct.More, ct.Size = false, size
+	if err != nil {
+		ct.Err = err.Error()
+		ct.Vanished = errors.Is(err, os.ErrNotExist)
+	}
+	if len(h.contents) >= contentBatch {
+		return h.flushContents(ctx)
+	}
+	return nil
+}
+
+// flushContents sends the batch of contents and queues its data for the
+// sender; it waits while the window is full.
+func (h *host) flushContents(ctx context.Context) error {
+	if len(h.contents) == 0 {
+		return nil
+	}
+	b := heldBatch{data: h.data, bytes: h.bytes}
+	up := Up{Contents: h.contents}
+	h.contents, h.data, h.bytes = nil, nil, 0
+	h.mu.Lock()
+	for h.err == nil && h.held > 0 && h.held+b.bytes > window {
+		h.cond.Wait()
+	}
+	if h.err != nil {
+		err := h.err
+		h.mu.Unlock()
+		return fatal{err}
+	}
+	h.held += b.bytes
+	h.queue = append(h.queue, b)
+	h.owedW++
+	h.cond.Broadcast()
+	h.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fatal{err}
+	}
+	if err := h.conn.WriteJSON(agentproto.FrameMessage, up); err != nil {
+		return fatal{fmt.Errorf("sending chunk IDs: %w", err)}
+	}
+	return nil
+}
+
+// chunkStream cuts rd with the content-defined chunker into file seq.
+func (h *host) chunkStream(ctx context.Context, seq int64, rd io.Reader) (uint64, error) {
+	h.ch.Reset(rd, h.pol)
+	buf := make([]byte, chunker.MaxSize)
+	var size uint64
+	for {
+		c, err := h.ch.Next(buf[:0])
+		if err == io.EOF {
+			return size, nil
+		}
+		if err != nil {
+			return size, err
+		}
+		size += uint64(c.Length)
+		if err := h.addChunk(ctx, seq, append([]byte(nil), c.Data...), false); err != nil {
+			return size, err
+		}
+	}
+}
+
+// fatal marks an error that ends the operation (the link, the window),
+// as opposed to one file that cannot be read.
+type fatal struct{ error }
+
+func (f fatal) Unwrap() error { return f.error }
+
+// files walks req.Paths, sends every entry, and reads the files the
+// control node's verdicts ask for, side by side with the walk.
+func (h *host) files(ctx context.Context) error {
+	if len(h.req.Paths) == 0 {
+		return errors.New("host-backup: no paths to back up")
+	}
+	for _, p := range h.req.Paths {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
+			return fmt.Errorf("host-backup: %q: want a clean absolute path other than /", p)
+		}
+		if _, err := os.Lstat(p); err != nil {
+			return fmt.Errorf("source %s: %w", p, unwrapPath(err))
+		}
+	}
+	walkDone := false
+	readErr := make(chan error, 1)
+	go func() { readErr <- h.reader(ctx, &walkDone) }()
+	err := h.walkAll(ctx)
+	if err == nil {
+		err = h.flushNodes()
+	}
+	h.mu.Lock()
+	walkDone = true
+	h.cond.Broadcast()
+	h.mu.Unlock()
+	if err != nil {
+		h.fail(err)
+		<-readErr
+		return err
+	}
+	return <-readErr
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// walkAll sends the folders above each source (once), then each
+// source's tree, sources in path order.
+func (h *host) walkAll(ctx context.Context) error {
+	paths := slices.Clone(h.req.Paths)
+	slices.Sort(paths)
+	sent := map[string]bool{}
+	for _, p := range paths {
+		var above []string
+		for d := filepath.Dir(p); d != "/"; d = filepath.Dir(d) {
+			above = append(above, d)
+		}
+		slices.Reverse(above)
+		for _, d := range above {
+			if sent[d] {
+				continue
+			}
+			sent[d] = true
+			fi, err := os.Lstat(d)
+			if err != nil {
+				return fmt.Errorf("source %s: %s: %w", p, d, unwrapPath(err))
+			}
+			n, err := archiver.NodeFromFileInfo(d, filepath.Base(d), fi)
+			if err != nil {
+				return err
+			}
+			if err := h.addNode(d, n); err != nil {
+				return err
+			}
+		}
+		if sent[p] {
+			continue // a source inside another one
+		}
+		if err := h.walk(ctx, p, sent); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// excluded says whether path matches one of the exclude patterns.
+func excluded(patterns []string, path string) bool {
+	for _, pat := range patterns {
+		target := filepath.Base(path)
+		if strings.Contains(pat, "/") {
+			target = path
+		}
+		if ok, _ := filepath.Match(pat, target); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *host) walk(ctx context.Context, path string, sent map[string]bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sent[path] = true
+	fi, err := os.Lstat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // gone since its folder was read
+		}
+		return fmt.Errorf("%s: %w", path, unwrapPath(err))
+	}
+	n, err := archiver.NodeFromFileInfo(path, filepath.Base(path), fi)
+	if err != nil {
+		return err
+	}
+	if err := h.addNode(path, n); err != nil {
+		return err
+	}
+	if n.Type != repo.NodeDir {
+		return nil
+	}
+	h.res.Dirs++
+	d, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, unwrapPath(err))
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, unwrapPath(err))
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		child := filepath.Join(path, name)
+		if excluded(h.req.Exclude, child) {
+			continue
+		}
+		if err := h.walk(ctx, child, sent); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addNode adds an entry to the batch of nodes; a regular file also waits
+// for its verdict in pending once the batch is sent.
+func (h *host) addNode(path string, n *repo.Node) error {
+	n.Content = nil
+	if len(h.nodes) == 0 {
+		h.nodesAt = time.Now()
+	}
+	h.nodes = append(h.nodes, Entry{Seq: h.seq, Path: path, Node: *n})
+	h.seq++
+	if len(h.nodes) >= nodeBatch || time.Since(h.nodesAt) > nodeFlush {
+		return h.flushNodes()
+	}
+	return nil
+}
+
+func (h *host) flushNodes() error {
+	if len(h.nodes) == 0 {
+		return nil
+	}
+	up := Up{Nodes: h.nodes}
+	h.mu.Lock()
+	if h.err != nil {
+		err := h.err
+		h.mu.Unlock()
+		return err
+	}
+	for _, e := range h.nodes {
+		if e.Node.Type == repo.NodeFile {
+			h.pending = append(h.pending, pendingFile{e.Seq, e.Path})
+		}
+	}
+	if h.req.Source == SourceFiles {
+		h.owedV++
+	}
+	h.cond.Broadcast()
+	h.mu.Unlock()
+	h.nodes = nil
+	if err := h.conn.WriteJSON(agentproto.FrameMessage, up); err != nil {
+		return fatal{fmt.Errorf("sending the walk: %w", err)}
+	}
+	return nil
+}
+
+// reader reads, in order, the files the verdicts ask for.
+func (h *host) reader(ctx context.Context, walkDone *bool) error {
+	for {
+		h.mu.Lock()
+		ready := func() bool { return len(h.pending) > 0 && h.upto >= h.pending[0].seq }
+		if h.err == nil && !ready() && !(*walkDone && len(h.pending) == 0) {
+			// about to wait: what is batched goes out first
+			h.mu.Unlock()
+			if err := h.flushContents(ctx); err != nil {
+				return err
+			}
+			h.mu.Lock()
+			for h.err == nil && !ready() && !(*walkDone && len(h.pending) == 0) {
+				h.cond.Wait()
+			}
+		}
+		if h.err != nil {
+			err := h.err
+			h.mu.Unlock()
+			return err
+		}
+		if len(h.pending) == 0 {
+			h.mu.Unlock()
+			return nil
+		}
+		f := h.pending[0]
+		h.pending = h.pending[1:]
+		want := h.read[f.seq]
+		delete(h.read, f.seq)
+		h.mu.Unlock()
+		if !want {
+			h.res.Files++
+			continue
+		}
+		if err := h.readFile(ctx, f); err != nil {
+			return err
+		}
+	}
+}
+
+// readFile reads one file into chunks; an error reading it goes to the
+// control node with the file's content (the snapshot then fails there,
+// unless the file vanished).
+func (h *host) readFile(ctx context.Context, f pendingFile) error {
+	file, err := os.OpenFile(f.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOATIME, 0)
+	if errors.Is(err, syscall.EPERM) {
+		file, err = os.OpenFile(f.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	}
+	if err != nil {
+		return h.endFile(ctx, f.seq, 0, err)
+	}
+	defer file.Close()
+	if fi, err := file.Stat(); err != nil || !fi.Mode().IsRegular() {
+		if err == nil {
+			err = fmt.Errorf("%s changed into a %v while being read", f.path, fi.Mode().Type())
+		}
+		return h.endFile(ctx, f.seq, 0, err)
+	}
+	size, err := h.chunkStream(ctx, f.seq, file)
+	var fe fatal
+	if errors.As(err, &fe) {
+		return err
+	}
+	if err != nil {
+		err = fmt.Errorf("read %s: %w", f.path, unwrapPath(err))
+	}
+	h.res.Files++
+	return h.endFile(ctx, f.seq, size, err)
+}

@@ -1,0 +1,173 @@
+package hostbackup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/holiday-ops/holiday/backup/repo"
+)
+
+// MinBlockSize and DefaultBlockSize bound a disk's fixed blocks.
+const (
+	MinBlockSize     = 1 << 20
+	DefaultBlockSize = 4 << 20
+	maxBlockSize     = 16 << 20
+)
+
+// now is the time given to the node of a disk or a dump (as restic's
+// stdin backup does); tests may fix it.
+var now = time.Now
+
+// streamNode is the single file node a disk or a dump is stored as.
+func streamNode(name string, size uint64) *repo.Node {
+	t := now()
+	return &repo.Node{Name: name, Type: repo.NodeFile, Mode: 0o600, ModTime: t, AccessTime: t, ChangeTime: t,
+		UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Size: size}
+}
+
+// disk reads a block device in fixed blocks; all-zero blocks are sent as
+// such, never as data. With Freeze, the filesystem mounted from it is
+// frozen for the read (and thawed by a dead-man should this agent die).
+func (h *host) disk(ctx context.Context) error {
+	bs := h.req.BlockSize
+	if bs == 0 {
+		bs = DefaultBlockSize
+	}
+	if bs < MinBlockSize || bs > maxBlockSize {
+		return fmt.Errorf("host-backup: block size %d is outside 1 MiB–16 MiB", bs)
+	}
+	f, err := os.Open(h.req.Device)
+	if err != nil {
+		return fmt.Errorf("disk %s: %w", h.req.Device, unwrapPath(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("disk %s: %w", h.req.Device, err)
+	}
+	if fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
+		return fmt.Errorf("disk %s: not a block device", h.req.Device)
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("disk %s: size: %w", h.req.Device, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	mount, err := mountOf(h.req.Device)
+	if err != nil {
+		return err
+	}
+	h.res.Mount = mount
+	switch {
+	case !h.req.Freeze:
+		h.res.NotFrozen = "the plan does not ask for freeze"
+	case mount == "":
+		h.res.NotFrozen = "no filesystem of it is mounted"
+	default:
+		thaw, err := freeze(ctx, mount, freezeBound(size))
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", h.req.Device, err)
+		}
+		defer func() {
+			if thaw != nil {
+				thaw()
+			}
+		}()
+		if err := h.readDisk(ctx, f, size, bs); err != nil {
+			return err
+		}
+		t := thaw
+		thaw = nil
+		if err := t(); err != nil {
+			return fmt.Errorf("disk %s: %w", h.req.Device, err)
+		}
+		h.res.Frozen = true
+		return nil
+	}
+	return h.readDisk(ctx, f, size, bs)
+}
+
+// freezeBound is how long a filesystem may stay frozen before the
+// dead-man thaws it: generous for reading size bytes at 20 MiB/s.
+func freezeBound(size int64) time.Duration {
+	return 2*time.Minute + time.Duration(size/(20<<20))*time.Second
+}
+
+var zeros [1 << 16]byte
+
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) error {
+	name := filepath.Base(h.req.Device)
+	if err := h.addNode("/"+name, streamNode(name, uint64(size))); err != nil {
+		return err
+	}
+	if err := h.flushNodes(); err != nil {
+		return err
+	}
+	var read int64
+	for read < size {
+		buf := make([]byte, min(int64(bs), size-read))
+		n, err := io.ReadFull(f, buf)
+		if err != nil {
+			return fmt.Errorf("disk %s: read at %d: %w", h.req.Device, read, err)
+		}
+		read += int64(n)
+		if err := h.addChunk(ctx, 0, buf, isZero(buf)); err != nil {
+			return err
+		}
+	}
+	h.res.Files = 1
+	return h.endFile(ctx, 0, uint64(size), nil)
+}
+
+// stream chunks a dump the host starts; a dump that fails (Wait) fails
+// the operation: never a short snapshot.
+func (h *host) stream(ctx context.Context) error {
+	s := h.req.Stream
+	if s == nil || s.Name == "" || filepath.Base(s.Name) != s.Name {
+		return errors.New("host-backup: a stream needs a plain file name")
+	}
+	dumperMu.Lock()
+	start := dumper
+	dumperMu.Unlock()
+	if start == nil {
+		return fmt.Errorf("%s dump: this build's agent cannot dump databases (backup/dbdump is not in it)", s.Engine)
+	}
+	if err := h.addNode("/"+s.Name, streamNode(s.Name, 0)); err != nil {
+		return err
+	}
+	if err := h.flushNodes(); err != nil {
+		return err
+	}
+	d, err := start(ctx, *s)
+	if err != nil {
+		return fmt.Errorf("%s dump of %s: %w", s.Engine, s.Name, err)
+	}
+	size, err := h.chunkStream(ctx, 0, d)
+	if werr := d.Wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return fmt.Errorf("%s dump %s: %w", s.Engine, s.Name, err)
+	}
+	h.res.Files = 1
+	return h.endFile(ctx, 0, size, nil)
+}

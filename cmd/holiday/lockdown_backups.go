@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
+	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/backup/repocmd"
+	"github.com/holiday-ops/holiday/plans"
+)
+
+// openBackups opens the plan's repository once for the run, with a
+// shared lock held until release, when any selected host has backup
+// sources. nil Backups when there is nothing to back up.
+func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string) (*actions.Backups, func(), error) {
+	need := false
+	for _, j := range jobs {
+		if j.Plan != nil && j.Plan.Backup != nil && !j.Plan.Backup.None && len(j.Plan.Backup.Sources) > 0 {
+			need = true
+		}
+	}
+	if !need {
+		return nil, func() {}, nil
+	}
+	if p.Repository == nil {
+		return nil, nil, &usageError{fmt.Errorf("the plan backs up hosts but names no repository")}
+	}
+	e := &repocmd.Env{Repo: p.Repository.URL, PasswordFile: p.Repository.PasswordFile, PasswordEnv: p.Repository.PasswordEnv,
+		S3: s3Settings(p.Repository.S3), Stdin: cmd.InOrStdin(), Stdout: io.Discard, Stderr: cmd.ErrOrStderr()}
+	ctx := cmd.Context()
+	r, release, err := e.Open(ctx, repocmd.SharedLock)
+	if err != nil {
+		return nil, nil, fmt.Errorf("backups: %w", err)
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		release()
+		return nil, nil, fmt.Errorf("backups: load the repository index: %w", err)
+	}
+	b := &actions.Backups{Store: hostbackup.NewStore(context.WithoutCancel(ctx), r), Run: run, Plan: p.Name, Version: version}
+	if p.Window != nil {
+		b.Until = p.Window.End.Add(repo.PinGrace)
+	}
+	if f, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(f) {
+		b.Progress = backupProgress(f)
+	}
+	return b, release, nil
+}
+
+// backupProgress prints each host's source about every 5 s: files,
+// bytes read, bytes sent and the rate.
+func backupProgress(w io.Writer) func(host, source string, st hostbackup.Stats) {
+	var mu sync.Mutex
+	last := map[string]time.Time{}
+	return func(host, source string, st hostbackup.Stats) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last[host]) < 5*time.Second {
+			return
+		}
+		last[host] = time.Now()
+		rate := float64(st.Bytes) / max(st.Elapsed.Seconds(), 0.001)
+		fmt.Fprintf(w, "%-10s backup %s: %d files, %s read, %s sent, %s/s\n", host, source, st.Files,
+			repocmd.Human(st.Bytes), repocmd.Human(st.BytesSent), repocmd.Human(int64(rate)))
+	}
+}
+
+// printBackups is the summary's backup lines of a host.
+func printBackups(w io.Writer, h actions.HostResult) {
+	if h.BackupsNotTaken {
+		fmt.Fprintf(w, "%s: backups: NOT TAKEN\n", h.Host)
+		return
+	}
+	for _, s := range h.Snapshots {
+		line := fmt.Sprintf("%s: backup %s: snapshot %.8s (%d files, %d unchanged, %s read, %s sent)", h.Host, s.Source, s.Snapshot,
+			s.Files, s.Unchanged, repocmd.Human(s.Bytes), repocmd.Human(s.BytesSent))
+		if s.Consistency != "" {
+			line += ", consistency: " + s.Consistency
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
