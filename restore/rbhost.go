@@ -24,15 +24,13 @@ import (
 	"github.com/holiday-ops/holiday/internal/agentproto"
 )
 
-// The host side of `holiday rollback` for files: three agent operations.
+// The host side of `holiday rollback` for files: two agent operations
+// (the pre-rollback snapshot is the host-backup operation's).
 //
 //	rollback-scan   lists the host's nodes under the roots, each file with
 //	                its chunk IDs (the repository's chunker polynomial,
 //	                which is no secret), so the control node can tell
 //	                changed content from unchanged without reading it
-//	rollback-read   sends the nodes under the roots with their content
-//	                (the pre-rollback snapshot's source until the backup
-//	                data path lands)
 //	rollback-apply  takes removals in its arguments, then nodes with
 //	                content from the control node, and writes them
 //
@@ -42,7 +40,6 @@ import (
 // its own files, never a key.
 const (
 	OpRollbackScan  = "rollback-scan"
-	OpRollbackRead  = "rollback-read"
 	OpRollbackApply = "rollback-apply"
 )
 
@@ -51,18 +48,14 @@ const (
 func AgentHandlers() []agent.Handler {
 	return []agent.Handler{
 		{Name: OpRollbackScan, Class: agent.ClassRead, Run: hostScan},
-		{Name: OpRollbackRead, Class: agent.ClassRead, Run: hostRead},
 		{Name: OpRollbackApply, Class: agent.ClassChange, Run: hostApply},
 	}
 }
 
-// scanArgs are rollback-scan's and rollback-read's arguments.
+// scanArgs are rollback-scan's arguments.
 type scanArgs struct {
 	Roots []string    `json:"roots"`
-	Pol   chunker.Pol `json:"pol,omitempty"` // scan: chunk files with it
-	// Parents: read also sends the roots' ancestors (the snapshot's tree
-	// needs their nodes).
-	Parents bool `json:"parents,omitempty"`
+	Pol   chunker.Pol `json:"pol"` // chunk files with it
 }
 
 // applyArgs are rollback-apply's arguments.
@@ -185,71 +178,6 @@ func chunkIDs(ch *chunker.Chunker, pol chunker.Pol, buf []byte, p string) ([]rep
 		}
 		ids = append(ids, repo.Hash(c.Data))
 	}
-}
-
-func hostRead(ctx context.Context, op *agent.Op) (any, error) {
-	var a scanArgs
-	if err := decodeArgs(op, &a); err != nil {
-		return nil, err
-	}
-	if err := checkRoots(a.Roots); err != nil {
-		return nil, err
-	}
-	send := func(p string, fi fs.FileInfo) error {
-		node, err := archiver.NodeFromFileInfo(p, path.Base(p), fi)
-		if err != nil {
-			return err
-		}
-		if err := op.Conn.WriteJSON(agentproto.FrameMessage, Item{Path: p, Node: node}); err != nil {
-			return err
-		}
-		if node.Type != repo.NodeFile {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w := op.Conn.DataWriter()
-		nb, err := io.Copy(w, io.LimitReader(f, int64(node.Size)))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", p, err)
-		}
-		if uint64(nb) != node.Size {
-			return fmt.Errorf("read %s: %d bytes, it had %d when listed (changed while read)", p, nb, node.Size)
-		}
-		return w.Close()
-	}
-	if a.Parents {
-		seen := map[string]bool{}
-		for _, root := range a.Roots {
-			var anc []string
-			for p := path.Dir(root); p != "/"; p = path.Dir(p) {
-				anc = append([]string{p}, anc...)
-			}
-			for _, p := range anc {
-				if seen[p] {
-					continue
-				}
-				seen[p] = true
-				fi, err := os.Lstat(p)
-				if err != nil {
-					return nil, err
-				}
-				if err := send(p, fi); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	if err := walkRoots(ctx, a.Roots, send); err != nil {
-		return nil, err
-	}
-	if err := op.Conn.WriteJSON(agentproto.FrameMessage, Item{}); err != nil {
-		return nil, err
-	}
-	return nil, nil
 }
 
 func hostApply(ctx context.Context, op *agent.Op) (any, error) {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/internal/agentctl"
@@ -37,7 +38,7 @@ type RollbackOptions struct {
 	Snapshot, Run string
 	Paths         []string // restore only these (default: the snapshot's paths)
 	DryRun        bool     // list what would be written and removed; change nothing
-	// Pre takes the pre-rollback snapshot (default: StreamSnapshotter).
+	// Pre takes the pre-rollback snapshot (default: BackupSnapshotter).
 	Pre     PreSnapshotter
 	Version string
 	// Progress, if set, is told of the bytes and files written so far.
@@ -103,7 +104,7 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 	}
 	a.pre = o.Pre
 	if a.pre == nil {
-		a.pre = StreamSnapshotter{Repo: o.Repo, Version: o.Version}
+		a.pre = BackupSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version}
 	}
 	a.tags = []string{TagHoliday, TagKindFiles, tagRollbackOf + sn.ID.String(), tagRun + ao.RunID}
 	job := actions.Job{
@@ -295,8 +296,14 @@ func (a *filesAction) Observe(ctx context.Context, h *actions.Host) (actions.Rec
 	}
 	a.changes = Diff(a.want, have)
 	p := filesPrior{Snapshot: a.sn.ID.String(), Roots: a.roots, Changes: a.changes}
-	if len(a.changes) > 0 {
-		pre, err := a.pre.SnapshotFiles(ctx, h, a.roots, a.tags)
+	var held []string // the roots the host holds: a missing one has nothing to keep
+	for _, it := range have {
+		if slices.Contains(a.roots, it.Path) {
+			held = append(held, it.Path)
+		}
+	}
+	if len(a.changes) > 0 && len(held) > 0 {
+		pre, err := a.pre.SnapshotFiles(ctx, h, held, a.tags)
 		if err != nil {
 			return actions.Record{}, fmt.Errorf("the pre-rollback snapshot failed, so nothing was overwritten: %w", err)
 		}

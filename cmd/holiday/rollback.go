@@ -48,7 +48,7 @@ the rollback. --dry-run lists what would be written and removed.`,
 			}
 			defer unlock()
 			o.Repo, o.Version = r, "holiday "+version
-			if !f.json && isTerminal(cmd.ErrOrStderr()) {
+			if tty, ok := cmd.ErrOrStderr().(*os.File); ok && !f.json && isTerminal(tty) {
 				o.Progress = func(files int, bytes int64) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "\r%s: %d files, %d bytes written", args[0], files, bytes)
 				}
@@ -110,13 +110,4 @@ func printRollback(w io.Writer, res restore.RollbackResult) {
 			}
 		}
 	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

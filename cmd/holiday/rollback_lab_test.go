@@ -176,7 +176,7 @@ touch -d '2020-01-01' /var/www/html/rb/index.html`)
 		t.Errorf("dry run lists %d changes; the intruder made about 11 (the directories' mtimes aside)", len(extra))
 	}
 	if got := hostTree(t, h, "/etc", "/var/www"); got != changed {
-		t.Fatalf("the dry run changed the host:\n%s", lineDiff(changed, got))
+		t.Fatalf("the dry run changed the host:\n%s", treeDiff(changed, got))
 	}
 
 	// The rollback.
@@ -202,7 +202,7 @@ touch -d '2020-01-01' /var/www/html/rb/index.html`)
 		t.Errorf("no journal of the rollback run: %v", err)
 	}
 	if got := hostTree(t, h, "/etc", "/var/www"); got != before {
-		t.Fatalf("after rollback the host differs from the snapshot's state:\n%s", lineDiff(before, got))
+		t.Fatalf("after rollback the host differs from the snapshot's state:\n%s", treeDiff(before, got))
 	}
 	if out := h.MustSSH(t, "root", "ls -a /etc/rbtest /var/www/html/rb; cat /var/lib/holiday/journal/"+res.Run.Run+"/sys1.journal | wc -c"); strings.Contains(out, ".holiday-rollback-") {
 		t.Errorf("temp files left behind:\n%s", out)
@@ -214,7 +214,7 @@ touch -d '2020-01-01' /var/www/html/rb/index.html`)
 		t.Fatalf("rollback of the rollback: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if got := hostTree(t, h, "/etc", "/var/www"); got != changed {
-		t.Fatalf("rolling back the rollback did not return the changed state:\n%s", lineDiff(changed, got))
+		t.Fatalf("rolling back the rollback did not return the changed state:\n%s", treeDiff(changed, got))
 	}
 	// And forward again, by the run's default pick (the newest lockdown
 	// snapshot of the host), leaving the host as the test found it.
@@ -222,12 +222,12 @@ touch -d '2020-01-01' /var/www/html/rb/index.html`)
 		t.Fatalf("rollback to the lockdown snapshot: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if got := hostTree(t, h, "/etc", "/var/www"); got != before {
-		t.Fatalf("after the second rollback:\n%s", lineDiff(before, got))
+		t.Fatalf("after the second rollback:\n%s", treeDiff(before, got))
 	}
 }
 
-// lineDiff lists the lines only in a (-) or only in b (+).
-func lineDiff(a, b string) string {
+// treeDiff lists the lines only in a (-) or only in b (+).
+func treeDiff(a, b string) string {
 	in := func(s string) map[string]bool {
 		m := map[string]bool{}
 		for _, l := range strings.Split(s, "\n") {
