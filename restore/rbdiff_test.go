@@ -154,6 +154,24 @@ func TestDiff(t *testing.T) {
 	}
 }
 
+// TestDiffSharedInode: names the host shares one inode between and the
+// snapshot does not are written anew, not given metadata (which would
+// reach the other names).
+func TestDiffSharedInode(t *testing.T) {
+	want := []Item{{"/d", dir(0o755)}, {"/d/a", file("same", 0o644)}, {"/d/b", with(file("same", 0o600), func(n *repo.Node) { n.ModTime = t0.Add(time.Hour) })}}
+	shared := func(n *repo.Node) *repo.Node {
+		return with(n, func(n *repo.Node) { n.Links, n.Inode, n.DeviceID = 2, 9, 1 })
+	}
+	have := []Item{want[0], {"/d/a", shared(want[1].Node)}, {"/d/b", shared(want[1].Node)}}
+	var got []string
+	for _, c := range Diff(want, have) {
+		got = append(got, c.Op+" "+c.Path)
+	}
+	if !reflect.DeepEqual(got, []string{"write /d/a", "write /d/b"}) {
+		t.Errorf("Diff = %v", got)
+	}
+}
+
 func TestRenderChangesGolden(t *testing.T) {
 	var b bytes.Buffer
 	RenderChanges(&b, "web1", "4f1c2a9e", []string{"/var/www"}, Diff(snapshotWant(), hostHave()))
