@@ -27,6 +27,11 @@ type BackupSnapshotter struct {
 
 // SnapshotFiles implements PreSnapshotter.
 func (s BackupSnapshotter) SnapshotFiles(ctx context.Context, h *actions.Host, paths, tags []string) (*repo.Snapshot, error) {
+	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceFiles, Paths: paths}, paths, tags)
+}
+
+// take runs one host-backup source into a snapshot and reads it back.
+func (s BackupSnapshotter) take(ctx context.Context, h *actions.Host, req hostbackup.Request, paths, tags []string) (*repo.Snapshot, error) {
 	st, err := starterOf(h)
 	if err != nil {
 		return nil, err
@@ -36,7 +41,7 @@ func (s BackupSnapshotter) SnapshotFiles(ctx context.Context, h *actions.Host, p
 	if err != nil {
 		return nil, err
 	}
-	req := hostbackup.Request{Source: hostbackup.SourceFiles, Paths: paths, Polynomial: uint64(r.Config().ChunkerPolynomial)}
+	req.Polynomial = uint64(r.Config().ChunkerPolynomial)
 	stream, err := st.Start(ctx, hostbackup.OpName, req)
 	if err != nil {
 		return nil, err

@@ -46,10 +46,10 @@ const (
 // AgentHandlers are the host-side operations of `holiday rollback`, for
 // the agent's registry (cmd/holiday/agent.go).
 func AgentHandlers() []agent.Handler {
-	return []agent.Handler{
+	return append([]agent.Handler{
 		{Name: OpRollbackScan, Class: agent.ClassRead, Run: hostScan},
 		{Name: OpRollbackApply, Class: agent.ClassChange, Run: hostApply},
-	}
+	}, diskHandlers()...)
 }
 
 // scanArgs are rollback-scan's arguments.

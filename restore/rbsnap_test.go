@@ -40,24 +40,26 @@ func TestFindRollbackSnapshot(t *testing.T) {
 	lockdown2 := save("web1", "holiday", "run:R2", "kind:files")
 	db1 := save("db1", "holiday", "run:R2", "kind:files")
 	pre := save("web1", "holiday", "kind:files", "rollback-of:"+lockdown2, "run:R3") // newest of web1, but a pre-rollback one
-	_ = save("web1", "kind:files")                                                 // not a holiday snapshot
+	_ = save("web1", "kind:files")                                                   // not a holiday snapshot
 	for _, tc := range []struct {
 		name, host, id, run string
+		kind                string
 		want, err           string
 	}{
-		{"default: newest lockdown files snapshot, not a pre-rollback one", "web1", "", "", lockdown2, ""},
-		{"by run", "web1", "", "R1", lockdown1, ""},
-		{"by run: a pre-rollback snapshot's own run", "web1", "", "R3", pre, ""},
-		{"named", "web1", lockdown1[:10], "", lockdown1, ""},
-		{"a pre-rollback snapshot named: the rollback of the rollback", "web1", pre, "", pre, ""},
-		{"another host's refused", "web1", db1[:10], "", "", `is of host "db1", not web1: refusing`},
-		{"a disk snapshot is not a files one", "web1", disk, "", "", "disk snapshot"},
-		{"no snapshot in the run", "web1", "", "R9", "", "no files snapshot of web1 from run R9"},
-		{"no lockdown snapshot", "mail1", "", "", "", "no lockdown files snapshot of mail1"},
-		{"unknown id", "web1", "ffffffff", "", "", "snapshot ffffffff"},
+		{"default: newest lockdown files snapshot, not a pre-rollback one", "web1", "", "", "files", lockdown2, ""},
+		{"by run", "web1", "", "R1", "files", lockdown1, ""},
+		{"by run: a pre-rollback snapshot's own run", "web1", "", "R3", "files", pre, ""},
+		{"named", "web1", lockdown1[:10], "", "files", lockdown1, ""},
+		{"a pre-rollback snapshot named: the rollback of the rollback", "web1", pre, "", "files", pre, ""},
+		{"another host's refused", "web1", db1[:10], "", "files", "", `is of host "db1", not web1: refusing`},
+		{"a disk snapshot named", "web1", disk, "", "files", disk, ""},
+		{"the newest disk snapshot", "web1", "", "", "disk", disk, ""},
+		{"no snapshot in the run", "web1", "", "R9", "files", "", "no files snapshot of web1 from run R9"},
+		{"no lockdown snapshot", "mail1", "", "", "files", "", "no lockdown files snapshot of mail1"},
+		{"unknown id", "web1", "ffffffff", "", "files", "", "snapshot ffffffff"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sn, err := FindRollbackSnapshot(ctx, r, tc.host, tc.id, tc.run)
+			sn, err := FindRollbackSnapshot(ctx, r, tc.host, tc.id, tc.run, tc.kind, "")
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("got %v, %v; want an error with %q", sn, err, tc.err)

@@ -36,10 +36,16 @@ type RollbackOptions struct {
 	// Snapshot (an ID or unique prefix), else the newest files snapshot
 	// of the host in Run, else the newest of its lockdown snapshots.
 	Snapshot, Run string
-	Paths         []string // restore only these (default: the snapshot's paths)
-	DryRun        bool     // list what would be written and removed; change nothing
-	// Pre takes the pre-rollback snapshot (default: BackupSnapshotter).
+	Paths         []string // files: restore only these (default: the snapshot's paths)
+	// Device is the block device a disk image is written to (default:
+	// the device the snapshot was taken of). Without Snapshot, it picks
+	// the host's newest disk snapshot of that device.
+	Device string
+	DryRun bool // list what would be written and removed; change nothing
+	// Pre and DiskPre take the pre-rollback snapshot (default:
+	// BackupSnapshotter).
 	Pre     PreSnapshotter
+	DiskPre DiskSnapshotter
 	Version string
 	// Progress, if set, is told of the bytes and files written so far.
 	Progress func(files int, bytes int64)
@@ -47,13 +53,19 @@ type RollbackOptions struct {
 
 // RollbackResult is what a rollback did (or, dry, would do).
 type RollbackResult struct {
-	Host        string             `json:"host"`
-	Snapshot    string             `json:"snapshot"`
-	Roots       []string           `json:"roots"`
-	DryRun      bool               `json:"dry_run,omitempty"`
-	Changes     []Change           `json:"changes"`
-	Planned     Summary            `json:"planned"`
-	Applied     *ApplyStats        `json:"applied,omitempty"`
+	Host     string      `json:"host"`
+	Snapshot string      `json:"snapshot"`
+	Roots    []string    `json:"roots"`
+	DryRun   bool        `json:"dry_run,omitempty"`
+	Changes  []Change    `json:"changes"`
+	Planned  Summary     `json:"planned"`
+	Applied  *ApplyStats `json:"applied,omitempty"`
+	// Disk rollbacks: the device, the blocks that differ (to write) and
+	// what was written.
+	Device      string             `json:"device,omitempty"`
+	Blocks      int                `json:"blocks_differing,omitempty"`
+	BlockSize   int                `json:"block_size,omitempty"`
+	DiskApplied *DiskStats         `json:"disk_applied,omitempty"`
 	PreSnapshot string             `json:"pre_rollback_snapshot,omitempty"`
 	Run         *actions.RunResult `json:"run,omitempty"`
 }
@@ -67,13 +79,30 @@ type RollbackResult struct {
 // (actions.Rollback). ao.RunID is the rollback's run.
 func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, o RollbackOptions) (RollbackResult, error) {
 	res := RollbackResult{Host: o.Host.Name, DryRun: o.DryRun}
-	sn, err := FindRollbackSnapshot(ctx, o.Repo, o.Host.Name, o.Snapshot, o.Run)
+	kind := "files"
+	if o.Device != "" {
+		kind = "disk"
+	}
+	sn, err := FindRollbackSnapshot(ctx, o.Repo, o.Host.Name, o.Snapshot, o.Run, kind, o.Device)
 	if err != nil {
 		return res, err
 	}
 	res.Snapshot = sn.ID.String()
 	if err := o.Repo.LoadIndex(ctx); err != nil {
 		return res, err
+	}
+	if ao.RunID == "" {
+		ao.RunID = actions.NewRunID()
+	}
+	switch k := kindOf(sn); k {
+	case "disk":
+		return rollbackDisk(ctx, ao, conn, o, sn, res)
+	case "", "files":
+		if o.Device != "" {
+			return res, fmt.Errorf("--device: snapshot %s is a files snapshot, not a disk image", sn.ID.Str())
+		}
+	default:
+		return res, fmt.Errorf("snapshot %s is a %s snapshot; this build rolls back files and disk snapshots", sn.ID.Str(), k)
 	}
 	roots, err := Roots(o.Paths, sn.Paths)
 	if err != nil {
@@ -98,9 +127,6 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 		res.Changes = Diff(want, have)
 		res.Planned = Summarize(res.Changes)
 		return res, nil
-	}
-	if ao.RunID == "" {
-		ao.RunID = actions.NewRunID()
 	}
 	a.pre = o.Pre
 	if a.pre == nil {
@@ -128,11 +154,12 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 	return res, nil
 }
 
-// FindRollbackSnapshot picks the files snapshot to roll host back to:
-// the one named (which must be host's), else the newest of host's files
-// snapshots in run, else host's newest lockdown files snapshot (one
-// that is not itself a pre-rollback snapshot).
-func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run string) (*repo.Snapshot, error) {
+// FindRollbackSnapshot picks the snapshot to roll host back to: the one
+// named (which must be host's, of any kind), else the newest of host's
+// snapshots of kind ("files" or "disk"; a disk one of device, if given)
+// in run, else host's newest lockdown snapshot of that kind (one that is
+// not itself a pre-rollback snapshot).
+func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run, kind, device string) (*repo.Snapshot, error) {
 	if id != "" {
 		sn, err := r.FindSnapshot(ctx, id)
 		if err != nil {
@@ -140,9 +167,6 @@ func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run
 		}
 		if sn.Hostname != host {
 			return nil, fmt.Errorf("snapshot %s is of host %q, not %s: refusing to write another host's files onto it", sn.ID.Str(), sn.Hostname, host)
-		}
-		if k := kindOf(sn); k != "" && k != "files" {
-			return nil, fmt.Errorf("snapshot %s is a %s snapshot; this build rolls back files snapshots only", sn.ID.Str(), k)
 		}
 		return sn, nil
 	}
@@ -152,7 +176,7 @@ func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run
 	}
 	for i := len(sns) - 1; i >= 0; i-- { // newest last
 		sn := sns[i]
-		if sn.Hostname != host || !slices.Contains(sn.Tags, TagKindFiles) {
+		if sn.Hostname != host || !slices.Contains(sn.Tags, "kind:"+kind) || device != "" && !slices.Equal(sn.Paths, []string{device}) {
 			continue
 		}
 		if run != "" {
@@ -165,10 +189,14 @@ func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run
 			return sn, nil
 		}
 	}
-	if run != "" {
-		return nil, fmt.Errorf("the repository holds no files snapshot of %s from run %s", host, run)
+	what := kind
+	if device != "" {
+		what += " " + device
 	}
-	return nil, fmt.Errorf("the repository holds no lockdown files snapshot of %s: name one with --snapshot", host)
+	if run != "" {
+		return nil, fmt.Errorf("the repository holds no %s snapshot of %s from run %s", what, host, run)
+	}
+	return nil, fmt.Errorf("the repository holds no lockdown %s snapshot of %s: name one with --snapshot", what, host)
 }
 
 func kindOf(sn *repo.Snapshot) string {
@@ -445,9 +473,11 @@ func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots 
 }
 
 func init() {
-	actions.RegisterKind(KindRollbackFiles, func(target string) (actions.Action, error) {
-		return journaledRollback{}, nil
-	})
+	for _, k := range []string{KindRollbackFiles, KindRollbackDisk} {
+		actions.RegisterKind(k, func(target string) (actions.Action, error) {
+			return journaledRollback{}, nil
+		})
+	}
 }
 
 // journaledRollback is a files rollback as `holiday restore` finds it in
@@ -466,7 +496,9 @@ func (journaledRollback) Apply(context.Context, *actions.Host, actions.Record) (
 func (journaledRollback) Verify(context.Context, *actions.Host, actions.Record) error { return nil }
 
 func (journaledRollback) Revert(_ context.Context, h *actions.Host, prior, _ actions.Record) error {
-	var p filesPrior
+	var p struct {
+		PreSnapshot string `json:"pre_rollback_snapshot"`
+	}
 	if err := prior.Decode(&p); err != nil {
 		return err
 	}
@@ -474,4 +506,58 @@ func (journaledRollback) Revert(_ context.Context, h *actions.Host, prior, _ act
 		return nil
 	}
 	return fmt.Errorf("undo this rollback with `holiday rollback -f PLAN %s --snapshot %s`", h.Name, p.PreSnapshot)
+}
+
+// rollbackDisk writes a disk snapshot's image onto the device.
+func rollbackDisk(ctx context.Context, ao actions.Options, conn *actions.Connector, o RollbackOptions, sn *repo.Snapshot, res RollbackResult) (RollbackResult, error) {
+	if len(o.Paths) > 0 {
+		return res, fmt.Errorf("--path: snapshot %s is a disk image, written whole", sn.ID.Str())
+	}
+	img, err := LoadDiskImage(ctx, o.Repo, sn)
+	if err != nil {
+		return res, err
+	}
+	dev := o.Device
+	if dev == "" {
+		dev = sn.Paths[0]
+	}
+	res.Device, res.BlockSize = dev, img.BlockSize
+	a := &diskAction{r: o.Repo, sn: sn, img: img, dev: dev, progress: o.Progress}
+	if o.DryRun {
+		h, closeHost, err := conn.Connect(ctx, o.Host)
+		if err != nil {
+			return res, err
+		}
+		defer closeHost()
+		size, ids, err := diskScan(ctx, h, dev, img.BlockSize)
+		if err != nil {
+			return res, err
+		}
+		if uint64(size) < img.Size {
+			return res, fmt.Errorf("disk %s holds %d bytes, the image %d: it does not fit", dev, size, img.Size)
+		}
+		res.Blocks = len(DiffBlocks(img, ids))
+		return res, nil
+	}
+	a.pre = o.DiskPre
+	if a.pre == nil {
+		a.pre = BackupSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version}
+	}
+	a.tags = []string{TagHoliday, "kind:disk", tagRollbackOf + sn.ID.String(), tagRun + ao.RunID}
+	job := actions.Job{
+		Name:    o.Host.Name,
+		Steps:   []actions.Step{{Slot: actions.SlotBackups, Kind: KindRollbackDisk, Target: a.target(), Action: a}},
+		Connect: func(ctx context.Context) (*actions.Host, func(), error) { return conn.Connect(ctx, o.Host) },
+	}
+	run, err := actions.Rollback(ctx, ao, []actions.Job{job})
+	if err != nil {
+		return res, err
+	}
+	res.Run = &run
+	res.Blocks = len(a.differ)
+	res.DiskApplied = a.applied
+	if a.preSnap != nil {
+		res.PreSnapshot = a.preSnap.ID.String()
+	}
+	return res, nil
 }

@@ -18,14 +18,18 @@ func newRollbackCmd() *cobra.Command {
 	var o restore.RollbackOptions
 	cmd := &cobra.Command{
 		Use:   "rollback -f PLAN HOST",
-		Short: "Write a snapshot's files back onto a host, exactly",
+		Short: "Write a snapshot's files or disk image back onto a host, exactly",
 		Long: `rollback writes a files snapshot back onto HOST through a freshly uploaded
 agent: content, owners, modes, times and xattrs exactly as the snapshot
 holds them. What the host gained since under a restored directory is
 removed (a file dropped into /var/www goes). Before anything is
 overwritten, what will be replaced is snapshotted (tagged
 rollback-of:<snapshot>), so rolling back with --snapshot <that one> undoes
-the rollback. --dry-run lists what would be written and removed.`,
+the rollback. --dry-run lists what would be written and removed.
+
+A disk snapshot (or --device DEV) is written onto an unmounted block device
+(a mounted or held one is refused), only the blocks that differ from the
+image crossing the wire.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, conn, ao, err := f.setup(cmd)
@@ -50,7 +54,7 @@ the rollback. --dry-run lists what would be written and removed.`,
 			o.Repo, o.Version = r, "holiday "+version
 			if tty, ok := cmd.ErrOrStderr().(*os.File); ok && !f.json && isTerminal(tty) {
 				o.Progress = func(files int, bytes int64) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "\r%s: %d files, %d bytes written", args[0], files, bytes)
+					fmt.Fprintf(cmd.ErrOrStderr(), "\r%s: %d files (or blocks), %d bytes written", args[0], files, bytes)
 				}
 			}
 			res, err := restore.Rollback(cmd.Context(), ao, conn, o)
@@ -82,6 +86,7 @@ the rollback. --dry-run lists what would be written and removed.`,
 	cmd.Flags().StringVar(&o.Snapshot, "snapshot", "", "the snapshot to roll back to (ID or unique prefix; default: the host's newest lockdown files snapshot)")
 	cmd.Flags().StringVar(&o.Run, "run", "", "roll back to the host's files snapshot of this run")
 	cmd.Flags().StringArrayVar(&o.Paths, "path", nil, "restore only this path of the snapshot (repeatable; default: all of it)")
+	cmd.Flags().StringVar(&o.Device, "device", "", "roll a disk image back onto this unmounted block device (default for a disk snapshot: the device it was taken of)")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "list what would be written and removed; change nothing")
 	cmd.MarkFlagsMutuallyExclusive("snapshot", "run")
 	return cmd
@@ -91,12 +96,19 @@ func printRollback(w io.Writer, res restore.RollbackResult) {
 	if res.DryRun {
 		fmt.Fprintln(w, "dry run: nothing was changed")
 	}
-	restore.RenderChanges(w, res.Host, res.Snapshot, res.Roots, res.Changes)
+	if res.Device != "" {
+		fmt.Fprintf(w, "%s: roll back disk %s from snapshot %s: %d blocks of %d bytes differ\n", res.Host, res.Device, res.Snapshot, res.Blocks, res.BlockSize)
+	} else {
+		restore.RenderChanges(w, res.Host, res.Snapshot, res.Roots, res.Changes)
+	}
 	if res.PreSnapshot != "" {
 		fmt.Fprintf(w, "%s: what was replaced is in snapshot %s (undo: holiday rollback --snapshot %.8s)\n", res.Host, res.PreSnapshot, res.PreSnapshot)
 	}
 	if a := res.Applied; a != nil {
 		fmt.Fprintf(w, "%s: wrote %d, set metadata of %d, removed %d (%d bytes)\n", res.Host, a.Written, a.Meta, a.Removed, a.Bytes)
+	}
+	if d := res.DiskApplied; d != nil {
+		fmt.Fprintf(w, "%s: wrote %d blocks (%d bytes) to %s\n", res.Host, d.Blocks, d.Bytes, res.Device)
 	}
 	if r := res.Run; r != nil {
 		for _, h := range r.Hosts {
