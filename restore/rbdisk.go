@@ -89,12 +89,8 @@ func diskScan(ctx context.Context, h *actions.Host, dev string, bs int) (int64, 
 	var ids []repo.ID
 	for {
 		var m diskHashes
-		if err := s.ReadJSON(agentproto.FrameMessage, &m); err != nil {
-			// a refusal ends the operation at once: its Result says why
-			if rerr := s.Result(nil); rerr != nil {
-				return 0, nil, rerr
-			}
-			return 0, nil, fmt.Errorf("%s: reading the disk's blocks: %w", h.Name, err)
+		if err := recv(h, s, &m); err != nil {
+			return 0, nil, err // a refusal ends the operation at once: its Result says why
 		}
 		if m.End {
 			break

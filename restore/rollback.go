@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -15,6 +16,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/internal/agentproto"
+	"github.com/holiday-ops/holiday/internal/exitcode"
 	"github.com/holiday-ops/holiday/plans"
 )
 
@@ -144,6 +146,9 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 		return res, err
 	}
 	res.Run = &run
+	if err := notStarted(run, a.applied != nil); err != nil {
+		return res, err
+	}
 	res.Changes, res.Planned = a.changes, Summarize(a.changes)
 	if a.applied != nil {
 		res.Applied = a.applied
@@ -152,6 +157,24 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 		res.PreSnapshot = a.preSnap.ID.String()
 	}
 	return res, nil
+}
+
+// notStarted is the error of a rollback that wrote nothing because it
+// never got to (the host busy or unreachable, the device in use, the
+// pre-rollback snapshot failed): one line for the operator, with the
+// exit code of a failed host.
+func notStarted(run actions.RunResult, applied bool) error {
+	if applied || len(run.Hosts) != 1 || run.Hosts[0].Status == actions.HostDone {
+		return nil
+	}
+	h := run.Hosts[0]
+	why := h.Error
+	for _, s := range h.Steps {
+		if s.Error != "" {
+			why = strings.TrimPrefix(s.Error, "observe: ")
+		}
+	}
+	return exitcode.With(exitcode.HostsFailed, fmt.Errorf("%s: nothing was written: %s", h.Host, why))
 }
 
 // FindRollbackSnapshot picks the snapshot to roll host back to: the one
@@ -269,8 +292,8 @@ func scan(ctx context.Context, h *actions.Host, roots []string, r *repo.Reposito
 	var out []Item
 	for {
 		var it Item
-		if err := s.ReadJSON(agentproto.FrameMessage, &it); err != nil {
-			return nil, fmt.Errorf("%s: reading what it holds: %w", h.Name, err)
+		if err := recv(h, s, &it); err != nil {
+			return nil, err
 		}
 		if it.Path == "" {
 			break
@@ -284,6 +307,30 @@ func scan(ctx context.Context, h *actions.Host, roots []string, r *repo.Reposito
 		return nil, err
 	}
 	return out, nil
+}
+
+// recv reads an operation's next Message into v. A Result in its place
+// ends the operation early: its error is returned (the session is not
+// reused, its Result having been read here).
+func recv(h *actions.Host, s *agentctl.Stream, v any) error {
+	t, p, err := s.ReadFrame()
+	if err != nil {
+		return fmt.Errorf("%s: the agent's stream ended: %w", h.Name, err)
+	}
+	switch t {
+	case agentproto.FrameMessage:
+		if err := json.Unmarshal(p, v); err != nil {
+			return fmt.Errorf("%s: agent protocol: %w", h.Name, err)
+		}
+		return nil
+	case agentproto.FrameResult:
+		var r agentproto.Result
+		if err := json.Unmarshal(p, &r); err == nil && r.Error != nil {
+			return fmt.Errorf("%s: %w", h.Name, r.Error)
+		}
+		return fmt.Errorf("%s: the agent ended the operation early", h.Name)
+	}
+	return fmt.Errorf("%s: agent protocol: unexpected %s frame", h.Name, t)
 }
 
 // filesAction is one files rollback as a journaled step.
@@ -554,6 +601,9 @@ func rollbackDisk(ctx context.Context, ao actions.Options, conn *actions.Connect
 		return res, err
 	}
 	res.Run = &run
+	if err := notStarted(run, a.applied != nil); err != nil {
+		return res, err
+	}
 	res.Blocks = len(a.differ)
 	res.DiskApplied = a.applied
 	if a.preSnap != nil {
