@@ -325,7 +325,7 @@ func TestRollbackDiskLab(t *testing.T) {
 	}
 	out, _, code = rollback("--run", lockdownRun, "--device", dev, "--json")
 	var rr struct {
-		PreSnapshot string `json:"pre_rollback_snapshot"`
+		PreSnapshot string                      `json:"pre_rollback_snapshot"`
 		DiskApplied struct{ Blocks, Bytes int } `json:"disk_applied"`
 		Run         struct{ Hosts []struct{ Status string } }
 	}
