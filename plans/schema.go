@@ -209,6 +209,8 @@ type Postgres struct {
 type MySQL struct {
 	Databases []string `yaml:"databases"`
 	All       bool     `yaml:"all"`
+	// RestoreCheck loads each dump into a scratch database to verify it.
+	RestoreCheck bool `yaml:"restore_check"`
 }
 
 // Firewall is the lockdown firewall for one host: everything inbound not

@@ -428,6 +428,10 @@ func (v *validator) backupSource(s *BackupSource, sp string) {
 		if !pg.All && len(pg.Databases) == 0 && !pg.Globals {
 			v.errorf(sp+".postgres", "nothing to dump: list databases:, or set all: true or globals: true")
 		}
+		v.databaseNames(sp+".postgres", pg.Databases, false)
+		if pg.User != "" && !validOSUser(pg.User) {
+			v.errorf(sp+".postgres.user", "%q: want an OS user name (letters, digits, '_', '-', '.'; not starting with '-')", clip(pg.User))
+		}
 	}
 	if my := s.MySQL; my != nil {
 		if my.All && len(my.Databases) > 0 {
@@ -436,7 +440,39 @@ func (v *validator) backupSource(s *BackupSource, sp string) {
 		if !my.All && len(my.Databases) == 0 {
 			v.errorf(sp+".mysql", "nothing to dump: list databases: or set all: true")
 		}
+		v.databaseNames(sp+".mysql", my.Databases, true)
 	}
+}
+
+// databaseNames refuses names no dump tool can be given safely (the same
+// rule as backup/dbdump's, which plans may not import): empty, a NUL or
+// line break, over 64 bytes, and for MySQL a leading '-'.
+func (v *validator) databaseNames(sp string, names []string, mysql bool) {
+	for i, n := range names {
+		p := fmt.Sprintf("%s.databases[%d]", sp, i)
+		switch {
+		case n == "":
+			v.errorf(p, "empty database name")
+		case strings.ContainsAny(n, "\x00\n\r"):
+			v.errorf(p, "%q: a database name without NUL or line breaks", clip(n))
+		case len(n) > 64:
+			v.errorf(p, "%q: longer than 64 bytes", clip(n))
+		case mysql && strings.HasPrefix(n, "-"):
+			v.errorf(p, "%q starts with '-': MySQL's tools would read it as an option", clip(n))
+		}
+	}
+}
+
+func validOSUser(u string) bool {
+	if u == "" || len(u) > 32 || u[0] == '-' {
+		return false
+	}
+	for _, r := range u {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // validUnit accepts systemd unit names and SysV script names.

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/internal/labtest"
+)
+
+// TestLockdownDatabaseBackupsLab: lockdown of sys2 dumps PostgreSQL's
+// shop (and the globals) and MariaDB's shop through the data path, reads
+// each dump back from the repository into the host's verification (with
+// a scratch restore), and only then goes on. Stock restic checks every
+// byte; the dumps it restores load into new databases whose rows are the
+// seeded ones.
+func TestLockdownDatabaseBackupsLab(t *testing.T) {
+	lab := labtest.Require(t)
+	h := lab.MustHost(t, "sys2")
+	h.Lock(t)
+	plan, repoDir, pw, state := backupLabOn(t, "sys2", "10.213.0.12",
+		"      - postgres: {databases: [shop], globals: true, restore_check: true}\n"+
+			"      - mysql: {databases: [shop], restore_check: true}\n")
+	res, stderr, code := lockdownJSON(t, plan, state)
+	if code != 0 || len(res.Hosts) != 1 || res.Hosts[0].Status != actions.HostDone {
+		t.Fatalf("lockdown: exit %d, %+v\n%s", code, res, stderr)
+	}
+	got := map[string]actions.Taken{}
+	for _, s := range res.Hosts[0].Snapshots {
+		got[s.Kind+" "+strings.Join(s.Paths, ",")] = s
+	}
+	for _, want := range []string{"postgres /postgres/shop", "postgres /postgres/globals", "mysql /mysql/shop"} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("no snapshot %q; got %+v", want, res.Hosts[0].Snapshots)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	restic(t, repoDir, pw, "check", "--read-data")
+
+	ctx := context.Background()
+	seeded := "1|sunscreen|12\n2|towel|5\n3|flip-flops|7\n"
+	for _, c := range []struct {
+		key, file, load, query, drop string
+	}{
+		{"postgres /postgres/shop", "shop.pgdump",
+			"runuser -u postgres -- createdb holiday_t_restored && runuser -u postgres -- pg_restore --no-owner -d holiday_t_restored",
+			"runuser -u postgres -- psql -At -F'|' -d holiday_t_restored -c 'SELECT id, name, qty FROM items ORDER BY id'",
+			"runuser -u postgres -- dropdb --if-exists holiday_t_restored"},
+		{"mysql /mysql/shop", "shop.sql",
+			"mariadb -e 'CREATE DATABASE holiday_t_restored' && mariadb holiday_t_restored",
+			"mariadb -N -B holiday_t_restored -e 'SELECT id, name, qty FROM items ORDER BY id' | tr '\\t' '|'",
+			"mariadb -e 'DROP DATABASE IF EXISTS holiday_t_restored'"},
+	} {
+		dump := restic(t, repoDir, pw, "dump", got[c.key].Snapshot, "/"+c.file)
+		if len(dump) == 0 {
+			t.Fatalf("%s: restic dump is empty", c.key)
+		}
+		t.Cleanup(func() { h.SSH(ctx, "root", c.drop) })
+		h.SSH(ctx, "root", c.drop)
+		argv := slices.DeleteFunc(h.SSHArgs("root", h.Addr), func(a string) bool { return a == "-n" }) // stdin carries the dump
+		load := exec.Command(argv[0], append(argv[1:], "--", c.load)...)
+		load.Stdin = strings.NewReader(dump)
+		if out, err := load.CombinedOutput(); err != nil {
+			t.Fatalf("%s: loading the dump restic restored: %v\n%s", c.key, err, out)
+		}
+		if rows := h.MustSSH(t, "root", c.query); rows != seeded {
+			t.Errorf("%s: rows of the restored database:\n%s\nwant the seeded\n%s", c.key, rows, seeded)
+		}
+	}
+}
+
+// backupLabOn is backupLab for another lab host: a fresh repository and
+// a plan that backs up host's sources and changes nothing else.
+func backupLabOn(t *testing.T, host, addr, sources string) (plan, repoDir, pwFile, state string) {
+	t.Helper()
+	plan, repoDir, pwFile, state = backupLab(t, sources)
+	b, err := os.ReadFile(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "  - name: sysv1\n    address: 10.213.0.13\n", fmt.Sprintf("  - name: %s\n    address: %s\n", host, addr), 1)
+	if !strings.Contains(text, "name: "+host) {
+		t.Fatalf("plan for %s: %s", host, text)
+	}
+	if err := os.WriteFile(plan, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return plan, repoDir, pwFile, filepath.Clean(state)
+}
