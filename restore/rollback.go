@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -48,7 +49,17 @@ type RollbackOptions struct {
 	// BackupSnapshotter).
 	Pre     PreSnapshotter
 	DiskPre DiskSnapshotter
-	Version string
+	DumpPre DumpSnapshotter
+	// Databases: load the dump Into a new database, or Replace the old
+	// one (after Confirm says yes, unless Yes; without either, refused:
+	// the rule holds for every caller, not only the command line).
+	Into         string
+	Replace, Yes bool
+	Confirm      func(question string) (bool, error)
+	// Database picks, without Snapshot, the host's newest dump of this
+	// database (in Run, if given).
+	Database string
+	Version  string
 	// Progress, if set, is told of the bytes and files written so far.
 	Progress func(files int, bytes int64)
 }
@@ -64,10 +75,14 @@ type RollbackResult struct {
 	Applied  *ApplyStats `json:"applied,omitempty"`
 	// Disk rollbacks: the device, the blocks that differ (to write) and
 	// what was written.
-	Device      string             `json:"device,omitempty"`
-	Blocks      int                `json:"blocks_differing,omitempty"`
-	BlockSize   int                `json:"block_size,omitempty"`
-	DiskApplied *DiskStats         `json:"disk_applied,omitempty"`
+	Device      string     `json:"device,omitempty"`
+	Blocks      int        `json:"blocks_differing,omitempty"`
+	BlockSize   int        `json:"block_size,omitempty"`
+	DiskApplied *DiskStats `json:"disk_applied,omitempty"`
+	// Database rollbacks: which dump, and where it was loaded.
+	Database    string             `json:"database,omitempty"`
+	Into        string             `json:"into,omitempty"`
+	Replace     bool               `json:"replace,omitempty"`
 	PreSnapshot string             `json:"pre_rollback_snapshot,omitempty"`
 	Run         *actions.RunResult `json:"run,omitempty"`
 }
@@ -81,11 +96,14 @@ type RollbackResult struct {
 // (actions.Rollback). ao.RunID is the rollback's run.
 func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, o RollbackOptions) (RollbackResult, error) {
 	res := RollbackResult{Host: o.Host.Name, DryRun: o.DryRun}
-	kind := "files"
-	if o.Device != "" {
-		kind = "disk"
+	pick := Want{Kinds: []string{"files"}}
+	switch {
+	case o.Device != "":
+		pick = Want{Kinds: []string{"disk"}, Path: o.Device}
+	case o.Database != "":
+		pick = Want{Kinds: []string{"postgres", "mysql"}, Database: o.Database}
 	}
-	sn, err := FindRollbackSnapshot(ctx, o.Repo, o.Host.Name, o.Snapshot, o.Run, kind, o.Device)
+	sn, err := FindRollbackSnapshot(ctx, o.Repo, o.Host.Name, o.Snapshot, o.Run, pick)
 	if err != nil {
 		return res, err
 	}
@@ -99,12 +117,14 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 	switch k := kindOf(sn); k {
 	case "disk":
 		return rollbackDisk(ctx, ao, conn, o, sn, res)
+	case "postgres", "mysql":
+		return rollbackDB(ctx, ao, conn, o, sn, res)
 	case "", "files":
 		if o.Device != "" {
 			return res, fmt.Errorf("--device: snapshot %s is a files snapshot, not a disk image", sn.ID.Str())
 		}
 	default:
-		return res, fmt.Errorf("snapshot %s is a %s snapshot; this build rolls back files and disk snapshots", sn.ID.Str(), k)
+		return res, fmt.Errorf("snapshot %s is a %s snapshot; rollback writes back files, disk, postgres and mysql snapshots", sn.ID.Str(), k)
 	}
 	roots, err := Roots(o.Paths, sn.Paths)
 	if err != nil {
@@ -177,12 +197,48 @@ func notStarted(run actions.RunResult, applied bool) error {
 	return exitcode.With(exitcode.HostsFailed, fmt.Errorf("%s: nothing was written: %s", h.Host, why))
 }
 
+// Want says which of a host's snapshots a rollback looks for when none
+// is named: of one of Kinds, of exactly Path (a disk's device) if given,
+// of Database (a dump's) if given.
+type Want struct {
+	Kinds    []string
+	Path     string
+	Database string
+}
+
+func (w Want) match(sn *repo.Snapshot) bool {
+	if !slices.ContainsFunc(w.Kinds, func(k string) bool { return slices.Contains(sn.Tags, "kind:"+k) }) {
+		return false
+	}
+	if w.Path != "" && !slices.Equal(sn.Paths, []string{w.Path}) {
+		return false
+	}
+	if w.Database != "" {
+		if len(sn.Paths) != 1 {
+			return false
+		}
+		db, err := url.PathUnescape(path.Base(sn.Paths[0]))
+		return err == nil && db == w.Database
+	}
+	return true
+}
+
+func (w Want) String() string {
+	s := strings.Join(w.Kinds, "/")
+	switch {
+	case w.Path != "":
+		s += " " + w.Path
+	case w.Database != "":
+		s += " " + w.Database
+	}
+	return s
+}
+
 // FindRollbackSnapshot picks the snapshot to roll host back to: the one
 // named (which must be host's, of any kind), else the newest of host's
-// snapshots of kind ("files" or "disk"; a disk one of device, if given)
-// in run, else host's newest lockdown snapshot of that kind (one that is
-// not itself a pre-rollback snapshot).
-func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run, kind, device string) (*repo.Snapshot, error) {
+// snapshots that want matches in run, else host's newest lockdown one
+// (one that is not itself a pre-rollback snapshot).
+func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run string, want Want) (*repo.Snapshot, error) {
 	if id != "" {
 		sn, err := r.FindSnapshot(ctx, id)
 		if err != nil {
@@ -199,7 +255,7 @@ func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run
 	}
 	for i := len(sns) - 1; i >= 0; i-- { // newest last
 		sn := sns[i]
-		if sn.Hostname != host || !slices.Contains(sn.Tags, "kind:"+kind) || device != "" && !slices.Equal(sn.Paths, []string{device}) {
+		if sn.Hostname != host || !want.match(sn) {
 			continue
 		}
 		if run != "" {
@@ -212,10 +268,7 @@ func FindRollbackSnapshot(ctx context.Context, r *repo.Repository, host, id, run
 			return sn, nil
 		}
 	}
-	what := kind
-	if device != "" {
-		what += " " + device
-	}
+	what := want.String()
 	if run != "" {
 		return nil, fmt.Errorf("the repository holds no %s snapshot of %s from run %s", what, host, run)
 	}
@@ -520,7 +573,7 @@ func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots 
 }
 
 func init() {
-	for _, k := range []string{KindRollbackFiles, KindRollbackDisk} {
+	for _, k := range []string{KindRollbackFiles, KindRollbackDisk, KindRollbackDB} {
 		actions.RegisterKind(k, func(target string) (actions.Action, error) {
 			return journaledRollback{}, nil
 		})

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +31,12 @@ the rollback. --dry-run lists what would be written and removed.
 
 A disk snapshot (or --device DEV) is written onto an unmounted block device
 (a mounted or held one is refused), only the blocks that differ from the
-image crossing the wire.`,
+image crossing the wire.
+
+A database dump (a postgres or mysql snapshot, or --database NAME) loads
+--into a new database, or with --replace over the old one: loaded into a
+new database first, swapped in only when complete. --replace asks first
+unless --yes; without a terminal to ask on, it needs --yes.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, conn, ao, err := f.setup(cmd)
@@ -55,6 +62,17 @@ image crossing the wire.`,
 			if tty, ok := cmd.ErrOrStderr().(*os.File); ok && !f.json && isTerminal(tty) {
 				o.Progress = func(files int, bytes int64) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "\r%s: %d files (or blocks), %d bytes written", args[0], files, bytes)
+				}
+			}
+			if in, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(in) {
+				o.Confirm = func(q string) (bool, error) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", q)
+					line, err := bufio.NewReader(in).ReadString('\n')
+					if err != nil && line == "" {
+						return false, err
+					}
+					a := strings.ToLower(strings.TrimSpace(line))
+					return a == "y" || a == "yes", nil
 				}
 			}
 			res, err := restore.Rollback(cmd.Context(), ao, conn, o)
@@ -87,8 +105,15 @@ image crossing the wire.`,
 	cmd.Flags().StringVar(&o.Run, "run", "", "roll back to the host's files snapshot of this run")
 	cmd.Flags().StringArrayVar(&o.Paths, "path", nil, "restore only this path of the snapshot (repeatable; default: all of it)")
 	cmd.Flags().StringVar(&o.Device, "device", "", "roll a disk image back onto this unmounted block device (default for a disk snapshot: the device it was taken of)")
+	cmd.Flags().StringVar(&o.Database, "database", "", "roll back this database from the host's newest dump of it (or the one in --run)")
+	cmd.Flags().StringVar(&o.Into, "into", "", "load a database dump into this new database")
+	cmd.Flags().BoolVar(&o.Replace, "replace", false, "load a database dump over the old database (it is dumped first; asks unless --yes)")
+	cmd.Flags().BoolVar(&o.Yes, "yes", false, "do not ask before --replace")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "list what would be written and removed; change nothing")
 	cmd.MarkFlagsMutuallyExclusive("snapshot", "run")
+	cmd.MarkFlagsMutuallyExclusive("snapshot", "database")
+	cmd.MarkFlagsMutuallyExclusive("into", "replace")
+	cmd.MarkFlagsMutuallyExclusive("device", "database", "path")
 	return cmd
 }
 
@@ -96,7 +121,17 @@ func printRollback(w io.Writer, res restore.RollbackResult) {
 	if res.DryRun {
 		fmt.Fprintln(w, "dry run: nothing was changed")
 	}
-	if res.Device != "" {
+	if res.Database != "" {
+		where := "into the new database " + res.Into
+		if res.Replace {
+			where = "over the old database"
+		}
+		verb := "loaded"
+		if res.DryRun {
+			verb = "would load"
+		}
+		fmt.Fprintf(w, "%s: %s the dump of %s from snapshot %s %s\n", res.Host, verb, res.Database, res.Snapshot, where)
+	} else if res.Device != "" {
 		fmt.Fprintf(w, "%s: roll back disk %s from snapshot %s: %d blocks of %d bytes differ\n", res.Host, res.Device, res.Snapshot, res.Blocks, res.BlockSize)
 	} else {
 		restore.RenderChanges(w, res.Host, res.Snapshot, res.Roots, res.Changes)
