@@ -102,8 +102,17 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 		pick = Want{Kinds: []string{"disk"}, Path: o.Device}
 	case o.Database != "":
 		pick = Want{Kinds: []string{"postgres", "mysql"}, Database: o.Database}
+		if engine, db, ok := strings.Cut(o.Database, "/"); ok {
+			pick = Want{Kinds: []string{engine}, Database: db}
+		}
 	}
-	sn, err := FindRollbackSnapshot(ctx, o.Repo, o.Host.Name, o.Snapshot, o.Run, pick)
+	var sn *repo.Snapshot
+	var err error
+	if len(pick.Kinds) > 1 && o.Snapshot == "" {
+		sn, err = findOne(ctx, o.Repo, o.Host.Name, o.Run, pick)
+	} else {
+		sn, err = FindRollbackSnapshot(ctx, o.Repo, o.Host.Name, o.Snapshot, o.Run, pick)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -177,6 +186,27 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 		res.PreSnapshot = a.preSnap.ID.String()
 	}
 	return res, nil
+}
+
+// findOne is FindRollbackSnapshot for a database name both engines may
+// hold: a name found under both is ambiguous.
+func findOne(ctx context.Context, r *repo.Repository, host, run string, want Want) (*repo.Snapshot, error) {
+	var found []*repo.Snapshot
+	for _, k := range want.Kinds {
+		w := want
+		w.Kinds = []string{k}
+		if sn, err := FindRollbackSnapshot(ctx, r, host, "", run, w); err == nil {
+			found = append(found, sn)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return FindRollbackSnapshot(ctx, r, host, "", run, want) // its error
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("--database %s: both %s have a dump of it; say --database %s/%s or --database %s/%s",
+		want.Database, strings.Join(want.Kinds, " and "), want.Kinds[0], want.Database, want.Kinds[1], want.Database)
 }
 
 // notStarted is the error of a rollback that wrote nothing because it

@@ -105,7 +105,7 @@ unless --yes; without a terminal to ask on, it needs --yes.`,
 	cmd.Flags().StringVar(&o.Run, "run", "", "roll back to the host's files snapshot of this run")
 	cmd.Flags().StringArrayVar(&o.Paths, "path", nil, "restore only this path of the snapshot (repeatable; default: all of it)")
 	cmd.Flags().StringVar(&o.Device, "device", "", "roll a disk image back onto this unmounted block device (default for a disk snapshot: the device it was taken of)")
-	cmd.Flags().StringVar(&o.Database, "database", "", "roll back this database from the host's newest dump of it (or the one in --run)")
+	cmd.Flags().StringVar(&o.Database, "database", "", "roll back this database (NAME, or postgres/NAME, mysql/NAME) from the host's newest dump of it (or the one in --run)")
 	cmd.Flags().StringVar(&o.Into, "into", "", "load a database dump into this new database")
 	cmd.Flags().BoolVar(&o.Replace, "replace", false, "load a database dump over the old database (it is dumped first; asks unless --yes)")
 	cmd.Flags().BoolVar(&o.Yes, "yes", false, "do not ask before --replace")

@@ -358,3 +358,113 @@ func TestRollbackDiskLab(t *testing.T) {
 		t.Fatalf("second rollback: sha256 %s, want %s", got, before)
 	}
 }
+
+// TestRollbackDatabaseLab: lockdown dumps sys2's PostgreSQL and MariaDB
+// shop; an intruder drops the items table; rollback --into loads the dump
+// into a new database, --replace without --yes and without a terminal is
+// refused, with --yes it loads over shop (SELECT returns the seeded rows);
+// rolling back from the pre-rollback dump returns the table-less shop.
+func TestRollbackDatabaseLab(t *testing.T) {
+	testenv.Short(t, "builds the binary and changes a lab host's databases")
+	lab := labtest.Require(t)
+	if lab == nil {
+		return
+	}
+	h := lab.MustHost(t, "sys2")
+	h.Lock(t)
+	plan, _, _, state := backupLabOn(t, "sys2", "10.213.0.12",
+		"      - postgres: {databases: [shop]}\n      - mysql: {databases: [shop]}\n")
+	res, stderr, code := lockdownJSON(t, plan, state)
+	if code != 0 || len(res.Hosts) != 1 || res.Hosts[0].Status != "done" {
+		t.Fatalf("lockdown: exit %d, %+v\n%s", code, res, stderr)
+	}
+	rollback := func(args ...string) (string, string, int) {
+		t.Helper()
+		out, errOut, code := runPlanBinary(t, append([]string{"rollback", "-f", plan, "--state-dir", state,
+			"--journal-key", filepath.Join(state, "journal.key"), "sys2"}, args...)...)
+		t.Logf("rollback %v: exit %d\n%s%s", args, code, out, errOut)
+		return out, errOut, code
+	}
+	const seeded = "1|sunscreen|12\n2|towel|5\n3|flip-flops|7\n"
+	for _, e := range []struct {
+		engine, query, drop, dropNew, seed string
+	}{
+		{"postgres",
+			"runuser -u postgres -- psql -At -F'|' -d %s -c 'SELECT id, name, qty FROM items ORDER BY id' 2>/dev/null",
+			"runuser -u postgres -- psql -q -d shop -c 'DROP TABLE items'",
+			"runuser -u postgres -- dropdb --if-exists shop_rb",
+			""},
+		{"mysql",
+			"mariadb -N -B %s -e 'SELECT id, name, qty FROM items ORDER BY id' 2>/dev/null | tr '\\t' '|'",
+			"mariadb shop -e 'DROP TABLE items'",
+			"mariadb -e 'DROP DATABASE IF EXISTS shop_rb'",
+			""},
+	} {
+		t.Run(e.engine, func(t *testing.T) {
+			query := func(db string) string {
+				r, _ := h.SSH(context.Background(), "root", fmt.Sprintf(e.query, db))
+				return r.Stdout
+			}
+			if got := query("shop"); got != seeded {
+				t.Fatalf("shop before the test: %q", got)
+			}
+			snap := ""
+			for _, s := range res.Hosts[0].Snapshots {
+				if s.Kind == e.engine {
+					snap = s.Snapshot
+				}
+			}
+			t.Cleanup(func() { h.SSH(context.Background(), "root", e.dropNew) })
+			h.MustSSH(t, "root", e.drop)
+			dropped := query("shop")
+			if dropped == seeded {
+				t.Fatal("the table is still there")
+			}
+			// Whatever happens, shop gets its table back.
+			t.Cleanup(func() {
+				if query("shop") != seeded {
+					rollback("--snapshot", snap, "--replace", "--yes")
+				}
+			})
+
+			if _, _, code := rollback("--snapshot", snap, "--into", "shop_rb"); code != 0 {
+				t.Fatal("rollback --into failed")
+			}
+			if got := query("shop_rb"); got != seeded {
+				t.Errorf("shop_rb holds %q, want the seeded rows", got)
+			}
+			_, errOut, code := rollback("--database", e.engine+"/shop", "--replace")
+			if code == 0 || !strings.Contains(errOut, "confirm with --yes (there is no terminal to ask on)") {
+				t.Fatalf("--replace without --yes, no terminal: exit %d: %s", code, errOut)
+			}
+			if query("shop") != dropped {
+				t.Fatal("the refused --replace changed shop")
+			}
+			out, _, code := rollback("--snapshot", snap, "--replace", "--yes", "--json")
+			var rr struct {
+				PreSnapshot string `json:"pre_rollback_snapshot"`
+			}
+			if json.Unmarshal([]byte(out), &rr); code != 0 || rr.PreSnapshot == "" {
+				t.Fatalf("--replace --yes: exit %d, %s", code, out)
+			}
+			if got := query("shop"); got != seeded {
+				t.Fatalf("after --replace shop holds %q, want the seeded rows", got)
+			}
+			if _, _, code := rollback("--snapshot", rr.PreSnapshot, "--replace", "--yes"); code != 0 {
+				t.Fatal("rollback of the rollback failed")
+			}
+			if got := query("shop"); got != dropped {
+				t.Fatalf("rolling back the rollback: shop answers %q, want %q (no table)", got, dropped)
+			}
+			if _, errOut, _ := rollback("--database", "shop", "--run", res.Run, "--dry-run"); !strings.Contains(errOut, "both postgres and mysql have a dump of it") {
+				t.Errorf("--database shop, held by both engines: %s", errOut)
+			}
+			if _, _, code := rollback("--database", e.engine+"/shop", "--run", res.Run, "--replace", "--yes"); code != 0 {
+				t.Fatal("rollback by --database failed")
+			}
+			if got := query("shop"); got != seeded {
+				t.Fatalf("shop holds %q after the last rollback", got)
+			}
+		})
+	}
+}
