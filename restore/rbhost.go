@@ -22,6 +22,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/internal/agent"
 	"github.com/holiday-ops/holiday/internal/agentproto"
+	"github.com/holiday-ops/holiday/internal/atomicfile"
 )
 
 // The host side of `holiday rollback` for files: two agent operations
@@ -188,7 +189,7 @@ func hostApply(ctx context.Context, op *agent.Op) (any, error) {
 	if err := checkRoots(a.Roots); err != nil {
 		return nil, err
 	}
-	w := &hostWriter{roots: a.Roots, conn: op.Conn}
+	w := &hostWriter{roots: a.Roots, conn: op.Conn, dirty: map[string]bool{}}
 	return w.run(ctx, a.Remove)
 }
 
@@ -197,8 +198,8 @@ type hostWriter struct {
 	roots []string
 	conn  *agentproto.Conn
 	st    ApplyStats
-	dirs  []Item // metadata set last, deepest first
-	buf   []byte
+	dirs  []Item          // metadata set last, deepest first
+	dirty map[string]bool // directories whose entries changed: synced at the end
 }
 
 func (w *hostWriter) inside(p string) error {
@@ -216,6 +217,7 @@ func (w *hostWriter) run(ctx context.Context, remove []string) (ApplyStats, erro
 		if err := os.RemoveAll(p); err != nil {
 			return w.st, fmt.Errorf("remove %s: %w", p, err)
 		}
+		w.dirty[filepath.Dir(p)] = true
 		w.st.Removed++
 	}
 	for {
@@ -245,6 +247,12 @@ func (w *hostWriter) run(ctx context.Context, remove []string) (ApplyStats, erro
 			errs = append(errs, fmt.Errorf("%s: %w", w.dirs[i].Path, err))
 		}
 	}
+	// The renames and removals are durable once their directories are.
+	for d := range w.dirty {
+		if err := atomicfile.SyncDir(d); err != nil {
+			errs = append(errs, fmt.Errorf("sync %s: %w", d, err))
+		}
+	}
 	return w.st, errors.Join(errs...)
 }
 
@@ -270,6 +278,7 @@ func (w *hostWriter) one(e applyEntry) error {
 			if err := os.Mkdir(e.Path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
+			w.dirty[filepath.Dir(e.Path)] = true
 			w.st.Written++
 		case OpMeta:
 			w.st.Meta++
@@ -318,6 +327,7 @@ func (w *hostWriter) one(e applyEntry) error {
 	if err := os.Rename(tmp, e.Path); err != nil {
 		return err
 	}
+	w.dirty[filepath.Dir(e.Path)] = true
 	done = true
 	w.st.Written++
 	return nil
