@@ -117,6 +117,7 @@ func RevertJournals(ctx context.Context, o Options, jobs []RevertJob) RunResult 
 	forEach(ctx, o.Parallel, len(jobs), func(i int) {
 		res.Hosts[i] = revertHost(ctx, &o, jobs[i])
 	})
+	o.saveJournals(ctx, &res, "restore")
 	res.Elapsed = time.Since(start)
 	return res
 }

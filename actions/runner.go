@@ -124,6 +124,10 @@ type Options struct {
 	// rewritten from the entries whose own MAC verifies
 	// (SalvageJournal) and reverted from those, instead of refused.
 	Salvage bool
+	// Journals, when set, keeps each host's final journal of the run in
+	// the plan's repository with the key that verifies it
+	// (repojournal.go): a second control node restores from there.
+	Journals *RepoJournals
 
 	command string // lockdown, restore: for the locks' holder record
 }
@@ -249,6 +253,9 @@ type RunResult struct {
 	Command string        `json:"command"`
 	Hosts   []HostResult  `json:"hosts"`
 	Elapsed time.Duration `json:"elapsed_ns"`
+	// Offsite says whether the journals were saved to the plan's
+	// repository (nil: no repository, or no journal was written).
+	Offsite *OffsiteJournals `json:"offsite_journals,omitempty"`
 }
 
 // Failed counts hosts whose status is neither done nor powered-off.
@@ -334,6 +341,7 @@ func run(ctx context.Context, o Options, jobs []Job, command string) (RunResult,
 		// heads that show a journal cut short later.
 		o.Log.Warn("cannot record the run's chain heads", "run", o.RunID, "err", err)
 	}
+	o.saveJournals(ctx, &res, command)
 	res.Elapsed = time.Since(start)
 	return res, nil
 }

@@ -26,17 +26,22 @@ type Options struct {
 	// FromHost fetches each host's own copy of its journal first: for a
 	// control node that lost its state, or another one.
 	FromHost bool
+	// FromRepo reads the run's journals, and the key that verifies them,
+	// from the plan's repository (actions.Options.Journals) first: for a
+	// second control node holding only the plan and the repository
+	// password. Without it the repository is read when this control node
+	// holds no journal of the run (or of any run of these hosts).
+	FromRepo bool
 	Parallel int // hosts at once while fetching copies
 }
 
 // Run reverts the run's journal on every host (actions.RevertJournals):
 // the way back after the break. ao.RunID is set to the run restored.
 func Run(ctx context.Context, ao actions.Options, conn *actions.Connector, o Options) (actions.RunResult, error) {
-	jobs, run, err := Jobs(ctx, conn, o)
+	jobs, err := prepare(ctx, &ao, conn, o)
 	if err != nil {
 		return actions.RunResult{}, err
 	}
-	ao.RunID = run
 	return actions.RevertJournals(ctx, ao, jobs), nil
 }
 
@@ -44,11 +49,10 @@ func Run(ctx context.Context, ao actions.Options, conn *actions.Connector, o Opt
 // (actions.VerifyJournals): does the lockdown still hold?
 func Status(ctx context.Context, ao actions.Options, conn *actions.Connector, o Options) (actions.RunResult, error) {
 	o.FromHost = false
-	jobs, run, err := Jobs(ctx, conn, o)
+	jobs, err := prepare(ctx, &ao, conn, o)
 	if err != nil {
 		return actions.RunResult{}, err
 	}
-	ao.RunID = run
 	return actions.VerifyJournals(ctx, ao, jobs), nil
 }
 

@@ -69,11 +69,11 @@ func (f *devicesFlags) load(cmd *cobra.Command, need bool) (*plans.Plan, *repocm
 		return nil, nil, exitcode.With(exitcode.Usage, err)
 	}
 	if e.Repo == "" && p.Repository != nil {
-		e.Repo = p.Repository.URL
+		pe := actions.PlanRepoEnv(p.Repository)
+		e.Repo, e.S3 = pe.Repo, pe.S3
 		if e.PasswordFile == "" {
-			e.PasswordFile, e.PasswordEnv = p.Repository.PasswordFile, p.Repository.PasswordEnv
+			e.PasswordFile, e.PasswordEnv = pe.PasswordFile, pe.PasswordEnv
 		}
-		e.S3 = s3Settings(p.Repository.S3)
 	}
 	return p, &e, nil
 }
@@ -218,8 +218,8 @@ func lockdownDevices(cmd *cobra.Command, p *plans.Plan, run string, jsonOut bool
 		return func() error { return err }
 	}
 	var out bytes.Buffer
-	e := &repocmd.Env{Repo: p.Repository.URL, PasswordFile: p.Repository.PasswordFile, PasswordEnv: p.Repository.PasswordEnv,
-		Stdin: cmd.InOrStdin(), Stdout: &out, Stderr: cmd.ErrOrStderr()}
+	e := actions.PlanRepoEnv(p.Repository)
+	e.Stdin, e.Stdout, e.Stderr, e.Quiet = cmd.InOrStdin(), &out, cmd.ErrOrStderr(), false
 	o := actions.DeviceOptions(p, run)
 	o.ProgramVersion = "holiday " + version
 	done := make(chan error, 1)

@@ -34,8 +34,8 @@ func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 	if p.Repository == nil {
 		return nil, nil, &usageError{fmt.Errorf("the plan backs up hosts but names no repository")}
 	}
-	e := &repocmd.Env{Repo: p.Repository.URL, PasswordFile: p.Repository.PasswordFile, PasswordEnv: p.Repository.PasswordEnv,
-		S3: s3Settings(p.Repository.S3), Stdin: cmd.InOrStdin(), Stdout: io.Discard, Stderr: cmd.ErrOrStderr()}
+	e := actions.PlanRepoEnv(p.Repository)
+	e.Stdin, e.Stderr = cmd.InOrStdin(), cmd.ErrOrStderr()
 	ctx := cmd.Context()
 	r, release, err := e.Open(ctx, repocmd.SharedLock)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 func newRestoreCmd() *cobra.Command {
 	var f runFlags
 	var run string
-	var fromHost bool
+	var fromHost, fromRepo bool
 	var salvage bool
 	cmd := &cobra.Command{
 		Use:   "restore -f PLAN",
@@ -17,7 +17,13 @@ func newRestoreCmd() *cobra.Command {
 		Long: `restore reverts, per host and in reverse order, every step of the latest
 lockdown run's journal that is not reverted yet — also a run that was
 killed half-way. With --from-host it first fetches each host's own copy of
-its journal (for a control node that lost its state, or another one).`,
+its journal (for a control node that lost its state, or another one).
+
+When this control node holds no journal of the run (a second control node,
+or one that lost its state), restore reads the run's journals from the
+plan's repository, where lockdown saved them with the key that verifies
+them: the plan and the repository password are all it needs. --from-repo
+reads them from there even when this control node holds some.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, conn, o, err := f.setup(cmd)
@@ -31,7 +37,7 @@ its journal (for a control node that lost its state, or another one).`,
 			}
 			o.Salvage = salvage
 			res, err := restore.Run(cmd.Context(), o, conn, restore.Options{
-				StateDir: f.stateDir, Hosts: hosts, Run: run, FromHost: fromHost, Parallel: f.parallel,
+				StateDir: f.stateDir, Hosts: hosts, Run: run, FromHost: fromHost, FromRepo: fromRepo, Parallel: f.parallel,
 			})
 			if err != nil {
 				return err
@@ -43,6 +49,7 @@ its journal (for a control node that lost its state, or another one).`,
 	f.addWait(cmd)
 	cmd.Flags().StringVar(&run, "run", "", "the run to restore (default: the latest)")
 	cmd.Flags().BoolVar(&fromHost, "from-host", false, "fetch each host's journal copy from the host first")
+	cmd.Flags().BoolVar(&fromRepo, "from-repo", false, "read the run's journals and their key from the plan's repository first")
 	cmd.Flags().BoolVar(&salvage, "salvage", false, "for a journal whose chain is broken: revert, newest first, every entry whose own MAC verifies (the damaged file is kept beside it, and the new journal records this)")
 	return cmd
 }

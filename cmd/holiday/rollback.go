@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/backup/repocmd"
 	"github.com/holiday-ops/holiday/restore"
 )
@@ -51,8 +52,8 @@ unless --yes; without a terminal to ask on, it needs --yes.`,
 			if p.Repository == nil {
 				return &usageError{errors.New("the plan names no repository: rollback reads its snapshots from there")}
 			}
-			e := &repocmd.Env{Repo: p.Repository.URL, PasswordFile: p.Repository.PasswordFile, PasswordEnv: p.Repository.PasswordEnv,
-				S3: s3Settings(p.Repository.S3), Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+			e := actions.PlanRepoEnv(p.Repository)
+			e.Stdin, e.Stdout, e.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 			r, unlock, err := e.Open(cmd.Context(), repocmd.SharedLock)
 			if err != nil {
 				return err

@@ -33,5 +33,6 @@ back exactly as it was, checking each host for compromise first.`,
 	root.AddCommand(newDevicesCmd())
 	root.AddCommand(newAgentCmd())
 	root.AddCommand(newLockdownCmd(), newRestoreCmd(), newStatusCmd(), newIsolateCmd(), newRollbackCmd())
+	root.AddCommand(newSaveJournalCmd())
 	return root
 }

@@ -101,6 +101,7 @@ func (f *runFlags) setup(cmd *cobra.Command) (*plans.Plan, *actions.Connector, a
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	o := actions.Options{StateDir: f.stateDir, Key: key, Parallel: f.parallel, RevertTimeout: f.timeout, Log: log, PlanFile: f.plan, Plan: p, Wait: f.wait}
+	o.Journals = actions.PlanJournals(p, version)
 	if !f.json {
 		o.Progress = progressPrinter(cmd.ErrOrStderr())
 	}
@@ -193,6 +194,7 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 			}
 		}
 	}
+	printOffsite(cmd, f, res)
 	return exitFor(ctx, res)
 }
 

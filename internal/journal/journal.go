@@ -76,9 +76,9 @@ func NewKey() (Key, error) {
 func LoadOrCreateKey(path string) (Key, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
-		k, err := hex.DecodeString(string(bytes.TrimSpace(b)))
-		if err != nil || len(k) < 16 {
-			return nil, fmt.Errorf("journal key %s is damaged: want at least 32 hex digits", path)
+		k, err := ParseKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("journal key %s is damaged: %w", path, err)
 		}
 		return k, nil
 	}
@@ -92,7 +92,7 @@ func LoadOrCreateKey(path string) (Key, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating journal key: %w", err)
 	}
-	if err := atomicfile.WriteNew(path, []byte(fmt.Sprintf("%x\n", []byte(k))), 0o600); err != nil {
+	if err := atomicfile.WriteNew(path, k.Encode(), 0o600); err != nil {
 		if errors.Is(err, os.ErrExist) { // another process won the race
 			return LoadOrCreateKey(path)
 		}
@@ -402,4 +402,42 @@ func Salvage(r io.Reader, key Key) (*Salvaged, error) {
 		s.Entries = append(s.Entries, e)
 	}
 	return s, nil
+}
+
+// SignedWith reports whether data's first entry was written with key: its
+// MAC verifies from the start of a chain. It tells which control node's
+// key a journal was written with (this one's, or the key stored with the
+// run in the repository) before the whole chain is verified with it.
+func SignedWith(data []byte, key Key) bool {
+	line, _, ok := bytes.Cut(data, []byte{'\n'})
+	if !ok {
+		return false
+	}
+	var e Entry
+	if err := json.Unmarshal(line, &e); err != nil || e.Seq != 1 {
+		return false
+	}
+	m, err := mac(key, "", e)
+	return err == nil && hmac.Equal([]byte(m), []byte(e.MAC))
+}
+
+// Fingerprint names a key without revealing it: the first 8 bytes of
+// HMAC-SHA256(key, "holiday journal key fingerprint"), in hex. Messages
+// and snapshots' tags may show it.
+func (k Key) Fingerprint() string {
+	h := hmac.New(sha256.New, k)
+	h.Write([]byte("holiday journal key fingerprint"))
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// Encode is the key as its file holds it: hex and a newline.
+func (k Key) Encode() []byte { return []byte(fmt.Sprintf("%x\n", []byte(k))) }
+
+// ParseKey reads a key as Encode writes it.
+func ParseKey(b []byte) (Key, error) {
+	k, err := hex.DecodeString(string(bytes.TrimSpace(b)))
+	if err != nil || len(k) < 16 {
+		return nil, errors.New("not a journal key: want at least 32 hex digits")
+	}
+	return k, nil
 }

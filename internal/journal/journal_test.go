@@ -215,3 +215,49 @@ func TestWriterStopsAfterFailedWrite(t *testing.T) {
 		t.Fatalf("journal after failure: %v, %d entries; want it readable with 1", err, len(j.Entries))
 	}
 }
+
+// SignedWith tells the key a journal was written with from its first
+// entry; Fingerprint names a key without revealing it; ParseKey reads
+// what Encode writes.
+func TestSignedWithAndKeyNames(t *testing.T) {
+	dir := t.TempDir()
+	k1, _ := NewKey()
+	k2, _ := NewKey()
+	path := filepath.Join(dir, "j")
+	w, err := Create(path, k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(Entry{Run: "r", Host: "h", Phase: RunBegin})
+	w.Write(Entry{Run: "r", Host: "h", Phase: RunEnd})
+	w.Close()
+	data, _ := os.ReadFile(path)
+	second := data[bytes.IndexByte(data, '\n')+1:] // starts at seq 2
+	for _, tc := range []struct {
+		name string
+		data []byte
+		key  Key
+		want bool
+	}{
+		{"its key", data, k1, true},
+		{"another key", data, k2, false},
+		{"first entry altered", bytes.Replace(data, []byte(`"host":"h"`), []byte(`"host":"x"`), 1), k1, false},
+		{"not the first entry", second, k1, false},
+		{"no complete line", data[:20], k1, false},
+		{"empty", nil, k1, false},
+	} {
+		if got := SignedWith(tc.data, tc.key); got != tc.want {
+			t.Errorf("%s: SignedWith = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if k1.Fingerprint() == k2.Fingerprint() || len(k1.Fingerprint()) != 16 || strings.Contains(string(k1.Encode()), k1.Fingerprint()) {
+		t.Errorf("fingerprints %s, %s: want 16 hex digits, distinct, not part of the key", k1.Fingerprint(), k2.Fingerprint())
+	}
+	back, err := ParseKey(k1.Encode())
+	if err != nil || !bytes.Equal(back, k1) {
+		t.Errorf("ParseKey(Encode) = %x, %v", back, err)
+	}
+	if _, err := ParseKey([]byte("abc\n")); err == nil {
+		t.Error("ParseKey of a short key: no error")
+	}
+}
