@@ -77,6 +77,7 @@ type RollbackResult struct {
 	// what was written.
 	Device      string     `json:"device,omitempty"`
 	Blocks      int        `json:"blocks_differing,omitempty"`
+	BlocksTotal int        `json:"blocks_total,omitempty"`
 	BlockSize   int        `json:"block_size,omitempty"`
 	DiskApplied *DiskStats `json:"disk_applied,omitempty"`
 	// Database rollbacks: which dump, and where it was loaded.
@@ -651,7 +652,7 @@ func rollbackDisk(ctx context.Context, ao actions.Options, conn *actions.Connect
 	if dev == "" {
 		dev = sn.Paths[0]
 	}
-	res.Device, res.BlockSize = dev, img.BlockSize
+	res.Device, res.BlockSize, res.BlocksTotal = dev, img.BlockSize, len(img.Blocks)
 	a := &diskAction{r: o.Repo, sn: sn, img: img, dev: dev, progress: o.Progress}
 	if o.DryRun {
 		h, closeHost, err := conn.Connect(ctx, o.Host)

@@ -133,12 +133,16 @@ func printRollback(w io.Writer, res restore.RollbackResult) {
 		}
 		fmt.Fprintf(w, "%s: %s the dump of %s from snapshot %s %s\n", res.Host, verb, res.Database, res.Snapshot, where)
 	} else if res.Device != "" {
-		fmt.Fprintf(w, "%s: roll back disk %s from snapshot %s: %d blocks of %d bytes differ\n", res.Host, res.Device, res.Snapshot, res.Blocks, res.BlockSize)
+		fmt.Fprintf(w, "%s: roll back disk %s from snapshot %s: %d of %d blocks (%d bytes each) differ\n", res.Host, res.Device, res.Snapshot, res.Blocks, res.BlocksTotal, res.BlockSize)
 	} else {
 		restore.RenderChanges(w, res.Host, res.Snapshot, res.Roots, res.Changes)
 	}
 	if res.PreSnapshot != "" {
-		fmt.Fprintf(w, "%s: what was replaced is in snapshot %s (undo: holiday rollback --snapshot %.8s)\n", res.Host, res.PreSnapshot, res.PreSnapshot)
+		undo := ""
+		if res.Database != "" {
+			undo = " --replace"
+		}
+		fmt.Fprintf(w, "%s: what was replaced is in snapshot %s (undo: holiday rollback -f PLAN %s --snapshot %.8s%s)\n", res.Host, res.PreSnapshot, res.Host, res.PreSnapshot, undo)
 	}
 	if a := res.Applied; a != nil {
 		fmt.Fprintf(w, "%s: wrote %d, set metadata of %d, removed %d (%d bytes)\n", res.Host, a.Written, a.Meta, a.Removed, a.Bytes)

@@ -332,7 +332,7 @@ func TestRollbackDiskLab(t *testing.T) {
 		t.Fatal("zeros did not change the disk")
 	}
 	out, _, code := rollback("--run", lockdownRun, "--device", dev, "--dry-run")
-	if code != 0 || !strings.Contains(out, "1 blocks of 4194304 bytes differ") {
+	if code != 0 || !strings.Contains(out, "1 of 16 blocks (4194304 bytes each) differ") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
 	if sha() != zeroed {
