@@ -5,7 +5,8 @@
 // admission: the same refusals `holiday plan` prints), executes its
 // actions in order, journals each step and reverts on failure, and keeps
 // each run's final journals, with their key, in the plan's repository
-// (repojournal.go); and the plan's network devices as backup targets for
+// (repojournal.go); the integrity baseline step (Baseline, kind
+// "baseline"); and the plan's network devices as backup targets for
 // lockdown.
 //
 // It may import plans, backup and internal/...; never restore or cmd.

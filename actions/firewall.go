@@ -164,8 +164,11 @@ func (f Firewall) Apply(ctx context.Context, h *Host, prior Record) (Record, err
 	if h.Confirm == nil {
 		return rec(FirewallDone{}, errors.New("no way to confirm over a new SSH connection from here; nothing changed"))
 	}
-	if firewallTestHook() == "block-control" {
+	switch firewallTestHook() {
+	case "block-control":
 		rules = blockControl(rules, h.Info.ControlAddr)
+	case "fail-v4":
+		rules.V4 = failV4(rules.V4)
 	}
 	secs := deadmanSecs()
 	var d FirewallDone
@@ -237,4 +240,10 @@ func blockControl(r FirewallRules, control string) FirewallRules {
 	head := ":" + FirewallChain + " - [0:0]\n"
 	*fam = strings.Replace(*fam, head, head+fmt.Sprintf("-A %s -s %s -j DROP\n", FirewallChain, netip.PrefixFrom(a, a.BitLen())), 1)
 	return r
+}
+
+// failV4 (test hook) adds to the IPv4 rules a line iptables-restore
+// rejects, so the IPv4 transaction fails for real after IPv6 applied.
+func failV4(v4 string) string {
+	return strings.Replace(v4, "\nCOMMIT", "\n-A "+FirewallChain+" --holiday-test-fail-v4\nCOMMIT", 1)
 }

@@ -1,12 +1,14 @@
 package actions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -122,10 +124,16 @@ esac
 	return BootScriptPath, nil
 }
 
-// sysvBootLinks are the rc links of the boot script: in the runlevels
-// 2–5 that exist, numbered like the host's own ssh link (every script in
-// that group runs in name order, and "holiday-firewall" sorts before
-// "ssh"), or S01.
+// sysvBootLinks are the rc links of the boot script, in the runlevels
+// 2–5 that exist. A runlevel's S links run in name order, so the link's
+// name must sort after every link of the host's own rule loaders (their
+// iptables-restore would flush holiday's chain) and before ssh's:
+// S<NN>holiday-firewall, NN ssh's number, when that already sorts after
+// the loaders; else the last loader's link name with "-holiday-firewall"
+// appended (the lab's S01lab-firewall, as ssh's S01ssh, gives
+// S01lab-firewall-holiday-firewall). A loader that sorts after ssh wins:
+// the lockdown firewall then comes back after sshd starts, as the host's
+// own rules do, rather than being flushed.
 func sysvBootLinks() []string {
 	var links []string
 	for _, rl := range []string{"2", "3", "4", "5"} {
@@ -137,9 +145,37 @@ func sysvBootLinks() []string {
 		if m, _ := filepath.Glob(filepath.Join(dir, "S[0-9][0-9]ssh")); len(m) == 1 {
 			num = filepath.Base(m[0])[1:3]
 		}
-		links = append(links, filepath.Join(dir, "S"+num+filepath.Base(BootScriptPath)))
+		name := "S" + num + filepath.Base(BootScriptPath)
+		if last := lastLoaderLink(dir); last != "" && last > name {
+			name = last + "-" + filepath.Base(BootScriptPath)
+		}
+		links = append(links, filepath.Join(dir, name))
 	}
 	return links
+}
+
+// loaderName matches the init scripts that load a host's own rules by
+// their name (netfilter-persistent, iptables-persistent, ferm, nftables,
+// shorewall, the lab's lab-firewall, …).
+var loaderName = regexp.MustCompile(`firewall|iptables|netfilter|ferm|nftables|shorewall`)
+
+// lastLoaderLink is the name of the last S link in dir whose script loads
+// rules (by its name, or by calling iptables-restore itself); "" if none.
+func lastLoaderLink(dir string) string {
+	m, _ := filepath.Glob(filepath.Join(dir, "S[0-9][0-9]*"))
+	sort.Strings(m)
+	last := ""
+	for _, l := range m {
+		base := filepath.Base(l)
+		if strings.HasSuffix(base, filepath.Base(BootScriptPath)) {
+			continue
+		}
+		script, _ := os.ReadFile(l)
+		if loaderName.MatchString(base[3:]) || bytes.Contains(script, []byte("iptables-restore")) {
+			last = base
+		}
+	}
+	return last
 }
 
 // removeBoot undoes installBoot; idempotent.
@@ -163,7 +199,7 @@ func removeBoot(ctx context.Context) error {
 		}
 	}
 	for _, rl := range []string{"0", "1", "2", "3", "4", "5", "6", "S"} {
-		m, _ := filepath.Glob(filepath.Join("/etc/rc"+rl+".d", "[SK][0-9][0-9]"+filepath.Base(BootScriptPath)))
+		m, _ := filepath.Glob(filepath.Join("/etc/rc"+rl+".d", "[SK][0-9][0-9]*"+filepath.Base(BootScriptPath)))
 		for _, l := range m {
 			if err := os.Remove(l); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)

@@ -66,9 +66,9 @@ func TestFirewallSurvivesReboot(t *testing.T) {
 		t.Fatalf("the boot-time unit after lockdown: %q, want enabled", out)
 	}
 	ps := []probe{
-		{"", h.Addr, 22}, {"", h.Addr6, 22},
-		{str.Netns(), h.Addr, 22}, {str.Netns(), h.Addr, 80},
-		{str.Netns(), h.Addr6, 22}, {str.Netns(), h.Addr6, 80},
+		{"", h.Addr, 22, "tcp"}, {"", h.Addr6, 22, "tcp"},
+		{str.Netns(), h.Addr, 22, "tcp"}, {str.Netns(), h.Addr, 80, "tcp"},
+		{str.Netns(), h.Addr6, 22, "tcp"}, {str.Netns(), h.Addr6, 80, "tcp"},
 	}
 	want := func(p probe) string {
 		if p.from == "" {
@@ -101,18 +101,11 @@ func TestFirewallSurvivesReboot(t *testing.T) {
 			t.Errorf("holiday-firewall.service active at %d µs, sshd started at %d µs: want the firewall first", fw, ssh)
 		}
 	}
-	if log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log"); !strings.Contains(log, "boot: re-applied the lockdown firewall") {
-		t.Errorf("the boot-time re-apply's log on the host:\n%s", log)
-	}
+	deadmanLog(t, h, "boot: re-applied the lockdown firewall")
 	if out, code := c.run(t, nil, "status"); code != 0 {
 		t.Errorf("status after the reboot: exit %d, want 0\n%s", code, out)
 	}
-	if _, code := c.run(t, nil, "restore"); code != 0 {
-		t.Fatalf("restore exit %d", code)
-	}
-	if got := fwSaves(t, h); got != before {
-		t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
-	}
+	restoreExact(t, c, h, before)
 	h.MustSSH(t, "root", "systemctl start lab-worker.service")
 	if d := diffLines(units, snapshot(t, h)); d != "" {
 		t.Errorf("units after lockdown, reboot and restore differ:\n%s", d)
@@ -142,14 +135,14 @@ func TestIsolate(t *testing.T) {
 		}
 	})
 	in := []probe{
-		{"", h.Addr, 22}, {"", h.Addr6, 22}, {"", h.Addr, 80}, {"", h.Addr6, 80},
-		{str.Netns(), h.Addr, 22}, {str.Netns(), h.Addr, 80},
-		{str.Netns(), h.Addr6, 22}, {str.Netns(), h.Addr6, 80},
+		{"", h.Addr, 22, "tcp"}, {"", h.Addr6, 22, "tcp"}, {"", h.Addr, 80, "tcp"}, {"", h.Addr6, 80, "tcp"},
+		{str.Netns(), h.Addr, 22, "tcp"}, {str.Netns(), h.Addr, 80, "tcp"},
+		{str.Netns(), h.Addr6, 22, "tcp"}, {str.Netns(), h.Addr6, 80, "tcp"},
 	}
 	// Outgoing, from the host: to the stranger and a new connection to
 	// the control node's S3 server (not a reply to management).
 	out := []probe{
-		{h.Netns(), str.Addr, 80}, {h.Netns(), str.Addr6, 80}, {h.Netns(), lab.ControlAddr, 7070},
+		{h.Netns(), str.Addr, 80, "tcp"}, {h.Netns(), str.Addr6, 80, "tcp"}, {h.Netns(), lab.ControlAddr, 7070, "tcp"},
 	}
 	all := append(append([]probe{}, in...), out...)
 	pre := reachAll(t, all)
@@ -207,6 +200,31 @@ func TestIsolate(t *testing.T) {
 	}
 }
 
+// deadmanLog waits, up to 15 s, until the host's dead-man log holds
+// every want (the dead-man writes its last line after the revert's
+// clean-up, a moment after the rules are back), removes the log and
+// returns it; a want missing is a test error.
+func deadmanLog(t *testing.T, h *labtest.Host, want ...string) string {
+	t.Helper()
+	var log string
+	for end := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		log = h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log 2>/dev/null; true")
+		missing := false
+		for _, w := range want {
+			missing = missing || !strings.Contains(log, w)
+		}
+		if !missing {
+			break
+		}
+		if time.Now().After(end) {
+			t.Errorf("the dead-man's log on %s does not say %q:\n%s", h.Name, want, log)
+			break
+		}
+	}
+	h.MustSSH(t, "root", "rm -f /var/lib/holiday/firewall-deadman.log")
+	return log
+}
+
 // waitReverted waits until the host's saves equal before (the dead-man
 // reverted by itself), at most secs + 30 s after t0.
 func waitReverted(t *testing.T, h *labtest.Host, before string, t0 time.Time, secs int) time.Duration {
@@ -227,16 +245,8 @@ func waitReverted(t *testing.T, h *labtest.Host, before string, t0 time.Time, se
 // run reports the failure, and the rules are the saved ones.
 func TestFirewallConfirmBlocked(t *testing.T) {
 	lab := labtest.Require(t)
-	hs := lockHosts(t, lab, "sys1")
-	h := hs[0]
-	fwSafetyNet(t, hs)
-	before := fwSaves(t, h)
-	c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
-	t.Cleanup(func() {
-		if hasHolidayChain(t, h) {
-			c.run(t, nil, "restore")
-		}
-	})
+	h, before := fwHost(t, lab, "sys1")
+	c := fwCLI(t, h, fwPlan(t, lab, controlOnly, h.Name))
 	const secs = 8
 	t0 := time.Now()
 	out, code := c.run(t, []string{"HOLIDAY_TEST_FIREWALL=block-control", "HOLIDAY_TEST_DEADMAN_SECS=" + strconv.Itoa(secs)}, "lockdown", "--revert-timeout", "90s")
@@ -248,10 +258,7 @@ func TestFirewallConfirmBlocked(t *testing.T) {
 	}
 	took := waitReverted(t, h, before, t0, secs)
 	t.Logf("reverted %v after lockdown started (dead-man %ds)", took.Round(100*time.Millisecond), secs)
-	log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log")
-	if !strings.Contains(log, "not disarmed in time") || !strings.Contains(log, "reverted") {
-		t.Errorf("the dead-man's log on the host:\n%s", log)
-	}
+	deadmanLog(t, h, "not disarmed in time", "reverted: ")
 	if o := h.MustSSH(t, "root", "ls /etc/systemd/system/holiday-firewall.service /var/lib/holiday/firewall 2>&1; true"); strings.Count(o, "No such file") != 2 {
 		t.Errorf("left on the host:\n%s", o)
 	}
@@ -264,16 +271,8 @@ func TestFirewallKilledBeforeDisarm(t *testing.T) {
 	lab := labtest.Require(t)
 	for _, name := range []string{"sys1", "sysv1"} {
 		t.Run(name, func(t *testing.T) {
-			hs := lockHosts(t, lab, name)
-			h := hs[0]
-			fwSafetyNet(t, hs)
-			before := fwSaves(t, h)
-			c := newCLI(t, fwPlan(t, lab, controlOnly, h.Name))
-			t.Cleanup(func() {
-				if hasHolidayChain(t, h) {
-					c.run(t, nil, "restore")
-				}
-			})
+			h, before := fwHost(t, lab, name)
+			c := fwCLI(t, h, fwPlan(t, lab, controlOnly, h.Name))
 			const secs = 6
 			t0 := time.Now()
 			if _, code := c.run(t, []string{"HOLIDAY_TEST_CRASH=firewall:before-disarm", "HOLIDAY_TEST_DEADMAN_SECS=" + strconv.Itoa(secs)}, "lockdown"); code != -1 {
@@ -284,24 +283,19 @@ func TestFirewallKilledBeforeDisarm(t *testing.T) {
 			}
 			took := waitReverted(t, h, before, t0, secs)
 			t.Logf("%s reverted by itself %v after lockdown started (dead-man %ds)", name, took.Round(100*time.Millisecond), secs)
-			log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log")
-			if !strings.Contains(log, "reverted") {
-				t.Errorf("the dead-man's log on the host:\n%s", log)
-			}
-			if _, code := c.run(t, nil, "restore"); code != 0 {
-				t.Fatalf("restore after the dead-man: exit %d", code)
-			}
-			if got := fwSaves(t, h); got != before {
-				t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
-			}
+			deadmanLog(t, h, "reverted: ")
+			restoreExact(t, c, h, before)
 		})
 	}
 }
 
 // The SysV boot script, short of a reboot (the lab cannot reboot a SysV
-// host): the host's own rule loader runs again as at boot and takes
-// holiday's chains with it; the script's start puts them back; restore
-// removes script and links, and rc links and rules are as before.
+// host): its rc2.d link sorts after the host's own rule loader and before
+// ssh; the loader alone takes holiday's chains with it (so the order
+// matters); the boot's sequence run by hand in rc2.d's order (the
+// loader, then holiday's script, as lab-sysv-init and /etc/init.d/rc run
+// them) ends with the lockdown firewall in place; restore removes script
+// and links, and rc links and rules are as before.
 func TestFirewallBootScriptSysV(t *testing.T) {
 	lab := labtest.Require(t)
 	str := stranger(t, lab)
@@ -319,21 +313,45 @@ func TestFirewallBootScriptSysV(t *testing.T) {
 	if _, code := c.run(t, nil, "lockdown"); code != 0 {
 		t.Fatalf("lockdown exit %d", code)
 	}
-	if out := h.MustSSH(t, "root", "ls /etc/rc2.d/ | grep holiday; head -1 /etc/init.d/holiday-firewall; true"); !strings.Contains(out, "S01holiday-firewall") || !strings.Contains(out, "#!/bin/sh") {
-		t.Fatalf("the boot script and its rc2.d link after lockdown:\n%s", out)
+	if out := h.MustSSH(t, "root", "head -1 /etc/init.d/holiday-firewall"); !strings.Contains(out, "#!/bin/sh") {
+		t.Fatalf("the boot script after lockdown:\n%s", out)
 	}
-	h.MustSSH(t, "root", "/etc/init.d/lab-firewall start >/dev/null 2>&1; true") // the host's own loader, as at boot
+	// rc2.d in the order its S links run.
+	order := strings.Fields(h.MustSSH(t, "root", "cd /etc/rc2.d && ls -d S*"))
+	pos := func(suffix string) int {
+		for i, l := range order {
+			if len(l) > 3 && l[3:] == suffix {
+				return i
+			}
+		}
+		return -1
+	}
+	loader, ssh := pos("lab-firewall"), pos("ssh")
+	ours := -1
+	for i, l := range order {
+		if strings.HasSuffix(l, "holiday-firewall") {
+			ours = i
+		}
+	}
+	if loader < 0 || ssh < 0 || ours < 0 || !(loader < ours && ours < ssh) {
+		t.Fatalf("rc2.d order %v: want the host's loader (S..lab-firewall), then holiday's link, then ssh", order)
+	}
+	h.MustSSH(t, "root", "/etc/init.d/lab-firewall start >/dev/null 2>&1; true") // the host's own loader alone
 	if hasHolidayChain(t, h) {
 		t.Fatal("the host's own loader did not take holiday's chains: the test proves nothing")
 	}
 	if _, code := c.run(t, nil, "status"); code != 4 {
 		t.Errorf("status with the chains gone: exit %d, want 4 (drift)", code)
 	}
-	h.MustSSH(t, "root", "/etc/init.d/holiday-firewall start")
-	if out, code := c.run(t, nil, "status"); code != 0 {
-		t.Errorf("status after the boot script: exit %d, want 0\n%s", code, out)
+	// The boot's firewall steps, by hand, in rc2.d's order.
+	ran := h.MustSSH(t, "root", `for l in /etc/rc2.d/S*; do case "$l" in *lab-firewall|*holiday-firewall) echo "$l"; "$l" start >/dev/null 2>&1 || echo "$l failed";; esac; done`)
+	if got := strings.Fields(ran); len(got) != 2 || !strings.HasSuffix(got[0], "lab-firewall") || !strings.HasSuffix(got[1], "holiday-firewall") {
+		t.Errorf("ran, in rc2.d's order: %q, want the loader then holiday's script", ran)
 	}
-	ps := []probe{{"", h.Addr, 22}, {"", h.Addr6, 22}, {str.Netns(), h.Addr, 80}, {str.Netns(), h.Addr6, 80}}
+	if out, code := c.run(t, nil, "status"); code != 0 {
+		t.Errorf("status after the boot sequence: exit %d, want 0\n%s", code, out)
+	}
+	ps := []probe{{"", h.Addr, 22, "tcp"}, {"", h.Addr6, 22, "tcp"}, {str.Netns(), h.Addr, 80, "tcp"}, {str.Netns(), h.Addr6, 80, "tcp"}}
 	for p, got := range reachAll(t, ps) {
 		want := "dropped"
 		if p.from == "" {
@@ -343,16 +361,11 @@ func TestFirewallBootScriptSysV(t *testing.T) {
 			t.Errorf("after the boot script %s → %s:%d: %s, want %s", orMachine(p.from), p.addr, p.port, got, want)
 		}
 	}
-	if _, code := c.run(t, nil, "restore"); code != 0 {
-		t.Fatalf("restore exit %d", code)
-	}
-	if got := fwSaves(t, h); got != before {
-		t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
-	}
+	restoreExact(t, c, h, before)
 	if d := diffLines(links, snapshot(t, h)); d != "" {
 		t.Errorf("services and rc links after restore differ:\n%s", d)
 	}
-	if out := h.MustSSH(t, "root", "ls /etc/init.d/holiday-firewall 2>&1; ls /etc/rc?.d | grep holiday; true"); !strings.Contains(out, "No such file") || strings.Contains(out, "S01holiday") {
+	if out := h.MustSSH(t, "root", "ls /etc/init.d/holiday-firewall 2>&1; ls /etc/rc?.d | grep holiday; true"); !strings.Contains(out, "No such file") || strings.Contains(out, "holiday-firewall\n") {
 		t.Errorf("left on the host after restore:\n%s", out)
 	}
 }

@@ -57,7 +57,7 @@ func fwSafetyNet(t *testing.T, hs []*labtest.Host) {
 		}
 		for _, h := range hs {
 			// The boot-time re-apply, in case a test left it.
-			h.SSH(context.Background(), "root", `if [ -e /etc/systemd/system/holiday-firewall.service ]; then systemctl disable --quiet holiday-firewall.service; rm -f /etc/systemd/system/holiday-firewall.service; systemctl daemon-reload; fi; rm -f /etc/init.d/holiday-firewall /etc/rc?.d/[SK][0-9][0-9]holiday-firewall; true`)
+			h.SSH(context.Background(), "root", `if [ -e /etc/systemd/system/holiday-firewall.service ]; then systemctl disable --quiet holiday-firewall.service; rm -f /etc/systemd/system/holiday-firewall.service; systemctl daemon-reload; fi; rm -f /etc/init.d/holiday-firewall /etc/rc?.d/[SK][0-9][0-9]*holiday-firewall; true`)
 		}
 	})
 }
@@ -66,14 +66,20 @@ func fwSafetyNet(t *testing.T, hs []*labtest.Host) {
 // is the control node alone, web (80) allowed from sysv1 only.
 func fwPlan(t *testing.T, lab *labtest.Lab, management string, names ...string) string {
 	t.Helper()
+	sv := lab.Host("sysv1").Addr
+	return fwPlanAllow(t, lab, management, fmt.Sprintf("[{tcp: [80, 7777], from: [%s]}, {udp: 5353, from: [%s]}]", sv, sv), names...)
+}
+
+// fwPlanAllow is fwPlan with the given allow list (YAML flow form) on
+// every host.
+func fwPlanAllow(t *testing.T, lab *labtest.Lab, management, allow string, names ...string) string {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nname: firewall-test\nmanagement: [%s]\n", management)
 	fmt.Fprintf(&b, "ssh: {user: ops, identity: %s, known_hosts: %s, become: sudo, connect_timeout: 10s}\n", lab.SSHKey, lab.KnownHosts)
 	fmt.Fprintf(&b, "defaults: {backup: none}\nhosts:\n")
 	for _, n := range names {
-		h := lab.Host(n)
-		fmt.Fprintf(&b, "  - {name: %s, address: %s, firewall: {log_drops: true, ipv6: drop-all, allow: [{tcp: [80, 7777], from: [%s]}, {udp: 5353, from: [%s]}]}}\n",
-			n, h.Addr, lab.Host("sysv1").Addr, lab.Host("sysv1").Addr)
+		fmt.Fprintf(&b, "  - {name: %s, address: %s, firewall: {log_drops: true, ipv6: drop-all, allow: %s}}\n", n, lab.Host(n).Addr, allow)
 	}
 	p := filepath.Join(t.TempDir(), "plan.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
@@ -117,22 +123,29 @@ func stranger(t *testing.T, lab *labtest.Lab) *labtest.Host {
 	return h
 }
 
+// probe is a connection attempt from netns from ("": the control node)
+// to addr:port over proto ("tcp" or "udp").
 type probe struct {
 	from, addr string
 	port       int
+	proto      string
+}
+
+func (p probe) String() string {
+	return fmt.Sprintf("%s → %s %s/%d", orMachine(p.from), p.addr, p.proto, p.port)
 }
 
 func probes(lab *labtest.Lab, target *labtest.Host, str *labtest.Host) []probe {
 	sv := lab.Host("sysv1")
 	return []probe{
-		{"", target.Addr, 22},
-		{"", target.Addr6, 22},
-		{str.Netns(), target.Addr, 22},
-		{str.Netns(), target.Addr, 80},
-		{str.Netns(), target.Addr6, 22},
-		{str.Netns(), target.Addr6, 80},
-		{sv.Netns(), target.Addr, 80},
-		{sv.Netns(), target.Addr6, 80},
+		{"", target.Addr, 22, "tcp"},
+		{"", target.Addr6, 22, "tcp"},
+		{str.Netns(), target.Addr, 22, "tcp"},
+		{str.Netns(), target.Addr, 80, "tcp"},
+		{str.Netns(), target.Addr6, 22, "tcp"},
+		{str.Netns(), target.Addr6, 80, "tcp"},
+		{sv.Netns(), target.Addr, 80, "tcp"},
+		{sv.Netns(), target.Addr6, 80, "tcp"},
 	}
 }
 
@@ -144,6 +157,10 @@ func reachAll(t *testing.T, ps []probe) map[probe]string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if p.proto == "udp" {
+				res[i] = reachUDP(t, p.from, p.addr, p.port)
+				return
+			}
 			res[i] = reach(t, p.from, p.addr, p.port)
 		}()
 	}
@@ -243,6 +260,40 @@ func TestFirewallLockdownRestore(t *testing.T) {
 	}
 }
 
+// fwHost takes the named host for the rest of the test (exclusively,
+// with fwSafetyNet) and returns it with its saves before anything.
+func fwHost(t *testing.T, lab *labtest.Lab, name string) (*labtest.Host, string) {
+	t.Helper()
+	hs := lockHosts(t, lab, name)
+	fwSafetyNet(t, hs)
+	return hs[0], fwSaves(t, hs[0])
+}
+
+// fwCLI is a CLI on plan that restores h when the test ends with
+// holiday's chain still there.
+func fwCLI(t *testing.T, h *labtest.Host, plan string) *cli {
+	t.Helper()
+	c := newCLI(t, plan)
+	t.Cleanup(func() {
+		if hasHolidayChain(t, h) {
+			c.run(t, nil, "restore")
+		}
+	})
+	return c
+}
+
+// restoreExact runs restore, which must succeed, and compares h's saves
+// with before.
+func restoreExact(t *testing.T, c *cli, h *labtest.Host, before string) {
+	t.Helper()
+	if out, code := c.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("restore exit %d\n%s", code, out)
+	}
+	if got := fwSaves(t, h); got != before {
+		t.Errorf("after restore the saves differ:\n%s", diffLines(before, got))
+	}
+}
+
 func orMachine(ns string) string {
 	if ns == "" {
 		return "control node"
@@ -274,16 +325,8 @@ func TestFirewallDeadman(t *testing.T) {
 	lab := labtest.Require(t)
 	for _, name := range []string{"sys1", "sysv1"} {
 		t.Run(name, func(t *testing.T) {
-			hs := lockHosts(t, lab, name)
-			h := hs[0]
-			fwSafetyNet(t, hs)
-			before := fwSaves(t, h)
-			c := newCLI(t, fwPlan(t, lab, controlOnly, name))
-			t.Cleanup(func() {
-				if hasHolidayChain(t, h) {
-					c.run(t, nil, "restore")
-				}
-			})
+			h, before := fwHost(t, lab, name)
+			c := fwCLI(t, h, fwPlan(t, lab, controlOnly, name))
 			const secs = 5
 			if _, code := c.run(t, []string{"HOLIDAY_TEST_FIREWALL=no-confirm", fmt.Sprintf("HOLIDAY_TEST_DEADMAN_SECS=%d", secs)}, "lockdown"); code != 0 {
 				t.Fatalf("lockdown exit %d", code)
@@ -299,10 +342,7 @@ func TestFirewallDeadman(t *testing.T) {
 				time.Sleep(500 * time.Millisecond)
 			}
 			t.Logf("%s: the dead-man reverted %v after lockdown returned", name, time.Since(t0).Round(100*time.Millisecond))
-			log := h.MustSSH(t, "root", "cat /var/lib/holiday/firewall-deadman.log; rm -f /var/lib/holiday/firewall-deadman.log")
-			if !strings.Contains(log, "reverted") {
-				t.Errorf("the dead-man's log on the host:\n%s", log)
-			}
+			deadmanLog(t, h, "reverted: ")
 			if h.Kind == labtest.Systemd {
 				deadline := time.Now().Add(10 * time.Second)
 				for {
@@ -321,12 +361,7 @@ func TestFirewallDeadman(t *testing.T) {
 			if _, code := c.run(t, nil, "status"); code == 0 {
 				t.Errorf("status after the dead-man fired: exit 0, want drift")
 			}
-			if _, code := c.run(t, nil, "restore"); code != 0 {
-				t.Fatalf("restore after the dead-man: exit %d", code)
-			}
-			if got := fwSaves(t, h); got != before {
-				t.Errorf("after the dead-man and restore the saves differ:\n%s", diffLines(before, got))
-			}
+			restoreExact(t, c, h, before)
 		})
 	}
 }
@@ -349,12 +384,7 @@ func TestFirewallCrashThenRestore(t *testing.T) {
 			if code != -1 {
 				t.Fatalf("lockdown with the crash hook: exit %d, want killed", code)
 			}
-			if _, code := c.run(t, nil, "restore"); code != 0 {
-				t.Fatalf("restore exit %d", code)
-			}
-			if got := fwSaves(t, h); got != before {
-				t.Errorf("after crash %s + restore the saves differ:\n%s", point, diffLines(before, got))
-			}
+			restoreExact(t, c, h, before)
 			if out := h.MustSSH(t, "root", "systemctl list-units --all --no-legend --plain 'holiday-firewall*'; ls /var/lib/holiday/firewall 2>&1; true"); !strings.Contains(out, "No such file") || strings.Contains(out, "holiday-firewall") {
 				t.Errorf("left on the host after restore:\n%s", out)
 			}

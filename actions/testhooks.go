@@ -41,7 +41,9 @@ func powerTestMode() bool { return os.Getenv("HOLIDAY_TEST_POWEROFF") == "record
 // skip its confirmation and disarm, so the host's dead-man reverts;
 // =block-control applies, first in holiday's chain, a DROP of everything
 // from the control node (what a lint gap would do): the confirmation
-// fails for real and the host reverts by itself.
+// fails for real and the host reverts by itself; =fail-v4 adds a line
+// iptables-restore rejects to the IPv4 rules: IPv6 is applied, IPv4
+// fails, and IPv6 must be rolled back.
 func firewallTestHook() string { return os.Getenv("HOLIDAY_TEST_FIREWALL") }
 
 // deadmanSecs: HOLIDAY_TEST_DEADMAN_SECS shortens the dead-man's wait.

@@ -15,8 +15,12 @@
 # fails.
 #
 # HOSTS=N light hosts (default LIGHT_HOSTS, else 10); the lab needs
-# LIGHT_HOSTS>=N: LIGHT_HOSTS=50 make lab-up, then
-# LIGHT_HOSTS=50 make bench-fleet-firewall for how each tool grows.
+# LIGHT_HOSTS>=N, or the script stops before anything runs. With HOSTS
+# above 10 one run measures 10 hosts and then HOSTS (SIZES overrides the
+# default "10 $HOSTS": ascending, each at most HOSTS) and prints how each
+# tool's time grows with hosts: total and per host at each size, and the
+# growth factor beside the growth in hosts. For 50:
+# LIGHT_HOSTS=50 make lab-up, then HOSTS=50 make bench-fleet-firewall.
 # Needs Debian's ansible. Takes the lab's per-host locks exclusively.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,31 +28,43 @@ BENCH=bench-fleet-firewall
 HOSTS=${HOSTS:-${LIGHT_HOSTS:-10}}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+if [ "$HOSTS" -gt 10 ]; then SIZES=${SIZES:-10 $HOSTS}; else SIZES=${SIZES:-$HOSTS}; fi
+prev=0
+for n in $SIZES; do
+	[[ $n =~ ^[0-9]+$ ]] && [ "$n" -gt "$prev" ] && [ "$n" -le "$HOSTS" ] ||
+		die "SIZES=\"$SIZES\": want ascending host counts, each at most HOSTS=$HOSTS"
+	prev=$n
+done
 bench_setup
 FORKS=${FORKS:-10}
+all_hosts=("${hosts[@]}")
 
-# The plan: lib.sh's write_plan, with IPv6 management and addresses.
-{
-	echo "version: 1"
-	echo "name: $BENCH"
-	echo "management: [10.213.0.0/24, \"fd00:213::/64\"]"
-	echo "ssh: {user: ops, identity: $LAB_SSH_KEY, known_hosts: $LAB_KNOWN_HOSTS, become: sudo}"
-	echo "defaults:"
-	echo "  backup: none"
-	echo "  stop: [nginx, redis-server]"
-	echo "  firewall:"
-	echo "    allow:"
-	echo "      - {tcp: 22, from: [10.213.0.0/24, \"fd00:213::/64\"]}"
-	echo "      - {tcp: 80}"
-	echo "      - {tcp: 443}"
-	echo "    log_drops: true"
-	echo "hosts:"
-	for h in "${hosts[@]}"; do
-		a6=$(tr ' ' '\n' <<<"$LAB_HOSTS6" | sed -n "s/^${h%%=*}=//p")
-		[ -n "$a6" ] || die "no IPv6 address for ${h%%=*} in LAB_HOSTS6"
-		echo "  - {name: ${h%%=*}, address: ${h#*=}, address6: \"$a6\"}"
-	done
-} >"$W/plan.yaml"
+# write_fw_plan: the plan over $hosts: lib.sh's write_plan, with IPv6
+# management and addresses, and the firewall.
+write_fw_plan() {
+	local h a6
+	{
+		echo "version: 1"
+		echo "name: $BENCH"
+		echo "management: [10.213.0.0/24, \"fd00:213::/64\"]"
+		echo "ssh: {user: ops, identity: $LAB_SSH_KEY, known_hosts: $LAB_KNOWN_HOSTS, become: sudo}"
+		echo "defaults:"
+		echo "  backup: none"
+		echo "  stop: [nginx, redis-server]"
+		echo "  firewall:"
+		echo "    allow:"
+		echo "      - {tcp: 22, from: [10.213.0.0/24, \"fd00:213::/64\"]}"
+		echo "      - {tcp: 80}"
+		echo "      - {tcp: 443}"
+		echo "    log_drops: true"
+		echo "hosts:"
+		for h in "${hosts[@]}"; do
+			a6=$(tr ' ' '\n' <<<"$LAB_HOSTS6" | sed -n "s/^${h%%=*}=//p")
+			[ -n "$a6" ] || die "no IPv6 address for ${h%%=*} in LAB_HOSTS6"
+			echo "  - {name: ${h%%=*}, address: ${h#*=}, address6: \"$a6\"}"
+		done
+	} >"$W/plan.yaml"
+}
 
 # state: per host, the normalized rules of both families and both
 # backends, the services' rc links and whether they run.
@@ -80,56 +96,88 @@ rules() { on_host "${hosts[0]#*=}" 'iptables-save; ip6tables-save' | grep -E "^-
 H() { "$W/holiday" "$1" -f "$W/plan.yaml" --state-dir "$W/state" --journal-key "$W/journal.key" --parallel "$forks" --json; }
 A() { ansible-playbook -i "$W/inventory.ini" -f "$forks" "bench/ansible/$1.yml"; }
 
-before=$(state)
-grep -q stopped <<<"$before" && { echo "$BENCH: a service is stopped before the bench:" >&2; grep stopped <<<"$before" >&2; exit 1; }
-grep -q HOLIDAY <<<"$before" && die "a host already has a HOLIDAY chain before the bench"
-
 declare -A R
-for forks in $FORKS; do
-	for k in hcl hcr hwl hwr acl acr awl awr; do eval "$k=()"; done
-	for r in $(seq "$RUNS"); do
-		echo "$BENCH: forks=$forks run $r/$RUNS" >&2
-		clear_agents
-		hcl+=("$(secs H lockdown)")
-		grep -q '"status": "done"' "$W/out" || die "holiday lockdown did not finish"
-		locked "holiday lockdown"
-		rules holiday
-		hcr+=("$(secs H restore)")
-		check "holiday restore (cold)"
-		hwl+=("$(secs H lockdown)")
-		locked "holiday lockdown"
-		hwr+=("$(secs H restore)")
-		check "holiday restore (warm)"
-		ssh_stop
-		acl+=("$(secs A fw-lockdown)")
-		locked "ansible fw-lockdown"
-		rules ansible
-		acr+=("$(secs A fw-restore)")
-		check "ansible fw-restore (cold)"
-		awl+=("$(secs A fw-lockdown)")
-		locked "ansible fw-lockdown"
-		awr+=("$(secs A fw-restore)")
-		check "ansible fw-restore (warm)"
+for n in $SIZES; do
+	hosts=("${all_hosts[@]:0:n}")
+	N=$n
+	write_fw_plan
+	write_inventory
+	before=$(state)
+	grep -q stopped <<<"$before" && { echo "$BENCH: a service is stopped before the bench:" >&2; grep stopped <<<"$before" >&2; exit 1; }
+	grep -q HOLIDAY <<<"$before" && die "a host already has a HOLIDAY chain before the bench"
+	for forks in $FORKS; do
+		for k in hcl hcr hwl hwr acl acr awl awr; do eval "$k=()"; done
+		for r in $(seq "$RUNS"); do
+			echo "$BENCH: $n hosts, forks=$forks run $r/$RUNS" >&2
+			clear_agents
+			hcl+=("$(secs H lockdown)")
+			grep -q '"status": "done"' "$W/out" || die "holiday lockdown did not finish"
+			locked "holiday lockdown"
+			rules holiday
+			hcr+=("$(secs H restore)")
+			check "holiday restore (cold)"
+			hwl+=("$(secs H lockdown)")
+			locked "holiday lockdown"
+			hwr+=("$(secs H restore)")
+			check "holiday restore (warm)"
+			ssh_stop
+			acl+=("$(secs A fw-lockdown)")
+			locked "ansible fw-lockdown"
+			rules ansible
+			acr+=("$(secs A fw-restore)")
+			check "ansible fw-restore (cold)"
+			awl+=("$(secs A fw-lockdown)")
+			locked "ansible fw-lockdown"
+			awr+=("$(secs A fw-restore)")
+			check "ansible fw-restore (warm)"
+		done
+		for k in hcl hcr hwl hwr acl acr awl awr; do
+			eval "R[$k.$n.$forks]=\$(median \"\${$k[@]}\")"
+		done
 	done
-	for k in hcl hcr hwl hwr acl acr awl awr; do
-		eval "R[$k$forks]=\$(median \"\${$k[@]}\")"
-	done
+	ssh_stop
+	if ! diff -q "$W/rules.holiday" "$W/rules.ansible" >/dev/null; then
+		echo
+		echo "the chains differ at $n hosts (${hosts[0]%%=*}; < holiday, > ansible):"
+		diff "$W/rules.holiday" "$W/rules.ansible" || true
+	fi
 done
 
-echo
-if ! diff -q "$W/rules.holiday" "$W/rules.ansible" >/dev/null; then
-	echo "the chains differ (${hosts[0]%%=*}; < holiday, > ansible):"
-	diff "$W/rules.holiday" "$W/rules.ansible" || true
-fi
-echo
-echo "holiday lockdown+restore vs. Ansible, services + firewall (v4+v6, 3 allows, log_drops), $N light hosts, median of $RUNS runs, seconds; rules identical after every restore"
-printf '%-16s %24s %24s %16s\n' "" "holiday lock+rest=total" "ansible lock+rest=total" "ansible/holiday"
-for forks in $FORKS; do
-	for k in w c; do
-		name=cold; [ $k = w ] && name=warm
-		hl=${R[h${k}l$forks]} hr=${R[h${k}r$forks]} al=${R[a${k}l$forks]} ar=${R[a${k}r$forks]}
-		ht=$(echo "$hl + $hr" | bc -l) at=$(echo "$al + $ar" | bc -l)
-		printf '%-16s %6.2f + %5.2f = %6.2f %6.2f + %5.2f = %6.2f %15.1fx\n' "forks=$forks $name" "$hl" "$hr" "$ht" "$al" "$ar" "$at" "$(echo "$at / $ht" | bc -l)"
+# total K N F: lockdown + restore, K one of hc hw ac aw (tool, cold/warm),
+# at N hosts and F forks.
+total() { echo "${R[${1}l.$2.$3]} + ${R[${1}r.$2.$3]}" | bc -l; }
+
+for n in $SIZES; do
+	echo
+	echo "holiday lockdown+restore vs. Ansible, services + firewall (v4+v6, 3 allows, log_drops), $n light hosts, median of $RUNS runs, seconds; rules identical after every restore"
+	printf '%-16s %24s %24s %16s\n' "" "holiday lock+rest=total" "ansible lock+rest=total" "ansible/holiday"
+	for forks in $FORKS; do
+		for k in w c; do
+			name=cold; [ $k = w ] && name=warm
+			ht=$(total h$k "$n" "$forks") at=$(total a$k "$n" "$forks")
+			printf '%-16s %6.2f + %5.2f = %6.2f %6.2f + %5.2f = %6.2f %15.1fx\n' "forks=$forks $name" \
+				"${R[h${k}l.$n.$forks]}" "${R[h${k}r.$n.$forks]}" "$ht" "${R[a${k}l.$n.$forks]}" "${R[a${k}r.$n.$forks]}" "$at" "$(echo "$at / $ht" | bc -l)"
+		done
 	done
 done
 echo "goal (issue 9): >= 10x warm, >= 6x cold"
+
+read -r -a sizes <<<"$SIZES"
+[ "${#sizes[@]}" -gt 1 ] || exit 0
+lo=${sizes[0]} hi=${sizes[-1]}
+echo
+echo "how each tool's time grows with hosts: lockdown+restore in seconds, total and per host; growth = total at $hi hosts / total at $lo (hosts: $(echo "$hi / $lo" | bc -l | xargs printf '%.1f')x)"
+printf '%-16s %6s %20s %20s %16s\n' "" "hosts" "holiday total  /host" "ansible total  /host" "ansible/holiday"
+for forks in $FORKS; do
+	for k in w c; do
+		name=cold; [ $k = w ] && name=warm
+		for n in "${sizes[@]}"; do
+			ht=$(total h$k "$n" "$forks") at=$(total a$k "$n" "$forks")
+			printf '%-16s %6d %13.2f %6.3f %13.2f %6.3f %15.1fx\n' "forks=$forks $name" "$n" \
+				"$ht" "$(echo "$ht / $n" | bc -l)" "$at" "$(echo "$at / $n" | bc -l)" "$(echo "$at / $ht" | bc -l)"
+		done
+		printf '%-16s %6s %19.1fx %19.1fx\n' "forks=$forks $name" "growth" \
+			"$(echo "$(total h$k "$hi" "$forks") / $(total h$k "$lo" "$forks")" | bc -l)" \
+			"$(echo "$(total a$k "$hi" "$forks") / $(total a$k "$lo" "$forks")" | bc -l)"
+	done
+done

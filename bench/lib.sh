@@ -48,8 +48,11 @@ ssh_stop() { for s in "$W"/cp/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O ex
 
 # light_hosts: hosts=(light1=ADDR … lightN=ADDR) from the lab's LAB_HOSTS.
 light_hosts() {
-	local i a
+	local i a have
 	hosts=()
+	have=$(tr ' ' '\n' <<<"$LAB_HOSTS" | grep -c '^light[0-9]*=' || true)
+	[ "$have" -ge "$N" ] ||
+		die "HOSTS=$N asks for $N light hosts, the lab has $have: LIGHT_HOSTS=$N make lab-up (the coordinator's lab), or a smaller HOSTS"
 	for i in $(seq 1 "$N"); do
 		a=$(tr ' ' '\n' <<<"$LAB_HOSTS" | sed -n "s/^light$i=//p")
 		[ -n "$a" ] || die "the lab has no light$i (LIGHT_HOSTS=$N make lab-up)"

@@ -156,6 +156,10 @@ type HostFields struct {
 	// Reboot: rehearse reboots the host once before the break and checks
 	// it comes back with its services.
 	Reboot Reboot `yaml:"reboot"`
+	// WebRoots are the host's document roots: the integrity baseline
+	// hashes them and holiday check searches their scripts for webshells
+	// (DESIGN §8). Absolute paths, not /.
+	WebRoots []string `yaml:"web_roots"`
 }
 
 // HostEntry is one item of the plan's `hosts:` list. An entry whose name

@@ -323,6 +323,21 @@ func (v *validator) hostFields(f *HostFields, fp string, isHost bool) {
 		}
 		seen[u] = true
 	}
+	seenRoot := map[string]bool{}
+	for i, w := range f.WebRoots {
+		wp := fmt.Sprintf("%s.web_roots[%d]", fp, i)
+		switch {
+		case !strings.HasPrefix(w, "/"):
+			v.errorf(wp, "%q is not an absolute path (like /var/www)", clip(w))
+		case path.Clean(w) == "/":
+			v.errorf(wp, "/ is the whole system, not a web root; name the document root (like /var/www)")
+		case path.Clean(w) != w:
+			v.errorf(wp, "%q is not a clean path; write %s", clip(w), path.Clean(w))
+		case seenRoot[w]:
+			v.errorf(wp, "%s is listed twice", w)
+		}
+		seenRoot[w] = true
+	}
 	if fw := f.Firewall; fw != nil {
 		for i, a := range fw.Allow {
 			ap := fmt.Sprintf("%s.firewall.allow[%d]", fp, i)

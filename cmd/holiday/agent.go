@@ -10,7 +10,8 @@ import (
 	"github.com/holiday-ops/holiday/actions"
 	_ "github.com/holiday-ops/holiday/actions/agentops" // registers the actions' host-side operations
 	"github.com/holiday-ops/holiday/internal/agent"
-	_ "github.com/holiday-ops/holiday/internal/facts" // registers the facts operation
+	_ "github.com/holiday-ops/holiday/internal/facts"     // registers the facts operation
+	_ "github.com/holiday-ops/holiday/internal/integrity" // registers the integrity operations
 	"github.com/holiday-ops/holiday/restore"
 )
 

@@ -34,5 +34,6 @@ back exactly as it was, checking each host for compromise first.`,
 	root.AddCommand(newAgentCmd())
 	root.AddCommand(newLockdownCmd(), newRestoreCmd(), newStatusCmd(), newIsolateCmd(), newRollbackCmd())
 	root.AddCommand(newSaveJournalCmd())
+	root.AddCommand(newCheckCmd(), newBaselineCmd(), newEvidenceCmd(), newReportCmd())
 	return root
 }

@@ -30,6 +30,9 @@ type Firewall struct {
 	// CoOwners are other managers of the rules: firewalld, ufw, docker,
 	// nftables (native nft tables iptables-nft did not make).
 	CoOwners []string `json:"co_owners,omitempty"`
+	// Evidence says, per co-owner, what showed it: "chain DOCKER in
+	// nft/ip4/filter", "process firewalld", "table inet firewalld".
+	Evidence map[string][]string `json:"evidence,omitempty"`
 	// Tools says which save commands were found.
 	Tools []string `json:"tools,omitempty"`
 }
@@ -38,7 +41,7 @@ type Firewall struct {
 type saveStats struct {
 	tables []string // tables with rules, user chains or a non-ACCEPT policy
 	rules  int
-	chains []string // every chain name seen
+	chains []string // every chain seen, as "table/chain"
 }
 
 // parseSave reads iptables-save output. Built-in chains with policy
@@ -57,7 +60,7 @@ func parseSave(out []byte) saveStats {
 		case strings.HasPrefix(line, ":"):
 			f := strings.Fields(line[1:])
 			if len(f) >= 2 {
-				s.chains = append(s.chains, f[0])
+				s.chains = append(s.chains, table+"/"+f[0])
 				if f[1] == "-" || (f[1] != "ACCEPT") {
 					used[table] = true
 				}
@@ -78,7 +81,8 @@ func collectFirewall(ctx context.Context, a Args, f *Facts) error {
 	fw := &f.Firewall
 	fw.Rules = map[string]int{}
 	var errs []error
-	var chains []string
+	owners := map[string][]string{}
+	found := func(owner, what string) { owners[owner] = append(owners[owner], what) }
 	backends := map[string]bool{}
 	for _, b := range []struct{ backend, family, tool string }{
 		{"legacy", "ip4", "iptables-legacy-save"},
@@ -101,7 +105,16 @@ func collectFirewall(ctx context.Context, a Args, f *Facts) error {
 			backends[b.backend] = true
 		}
 		fw.Rules[b.backend] += st.rules
-		chains = append(chains, st.chains...)
+		for _, tc := range st.chains {
+			table, c, _ := strings.Cut(tc, "/")
+			in := " in " + b.backend + "/" + b.family + "/" + table
+			switch {
+			case strings.HasPrefix(c, "ufw-") || strings.HasPrefix(c, "ufw6-"):
+				found("ufw", "chain "+c+in)
+			case c == "DOCKER" || strings.HasPrefix(c, "DOCKER-"):
+				found("docker", "chain "+c+in)
+			}
+		}
 	}
 	for _, b := range []string{"legacy", "nft"} {
 		if backends[b] {
@@ -110,36 +123,38 @@ func collectFirewall(ctx context.Context, a Args, f *Facts) error {
 	}
 	fw.Default = iptablesDefault()
 
-	owners := map[string]bool{}
-	for _, c := range chains {
-		switch {
-		case strings.HasPrefix(c, "ufw-") || strings.HasPrefix(c, "ufw6-"):
-			owners["ufw"] = true
-		case c == "DOCKER" || strings.HasPrefix(c, "DOCKER-"):
-			owners["docker"] = true
-		}
-	}
 	for _, p := range processNames() {
 		switch p {
 		case "firewalld":
-			owners["firewalld"] = true
+			found("firewalld", "process firewalld")
 		case "dockerd":
-			owners["docker"] = true
+			found("docker", "process dockerd")
 		}
 	}
 	if ufwEnabled() {
-		owners["ufw"] = true
+		found("ufw", "ENABLED=yes in /etc/ufw/ufw.conf")
 	}
 	if native, err := nativeNftTables(ctx); err != nil {
 		if !errors.Is(err, errNoTool) {
 			errs = append(errs, err)
 		}
-	} else if len(native) > 0 {
-		owners["nftables"] = true
+	} else {
+		for _, t := range native {
+			// firewalld's nft backend keeps its rules in "inet firewalld".
+			owner := "nftables"
+			if strings.HasSuffix(t, "/firewalld") {
+				owner = "firewalld"
+			}
+			found(owner, "table "+strings.ReplaceAll(strings.TrimPrefix(t, "nftables/"), "/", " "))
+		}
 		fw.Tables = append(fw.Tables, native...)
 	}
-	for o := range owners {
+	for o, ev := range owners {
 		fw.CoOwners = append(fw.CoOwners, o)
+		if fw.Evidence == nil {
+			fw.Evidence = map[string][]string{}
+		}
+		fw.Evidence[o] = ev
 	}
 	sort.Strings(fw.CoOwners)
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/holiday-ops/holiday/internal/facts"
@@ -40,7 +41,8 @@ func TestJudge(t *testing.T) {
 			{Name: "php-fpm", Exists: true, Unit: &units.Unit{Active: "active", Enablement: "enabled"}},
 			{Name: "crond", Exists: false, Unit: &units.Unit{Enablement: "not-found"}},
 		},
-		Firewall: facts.Firewall{Backends: []string{"legacy", "nft"}, CoOwners: []string{"docker"}},
+		Firewall: facts.Firewall{Backends: []string{"legacy", "nft"}, CoOwners: []string{"docker"},
+			Evidence: map[string][]string{"docker": {"chain DOCKER in nft/ip4/filter"}}},
 		Audit: facts.Audit{
 			SSHD:           facts.SSHD{PasswordAuthentication: "yes", PermitRootLogin: "yes"},
 			EmptyPasswords: []string{"guest"},
@@ -66,6 +68,12 @@ func TestJudge(t *testing.T) {
 	for c, sev := range want {
 		if got[c] != sev {
 			t.Errorf("finding %s: %q, want %s (all: %v)", c, got[c], sev, got)
+		}
+	}
+	// A co-owner's refusal says what was found and what to do.
+	for _, f := range r.Findings {
+		if f.Code == "firewall-co-owner" && (!strings.Contains(f.Message, "found: chain DOCKER in nft/ip4/filter") || !strings.Contains(f.Message, "DOCKER-USER") || !strings.Contains(f.Message, "take firewall: off this host")) {
+			t.Errorf("co-owner refusal without what was found and what to do: %s", f.Message)
 		}
 	}
 	if _, ok := got["control-outside-management"]; ok || r.ControlInManagement == nil || !*r.ControlInManagement {

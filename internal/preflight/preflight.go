@@ -359,13 +359,44 @@ func Refusals(h Host, controlAddr string, management []netip.Prefix, f *facts.Fa
 	// the plan would change this host's firewall.
 	if fw := f.Firewall; h.Firewall != nil {
 		if len(fw.Backends) > 1 {
-			add("firewall-both-backends", "rules in both iptables-legacy and nft (%s): lockdown refuses rather than guess which one filters", strings.Join(fw.Tables, ", "))
+			add("firewall-both-backends", "rules in both iptables-legacy and nft (%s): lockdown refuses rather than guess which one filters; "+
+				"remove the stale backend's rules (iptables-legacy -F/-X, or nft delete table) or take firewall: off this host in the plan", strings.Join(fw.Tables, ", "))
 		}
-		if len(fw.CoOwners) > 0 {
-			add("firewall-co-owner", "the firewall is also managed by %s: lockdown refuses rather than fight it", strings.Join(fw.CoOwners, ", "))
+		for _, o := range fw.CoOwners {
+			add("firewall-co-owner", "the firewall is also managed by %s (found: %s): lockdown refuses rather than fight it; %s",
+				o, evidence(fw.Evidence[o]), coOwnerAdvice(o))
 		}
 	}
 	return out
+}
+
+// evidence lists what showed a co-owner, the first few of it.
+func evidence(ev []string) string {
+	if len(ev) == 0 {
+		return "its traces"
+	}
+	if len(ev) > 3 {
+		return strings.Join(ev[:3], ", ") + fmt.Sprintf(" and %d more", len(ev)-3)
+	}
+	return strings.Join(ev, ", ")
+}
+
+// coOwnerAdvice says what the operator can do about a co-owner of the
+// firewall: tighten the host with the co-owner's own tool, or remove it.
+// Either way the plan must leave this host's firewall alone.
+func coOwnerAdvice(owner string) string {
+	const off = "take firewall: off this host in the plan"
+	switch owner {
+	case "docker":
+		return "Docker rewrites its chains whenever a container starts: tighten this host in the DOCKER-USER chain and with the containers' published ports, and " + off
+	case "firewalld":
+		return "tighten the host with firewalld itself (a drop zone with the management ranges as sources of a trusted zone, or firewall-cmd --panic-on) and " + off + ", or stop and disable firewalld and remove its tables first"
+	case "ufw":
+		return "tighten the host with ufw itself (ufw default deny incoming, ufw allow from each management range to port 22) and " + off + ", or ufw disable first"
+	case "nftables":
+		return "a native nft ruleset filters beside iptables: tighten it there and " + off + ", or, if those tables are stale, nft delete table FAMILY NAME first"
+	}
+	return off
 }
 
 // judge turns facts into findings and a status.

@@ -1,0 +1,275 @@
+package integrity_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/holiday-ops/holiday/internal/agentctl"
+	"github.com/holiday-ops/holiday/internal/integrity"
+	"github.com/holiday-ops/holiday/internal/labtest"
+	"github.com/holiday-ops/holiday/internal/sshx"
+	"github.com/holiday-ops/holiday/internal/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	agentBin  agentctl.Binary
+	buildErr  error
+)
+
+// holidayBinary builds the static holiday binary once per test run.
+func holidayBinary(t *testing.T) agentctl.Binary {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "holiday-integrity-build-")
+		if buildErr != nil {
+			return
+		}
+		out := filepath.Join(buildDir, "holiday")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "github.com/holiday-ops/holiday/cmd/holiday")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if o, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, o)
+			return
+		}
+		agentBin, buildErr = agentctl.LoadBinary(out)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return agentBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// freshAgent dials a lab host as root and uploads a fresh agent, as
+// holiday check does.
+func freshAgent(t *testing.T, lab *labtest.Lab, h *labtest.Host) *agentctl.Agent {
+	t.Helper()
+	if runtime.GOARCH != "amd64" {
+		testenv.Skip(t, "the lab hosts are amd64")
+	}
+	bin := holidayBinary(t)
+	c, err := sshx.Dial(ctxT(t, time.Minute), sshx.Target{Name: h.Name, Host: h.Addr, Port: 22, User: "root", Jump: "none"},
+		sshx.Options{KnownHosts: []string{lab.KnownHosts}, IdentityFiles: []string{lab.SSHKey}, NoAgent: true, ConfigFile: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ag, err := agentctl.Deploy(ctxT(t, time.Minute), c, agentctl.Options{Binaries: map[string]agentctl.Binary{"x86_64": bin}, Fresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ag.Close(context.Background()) })
+	return ag
+}
+
+// plantScript runs lab/plant.sh on the host with one verb.
+func plantScript(t *testing.T, h *labtest.Host, verb string) {
+	t.Helper()
+	script, err := os.ReadFile("../../lab/plant.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var argv []string
+	for _, a := range h.SSHArgs("root", h.Addr) {
+		if a != "-n" { // the script comes on stdin
+			argv = append(argv, a)
+		}
+	}
+	cmd := exec.CommandContext(ctxT(t, 2*time.Minute), argv[0], append(argv[1:], "--", "bash -s "+verb)...)
+	cmd.Stdin = strings.NewReader(string(script))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("plant.sh %s on %s: %v\n%s", verb, h.Name, err, out)
+	}
+}
+
+var webRoots = []string{"/var/www"}
+
+func collect(t *testing.T, ag *agentctl.Agent, a integrity.Args) *integrity.State {
+	t.Helper()
+	st, err := integrity.CollectOn(ctxT(t, 2*time.Minute), ag, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Errors {
+		t.Logf("collector problem: %s: %s", p.Collector, p.Error)
+	}
+	return st
+}
+
+// TestPlantedCompromise plants one trace of every kind lab/plant.sh knows
+// into sys1's own root after a baseline and wants each flagged as an
+// indicator naming the file, process or account.
+func TestPlantedCompromise(t *testing.T) {
+	lab := labtest.Require(t)
+	h := lab.MustHost(t, "sys1")
+	h.Lock(t)
+	ag := freshAgent(t, lab, h)
+	plantScript(t, h, "undo") // a previous run killed midway
+	base := collect(t, ag, integrity.Args{WebRoots: webRoots})
+	t.Cleanup(func() { plantScript(t, h, "undo") })
+	plantScript(t, h, "plant")
+
+	now := collect(t, ag, integrity.CheckArgs(base, webRoots))
+	r, err := integrity.Compare(base, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range r.Findings {
+		if f.Class != integrity.Churn {
+			t.Logf("%s %s", f.Class, f)
+		}
+	}
+	want := []struct{ kind, object string }{
+		{"new-uid0-account", "toor"},
+		{"group-member", "guest"},
+		{"new-authorized-key", "/root/.ssh/authorized_keys"},
+		{"sudoers-changed", "/etc/sudoers.d/90-planted"},
+		{"persistence-cron", "/etc/cron.d/updater"},
+		{"persistence-at", "/var/spool/cron/atjobs/a00001021fa2b1"},
+		{"persistence-systemd", "/etc/systemd/system/dbus-helper.service"},
+		{"persistence-systemd", "/etc/systemd/system/dbus-helper.timer"},
+		{"persistence-systemd", "/etc/systemd/system/multi-user.target.wants/dbus-helper.service"},
+		{"persistence-rc", "/etc/init.d/netfix"},
+		{"persistence-rc", "/etc/rc2.d/S99netfix"},
+		{"persistence-profile", "/etc/profile.d/zz-update.sh"},
+		{"pam-changed", "/etc/pam.d/sshd"},
+		{"ld.so.preload", "/etc/ld.so.preload"},
+		{"new-suid", "/var/tmp/.bash"},
+		{"new-file-capability", "/var/tmp/.ping"},
+		{"webshell", "/var/www/html/.cache.php"},
+		{"changed-binary", "/usr/bin/ps"},
+		{"changed-binary", "/usr/bin/ss"},
+		{"suspicious-process", "(kworkerd)"}, // runs from /dev/shm
+		{"suspicious-process", "(upd)"},      // deleted executable
+		{"suspicious-process", "(memfd:"},    // fileless
+		{"hidden-process", "(kworkerd)"},
+		{"new-listener", ":31337"},
+		{"hidden-socket", "tcp 31337"},
+		{"login-after-failures", "root@203.0.113.77"},
+		{"log-truncated", "/var/log/wtmp"},
+		{"executable-in-tmp", "/dev/shm/.x/kworkerd"},
+	}
+	kinds := map[string]bool{}
+	for _, w := range want {
+		found := false
+		for _, f := range r.Of(integrity.Indicator) {
+			if f.Kind == w.kind && strings.Contains(f.Object, w.object) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("not flagged: %s naming %s", w.kind, w.object)
+		}
+		kinds[w.kind] = true
+	}
+	if len(kinds) < 12 {
+		t.Fatalf("the suite plants %d kinds, want at least 12", len(kinds))
+	}
+	if r.ExitCode() != 5 || !strings.Contains(r.Verdict(), "indicator") {
+		t.Errorf("verdict %q exit %d, want indicators and 5", r.Verdict(), r.ExitCode())
+	}
+	t.Logf("%d planted kinds, %d indicators; collection took %s", len(kinds), r.Count(integrity.Indicator), now.Took)
+}
+
+// rebootHost reboots a systemd lab host from inside and waits until it
+// runs again on the same root, then starts lab-worker as up.sh does.
+func rebootHost(t *testing.T, lab *labtest.Lab, h *labtest.Host) {
+	t.Helper()
+	bootID := func() string {
+		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id")
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(r.Stdout)
+	}
+	was := bootID()
+	if was == "" {
+		t.Fatalf("cannot read %s's boot id", h.Name)
+	}
+	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if now := bootID(); now != "" && now != was {
+			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
+			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
+				h.SettleBoot(t)
+				h.MustSSH(t, "root", "systemctl start lab-worker.service") // up.sh's, not the boot's
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not come back within 90 s; see %s/hosts/%s/console.log", h.Name, lab.Dir, h.Name)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// TestChurnNoFalseAlarm simulates a quiet break (logs growing and
+// rotating, PostgreSQL and MariaDB writing, apt caches, tmp files, a
+// journal rotation; on sys1 also a reboot) and wants no indicator and no
+// drift.
+func TestChurnNoFalseAlarm(t *testing.T) {
+	lab := labtest.Require(t)
+	for _, name := range []string{"sys2", "sys1"} {
+		t.Run(name, func(t *testing.T) {
+			h := lab.MustHost(t, name)
+			h.Lock(t)
+			ag := freshAgent(t, lab, h)
+			plantScript(t, h, "unchurn")
+			t.Cleanup(func() { plantScript(t, h, "unchurn") })
+			plantScript(t, h, "prechurn")
+			base := collect(t, ag, integrity.Args{WebRoots: webRoots})
+			plantScript(t, h, "churn")
+			if name == "sys1" {
+				rebootHost(t, lab, h)
+				ag = freshAgent(t, lab, h)
+			}
+			now := collect(t, ag, integrity.CheckArgs(base, webRoots))
+			r, err := integrity.Compare(base, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range r.Findings {
+				t.Logf("%s %s", f.Class, f)
+				if f.Class != integrity.Churn {
+					t.Errorf("false alarm: %s %s", f.Class, f)
+				}
+			}
+			rotated := 0
+			for _, f := range r.Of(integrity.Churn) {
+				if f.Kind == "log-rotated" {
+					rotated++
+				}
+			}
+			if rotated < 2 {
+				t.Errorf("%d logs seen rotated, want nginx's access.log and auth.log: the simulation did not do its job", rotated)
+			}
+			if r.Verdict() != "no indicators found" || r.ExitCode() != 0 {
+				t.Errorf("verdict %q exit %d", r.Verdict(), r.ExitCode())
+			}
+		})
+	}
+}
