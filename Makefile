@@ -39,13 +39,13 @@ bench: bench-repo bench-fleet-plan bench-fleet bench-devices ## every benchmark,
 RESTIC18 ?= $(shell $(GO) env GOPATH)/bin/restic-0.18.1
 
 bench-repo: build ## repository: holiday vs restic 0.14 and 0.18.1, same data, median of 3 (~10 min)
-	@test -x $(RESTIC18) || { GOFLAGS= GOBIN=$$(mktemp -d) sh -c '$(GO) install github.com/restic/restic/cmd/restic@v0.18.1 && mv $$GOBIN/restic $(RESTIC18)'; }
+	@test -x $(RESTIC18) || { mkdir -p $(dir $(RESTIC18)) && GOFLAGS= GOBIN=$$(mktemp -d) sh -c '$(GO) install github.com/restic/restic/cmd/restic@v0.18.1 && mv $$GOBIN/restic $(RESTIC18)'; }
 	$(GO) run ./backup/benchrepo -holiday bin/holiday -restic /usr/bin/restic -restic18 $(RESTIC18)
 
 LAB_ENV ?= $(or $(HOLIDAY_LAB_DIR),/var/tmp/holiday-lab)/env
-BENCH_S3_ARGS ?= -only tree,image
+BENCH_S3_ARGS ?= -only tree,image,prune
 
-bench-repo-s3: build ## repository on the lab's S3 server (versitygw): holiday vs restic over S3, first backups of tree and image, median of 3 (lab up; BENCH_S3_ARGS= for every step)
+bench-repo-s3: build ## repository on the lab's S3 server (versitygw): holiday vs restic over S3, first backups of tree and image, forget + prune with 30 % unused, median of 3 (lab up; BENCH_S3_ARGS= for every step)
 	@test -f $(LAB_ENV) || { echo "bench-repo-s3: the lab is not up (make lab-up)"; exit 1; }
 	set -a; . $(LAB_ENV); set +a; \
 	AWS_ACCESS_KEY_ID=$$LAB_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$$LAB_S3_SECRET_KEY AWS_REGION=$$LAB_S3_REGION \

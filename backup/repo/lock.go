@@ -52,8 +52,9 @@ var ErrLocked = errors.New("repository is locked")
 
 // Held is a lock this process holds. It is refreshed in the background;
 // Valid reports whether it may have gone stale (a refresh failed for
-// longer than it stays fresh), in which case a writer must stop before
-// writing index or snapshot.
+// longer than it stays fresh, or found the lock file removed by someone
+// else), in which case a writer must stop before writing index or
+// snapshot.
 type Held struct {
 	r      *Repository
 	mu     sync.Mutex
@@ -66,6 +67,10 @@ type Held struct {
 	// is done; confirmErr is its finding
 	confirmed  chan struct{}
 	confirmErr error
+	// lost is set when a refresh finds the lock file gone: someone
+	// removed it (unlock --remove-all, or another node that judged it
+	// stale), and an exclusive lock may have been taken since
+	lost error
 }
 
 // LoadLock reads a lock file.
@@ -241,6 +246,15 @@ func (h *Held) refresher(ctx context.Context) {
 func (h *Held) refresh(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.lost != nil {
+		return h.lost
+	}
+	_, err := h.r.be.Stat(ctx, backend.Handle{Type: backend.LockFile, Name: h.id.String()})
+	if backend.IsNotExist(err) {
+		h.lost = fmt.Errorf("the repository lock %s was removed by someone else (holiday repo unlock, or a node that judged it stale); another command may hold the repository now — stopping before writing index or snapshot", h.id.Str())
+		h.r.abortWriter(h.lost)
+		return h.lost
+	}
 	doc := h.lock
 	doc.Time = time.Now()
 	b, _ := json.Marshal(doc)
@@ -262,6 +276,9 @@ func (h *Held) Valid() error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.lost != nil {
+		return h.lost
+	}
 	if time.Since(h.okAt) > StaleAfter-RefreshEvery {
 		return fmt.Errorf("the repository lock could not be refreshed since %s; it may have been taken over — stopping before writing index or snapshot", h.okAt.Format(time.RFC3339))
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,51 @@ func TestStaleLockStopsWrites(t *testing.T) {
 	}
 	if err := r.Flush(ctx); err == nil {
 		t.Error("index written under a lock that may be stale")
+	}
+}
+
+// A lock whose file someone else removed (unlock --remove-all, a node
+// that judged it stale) is lost at the next refresh: the packing under
+// way stops and no index or snapshot is written, also after the refresh
+// would have succeeded.
+func TestRemovedLockStopsWrites(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r, err := Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.Lock(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unlock(ctx)
+	if _, _, err := r.SaveBlob(ctx, DataBlob, []byte("before"), ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.RemoveStaleLocks(ctx, true); err != nil || n != 1 {
+		t.Fatalf("unlock --remove-all: %d, %v", n, err)
+	}
+	if err := h.refresh(ctx); err == nil || !strings.Contains(err.Error(), "removed by someone else") {
+		t.Fatalf("refresh of a removed lock: %v", err)
+	}
+	if err := r.LockValid(); err == nil {
+		t.Error("LockValid after the lock was removed")
+	}
+	if err := h.refresh(ctx); err == nil {
+		t.Error("a lost lock was refreshed back")
+	}
+	if err := r.Flush(ctx); err == nil {
+		t.Error("index written after the lock was removed")
+	}
+	if _, err := r.SaveSnapshot(ctx, &Snapshot{Tree: &ID{}}); err == nil {
+		t.Error("snapshot written after the lock was removed")
+	}
+	n := 0
+	_ = be.List(ctx, backend.IndexFile, func(backend.FileInfo) error { n++; return nil })
+	_ = be.List(ctx, backend.LockFile, func(backend.FileInfo) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("%d index or lock files written after the lock was removed", n)
 	}
 }
 

@@ -32,7 +32,8 @@ $HOLIDAY_PASSWORD_FILE or $HOLIDAY_PASSWORD.`,
 	pf.BoolVar(&f.env.JSON, "json", false, "machine-readable output on stdout")
 	pf.BoolVarP(&f.env.Quiet, "quiet", "q", false, "no progress on stderr")
 	cmd.AddCommand(newRepoInitCmd(f), newRepoKeyCmd(f), newRepoBackupCmd(f), newRepoSnapshotsCmd(f),
-		newRepoLsCmd(f), newRepoDumpCmd(f), newRepoRestoreCmd(f), newRepoCheckCmd(f), newRepoUnlockCmd(f))
+		newRepoLsCmd(f), newRepoDumpCmd(f), newRepoRestoreCmd(f), newRepoCheckCmd(f), newRepoUnlockCmd(f),
+		newRepoForgetCmd(f), newRepoPruneCmd(f), newRepoUnpinCmd(f), newRepoCopyCmd(f))
 	return cmd
 }
 
