@@ -438,6 +438,9 @@ func (rj *RepoJournals) LoadRun(ctx context.Context, run string, hosts []string,
 		if (run != "" && rr.run != run) || (command != "" && rr.command != command) {
 			continue
 		}
+		if run == "" && command == "" && rr.command == "rollback" {
+			continue // undone by its pre-rollback snapshot, not by restore
+		}
 		for h := range rr.hosts {
 			if wanted(h) {
 				pick = rr
