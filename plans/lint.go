@@ -246,7 +246,7 @@ func LintControl(p *Plan, control []netip.Addr) Errors {
 
 // PinGrace is how long after the window's end the snapshots a lockdown
 // takes stay pinned; it equals backup/repo.PinGrace (plans may not import
-// backup; a test in actions keeps the two equal).
+// backup; a test in actions/planview keeps the two equal).
 const PinGrace = 30 * 24 * time.Hour
 
 // objectLock warns when a repository's Object Lock ends before the pins
