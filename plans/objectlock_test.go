@@ -15,7 +15,7 @@ func TestLintObjectLockCoversPins(t *testing.T) {
 	// 2027-03-19 09:00, 41.6 days after the start
 	const window = "window: {start: 2027-02-05T18:00:00+08:00, end: 2027-02-17T09:00:00+08:00}\n"
 	for _, tc := range []struct {
-		name, window string
+		name, window   string
 		days, copyDays int
 		want           []string // paths warned about
 	}{
