@@ -2,10 +2,12 @@
 // plan into the preflight's plain inputs, runs the preflight over every
 // host, and on each host that answered observes — read-only, on the same
 // connection and agent — what lockdown would change there, step by step
-// (actions.Diff), so the table and --json show the per-host diff.
+// (actions.Diff), so the table and --json show the per-host diff. Beside
+// the hosts it opens the plan's repository and its copy_to read-only and
+// says whether each is reachable and immutable, and until when.
 //
 // It lives under actions because it needs actions' steps; it may import
-// actions, plans and internal/..., never restore or cmd.
+// actions, plans, backup and internal/..., never restore or cmd.
 package planview
 
 import (
@@ -40,7 +42,8 @@ type Options struct {
 }
 
 // Run checks every host of p and returns the reports, each with the
-// lockdown diff of its host. planFile names p in the output. It fails
+// lockdown diff of its host, and beside them the plan's repositories
+// (Repositories). planFile names p in the output. It fails
 // only when the options are wrong or ctx ends; a host's failure is in its
 // report.
 func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*preflight.Output, error) {
@@ -64,6 +67,9 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 		byName[h.Name] = h
 	}
 	start := time.Now()
+	// the repositories beside the hosts: lockdown opens them first
+	repos := make(chan []*preflight.Repository, 1)
+	go func() { repos <- Repositories(ctx, p, o.WithoutBackups) }()
 	reports := preflight.Run(ctx, hosts, preflight.Options{
 		SSH: sopts, Agent: aopts, Management: actions.Management(p),
 		Parallel: o.Parallel, HostTimeout: o.HostTimeout, Logger: log,
@@ -78,11 +84,14 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 			}
 		},
 	})
+	rs := <-repos
 	took := time.Since(start)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return preflight.NewOutput(planFile, p.Name, reports, took), nil
+	out := preflight.NewOutput(planFile, p.Name, reports, took)
+	out.Repositories = rs
+	return out, nil
 }
 
 // Lockdown is the diff of one host: its backups first (one line per

@@ -63,7 +63,7 @@ func TestLocks(t *testing.T) {
 		{"other host", Lock{Time: time.Now(), Hostname: "elsewhere", PID: 1 << 30}, false},
 		{"too old", Lock{Time: time.Now().Add(-StaleAfter - time.Minute), Hostname: "elsewhere", PID: 1}, true},
 	} {
-		if got := tc.lock.Stale(); got != tc.stale {
+		if got := tc.lock.Stale(host); got != tc.stale {
 			t.Errorf("%s: stale = %v", tc.name, got)
 		}
 	}
@@ -167,7 +167,7 @@ func TestLockSharedAsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Unlock(ctx)
-	doc := newLockDoc(true)
+	doc := newLockDoc(true, r.node())
 	doc.PID = os.Getpid() // alive, so not stale
 	b, _ := json.Marshal(doc)
 	racer, err := r.SaveUnpacked(ctx, backend.LockFile, b)
@@ -205,7 +205,7 @@ func TestLockLostStopsSaveBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Unlock(ctx)
-	doc := newLockDoc(true)
+	doc := newLockDoc(true, r.node())
 	doc.PID = os.Getpid() // alive, so not stale
 	b, _ := json.Marshal(doc)
 	racer, err := r.SaveUnpacked(ctx, backend.LockFile, b)
@@ -230,5 +230,52 @@ func TestLockLostStopsSaveBlob(t *testing.T) {
 	}
 	if err := r.Flush(ctx); !errors.Is(err, ErrLocked) {
 		t.Errorf("Flush beside an exclusive lock: %v", err)
+	}
+}
+
+// TestSetLockHost: a node name of its own goes into the lock files, and
+// only locks of that name have their PIDs looked up: a dead process's
+// lock under the node's name is stale (unlock removes it), one under the
+// machine's hostname is another node's and stays.
+func TestSetLockHost(t *testing.T) {
+	ctx := context.Background()
+	r, err := Init(ctx, mem.New(), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetLockHost("control-b")
+	h, err := r.Lock(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	_ = r.List(ctx, backend.LockFile, func(id ID, _ int64) error {
+		l, err := r.LoadLock(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, l.Hostname)
+		return nil
+	})
+	if len(names) != 1 || names[0] != "control-b" {
+		t.Errorf("lock files name %v, want [control-b]", names)
+	}
+	_ = h.Unlock(ctx)
+
+	machine, _ := os.Hostname()
+	for _, host := range []string{"control-b", machine} {
+		doc := newLockDoc(true, host)
+		doc.PID = 1 << 30 // no such process
+		b, _ := json.Marshal(doc)
+		if _, err := r.SaveUnpacked(ctx, backend.LockFile, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := r.RemoveStaleLocks(ctx, false)
+	if err != nil || n != 1 {
+		t.Fatalf("removed %d stale locks (%v), want 1: the dead process of control-b", n, err)
+	}
+	if _, err := r.Lock(ctx, false); !errors.Is(err, ErrLocked) {
+		t.Errorf("the machine-named exclusive lock (another node's) was not honoured: %v", err)
 	}
 }

@@ -73,9 +73,12 @@ func (im *Immutability) Immutable(now time.Time) bool {
 	return im.Enabled && im.ConfigUntil.After(now) && im.Snapshots > 0 && im.Retained == im.Snapshots
 }
 
-// Immutability reads the retention of the config and of each snapshot
-// file (a HEAD each).
-func (r *Repository) Immutability(ctx context.Context, now time.Time) (*Immutability, error) {
+// ObjectLockState is the cheap part of Immutability: the bucket's Object
+// Lock, the config's setting and the config file's retention (one
+// request for the bucket and one HEAD), without the snapshots. Every
+// file holiday writes after init is retained at least as long as the
+// config, so ConfigUntil bounds what holiday wrote from below.
+func (r *Repository) ObjectLockState(ctx context.Context) (*Immutability, error) {
 	im := &Immutability{Setting: r.cfg.ObjectLock}
 	rb, ok := r.be.(retainer)
 	if !ok {
@@ -86,9 +89,18 @@ func (r *Repository) Immutability(ctx context.Context, now time.Time) (*Immutabi
 	if im.Enabled, err = rb.ObjectLockEnabled(ctx); err != nil || !im.Enabled {
 		return im, err
 	}
-	if im.ConfigUntil, err = rb.RetainedUntil(ctx, backend.Handle{Type: backend.ConfigFile}); err != nil {
+	im.ConfigUntil, err = rb.RetainedUntil(ctx, backend.Handle{Type: backend.ConfigFile})
+	return im, err
+}
+
+// Immutability reads the retention of the config and of each snapshot
+// file (a HEAD each).
+func (r *Repository) Immutability(ctx context.Context, now time.Time) (*Immutability, error) {
+	im, err := r.ObjectLockState(ctx)
+	if err != nil || !im.Enabled {
 		return im, err
 	}
+	rb := r.be.(retainer) // Enabled only on one
 	err = r.List(ctx, backend.SnapshotFile, func(id ID, _ int64) error {
 		im.Snapshots++
 		until, err := rb.RetainedUntil(ctx, backend.Handle{Type: backend.SnapshotFile, Name: id.String()})

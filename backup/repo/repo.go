@@ -76,6 +76,8 @@ type Repository struct {
 
 	wmu sync.Mutex
 	w   *writer // write side, set up on first SaveBlob
+
+	lockHost string // SetLockHost; "" means the machine's hostname
 }
 
 // Backend is the storage under the repository.

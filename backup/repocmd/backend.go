@@ -8,6 +8,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/backend"
 	"github.com/holiday-ops/holiday/backup/backend/local"
 	s3be "github.com/holiday-ops/holiday/backup/backend/s3"
+	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/internal/exitcode"
 )
 
@@ -23,6 +24,9 @@ func (e *Env) openBackend(ctx context.Context, loc string, create bool) (backend
 			return local.Create(loc)
 		}
 		be, err := local.Open(loc)
+		if errors.Is(err, backend.ErrNotExist) {
+			err = noRepository{err}
+		}
 		if err != nil {
 			return nil, exitcode.WithHint(exitcode.Usage, err, "check "+e.where()+"; `holiday repo init` creates a repository")
 		}
@@ -67,3 +71,11 @@ func (e *Env) where() string {
 	}
 	return "--repo"
 }
+
+// noRepository is a missing repository directory: its message as it is,
+// and errors.Is(err, repo.ErrNoRepository) true, as for a location
+// without a config.
+type noRepository struct{ error }
+
+func (e noRepository) Unwrap() error      { return e.error }
+func (noRepository) Is(target error) bool { return target == repo.ErrNoRepository }

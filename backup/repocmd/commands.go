@@ -393,3 +393,20 @@ func Unlock(ctx context.Context, e *Env, all bool) error {
 	}
 	return nil
 }
+
+// ObjectLockState opens the repository without a lock and reads its
+// Object Lock state the cheap way (repo.ObjectLockState): what `holiday
+// plan` reports. An error carries the operator's hint
+// (exitcode.HintOf), as Open gives it.
+func ObjectLockState(ctx context.Context, e *Env) (*repo.Immutability, error) {
+	r, release, err := e.Open(ctx, NoLock)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	im, err := r.ObjectLockState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the Object Lock state: %w", err)
+	}
+	return im, nil
+}

@@ -72,6 +72,10 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, fl planFlags) error 
 	if err != nil {
 		return err
 	}
+	if out.Blocked() {
+		return exitcode.WithHint(exitcode.HostsFailed, fmt.Errorf("lockdown would stop before any host: the plan's repository cannot be opened"),
+			"the repository line above says why (or lock down with --without-backups)")
+	}
 	if bad := out.NotReady(); bad > 0 {
 		return exitcode.WithHint(exitcode.HostsFailed,
 			fmt.Errorf("%d of %d host%s not ready for lockdown", bad, len(out.Hosts), plural(len(out.Hosts))),

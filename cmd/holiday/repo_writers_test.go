@@ -11,19 +11,23 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/holiday-ops/holiday/backup/backend"
 	s3be "github.com/holiday-ops/holiday/backup/backend/s3"
 	"github.com/holiday-ops/holiday/backup/backend/s3/s3test"
+	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/internal/labtest"
 	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 // TestRepoS3SeveralWriters: three control nodes (three processes, each
-// backing up as its own host) write into one repository on the lab's
-// versitygw at the same time, ten rounds: every backup succeeds, every
-// snapshot is there, holiday's and restic's checks are clean and no lock
-// is left behind.
+// with its own node name, $HOLIDAY_HOSTNAME, and backing up as its own
+// host) write into one repository on the lab's versitygw at the same
+// time, ten rounds: the lock files name the three nodes while they run
+// (at least two at one moment), every backup succeeds, every snapshot is
+// there, holiday's and restic's checks are clean and no lock is left
+// behind.
 func TestRepoS3SeveralWriters(t *testing.T) {
 	testenv.Short(t, "builds the binary, runs 30 backups against the lab's S3 server")
 	lab := labtest.Require(t)
@@ -45,8 +49,45 @@ func TestRepoS3SeveralWriters(t *testing.T) {
 	shared := make([]byte, 2<<20)
 	_, _ = rand.Read(shared)
 	nodes := []string{"control-a", "control-b", "control-c"}
+	// each process names its control node in its lock files
+	// ($HOLIDAY_HOSTNAME): a watcher reads the lock files while the
+	// backups run and records which nodes hold one at once
+	be, err := s3be.Open(context.Background(), s3be.Config{Endpoint: cfg.Endpoint, Bucket: cfg.Bucket, Prefix: "fleet", Region: cfg.Region,
+		AccessKeyIDEnv: cfg.AccessKeyIDEnv, SecretAccessKeyEnv: cfg.SecretAccessKeyEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, err := repo.Open(context.Background(), be, "several writers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{} // nodes seen holding a lock
+	most := 0                 // the most nodes seen holding locks at one moment
 	const rounds = 10
 	for round := range rounds {
+		stop := make(chan struct{})
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			for {
+				now := map[string]bool{}
+				_ = watch.List(context.Background(), backend.LockFile, func(id repo.ID, _ int64) error {
+					if l, err := watch.LoadLock(context.Background(), id); err == nil {
+						now[l.Hostname] = true
+					}
+					return nil
+				})
+				for n := range now {
+					seen[n] = true
+				}
+				most = max(most, len(now))
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}()
 		var wg sync.WaitGroup
 		results := make([]result, len(nodes))
 		for i, node := range nodes {
@@ -58,15 +99,29 @@ func TestRepoS3SeveralWriters(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] = runHolidayNoFatal(bin, env, "repo", "backup", "-q", "--host", node, "--tag", fmt.Sprintf("round:%d", round), src)
+				results[i] = runHolidayNoFatal(bin, append(env, "HOLIDAY_HOSTNAME="+node), "repo", "backup", "-q", "--host", node, "--tag", fmt.Sprintf("round:%d", round), src)
 			}()
 		}
 		wg.Wait()
+		close(stop)
+		<-watched
 		for i, r := range results {
 			if r.code != 0 {
 				t.Fatalf("round %d: backup of %s: exit %d\n%s", round, nodes[i], r.code, r.stderr)
 			}
 		}
+	}
+	t.Logf("lock files named %v; at most %d nodes at one moment", seen, most)
+	for _, node := range nodes {
+		if !seen[node] {
+			t.Errorf("no lock file of %s seen while it backed up (lock files named %v)", node, seen)
+		}
+	}
+	if len(seen) != len(nodes) {
+		t.Errorf("lock files named %v, want only the three control nodes", seen)
+	}
+	if most < 2 {
+		t.Errorf("never saw two control nodes holding locks at once (most %d): the backups did not overlap", most)
 	}
 	r := runHoliday(t, bin, env, "repo", "snapshots", "--json")
 	var sns []struct {
@@ -101,11 +156,6 @@ func TestRepoS3SeveralWriters(t *testing.T) {
 		}
 	} else if testenv.CI() {
 		t.Error("restic is not installed but CI=true")
-	}
-	be, err := s3be.Open(context.Background(), s3be.Config{Endpoint: cfg.Endpoint, Bucket: cfg.Bucket, Prefix: "fleet", Region: cfg.Region,
-		AccessKeyIDEnv: cfg.AccessKeyIDEnv, SecretAccessKeyEnv: cfg.SecretAccessKeyEnv})
-	if err != nil {
-		t.Fatal(err)
 	}
 	var locks []string
 	_ = be.List(context.Background(), backend.LockFile, func(fi backend.FileInfo) error {
