@@ -90,6 +90,12 @@ type Stats struct {
 	Files     int64 `json:"files"`
 	Unchanged int64 `json:"unchanged"` // files taken from the parent without reading
 	Bytes     int64 `json:"bytes"`     // content of the files read (zero blocks included)
+	// Total is the size of every file of the source walked so far (a
+	// disk's device size; 0 for a dump, whose size is known only at its
+	// end) and Done how much of it is behind: read, or unchanged and not
+	// read. Progress estimates the time left from them.
+	Total     int64 `json:"total"`
+	Done      int64 `json:"done"`
 	BlobsSent int64 `json:"blobs_sent"`
 	BytesSent int64 `json:"bytes_sent"` // chunk data that crossed the link
 	// WireBytes is everything the agent sent for this source: walk,
@@ -105,22 +111,24 @@ var ErrHashMismatch = errors.New("chunk data does not match its ID")
 
 // control is one source's backup on the control node.
 type control struct {
-	s      *Store
-	link   Link
-	req    Request
-	o      Options
-	b      *builder
-	parent *parentTrees
-	files  map[int64]fileRef
-	kept   map[int64]bool // files taken from the parent: no content may come
-	asked  map[repo.ID]bool
-	need   []repo.ID // data frames due, in order
-	zeros  map[uint32]repo.ID
-	jobs   chan blobJob
-	stats  Stats
-	bytes  atomic.Int64 // Stats.Bytes, for progress
-	sent   atomic.Int64
-	nfiles atomic.Int64
+	s         *Store
+	link      Link
+	req       Request
+	o         Options
+	b         *builder
+	parent    *parentTrees
+	files     map[int64]fileRef
+	kept      map[int64]bool // files taken from the parent: no content may come
+	asked     map[repo.ID]bool
+	need      []repo.ID // data frames due, in order
+	zeros     map[uint32]repo.ID
+	jobs      chan blobJob
+	stats     Stats
+	bytes     atomic.Int64 // Stats.Bytes, for progress
+	total     atomic.Int64 // Stats.Total
+	keptBytes atomic.Int64 // bytes of the files taken from the parent
+	sent      atomic.Int64
+	nfiles    atomic.Int64
 }
 
 type fileRef struct {
@@ -163,7 +171,7 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 				case <-stop:
 					return
 				case <-t.C:
-					o.Progress(Stats{Files: c.nfiles.Load(), Bytes: c.bytes.Load(), BytesSent: c.sent.Load(), Elapsed: time.Since(start)})
+					o.Progress(c.progress(start))
 				}
 			}
 		}()
@@ -175,6 +183,7 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	}
 	close(stop)
 	c.stats.Bytes, c.stats.BytesSent, c.stats.Elapsed = c.bytes.Load(), c.sent.Load(), time.Since(start)
+	c.stats.Total, c.stats.Done = c.total.Load(), c.bytes.Load()+c.keptBytes.Load()
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -202,6 +211,13 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	}
 	c.stats.Elapsed = time.Since(start)
 	return sn, res, c.stats, nil
+}
+
+// progress is the stats so far, for Options.Progress.
+func (c *control) progress(start time.Time) Stats {
+	b := c.bytes.Load()
+	return Stats{Files: c.nfiles.Load(), Bytes: b, BytesSent: c.sent.Load(), Elapsed: time.Since(start),
+		Total: c.total.Load(), Done: b + c.keptBytes.Load()}
 }
 
 // worker verifies and stores the chunks that arrive.
@@ -319,6 +335,7 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 			return fmt.Errorf("host-backup: entry %d sent twice", e.Seq)
 		}
 		c.files[e.Seq] = fileRef{e.Path, n}
+		c.total.Add(int64(n.Size))
 		if c.req.Source != SourceFiles {
 			continue
 		}
@@ -330,6 +347,7 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 			c.stats.Files++
 			c.stats.Unchanged++
 			c.nfiles.Add(1)
+			c.keptBytes.Add(int64(n.Size))
 			c.kept[e.Seq] = true
 			continue
 		}
