@@ -410,7 +410,7 @@ func (c *control) contents(ctx context.Context, cs []Content) error {
 				delete(c.files, ct.Seq)
 				continue
 			}
-			return fmt.Errorf("%s: %s", f.path, ct.Err)
+			return fmt.Errorf("%s: %s (no snapshot is stored without it: repair it, or exclude it in the plan)", f.path, ct.Err)
 		}
 		if f.node.Content == nil {
 			f.node.Content = []repo.ID{}

@@ -598,7 +598,7 @@ func (h *host) readFile(ctx context.Context, f pendingFile) error {
 		file, err = os.OpenFile(f.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	}
 	if err != nil {
-		return h.endFile(ctx, f.seq, 0, err)
+		return h.endFile(ctx, f.seq, 0, fmt.Errorf("open: %w", unwrapPath(err)))
 	}
 	defer file.Close()
 	if fi, err := file.Stat(); err != nil || !fi.Mode().IsRegular() {
@@ -613,7 +613,7 @@ func (h *host) readFile(ctx context.Context, f pendingFile) error {
 		return err
 	}
 	if err != nil {
-		err = fmt.Errorf("read %s: %w", f.path, unwrapPath(err))
+		err = fmt.Errorf("read: %w", unwrapPath(err))
 	}
 	h.res.Files++
 	return h.endFile(ctx, f.seq, size, err)
