@@ -251,7 +251,7 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 		}
 		t, p, err := c.link.ReadFrame()
 		if err != nil {
-			return res, fmt.Errorf("the link to the host broke: %w", err)
+			return res, fmt.Errorf("the SSH connection to the host broke during the backup (nothing of it is stored as a snapshot): %w", err)
 		}
 		c.stats.WireBytes += int64(len(p)) + 5
 		switch t {
