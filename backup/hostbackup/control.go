@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -251,7 +252,14 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 		}
 		t, p, err := c.link.ReadFrame()
 		if err != nil {
-			return res, fmt.Errorf("the SSH connection to the host broke during the backup (nothing of it is stored as a snapshot): %w", err)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				// the session's end says why: the agent killed, or the
+				// connection gone without an exit status
+				if rerr := c.link.Result(nil); rerr != nil {
+					err = rerr
+				}
+			}
+			return res, fmt.Errorf("the backup stopped halfway, nothing of it is stored as a snapshot: %w", err)
 		}
 		c.stats.WireBytes += int64(len(p)) + 5
 		switch t {

@@ -346,7 +346,7 @@ func TestLockdownBackupSSHDropLab(t *testing.T) {
 		t.Fatalf("lockdown whose connection dropped: exit 0\n%s", stderr)
 	}
 	h.InNetns(context.Background(), "tc", "qdisc", "del", "dev", "eth0", "root")
-	assertUntouched(t, h, res, state, before, "the SSH connection to the host broke during the backup")
+	assertUntouched(t, h, res, state, before, "the backup stopped halfway, nothing of it is stored as a snapshot")
 	if out := h.MustSSH(t, "root", agentWith("/srv/hb-big/")+`; echo "$a"`); strings.TrimSpace(out) != "" {
 		t.Errorf("an agent still reads the tree after its connection dropped: pid %s", out)
 	}
@@ -399,6 +399,6 @@ func TestLockdownBackupFreezeDeadmanLab(t *testing.T) {
 	waitHost(t, h, "test -e /tmp/hb-probe-done && echo thawed", 3*time.Minute)
 	t.Logf("thawed by the dead-man %v after the kill", time.Since(killed).Round(time.Second))
 	h.MustSSH(t, "root", fmt.Sprintf("echo after >%[1]s/after && sync -f %[1]s/after && cat %[1]s/after", mnt))
-	assertUntouched(t, h, res, state, before, "the SSH connection to the host broke during the backup")
+	assertUntouched(t, h, res, state, before, "the backup stopped halfway, nothing of it is stored as a snapshot")
 	assertRepoSound(t, repoDir, pw)
 }
