@@ -475,12 +475,25 @@ func Verify(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, blobs []
 	if err := walk(*sn.Tree); err != nil {
 		return err
 	}
-	var buf []byte
-	for _, id := range blobs {
-		var err error
-		if buf, err = r.LoadBlob(ctx, repo.DataBlob, id, buf); err != nil {
-			return err
-		}
+	// the blobs in as many runs as there are cores, each in the order
+	// they were written (so mostly pack by pack)
+	g, gctx := errgroup.WithContext(ctx)
+	n := runtime.GOMAXPROCS(0)
+	per := (len(blobs) + n - 1) / n
+	for part := range slices.Chunk(blobs, max(per, 1)) {
+		g.Go(func() error {
+			var buf []byte
+			for _, id := range part {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				var err error
+				if buf, err = r.LoadBlob(gctx, repo.DataBlob, id, buf); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
