@@ -41,6 +41,8 @@ ADDR=$(tr ' ' '\n' <<<"$LAB_HOSTS" | sed -n "s/^$HOST=//p")
 [ -n "$ADDR" ] || die "the lab has no $HOST"
 grep -q "$HOST=sysv" <<<"$LAB_HOST_KINDS" || die "$HOST is not a SysV host (the bench makes a device node in it)"
 command -v restic >/dev/null || die "restic missing: apt-get install restic"
+[ -x /usr/sbin/sshd ] && [ -x /usr/lib/openssh/sftp-server ] || die "sshd missing: apt-get install openssh-server (the bench starts its own, on port $PORT)"
+command -v python3 >/dev/null || die "python3 missing (it generates the data): apt-get install python3"
 on_host "$ADDR" 'command -v restic >/dev/null' || die "$HOST has no restic (lab/rootfs.packages)"
 TREE=/srv/hb-bench-tree
 DEV=/dev/hb-bench
