@@ -259,7 +259,7 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 					err = rerr
 				}
 			}
-			return res, fmt.Errorf("the backup stopped halfway, nothing of it is stored as a snapshot: %w", err)
+			return res, halfway(err)
 		}
 		c.stats.WireBytes += int64(len(p)) + 5
 		switch t {
@@ -309,6 +309,12 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 			return res, fmt.Errorf("host-backup: unexpected %s frame", t)
 		}
 	}
+}
+
+// halfway words a link that broke during the backup: whichever side
+// noticed first, the operator learns the same.
+func halfway(err error) error {
+	return fmt.Errorf("the backup stopped halfway, nothing of it is stored as a snapshot: %w", err)
 }
 
 // complete checks that every file got its content.
@@ -365,7 +371,7 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 		return nil
 	}
 	if err := c.link.WriteJSON(agentproto.FrameMessage, Down{Verdict: &v}); err != nil {
-		return fmt.Errorf("answering the host: %w", err)
+		return halfway(fmt.Errorf("answering the host: %w", err))
 	}
 	return nil
 }
@@ -428,7 +434,7 @@ func (c *control) contents(ctx context.Context, cs []Content) error {
 		c.nfiles.Add(1)
 	}
 	if err := c.link.WriteJSON(agentproto.FrameMessage, Down{Want: &w}); err != nil {
-		return fmt.Errorf("answering the host: %w", err)
+		return halfway(fmt.Errorf("answering the host: %w", err))
 	}
 	return nil
 }
