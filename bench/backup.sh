@@ -15,8 +15,8 @@
 #     zeros) seen inside the host, holiday's `disk` source against
 #     `ssh host cat DEV | restic backup --stdin` on the control node
 #     (goal: holiday >= 400 MB/s);
-#   - a PostgreSQL dump (holiday against pg_dump into /dev/null, goal
-#     <= 1.1x) when this tree has backup/dbdump; otherwise SKIPPED.
+#   - the PostgreSQL dump is bench/backup-pg.sh's (make bench-backup runs
+#     both).
 #
 # Times are wall times of the whole command (SSH connect, repository
 # open, holiday's read-back of what it wrote), so both pay the same
@@ -225,8 +225,3 @@ printf '  %-30s holiday %7.1f MB/s  restic --stdin through ssh %7.1f MB/s  holid
 printf '      %-26s %6.2f s (%.0f MB/s)\n' "holiday's data path" "$(echo "$(median "${hdp[@]}") / 1000000000" | bc -l)" "$(mb "$DISK_BYTES" "$(echo "$(median "${hdp[@]}") / 1000000000" | bc -l)")"
 bytes holiday "$(medpair "${hdb[@]}")" "$(median "${hdw[@]}")"
 bytes "restic (cat through ssh)" "$(medpair "${rdb[@]}")"
-if [ -d backup/dbdump ]; then
-	echo "  postgres dump: not measured yet by this script"
-else
-	echo "  postgres dump                  SKIPPED: backup/dbdump is not in this tree yet"
-fi
