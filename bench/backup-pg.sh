@@ -4,8 +4,8 @@
 # /dev/null on the host itself, median of RUNS (default 3), as a ratio
 # (goal: holiday at most 1.1x pg_dump's time).
 #
-# The database: hbbench on sys2 (PostgreSQL runs there), ~200 MB of rows
-# made for the bench and dropped at the end. holiday: lockdown of sys2
+# The database: hbbench on sys2 (PostgreSQL runs there), 2 million rows
+# (~440 MB on disk, a 135 MB dump) made for the bench and dropped at the end. holiday: lockdown of sys2
 # with only that source, into a fresh repository on the control node;
 # its wall time includes the SSH connection, the repository's opening
 # and the dump's verification (pg_restore reads every block back), so
