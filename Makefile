@@ -34,7 +34,7 @@ lab-up: ## bring up the lab of real hosts (root; see lab/README.md)
 lab-down: ## tear the lab down, leaving nothing behind
 	lab/down.sh
 
-bench: bench-repo bench-fleet-plan bench-fleet bench-devices ## every benchmark, side by side with its peer (restic, Ansible), as ratios
+bench: bench-repo bench-fleet-plan bench-fleet bench-devices bench-backup ## every benchmark, side by side with its peer (restic, Ansible), as ratios
 
 RESTIC18 ?= $(shell $(GO) env GOPATH)/bin/restic-0.18.1
 
@@ -58,6 +58,11 @@ bench-fleet-plan: ## holiday plan vs. read-only Ansible over 10 light lab hosts,
 .PHONY: bench-devices
 bench-devices: ## 50 simulated devices of all 7 models, concurrency 16, vs RANCID's clogin/jlogin on the IOS/EOS/Junos ones (apt install rancid)
 	$(GO) run ./backup/device/benchdevices -n 50 -concurrency 16
+
+.PHONY: bench-backup
+bench-backup: ## sysv1's host backup vs. restic on the host over SFTP: a 200 MB/5,000-file tree first and unchanged, a 1 GiB disk through SSH vs. restic --stdin; a PostgreSQL dump vs. pg_dump; median of 3, ratios, bytes crossing SSH (root; lab up)
+	bench/backup.sh
+	bench/backup-pg.sh
 
 .PHONY: bench-fleet bench-fleet-firewall bench-stops
 bench-fleet: ## holiday lockdown+restore vs. Ansible service playbooks over 10 light lab hosts, forks 5/10, cold/warm; then bench-fleet-firewall and bench-stops (root; LIGHT_HOSTS=10 lab; apt install ansible)
