@@ -34,18 +34,18 @@ lab-up: ## bring up the lab of real hosts (root; see lab/README.md)
 lab-down: ## tear the lab down, leaving nothing behind
 	lab/down.sh
 
-bench: bench-repo bench-fleet-plan bench-fleet bench-devices ## every benchmark, side by side with its peer (restic, Ansible), as ratios
+bench: bench-repo bench-fleet-plan bench-fleet bench-devices bench-backup ## every benchmark, side by side with its peer (restic, Ansible), as ratios
 
 RESTIC18 ?= $(shell $(GO) env GOPATH)/bin/restic-0.18.1
 
 bench-repo: build ## repository: holiday vs restic 0.14 and 0.18.1, same data, median of 3 (~10 min)
-	@test -x $(RESTIC18) || { GOFLAGS= GOBIN=$$(mktemp -d) sh -c '$(GO) install github.com/restic/restic/cmd/restic@v0.18.1 && mv $$GOBIN/restic $(RESTIC18)'; }
+	@test -x $(RESTIC18) || { mkdir -p $(dir $(RESTIC18)) && GOFLAGS= GOBIN=$$(mktemp -d) sh -c '$(GO) install github.com/restic/restic/cmd/restic@v0.18.1 && mv $$GOBIN/restic $(RESTIC18)'; }
 	$(GO) run ./backup/benchrepo -holiday bin/holiday -restic /usr/bin/restic -restic18 $(RESTIC18)
 
 LAB_ENV ?= $(or $(HOLIDAY_LAB_DIR),/var/tmp/holiday-lab)/env
-BENCH_S3_ARGS ?= -only tree,image
+BENCH_S3_ARGS ?= -only tree,image,prune
 
-bench-repo-s3: build ## repository on the lab's S3 server (versitygw): holiday vs restic over S3, first backups of tree and image, median of 3 (lab up; BENCH_S3_ARGS= for every step)
+bench-repo-s3: build ## repository on the lab's S3 server (versitygw): holiday vs restic over S3, first backups of tree and image, forget + prune with 30 % unused, median of 3 (lab up; BENCH_S3_ARGS= for every step)
 	@test -f $(LAB_ENV) || { echo "bench-repo-s3: the lab is not up (make lab-up)"; exit 1; }
 	set -a; . $(LAB_ENV); set +a; \
 	AWS_ACCESS_KEY_ID=$$LAB_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$$LAB_S3_SECRET_KEY AWS_REGION=$$LAB_S3_REGION \
@@ -58,6 +58,11 @@ bench-fleet-plan: ## holiday plan vs. read-only Ansible over 10 light lab hosts,
 .PHONY: bench-devices
 bench-devices: ## 50 simulated devices of all 7 models, concurrency 16, vs RANCID's clogin/jlogin on the IOS/EOS/Junos ones (apt install rancid)
 	$(GO) run ./backup/device/benchdevices -n 50 -concurrency 16
+
+.PHONY: bench-backup
+bench-backup: ## sysv1's host backup vs. restic on the host over SFTP: a 200 MB/5,000-file tree first and unchanged, a 1 GiB disk through SSH vs. restic --stdin; a PostgreSQL dump vs. pg_dump; median of 3, ratios, bytes crossing SSH (root; lab up)
+	bench/backup.sh
+	bench/backup-pg.sh
 
 .PHONY: bench-fleet bench-fleet-firewall bench-stops
 bench-fleet: ## holiday lockdown+restore vs. Ansible service playbooks over 10 light lab hosts, forks 5/10, cold/warm; then bench-fleet-firewall and bench-stops (root; LIGHT_HOSTS=10 lab; apt install ansible)

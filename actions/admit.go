@@ -102,5 +102,5 @@ func (e *refusalError) Error() string {
 	for _, f := range e.fs {
 		msgs = append(msgs, f.Message)
 	}
-	return "refused, nothing was changed on it: " + strings.Join(msgs, "; ")
+	return "nothing was changed on it: " + strings.Join(msgs, "; ")
 }

@@ -106,6 +106,9 @@ type Taken struct {
 	Bytes       int64    `json:"bytes"`
 	BytesSent   int64    `json:"bytes_sent"`
 	WireBytes   int64    `json:"wire_bytes"`
+	// Elapsed is the data path's time, from the request to the stored
+	// snapshot (without the read-back).
+	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
 // BackupDone is the step's Apply record.
@@ -269,7 +272,7 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, known *hostba
 		return nil, err
 	}
 	t := &Taken{Kind: j.kind, Source: j.what, Snapshot: sn.ID.String(), Paths: j.paths, Files: stats.Files, Unchanged: stats.Unchanged,
-		Bytes: stats.Bytes, BytesSent: stats.BytesSent, WireBytes: stats.WireBytes}
+		Bytes: stats.Bytes, BytesSent: stats.BytesSent, WireBytes: stats.WireBytes, Elapsed: stats.Elapsed}
 	if j.kind == "disk" && !res.Frozen {
 		t.Consistency = "crash (" + res.NotFrozen + ")"
 	}

@@ -98,7 +98,10 @@ func journalGet(ctx context.Context, op *agent.Op) (any, error) {
 		var runs []string
 		for _, e := range ents {
 			if e.IsDir() && safeName.MatchString(e.Name()) {
-				if _, err := os.Stat(filepath.Join(HostJournalDir, e.Name(), c.Host+".journal")); err == nil {
+				// A rollback run is undone by its pre-rollback snapshot, not
+				// by restore: the latest run means the latest other one.
+				p := filepath.Join(HostJournalDir, e.Name(), c.Host+".journal")
+				if _, kind := firstEntry(p); kind != "rollback" {
 					runs = append(runs, e.Name())
 				}
 			}

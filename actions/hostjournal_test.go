@@ -49,3 +49,34 @@ func TestJournalStoreReplaces(t *testing.T) {
 		t.Fatal("journalStore took a run name with a path in it")
 	}
 }
+
+// journalGet's latest is the latest run restore can revert: a rollback
+// run's copy (undone by its pre-rollback snapshot) is left out unless
+// asked for by name.
+func TestJournalGetSkipsRollbackRuns(t *testing.T) {
+	saved := HostJournalDir
+	HostJournalDir = filepath.Join(t.TempDir(), "journal")
+	t.Cleanup(func() { HostJournalDir = saved })
+	for _, c := range []struct{ run, line string }{
+		{"20270205T100000Z-aaaaaa", `{"seq":1,"time":"2027-02-05T10:00:00Z","kind":"lockdown","phase":"run-begin"}` + "\n"},
+		{"20270206T100000Z-bbbbbb", `{"seq":1,"time":"2027-02-06T10:00:00Z","kind":"rollback","phase":"run-begin"}` + "\n"},
+	} {
+		if _, err := journalStore(JournalCopy{Run: c.run, Host: "web1", Data: []byte(c.line)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(run string) JournalCopy {
+		args, _ := json.Marshal(JournalCopy{Host: "web1", Run: run})
+		got, err := journalGet(context.Background(), &agent.Op{Args: args})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.(JournalCopy)
+	}
+	if c := get(""); c.Run != "20270205T100000Z-aaaaaa" {
+		t.Errorf("latest: %s, want the lockdown run", c.Run)
+	}
+	if c := get("20270206T100000Z-bbbbbb"); c.None || c.Run != "20270206T100000Z-bbbbbb" {
+		t.Errorf("the rollback run by name: %+v", c)
+	}
+}

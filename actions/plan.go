@@ -17,7 +17,11 @@ type Connector struct {
 	Plan    *plans.Plan
 	Log     *slog.Logger
 	Version string
-	pool    *sshx.Pool
+	// Fresh uploads the agent to a new path on every connection and
+	// removes it at the end: rollback (and check, evidence) never trust
+	// a binary cached on a host that may be compromised (DESIGN §2).
+	Fresh bool
+	pool  *sshx.Pool
 }
 
 // NewConnector returns a Connector for p's hosts.
@@ -36,7 +40,7 @@ func (c *Connector) Close() error { return c.pool.Close() }
 // Connect dials the host and deploys the agent, as Target says.
 func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), error) {
 	t, ao := Target(c.Plan, h)
-	ao.Logger, ao.Version, ao.Lazy = c.Log, c.Version, true
+	ao.Logger, ao.Version, ao.Lazy, ao.Fresh = c.Log, c.Version, true, c.Fresh
 	conn, err := c.pool.Get(ctx, t)
 	if err != nil {
 		return nil, nil, err
@@ -58,7 +62,11 @@ func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), 
 		_, err = nc.Output(ctx, "true")
 		return err
 	}
-	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info(), Management: Management(c.Plan), Confirm: confirm}, a.Release, nil
+	release := a.Release
+	if c.Fresh {
+		release = func() { _ = a.Close(context.WithoutCancel(ctx)) }
+	}
+	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info(), Management: Management(c.Plan), Confirm: confirm}, release, nil
 }
 
 // StepsFor returns the lockdown steps plan p gives its host h: hooks,

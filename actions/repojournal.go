@@ -87,7 +87,7 @@ func RepoS3Config(s *plans.RepositoryS3) s3be.Config {
 // until the caller sets Stdout and Stderr.
 func PlanRepoEnv(r *plans.Repository) *repocmd.Env {
 	return &repocmd.Env{Repo: r.URL, PasswordFile: r.PasswordFile, PasswordEnv: r.PasswordEnv,
-		S3: RepoS3Config(r.S3), Quiet: true, Stdin: bytes.NewReader(nil), Stdout: io.Discard, Stderr: io.Discard}
+		S3: RepoS3Config(r.S3), Where: "the plan's repository.url", Quiet: true, Stdin: bytes.NewReader(nil), Stdout: io.Discard, Stderr: io.Discard}
 }
 
 // RepoJournals keeps runs' journals in a repository (the layout above).
@@ -437,6 +437,9 @@ func (rj *RepoJournals) LoadRun(ctx context.Context, run string, hosts []string,
 	for _, rr := range runs {
 		if (run != "" && rr.run != run) || (command != "" && rr.command != command) {
 			continue
+		}
+		if run == "" && command == "" && rr.command == "rollback" {
+			continue // undone by its pre-rollback snapshot, not by restore
 		}
 		for h := range rr.hosts {
 			if wanted(h) {

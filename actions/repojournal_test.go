@@ -48,7 +48,7 @@ func newJournalRepo(t *testing.T) *RepoJournals {
 		t.Fatal(err)
 	}
 	e := &repocmd.Env{Repo: filepath.Join(dir, "repo"), PasswordFile: pw, Quiet: true, Stdout: io.Discard, Stderr: io.Discard}
-	if err := repocmd.Init(context.Background(), e); err != nil {
+	if err := repocmd.Init(context.Background(), e, repocmd.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return &RepoJournals{Env: e, Plan: "p1", PinUntil: time.Date(2027, 3, 19, 9, 0, 0, 0, time.UTC), ProgramVersion: "holiday test"}

@@ -289,7 +289,7 @@ func (r RunResult) Failed() int {
 // RunInfo is stored as run.json beside the journals.
 type RunInfo struct {
 	Run      string            `json:"run"`
-	Command  string            `json:"command,omitempty"` // lockdown or isolate
+	Command  string            `json:"command,omitempty"` // lockdown, isolate or rollback
 	PlanFile string            `json:"plan_file,omitempty"`
 	Started  time.Time         `json:"started"`
 	Hosts    []string          `json:"hosts"`
@@ -310,6 +310,19 @@ func Lockdown(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
 // recorded with command "isolate" (IsolateJobs builds its jobs).
 func Isolate(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
 	return run(ctx, o, jobs, "isolate")
+}
+
+// Rollback runs `holiday rollback`'s steps (restore builds them: a
+// snapshot written back onto a host) as Lockdown runs its own: the run
+// ID, the per-host run lock, the journal on the control node and the
+// host, and the revert of a step that fails half-way. It is recorded
+// with command "rollback"; jobs carry no plan entry, so lockdown's
+// admission (backups, services) does not apply.
+func Rollback(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
+	for i := range jobs {
+		jobs[i].Plan = nil
+	}
+	return run(ctx, o, jobs, "rollback")
 }
 
 func run(ctx context.Context, o Options, jobs []Job, command string) (RunResult, error) {

@@ -34,17 +34,25 @@ func RunStarted(stateDir, run string) time.Time {
 // firstEntryTime is the time of a journal file's first entry (unverified:
 // only for ordering).
 func firstEntryTime(path string) time.Time {
+	t, _ := firstEntry(path)
+	return t
+}
+
+// firstEntry is the time and kind (the run's command) of a journal's
+// first entry, unverified: for ordering and picking only.
+func firstEntry(path string) (time.Time, string) {
 	f, err := os.Open(path)
 	if err != nil {
-		return time.Time{}
+		return time.Time{}, ""
 	}
 	defer f.Close()
 	line, _ := bufio.NewReader(f).ReadBytes('\n')
 	var e struct {
 		Time time.Time `json:"time"`
+		Kind string    `json:"kind"`
 	}
 	json.Unmarshal(line, &e)
-	return e.Time
+	return e.Time, e.Kind
 }
 
 // SortRuns orders run IDs newest first by RunStarted (then by ID).

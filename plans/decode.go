@@ -232,6 +232,7 @@ var requiredHint = map[string]string{
 	"name":       "add name: (a unique name)",
 	"url":        "add url: (a local path or s3:https://host/bucket/prefix)",
 	"model":      "add model: (cisco-ios, junos, arista-eos, routeros, fortios, huawei-vrp or h3c-comware)",
+	"days":       "add days: (how long every file stays retained, e.g. days: 60)",
 }
 
 // pair is one key and value of a mapping, after merge keys are applied.

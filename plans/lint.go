@@ -2,10 +2,12 @@ package plans
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // criticalUnits are services a host cannot be reached or run without;
@@ -61,6 +63,10 @@ func Lint(p *Plan) Errors {
 		l.host(h)
 	}
 	l.unusedGroups()
+	if r := p.Repository; r != nil {
+		l.objectLock(r, "repository")
+		l.objectLock(r.CopyTo, "repository.copy_to")
+	}
 	if p.Schedule != nil && p.Window == nil {
 		l.add(SevWarning, "schedule", "the daemon runs only inside the holiday window, and there is no window:; add window: {start: ..., end: ...}")
 	}
@@ -236,4 +242,30 @@ func LintControl(p *Plan, control []netip.Addr) Errors {
 	out := l.findings.dedup()
 	out.Sort()
 	return out
+}
+
+// PinGrace is how long after the window's end the snapshots a lockdown
+// takes stay pinned; it equals backup/repo.PinGrace (plans may not import
+// backup; a test in actions/planview keeps the two equal).
+const PinGrace = 30 * 24 * time.Hour
+
+// objectLock warns when a repository's Object Lock ends before the pins
+// of the snapshots lockdown takes at the window's start: between the two
+// dates a compromised node with the repository's credentials could
+// delete snapshots that forget would still keep.
+func (l *linter) objectLock(r *Repository, rp string) {
+	w := l.p.Window
+	if r == nil || r.ObjectLock == nil || r.ObjectLock.Days < 1 || w == nil || w.Start.IsZero() || !w.End.After(w.Start) {
+		return
+	}
+	protected := w.Start.Add(time.Duration(r.ObjectLock.Days) * 24 * time.Hour)
+	pinned := w.End.Add(PinGrace)
+	if !protected.Before(pinned) {
+		return
+	}
+	need := int(math.Ceil(pinned.Sub(w.Start).Hours() / 24))
+	const day = "2006-01-02"
+	l.add(SevWarning, rp+".object_lock.days",
+		"snapshots are protected until %s but pinned until %s (window end + %d days): lockdown's snapshots from the window's start could be deleted in between; days: %d or more covers them",
+		protected.Format(day), pinned.Format(day), int(PinGrace.Hours()/24), need)
 }

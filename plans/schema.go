@@ -77,6 +77,29 @@ type Repository struct {
 	// CopyTo is an optional second repository; lockdown copies each new
 	// snapshot there, so one copy is always somewhere else.
 	CopyTo *Repository `yaml:"copy_to"`
+	// ObjectLock is the S3 Object Lock `holiday repo init -f PLAN` gives
+	// a new repository: every file but locks retained Days in Mode, so
+	// that nobody with the same credentials (a compromised control node)
+	// can delete the backups before then. Once made, the setting is the
+	// repository's own (kept in its config); `holiday plan` reports a
+	// repository whose setting differs from the plan's.
+	ObjectLock *ObjectLock `yaml:"object_lock"`
+}
+
+// ObjectLock is a repository's Object Lock retention.
+type ObjectLock struct {
+	Days int `yaml:"days" plan:"required"`
+	// Mode is governance (the default: a user with the bypass permission
+	// may lift it) or compliance (nobody can, until the date).
+	Mode LockMode `yaml:"mode"`
+}
+
+// ModeOrDefault is Mode, governance when unset.
+func (o *ObjectLock) ModeOrDefault() string {
+	if o.Mode == "" {
+		return "governance"
+	}
+	return string(o.Mode)
 }
 
 // RepositoryS3 holds where an S3 repository's credentials come from

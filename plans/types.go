@@ -191,6 +191,11 @@ type Become string
 
 func (Become) enumValues() []string { return []string{"sudo", "root", "none"} }
 
+// LockMode is an Object Lock retention mode.
+type LockMode string
+
+func (LockMode) enumValues() []string { return []string{"governance", "compliance"} }
+
 // Model is a network device's CLI dialect.
 type Model string
 

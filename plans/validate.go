@@ -180,6 +180,14 @@ func (v *validator) repository(r *Repository, rp string) {
 	if r.S3 != nil {
 		v.repositoryS3(r, rp+".s3")
 	}
+	if ol := r.ObjectLock; ol != nil {
+		if r.URL != "" && !strings.HasPrefix(r.URL, "s3:") {
+			v.errorf(rp+".object_lock", "Object Lock is an S3 feature; a local repository cannot have it (use url: s3:https://host/bucket/prefix)")
+		}
+		if _, set := v.p.pos[rp+".object_lock.days"]; set && (ol.Days < 1 || ol.Days > maxLockDays) {
+			v.errorf(rp+".object_lock.days", "%d: want 1 to %d days", ol.Days, maxLockDays)
+		}
+	}
 	v.envName(r.PasswordEnv, rp+".password_env")
 	v.fileExists(r.PasswordFile, rp+".password_file")
 	switch {
@@ -189,6 +197,10 @@ func (v *validator) repository(r *Repository, rp string) {
 		v.errorf(rp, "no password source: add password_env: VAR or password_file: PATH")
 	}
 }
+
+// maxLockDays bounds object_lock.days: a typo (365000) in compliance
+// mode would make the bucket's data undeletable for a millennium.
+const maxLockDays = 3650
 
 func (v *validator) repositoryS3(r *Repository, sp string) {
 	s := r.S3

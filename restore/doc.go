@@ -11,8 +11,19 @@
 // that fails half-way reverts the same way; the check and the evidence
 // are actions/incident's.
 //
-// Still to come here: `holiday rollback` (snapshot → host: files,
-// database, disk image, device config).
+// `holiday rollback` writes one snapshot back onto its host, as a run of
+// its own (actions.Rollback: run lock, journals, revert on failure):
+// files exactly (rbdiff.go computes what differs, rbhost.go is the host
+// side: the agent's rollback-scan and rollback-apply), a disk image onto
+// an unmounted device, only the differing blocks (rbdisk*.go), a database
+// dump into a new database or over the old one (rbdb.go, through
+// backup/dbdump's load). Before anything is overwritten, what will be
+// replaced is snapshotted through the host-backup data path
+// (presnap.go), tagged rollback-of:<snapshot>, so a rollback is undone by
+// rolling back to that snapshot; restore's "latest run" never picks a
+// rollback run.
+//
+// Still to come here: rolling back device configs.
 //
 // It may import actions, backup and internal/...; never cmd.
 package restore

@@ -25,7 +25,7 @@ func TestFetchRepoJournals(t *testing.T) {
 	pw := filepath.Join(dir, "pass")
 	os.WriteFile(pw, []byte("fetch test\n"), 0o600)
 	e := &repocmd.Env{Repo: filepath.Join(dir, "repo"), PasswordFile: pw, Quiet: true, Stdout: io.Discard, Stderr: io.Discard}
-	if err := repocmd.Init(ctx, e); err != nil {
+	if err := repocmd.Init(ctx, e, repocmd.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rj := &actions.RepoJournals{Env: e, Plan: "p"}

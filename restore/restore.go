@@ -116,7 +116,9 @@ func latestRun(stateDir string, hosts []string, command string) (string, error) 
 	actions.SortRuns(stateDir, runs) // newest first, by start time
 
 	for _, r := range runs {
-		if command != "" && runCommand(stateDir, r) != command {
+		// A rollback run is undone with the snapshot it took first, not
+		// by restore's revert: the latest run means the latest other one.
+		if c := runCommand(stateDir, r); command != "" && c != command || command == "" && c == "rollback" {
 			continue
 		}
 		for _, h := range hosts {

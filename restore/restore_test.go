@@ -35,13 +35,20 @@ func TestLatestRun(t *testing.T) {
 	}
 	started("20261127T130000Z-ffffff", "2026-11-27T13:00:00.100Z")
 	started("20261127T130000Z-111111", "2026-11-27T13:00:00.900Z")
+	// A later rollback of web1 is undone by its own pre-rollback
+	// snapshot, never by restore's revert: restore's latest skips it.
+	journal("20261128T090000Z-cccccc", "web1")
+	if err := os.WriteFile(filepath.Join(actions.RunDir(dir, "20261128T090000Z-cccccc"), "run.json"),
+		[]byte(`{"run":"20261128T090000Z-cccccc","command":"rollback","started":"2026-11-28T09:00:00Z"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		hosts []string
 		want  string
 		err   string
 	}{
-		{"newest run with any of the hosts", []string{"web1", "db1"}, "20261127T120000Z-bbbbbb", ""},
+		{"newest run with any of the hosts, not a rollback", []string{"web1", "db1"}, "20261127T120000Z-bbbbbb", ""},
 		{"a host's own newest", []string{"db1"}, "20261127T100000Z-aaaaaa", ""},
 		{"same second: by start time, not by name", []string{"app1"}, "20261127T130000Z-111111", ""},
 		{"no run has the host", []string{"mail1"}, "", "no run in"},

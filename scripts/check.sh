@@ -26,10 +26,12 @@ lab/setup.sh
 #   sudo             sudo and visudo: agentctl's TestSudo deploys the agent
 #                    through sudo as a NOPASSWD test user
 #   gcc, libc6-dev   cgo, which go test -race needs
+#   attr             getfattr: restored trees are compared xattr by xattr
+#   util-linux       losetup, nsenter, fsfreeze: the lab disk and its freeze
 #   passwd, e2fsprogs, mount
 #                    useradd/usermod/userdel, mkfs.ext4, mount/umount: in
 #                    every Debian install, named so a trimmed image shows
-test_pkgs=(openssh-server openssh-client restic sudo gcc libc6-dev passwd e2fsprogs mount)
+test_pkgs=(openssh-server openssh-client restic sudo gcc libc6-dev passwd e2fsprogs mount attr util-linux)
 have=$(dpkg-query -W -f='${db:Status-Abbrev}\n' "${test_pkgs[@]}" 2>/dev/null | grep -c '^ii ' || true)
 if [ "$have" != ${#test_pkgs[@]} ]; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq

@@ -2,10 +2,12 @@
 // plan into the preflight's plain inputs, runs the preflight over every
 // host, and on each host that answered observes — read-only, on the same
 // connection and agent — what lockdown would change there, step by step
-// (actions.Diff), so the table and --json show the per-host diff.
+// (actions.Diff), so the table and --json show the per-host diff. Beside
+// the hosts it opens the plan's repository and its copy_to read-only and
+// says whether each is reachable and immutable, and until when.
 //
 // It lives under actions because it needs actions' steps; it may import
-// actions, plans and internal/..., never restore or cmd.
+// actions, plans, backup and internal/..., never restore or cmd.
 package planview
 
 import (
@@ -27,8 +29,10 @@ import (
 type Options struct {
 	// WithoutBackups judges hosts as `lockdown --without-backups` would.
 	WithoutBackups bool
-	Parallel       int           // hosts at once (preflight's default when 0)
-	HostTimeout    time.Duration // bound on one host's whole check
+	// WithoutBaseline judges the plan as `lockdown --without-baseline`.
+	WithoutBaseline bool
+	Parallel        int           // hosts at once (preflight's default when 0)
+	HostTimeout     time.Duration // bound on one host's whole check
 	// AgentBinary, if set, is the static build pushed as the agent for
 	// every architecture instead of this executable.
 	AgentBinary string
@@ -40,7 +44,8 @@ type Options struct {
 }
 
 // Run checks every host of p and returns the reports, each with the
-// lockdown diff of its host. planFile names p in the output. It fails
+// lockdown diff of its host, and beside them the plan's repositories
+// (Repositories). planFile names p in the output. It fails
 // only when the options are wrong or ctx ends; a host's failure is in its
 // report.
 func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*preflight.Output, error) {
@@ -64,13 +69,16 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 		byName[h.Name] = h
 	}
 	start := time.Now()
+	// the repositories beside the hosts: lockdown opens them first
+	repos := make(chan []*preflight.Repository, 1)
+	go func() { repos <- Repositories(ctx, p, o.WithoutBackups, o.WithoutBaseline) }()
 	reports := preflight.Run(ctx, hosts, preflight.Options{
 		SSH: sopts, Agent: aopts, Management: actions.Management(p),
 		Parallel: o.Parallel, HostTimeout: o.HostTimeout, Logger: log,
 		Started: o.Started, Done: o.Done,
 		Then: func(ctx context.Context, h preflight.Host, ag *agentctl.Agent, r *preflight.Report) {
 			if ph := byName[h.Name]; ph != nil {
-				r.Lockdown = Lockdown(ctx, p, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()}, o.WithoutBackups)
+				r.Lockdown = Lockdown(ctx, p, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()}, o.WithoutBackups, o.WithoutBaseline)
 				// What lockdown refuses beyond the preflight's own
 				// (actions.Admission: the same check lockdown runs).
 				adm := actions.Admission{Plan: p, Host: ph, Steps: actions.StepsFor(p, ph), WithoutBackups: o.WithoutBackups}
@@ -78,18 +86,21 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 			}
 		},
 	})
+	rs := <-repos
 	took := time.Since(start)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return preflight.NewOutput(planFile, p.Name, reports, took), nil
+	out := preflight.NewOutput(planFile, p.Name, reports, took)
+	out.Repositories = rs
+	return out, nil
 }
 
 // Lockdown is the diff of one host: its backups first (one line per
 // source; NOT TAKEN with withoutBackups or `backup: none`), then every
 // other step actions.StepsFor gives it, observed on h; a plan without a
 // repository gets the line that says no baseline is taken.
-func Lockdown(ctx context.Context, p *plans.Plan, ph *plans.Host, h *actions.Host, withoutBackups bool) *preflight.Lockdown {
+func Lockdown(ctx context.Context, p *plans.Plan, ph *plans.Host, h *actions.Host, withoutBackups, withoutBaseline bool) *preflight.Lockdown {
 	l := &preflight.Lockdown{}
 	switch {
 	case ph.Backup == nil || ph.Backup.None:
@@ -107,7 +118,11 @@ func Lockdown(ctx context.Context, p *plans.Plan, ph *plans.Host, h *actions.Hos
 	}
 	var steps []actions.Step
 	for _, s := range actions.StepsFor(p, ph) {
-		if s.Kind != actions.KindBackup { // listed per source above
+		switch {
+		case s.Kind == actions.KindBackup: // listed per source above
+		case s.Kind == actions.KindBaseline && withoutBaseline:
+			all = append(all, slotted{s.Slot, preflight.Change{Slot: s.Slot.String(), Step: s.ID(), What: "NOT TAKEN (--without-baseline): restore cannot check this host"}})
+		default:
 			steps = append(steps, s)
 		}
 	}

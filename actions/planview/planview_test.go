@@ -56,7 +56,7 @@ func testLockdownDiff(t *testing.T, p *plans.Plan, baseline string) {
 	ph.Stop = []string{"redis-server", "lab-worker"}
 	ph.Backup = &plans.Backup{Sources: []*plans.BackupSource{{Files: []string{"/etc", "/opt"}, Exclude: []string{"*.log"}}, {Disk: "/dev/vda"}}}
 	ph.Firewall = &plans.Firewall{}
-	l := Lockdown(t.Context(), p, ph, &actions.Host{Name: "sys1", Plan: ph, Agent: readOnly{fa}}, false)
+	l := Lockdown(t.Context(), p, ph, &actions.Host{Name: "sys1", Plan: ph, Agent: readOnly{fa}}, false, false)
 
 	if l.Backups != "" {
 		t.Errorf("backups = %q, want taken (\"\")", l.Backups)
@@ -87,7 +87,7 @@ func TestBackupNone(t *testing.T) {
 	ph := &plans.Host{Name: "oa1"}
 	ph.Backup = &plans.Backup{None: true}
 	p := &plans.Plan{Repository: &plans.Repository{URL: "/srv/repo"}}
-	l := Lockdown(t.Context(), p, ph, &actions.Host{Name: "oa1", Plan: ph, Agent: readOnly{&fakeAgent{}}}, false)
+	l := Lockdown(t.Context(), p, ph, &actions.Host{Name: "oa1", Plan: ph, Agent: readOnly{&fakeAgent{}}}, false, false)
 	// backup: none still gets its baseline: the repository is there.
 	if l.Backups != "none" || len(l.Steps) != 2 || l.Steps[0].Step != "backup: none" || l.Steps[1].Step != "baseline:integrity" {
 		t.Errorf("backup: none host: %+v", l)

@@ -2,7 +2,9 @@
 // stock restic (Debian's 0.14 and, when given, 0.18.1) on the same data,
 // the same machine, in one run: first backup of a tree of many small
 // files, first backup of a disk-like image, an incremental backup after a
-// 1 % scattered change, a restore of the image, and check --read-data.
+// 1 % scattered change, a restore of the image, check --read-data, and
+// forget + prune of a repository whose first snapshot alone holds 30 %
+// of its data (a second snapshot of the tree without those files).
 // Each step is the median of -runs runs and includes opening the
 // repository. It reports throughput, CPU seconds, peak RSS, repository
 // size and bytes added, each also as a ratio to the faster restic.
@@ -52,11 +54,11 @@ var (
 	runs      = flag.Int("runs", 3, "runs per step (the median is reported)")
 	jsonOut   = flag.String("json", "", "also write the results as JSON to this file")
 	s3URL     = flag.String("s3", "", "put the repositories on S3 instead, below s3:http(s)://host[:port]/bucket[/prefix] (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); sizes are then object bytes")
-	only      = flag.String("only", "", "comma-separated steps to run and report (tree, image, incremental, restore, check); empty for all. The image backup also runs, unreported, before incremental, restore and check")
+	only      = flag.String("only", "", "comma-separated steps to run and report (tree, image, incremental, restore, check, prune); empty for all. The image backup also runs, unreported, before incremental, restore and check")
 )
 
 // stepKeys name the steps for -only, in the order of the report.
-var stepKeys = []string{"tree", "image", "incremental", "restore", "check"}
+var stepKeys = []string{"tree", "image", "incremental", "restore", "check", "prune"}
 
 // selected reports whether -only asks for step key.
 func selected(key string) bool {
@@ -124,16 +126,19 @@ func run() error {
 			return fmt.Errorf("-only: unknown step %q (have %s)", k, strings.Join(stepKeys, ", "))
 		}
 	}
-	if selected("tree") {
+	if selected("tree") || selected("prune") {
 		if err := makeTree(tree); err != nil {
 			return err
 		}
 	}
-	if err := makeImage(img); err != nil {
-		return err
+	if needImage() {
+		if err := makeImage(img); err != nil {
+			return err
+		}
 	}
 	treeBytes := duApparent(tree)
-	allSteps := []string{"tree, first backup", "image, first backup", "image, incremental after 1 % change", "image, restore", "check --read-data"}
+	allSteps := []string{"tree, first backup", "image, first backup", "image, incremental after 1 % change", "image, restore", "check --read-data",
+		"forget + prune, 30 % unused (tree)"}
 	var steps []string
 	for i, k := range stepKeys {
 		if selected(k) {
@@ -172,7 +177,7 @@ func run() error {
 // for each tool, step by step; the result is keyed by tool, then step key.
 func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string]map[string]measure, error) {
 	out := map[string]map[string]measure{}
-	type repos struct{ tree, img, restore string }
+	type repos struct{ tree, img, restore, prune string }
 	rs := map[string]repos{}
 	for _, t := range tools {
 		base := filepath.Join(*work, "repos", strings.ReplaceAll(t.name, " ", "-"))
@@ -181,20 +186,28 @@ func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string]map[str
 			return nil, err
 		}
 		defer os.RemoveAll(base)
-		x := repos{filepath.Join(base, "tree"), filepath.Join(base, "img"), filepath.Join(base, "restore")}
+		x := repos{filepath.Join(base, "tree"), filepath.Join(base, "img"), filepath.Join(base, "restore"), filepath.Join(base, "prune")}
 		if place != nil {
 			at := fmt.Sprintf("%s/%d-%s", place.url, time.Now().UnixNano(), strings.ReplaceAll(t.name, " ", "-"))
-			x.tree, x.img = at+"/tree", at+"/img"
+			x.tree, x.img, x.prune = at+"/tree", at+"/img", at+"/prune"
 			defer place.remove(x.tree)
 			defer place.remove(x.img)
+			defer place.remove(x.prune)
 		}
 		if selected("tree") {
 			if err := initRepo(t, x.tree); err != nil {
 				return nil, fmt.Errorf("%s: %w", t.name, err)
 			}
 		}
-		if err := initRepo(t, x.img); err != nil {
-			return nil, fmt.Errorf("%s: %w", t.name, err)
+		if needImage() {
+			if err := initRepo(t, x.img); err != nil {
+				return nil, fmt.Errorf("%s: %w", t.name, err)
+			}
+		}
+		if selected("prune") {
+			if err := initRepo(t, x.prune); err != nil {
+				return nil, fmt.Errorf("%s: %w", t.name, err)
+			}
 		}
 		rs[t.name] = x
 		out[t.name] = map[string]measure{}
@@ -220,7 +233,45 @@ func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string]map[str
 			return nil, err
 		}
 	}
-	if !selected("image") && !selected("incremental") && !selected("restore") && !selected("check") {
+	if selected("prune") {
+		// the same two snapshots in each tool's repository: the whole
+		// tree, then the tree without 30 % of its files (by bytes, picked
+		// at random with a fixed seed, so unused data is in most packs);
+		// then the timed forget of the first and prune
+		pruneRepo := func(x repos) string { return x.prune }
+		untimed := func(args func(tool, repos) []string) error {
+			for _, t := range tools {
+				if _, err := timed(t, rs[t.name].prune, 0, args(t, rs[t.name])...); err != nil {
+					return fmt.Errorf("%s, prune set-up: %w", t.name, err)
+				}
+			}
+			return nil
+		}
+		treeBackup := func(t tool, x repos) []string { return backupArgs(t, x.prune, tree, false) }
+		if err := untimed(treeBackup); err != nil {
+			return nil, err
+		}
+		back, err := hideShare(tree, 0.30)
+		if err != nil {
+			return nil, err
+		}
+		err = untimed(treeBackup)
+		if berr := back(); err == nil {
+			err = berr
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := step("prune", func(t tool) int64 { return dirSize(rs[t.name].prune) }, func(t tool, x repos) []string {
+			if t.kind == "holiday" {
+				return []string{"repo", "forget", "-q", "--repo", x.prune, "--keep-last", "1", "--prune"}
+			}
+			return []string{"-r", x.prune, "--no-cache", "-q", "forget", "--keep-last", "1", "--prune"}
+		}, pruneRepo); err != nil {
+			return nil, err
+		}
+	}
+	if !needImage() {
 		return out, nil
 	}
 	if err := step("image", imgSize, func(t tool, x repos) []string { return backupArgs(t, x.img, img, true) }, imgRepo); err != nil {
@@ -261,6 +312,57 @@ func oneRun(tools []tool, tree, img string, treeBytes int64) (map[string]map[str
 		return nil, err
 	}
 	return out, nil
+}
+
+// needImage reports whether a selected step uses the image.
+func needImage() bool {
+	return selected("image") || selected("incremental") || selected("restore") || selected("check")
+}
+
+// hideShare moves files holding about share of dir's bytes, picked with
+// a fixed seed, out of dir (into dir+".hidden"); the function returned
+// puts them back.
+func hideShare(dir string, share float64) (func() error, error) {
+	hidden := dir + ".hidden"
+	// a run killed while files were hidden left them there: back first
+	_ = filepath.WalkDir(hidden, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(hidden, p)
+			_ = os.Rename(p, filepath.Join(dir, rel))
+		}
+		return nil
+	})
+	_ = os.RemoveAll(hidden)
+	rng := rand.New(rand.NewPCG(7, 11))
+	var moved []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || d.Name() == ".complete" || rng.Float64() >= share {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		to := filepath.Join(hidden, rel)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(p, to); err != nil {
+			return err
+		}
+		moved = append(moved, rel)
+		return nil
+	})
+	back := func() error {
+		for _, rel := range moved {
+			if err := os.Rename(filepath.Join(hidden, rel), filepath.Join(dir, rel)); err != nil {
+				return fmt.Errorf("put back %s: %w", rel, err)
+			}
+		}
+		return os.RemoveAll(hidden)
+	}
+	if err != nil {
+		_ = back()
+		return nil, err
+	}
+	return back, nil
 }
 
 func backupArgs(t tool, repo, path string, image bool) []string {

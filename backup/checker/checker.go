@@ -100,6 +100,10 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 		return nil, err
 	}
 	indexed := map[repo.ID][]repo.PackedBlob{} // pack → blobs, from the index files
+	// the same entry in two index files (a prune stopped between
+	// writing the new index and removing the old, as restic's can be)
+	// is one entry, not two blobs overlapping
+	seen := map[repo.PackedBlob]bool{}
 	for _, id := range idxIDs {
 		f, err := r.LoadIndexFile(ctx, id)
 		if err != nil {
@@ -110,6 +114,10 @@ func Check(ctx context.Context, r *repo.Repository, opts Options) (*Report, erro
 			for _, b := range p.Blobs {
 				pb := repo.PackedBlob{BlobHandle: repo.BlobHandle{ID: b.ID, Type: b.Type}, Pack: p.ID,
 					Offset: uint32(b.Offset), Length: uint32(b.Length), UncompressedLength: uint32(b.UncompressedLength)}
+				if seen[pb] {
+					continue
+				}
+				seen[pb] = true
 				idx.Add(pb)
 				indexed[p.ID] = append(indexed[p.ID], pb)
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -103,6 +104,12 @@ type Stats struct {
 	Files     int64 `json:"files"`
 	Unchanged int64 `json:"unchanged"` // files taken from the parent without reading
 	Bytes     int64 `json:"bytes"`     // content of the files read (zero blocks included)
+	// Total is the size of every file of the source walked so far (a
+	// disk's device size; 0 for a dump, whose size is known only at its
+	// end) and Done how much of it is behind: read, or unchanged and not
+	// read. Progress estimates the time left from them.
+	Total     int64 `json:"total"`
+	Done      int64 `json:"done"`
 	BlobsSent int64 `json:"blobs_sent"`
 	BytesSent int64 `json:"bytes_sent"` // chunk data that crossed the link
 	// WireBytes is everything the agent sent for this source: walk,
@@ -118,22 +125,24 @@ var ErrHashMismatch = errors.New("chunk data does not match its ID")
 
 // control is one source's backup on the control node.
 type control struct {
-	s      *Store
-	link   Link
-	req    Request
-	o      Options
-	b      *builder
-	parent *parentTrees
-	files  map[int64]fileRef
-	kept   map[int64]bool // files taken from the parent: no content may come
-	asked  map[repo.ID]bool
-	need   []repo.ID // data frames due, in order
-	zeros  map[uint32]repo.ID
-	jobs   chan blobJob
-	stats  Stats
-	bytes  atomic.Int64 // Stats.Bytes, for progress
-	sent   atomic.Int64
-	nfiles atomic.Int64
+	s         *Store
+	link      Link
+	req       Request
+	o         Options
+	b         *builder
+	parent    *parentTrees
+	files     map[int64]fileRef
+	kept      map[int64]bool // files taken from the parent: no content may come
+	asked     map[repo.ID]bool
+	need      []repo.ID // data frames due, in order
+	zeros     map[uint32]repo.ID
+	jobs      chan blobJob
+	stats     Stats
+	bytes     atomic.Int64 // Stats.Bytes, for progress
+	total     atomic.Int64 // Stats.Total
+	keptBytes atomic.Int64 // bytes of the files taken from the parent
+	sent      atomic.Int64
+	nfiles    atomic.Int64
 }
 
 type fileRef struct {
@@ -176,7 +185,7 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 				case <-stop:
 					return
 				case <-t.C:
-					o.Progress(Stats{Files: c.nfiles.Load(), Bytes: c.bytes.Load(), BytesSent: c.sent.Load(), Elapsed: time.Since(start)})
+					o.Progress(c.progress(start))
 				}
 			}
 		}()
@@ -188,6 +197,7 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	}
 	close(stop)
 	c.stats.Bytes, c.stats.BytesSent, c.stats.Elapsed = c.bytes.Load(), c.sent.Load(), time.Since(start)
+	c.stats.Total, c.stats.Done = c.total.Load(), c.bytes.Load()+c.keptBytes.Load()
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -215,6 +225,13 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	}
 	c.stats.Elapsed = time.Since(start)
 	return sn, res, c.stats, nil
+}
+
+// progress is the stats so far, for Options.Progress.
+func (c *control) progress(start time.Time) Stats {
+	b := c.bytes.Load()
+	return Stats{Files: c.nfiles.Load(), Bytes: b, BytesSent: c.sent.Load(), Elapsed: time.Since(start),
+		Total: c.total.Load(), Done: b + c.keptBytes.Load()}
 }
 
 // worker verifies and stores the chunks that arrive.
@@ -248,7 +265,14 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 		}
 		t, p, err := c.link.ReadFrame()
 		if err != nil {
-			return res, fmt.Errorf("the link to the host broke: %w", err)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				// the session's end says why: the agent killed, or the
+				// connection gone without an exit status
+				if rerr := c.link.Result(nil); rerr != nil {
+					err = rerr
+				}
+			}
+			return res, halfway(err)
 		}
 		c.stats.WireBytes += int64(len(p)) + 5
 		switch t {
@@ -300,6 +324,12 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 	}
 }
 
+// halfway words a link that broke during the backup: whichever side
+// noticed first, the operator learns the same.
+func halfway(err error) error {
+	return fmt.Errorf("the backup stopped halfway, nothing of it is stored as a snapshot: %w", err)
+}
+
 // complete checks that every file got its content.
 func (c *control) complete() error {
 	for _, f := range c.files {
@@ -332,6 +362,7 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 			return fmt.Errorf("host-backup: entry %d sent twice", e.Seq)
 		}
 		c.files[e.Seq] = fileRef{e.Path, n}
+		c.total.Add(int64(n.Size))
 		if c.req.Source != SourceFiles {
 			continue
 		}
@@ -343,6 +374,7 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 			c.stats.Files++
 			c.stats.Unchanged++
 			c.nfiles.Add(1)
+			c.keptBytes.Add(int64(n.Size))
 			c.kept[e.Seq] = true
 			continue
 		}
@@ -352,7 +384,7 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 		return nil
 	}
 	if err := c.link.WriteJSON(agentproto.FrameMessage, Down{Verdict: &v}); err != nil {
-		return fmt.Errorf("answering the host: %w", err)
+		return halfway(fmt.Errorf("answering the host: %w", err))
 	}
 	return nil
 }
@@ -405,7 +437,7 @@ func (c *control) contents(ctx context.Context, cs []Content) error {
 				delete(c.files, ct.Seq)
 				continue
 			}
-			return fmt.Errorf("%s: %s", f.path, ct.Err)
+			return fmt.Errorf("%s: %s (no snapshot is stored without it: repair it, or exclude it in the plan)", f.path, ct.Err)
 		}
 		if f.node.Content == nil {
 			f.node.Content = []repo.ID{}
@@ -415,7 +447,7 @@ func (c *control) contents(ctx context.Context, cs []Content) error {
 		c.nfiles.Add(1)
 	}
 	if err := c.link.WriteJSON(agentproto.FrameMessage, Down{Want: &w}); err != nil {
-		return fmt.Errorf("answering the host: %w", err)
+		return halfway(fmt.Errorf("answering the host: %w", err))
 	}
 	return nil
 }
@@ -462,12 +494,25 @@ func Verify(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, blobs []
 	if err := walk(*sn.Tree); err != nil {
 		return err
 	}
-	var buf []byte
-	for _, id := range blobs {
-		var err error
-		if buf, err = r.LoadBlob(ctx, repo.DataBlob, id, buf); err != nil {
-			return err
-		}
+	// the blobs in as many runs as there are cores, each in the order
+	// they were written (so mostly pack by pack)
+	g, gctx := errgroup.WithContext(ctx)
+	n := runtime.GOMAXPROCS(0)
+	per := (len(blobs) + n - 1) / n
+	for part := range slices.Chunk(blobs, max(per, 1)) {
+		g.Go(func() error {
+			var buf []byte
+			for _, id := range part {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				var err error
+				if buf, err = r.LoadBlob(gctx, repo.DataBlob, id, buf); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }

@@ -81,6 +81,7 @@ type host struct {
 	req  Request
 	pol  chunker.Pol
 	ch   *chunker.Chunker
+	cbuf []byte // the chunker's output buffer, one for the operation
 	seq  int64
 	res  Result
 
@@ -344,7 +345,11 @@ func (h *host) flushContents(ctx context.Context) error {
 // chunkStream cuts rd with the content-defined chunker into file seq.
 func (h *host) chunkStream(ctx context.Context, seq int64, rd io.Reader) (uint64, error) {
 	h.ch.Reset(rd, h.pol)
-	buf := make([]byte, chunker.MaxSize)
+	if h.cbuf == nil {
+		// once: 8 MiB zeroed per file cost more than reading a small one
+		h.cbuf = make([]byte, chunker.MaxSize)
+	}
+	buf := h.cbuf
 	var size uint64
 	for {
 		c, err := h.ch.Next(buf[:0])
@@ -598,7 +603,7 @@ func (h *host) readFile(ctx context.Context, f pendingFile) error {
 		file, err = os.OpenFile(f.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	}
 	if err != nil {
-		return h.endFile(ctx, f.seq, 0, err)
+		return h.endFile(ctx, f.seq, 0, fmt.Errorf("open: %w", unwrapPath(err)))
 	}
 	defer file.Close()
 	if fi, err := file.Stat(); err != nil || !fi.Mode().IsRegular() {
@@ -613,7 +618,7 @@ func (h *host) readFile(ctx context.Context, f pendingFile) error {
 		return err
 	}
 	if err != nil {
-		err = fmt.Errorf("read %s: %w", f.path, unwrapPath(err))
+		err = fmt.Errorf("read: %w", unwrapPath(err))
 	}
 	h.res.Files++
 	return h.endFile(ctx, f.seq, size, err)

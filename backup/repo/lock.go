@@ -33,18 +33,39 @@ const (
 	RefreshEvery = 5 * time.Minute
 )
 
-// Stale reports whether a lock no longer protects anything: too old, or
-// taken on this host by a process that is gone.
-func (l *Lock) Stale() bool {
+// Stale reports whether a lock no longer protects anything, judged on
+// the node named node (see Repository.SetLockHost): too old, or taken on
+// that node by a process that is gone. Only a lock of this node's name
+// has its PID looked up here.
+func (l *Lock) Stale(node string) bool {
 	if time.Since(l.Time) > StaleAfter {
 		return true
 	}
-	host, _ := os.Hostname()
-	if l.Hostname != host {
+	if l.Hostname != node {
 		return false
 	}
 	err := syscall.Kill(l.PID, 0)
 	return errors.Is(err, syscall.ESRCH)
+}
+
+// SetLockHost names the node this process runs on in the lock files it
+// writes, and tells whose locks' PIDs it may look up to find dead ones
+// (default: the machine's hostname). Control nodes whose hostnames are
+// not unique (containers, clones of one image) set a name of their own,
+// the same for every process on one node.
+func (r *Repository) SetLockHost(name string) {
+	if name != "" {
+		r.lockHost = name
+	}
+}
+
+// node is the name this process's locks carry.
+func (r *Repository) node() string {
+	if r.lockHost != "" {
+		return r.lockHost
+	}
+	host, _ := os.Hostname()
+	return host
 }
 
 // ErrLocked means another process holds a conflicting lock.
@@ -52,8 +73,9 @@ var ErrLocked = errors.New("repository is locked")
 
 // Held is a lock this process holds. It is refreshed in the background;
 // Valid reports whether it may have gone stale (a refresh failed for
-// longer than it stays fresh), in which case a writer must stop before
-// writing index or snapshot.
+// longer than it stays fresh, or found the lock file removed by someone
+// else), in which case a writer must stop before writing index or
+// snapshot.
 type Held struct {
 	r      *Repository
 	mu     sync.Mutex
@@ -66,6 +88,10 @@ type Held struct {
 	// is done; confirmErr is its finding
 	confirmed  chan struct{}
 	confirmErr error
+	// lost is set when a refresh finds the lock file gone: someone
+	// removed it (unlock --remove-all, or another node that judged it
+	// stale), and an exclusive lock may have been taken since
+	lost error
 }
 
 // LoadLock reads a lock file.
@@ -93,7 +119,7 @@ func (r *Repository) checkLocks(ctx context.Context, exclusive bool, self ID) er
 		if err != nil {
 			return fmt.Errorf("read lock %s: %w", id.Str(), err)
 		}
-		if l.Stale() {
+		if l.Stale(r.node()) {
 			return nil
 		}
 		if exclusive || l.Exclusive {
@@ -108,9 +134,8 @@ func (r *Repository) checkLocks(ctx context.Context, exclusive bool, self ID) er
 	})
 }
 
-func newLockDoc(exclusive bool) Lock {
-	l := Lock{Time: time.Now(), Exclusive: exclusive, PID: os.Getpid()}
-	l.Hostname, _ = os.Hostname()
+func newLockDoc(exclusive bool, node string) Lock {
+	l := Lock{Time: time.Now(), Exclusive: exclusive, PID: os.Getpid(), Hostname: node}
 	if u, err := user.Current(); err == nil {
 		l.Username = u.Username
 		uid, _ := strconv.Atoi(u.Uid)
@@ -199,7 +224,7 @@ func (r *Repository) lock(ctx context.Context, exclusive bool) (*Held, error) {
 	if err := r.checkLocks(ctx, exclusive, ID{}); err != nil {
 		return nil, err
 	}
-	doc := newLockDoc(exclusive)
+	doc := newLockDoc(exclusive, r.node())
 	b, _ := json.Marshal(doc)
 	id, err := r.SaveUnpacked(ctx, backend.LockFile, b)
 	if err != nil {
@@ -241,6 +266,15 @@ func (h *Held) refresher(ctx context.Context) {
 func (h *Held) refresh(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.lost != nil {
+		return h.lost
+	}
+	_, err := h.r.be.Stat(ctx, backend.Handle{Type: backend.LockFile, Name: h.id.String()})
+	if backend.IsNotExist(err) {
+		h.lost = fmt.Errorf("the repository lock %s was removed by someone else (holiday repo unlock, or a node that judged it stale); another command may hold the repository now — stopping before writing index or snapshot", h.id.Str())
+		h.r.abortWriter(h.lost)
+		return h.lost
+	}
 	doc := h.lock
 	doc.Time = time.Now()
 	b, _ := json.Marshal(doc)
@@ -262,6 +296,9 @@ func (h *Held) Valid() error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.lost != nil {
+		return h.lost
+	}
 	if time.Since(h.okAt) > StaleAfter-RefreshEvery {
 		return fmt.Errorf("the repository lock could not be refreshed since %s; it may have been taken over — stopping before writing index or snapshot", h.okAt.Format(time.RFC3339))
 	}
@@ -294,7 +331,7 @@ func (r *Repository) RemoveStaleLocks(ctx context.Context, all bool) (int, error
 	for _, id := range ids {
 		if !all {
 			l, err := r.LoadLock(ctx, id)
-			if err == nil && !l.Stale() {
+			if err == nil && !l.Stale(r.node()) {
 				continue
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func TestLocks(t *testing.T) {
 		{"other host", Lock{Time: time.Now(), Hostname: "elsewhere", PID: 1 << 30}, false},
 		{"too old", Lock{Time: time.Now().Add(-StaleAfter - time.Minute), Hostname: "elsewhere", PID: 1}, true},
 	} {
-		if got := tc.lock.Stale(); got != tc.stale {
+		if got := tc.lock.Stale(host); got != tc.stale {
 			t.Errorf("%s: stale = %v", tc.name, got)
 		}
 	}
@@ -90,6 +91,51 @@ func TestStaleLockStopsWrites(t *testing.T) {
 	}
 	if err := r.Flush(ctx); err == nil {
 		t.Error("index written under a lock that may be stale")
+	}
+}
+
+// A lock whose file someone else removed (unlock --remove-all, a node
+// that judged it stale) is lost at the next refresh: the packing under
+// way stops and no index or snapshot is written, also after the refresh
+// would have succeeded.
+func TestRemovedLockStopsWrites(t *testing.T) {
+	ctx := context.Background()
+	be := mem.New()
+	r, err := Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.Lock(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unlock(ctx)
+	if _, _, err := r.SaveBlob(ctx, DataBlob, []byte("before"), ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.RemoveStaleLocks(ctx, true); err != nil || n != 1 {
+		t.Fatalf("unlock --remove-all: %d, %v", n, err)
+	}
+	if err := h.refresh(ctx); err == nil || !strings.Contains(err.Error(), "removed by someone else") {
+		t.Fatalf("refresh of a removed lock: %v", err)
+	}
+	if err := r.LockValid(); err == nil {
+		t.Error("LockValid after the lock was removed")
+	}
+	if err := h.refresh(ctx); err == nil {
+		t.Error("a lost lock was refreshed back")
+	}
+	if err := r.Flush(ctx); err == nil {
+		t.Error("index written after the lock was removed")
+	}
+	if _, err := r.SaveSnapshot(ctx, &Snapshot{Tree: &ID{}}); err == nil {
+		t.Error("snapshot written after the lock was removed")
+	}
+	n := 0
+	_ = be.List(ctx, backend.IndexFile, func(backend.FileInfo) error { n++; return nil })
+	_ = be.List(ctx, backend.LockFile, func(backend.FileInfo) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("%d index or lock files written after the lock was removed", n)
 	}
 }
 
@@ -121,7 +167,7 @@ func TestLockSharedAsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Unlock(ctx)
-	doc := newLockDoc(true)
+	doc := newLockDoc(true, r.node())
 	doc.PID = os.Getpid() // alive, so not stale
 	b, _ := json.Marshal(doc)
 	racer, err := r.SaveUnpacked(ctx, backend.LockFile, b)
@@ -159,7 +205,7 @@ func TestLockLostStopsSaveBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Unlock(ctx)
-	doc := newLockDoc(true)
+	doc := newLockDoc(true, r.node())
 	doc.PID = os.Getpid() // alive, so not stale
 	b, _ := json.Marshal(doc)
 	racer, err := r.SaveUnpacked(ctx, backend.LockFile, b)
@@ -184,5 +230,52 @@ func TestLockLostStopsSaveBlob(t *testing.T) {
 	}
 	if err := r.Flush(ctx); !errors.Is(err, ErrLocked) {
 		t.Errorf("Flush beside an exclusive lock: %v", err)
+	}
+}
+
+// TestSetLockHost: a node name of its own goes into the lock files, and
+// only locks of that name have their PIDs looked up: a dead process's
+// lock under the node's name is stale (unlock removes it), one under the
+// machine's hostname is another node's and stays.
+func TestSetLockHost(t *testing.T) {
+	ctx := context.Background()
+	r, err := Init(ctx, mem.New(), "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetLockHost("control-b")
+	h, err := r.Lock(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	_ = r.List(ctx, backend.LockFile, func(id ID, _ int64) error {
+		l, err := r.LoadLock(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, l.Hostname)
+		return nil
+	})
+	if len(names) != 1 || names[0] != "control-b" {
+		t.Errorf("lock files name %v, want [control-b]", names)
+	}
+	_ = h.Unlock(ctx)
+
+	machine, _ := os.Hostname()
+	for _, host := range []string{"control-b", machine} {
+		doc := newLockDoc(true, host)
+		doc.PID = 1 << 30 // no such process
+		b, _ := json.Marshal(doc)
+		if _, err := r.SaveUnpacked(ctx, backend.LockFile, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := r.RemoveStaleLocks(ctx, false)
+	if err != nil || n != 1 {
+		t.Fatalf("removed %d stale locks (%v), want 1: the dead process of control-b", n, err)
+	}
+	if _, err := r.Lock(ctx, false); !errors.Is(err, ErrLocked) {
+		t.Errorf("the machine-named exclusive lock (another node's) was not honoured: %v", err)
 	}
 }

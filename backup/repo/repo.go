@@ -28,6 +28,8 @@ type Config struct {
 	Version           int         `json:"version"`
 	ID                string      `json:"id"`
 	ChunkerPolynomial chunker.Pol `json:"chunker_polynomial"`
+	// ObjectLock is holiday's: retain new files (objectlock.go)
+	ObjectLock *ObjectLock `json:"holiday_object_lock,omitempty"`
 }
 
 // KeyFile is one file under keys/: what unlocks the master key with a
@@ -74,6 +76,8 @@ type Repository struct {
 
 	wmu sync.Mutex
 	w   *writer // write side, set up on first SaveBlob
+
+	lockHost string // SetLockHost; "" means the machine's hostname
 }
 
 // Backend is the storage under the repository.
@@ -117,6 +121,32 @@ func (r *Repository) decoder() *zstd.Decoder {
 // Init creates a new version 2 repository on be (which must be empty)
 // with a first key for password.
 func Init(ctx context.Context, be backend.Backend, password string) (*Repository, error) {
+	return InitWith(ctx, be, password, InitOptions{})
+}
+
+// InitWith is Init with options: with ObjectLock, the backend must
+// retain files (an S3 bucket with Object Lock enabled); the key and the
+// config are then stored retained already.
+func InitWith(ctx context.Context, be backend.Backend, password string, o InitOptions) (*Repository, error) {
+	if ol := o.ObjectLock; ol != nil {
+		rb, ok := be.(retainer)
+		if !ok {
+			return nil, fmt.Errorf("object lock needs an S3 repository on a bucket with Object Lock enabled")
+		}
+		if ol.Days < 1 {
+			return nil, fmt.Errorf("object lock retention of %d days: want 1 or more", ol.Days)
+		}
+		on, err := rb.ObjectLockEnabled(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !on {
+			return nil, fmt.Errorf("the bucket does not have Object Lock enabled (it is set when a bucket is created; init on a new bucket creates it so)")
+		}
+		if err := rb.SetRetention(ol.Mode, ol.Period()); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := be.Stat(ctx, backend.Handle{Type: backend.ConfigFile}); err == nil {
 		return nil, fmt.Errorf("a repository already exists here (config file present)")
 	}
@@ -131,7 +161,7 @@ func Init(ctx context.Context, be backend.Backend, password string) (*Repository
 	r := &Repository{
 		be:  be,
 		key: crypto.NewRandomKey(),
-		cfg: Config{Version: 2, ID: hex.EncodeToString(rid[:]), ChunkerPolynomial: pol},
+		cfg: Config{Version: 2, ID: hex.EncodeToString(rid[:]), ChunkerPolynomial: pol, ObjectLock: o.ObjectLock},
 		idx: NewIndex(),
 	}
 	name, err := r.AddKey(ctx, password, "", "")
@@ -278,6 +308,9 @@ func Open(ctx context.Context, be backend.Backend, password string) (*Repository
 	}
 	if r.cfg.Version != 1 && r.cfg.Version != 2 {
 		return nil, fmt.Errorf("repository format version %d is not supported (1 and 2 are)", r.cfg.Version)
+	}
+	if err := r.applyObjectLock(); err != nil {
+		return nil, fmt.Errorf("object lock: %w", err)
 	}
 	return r, nil
 }

@@ -172,16 +172,54 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 		sealed = r.key.Seal((*sb)[:0], data)
 	}
 	*sb = sealed[:0]
+	return id, false, r.addSealed(ctx, w, bh, sealed, ulen, len(data))
+}
 
+// SaveSealed stores a blob sealed with this repository's key, as it is
+// (pb says its handle, length and uncompressed length): prune's repack
+// copies blobs without decrypting, decompressing and compressing them
+// again. The MAC is verified first. It returns whether the blob was
+// already known (then nothing is stored). sealed is not retained.
+func (r *Repository) SaveSealed(ctx context.Context, pb PackedBlob, sealed []byte) (bool, error) {
+	if err := r.key.Verify(sealed); err != nil {
+		return false, fmt.Errorf("%v blob %s in pack %s: %w", pb.Type, pb.ID.Str(), pb.Pack.Str(), err)
+	}
+	if err := r.LockLost(); err != nil {
+		return false, err
+	}
+	w := r.startWriter(ctx)
+	bh := pb.BlobHandle
+	if r.idx.Has(bh) {
+		return true, nil
+	}
+	w.mu.Lock()
+	if _, ok := w.pending[bh]; ok {
+		w.mu.Unlock()
+		return true, nil
+	}
+	w.pending[bh] = struct{}{}
+	w.mu.Unlock()
+	n := int(pb.UncompressedLength)
+	if n == 0 {
+		n = len(sealed) - crypto.Extension
+	}
+	return false, r.addSealed(ctx, w, bh, sealed, int(pb.UncompressedLength), n)
+}
+
+// addSealed puts a sealed blob (already marked pending) into a pack of
+// its type, and sends a pack that is full to the uploaders. plainLen
+// counts towards Added.
+func (r *Repository) addSealed(ctx context.Context, w *writer, bh BlobHandle, sealed []byte, ulen, plainLen int) error {
+	t := bh.Type
 	var p *packer
 	select {
 	case p = <-w.slots[t]:
 	case <-w.gctx.Done():
 		w.forget(bh)
-		return id, false, w.failure()
+		return w.failure()
 	case <-ctx.Done():
 		w.forget(bh)
-		return id, false, ctx.Err()
+		return ctx.Err()
 	}
 	var full *packer
 	if p != nil && len(p.entries) > 0 && p.size()+len(sealed) > PackSize {
@@ -192,13 +230,13 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 		if p, err = newPacker(r.be); err != nil {
 			w.slots[t] <- full // still flushed at the end
 			w.forget(bh)
-			return id, false, err
+			return err
 		}
 	}
 	p.add(bh, sealed, ulen)
 	w.slots[t] <- p
 	w.mu.Lock()
-	w.added += int64(len(data))
+	w.added += int64(plainLen)
 	w.addedPacked += int64(len(sealed))
 	w.mu.Unlock()
 	if full != nil {
@@ -206,7 +244,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 		if _, err = full.finish(r.key); err == nil {
 			select {
 			case w.uploads <- full:
-				return id, false, nil
+				return nil
 			case <-w.gctx.Done():
 				err = w.failure()
 			case <-ctx.Done():
@@ -217,9 +255,9 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 		// next pack)
 		w.forgetPack(full)
 		full.discard()
-		return id, false, err
+		return err
 	}
-	return id, false, nil
+	return nil
 }
 
 // forget drops a blob that will not be stored after all from pending, so

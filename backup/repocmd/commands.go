@@ -12,6 +12,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/archiver"
 	"github.com/holiday-ops/holiday/backup/backend"
 	"github.com/holiday-ops/holiday/backup/backend/local"
+	s3be "github.com/holiday-ops/holiday/backup/backend/s3"
 	"github.com/holiday-ops/holiday/backup/checker"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
@@ -22,8 +23,17 @@ import (
 // order of `holiday repo --help`. Each returns an error main can turn
 // into an exit code: usage mistakes carry exitcode.Usage.
 
+// InitOptions are the flags of `holiday repo init`.
+type InitOptions struct {
+	// ObjectLockDays > 0 retains every file but locks for that many
+	// days (S3 with Object Lock; a missing bucket is created with it).
+	ObjectLockDays int
+	// ObjectLockMode is governance (the default) or compliance.
+	ObjectLockMode string
+}
+
 // Init creates a repository at the Env's location.
-func Init(ctx context.Context, e *Env) error {
+func Init(ctx context.Context, e *Env, o InitOptions) error {
 	loc, err := e.Location()
 	if err != nil {
 		return err
@@ -35,11 +45,30 @@ func Init(ctx context.Context, e *Env) error {
 	if pw == "" {
 		return exitcode.With(exitcode.Usage, errors.New("refusing an empty password"))
 	}
+	var ro repo.InitOptions
+	if o.ObjectLockDays != 0 || o.ObjectLockMode != "" {
+		if !IsS3(loc) {
+			return exitcode.With(exitcode.Usage, errors.New("--object-lock-days needs an s3: repository (a bucket with Object Lock)"))
+		}
+		if o.ObjectLockDays < 1 {
+			return exitcode.With(exitcode.Usage, fmt.Errorf("--object-lock-days %d: want 1 or more", o.ObjectLockDays))
+		}
+		mode := o.ObjectLockMode
+		if mode == "" {
+			mode = "governance"
+		}
+		m, err := s3be.ParseLockMode(mode)
+		if err != nil {
+			return exitcode.With(exitcode.Usage, err)
+		}
+		ro.ObjectLock = &repo.ObjectLock{Mode: string(m), Days: o.ObjectLockDays}
+		e.S3.ObjectLockBucket = true
+	}
 	be, err := e.openBackend(ctx, loc, true)
 	if err != nil {
 		return err
 	}
-	r, err := repo.Init(ctx, be, pw)
+	r, err := repo.InitWith(ctx, be, pw, ro)
 	if err != nil {
 		return fmt.Errorf("init repository %s: %w", loc, err)
 	}
@@ -318,7 +347,21 @@ func Check(ctx context.Context, e *Env, readData bool, subset string) error {
 	if err := r.LockValid(); err != nil {
 		return fmt.Errorf("check ran beside a conflicting lock; its findings are not reported: %w", err)
 	}
-	_ = PrintCheck(e.Stdout, rep, opts.ReadData, e.JSON)
+	im, err := r.Immutability(ctx, time.Now())
+	if err != nil {
+		// the check itself is done; say what could not be read
+		fmt.Fprintf(e.Stderr, "warning: cannot tell whether the repository is immutable (Object Lock): %v\n", err)
+		im = &repo.Immutability{}
+	}
+	if e.JSON {
+		_ = PrintJSON(e.Stdout, struct {
+			*checker.Report
+			Immutability *repo.Immutability `json:"immutability"`
+		}{rep, im})
+	} else {
+		_ = PrintCheck(e.Stdout, rep, opts.ReadData, false)
+		PrintImmutability(e.Stdout, im, time.Now())
+	}
 	if !rep.OK() {
 		return fmt.Errorf("check found %d problems", len(rep.Problems))
 	}
@@ -349,4 +392,21 @@ func Unlock(ctx context.Context, e *Env, all bool) error {
 		}
 	}
 	return nil
+}
+
+// ObjectLockState opens the repository without a lock and reads its
+// Object Lock state the cheap way (repo.ObjectLockState): what `holiday
+// plan` reports. An error carries the operator's hint
+// (exitcode.HintOf), as Open gives it.
+func ObjectLockState(ctx context.Context, e *Env) (*repo.Immutability, error) {
+	r, release, err := e.Open(ctx, NoLock)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	im, err := r.ObjectLockState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the Object Lock state: %w", err)
+	}
+	return im, nil
 }

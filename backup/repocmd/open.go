@@ -37,7 +37,14 @@ type Env struct {
 	// S3 says how to reach an s3: repository: credential sources,
 	// region, addressing (a plan's repository.s3). The endpoint, bucket
 	// and prefix always come from the location.
-	S3    s3be.Config
+	S3 s3be.Config
+	// Where is how the operator named the repository, for hints: "--repo"
+	// when empty, or e.g. "the plan's repository.url".
+	Where string
+	// Node names this control node in the lock files it writes; ""
+	// means $HOLIDAY_HOSTNAME, else the machine's hostname
+	// (repo.Repository.SetLockHost).
+	Node  string
 	JSON  bool // machine-readable output on Stdout
 	Quiet bool // no progress on Stderr
 
@@ -135,6 +142,7 @@ func (e *Env) Open(ctx context.Context, lock string) (*repo.Repository, func(), 
 	case err != nil:
 		return nil, nil, fmt.Errorf("open repository %s: %w", loc, err)
 	}
+	r.SetLockHost(e.node())
 	release := func() {}
 	if lock != NoLock {
 		var h *repo.Held
@@ -149,6 +157,15 @@ func (e *Env) Open(ctx context.Context, lock string) (*repo.Repository, func(), 
 		release = func() { _ = h.Unlock(context.WithoutCancel(ctx)) }
 	}
 	return r, release, nil
+}
+
+// node is Node, else $HOLIDAY_HOSTNAME ("" leaves the machine's
+// hostname).
+func (e *Env) node() string {
+	if e.Node != "" {
+		return e.Node
+	}
+	return strings.TrimSpace(os.Getenv("HOLIDAY_HOSTNAME"))
 }
 
 // logger logs warnings and worse to Stderr.

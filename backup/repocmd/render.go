@@ -11,6 +11,8 @@ import (
 
 	"github.com/holiday-ops/holiday/backup/archiver"
 	"github.com/holiday-ops/holiday/backup/checker"
+	"github.com/holiday-ops/holiday/backup/forget"
+	"github.com/holiday-ops/holiday/backup/prune"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
 )
@@ -218,4 +220,119 @@ func CheckProgress(w io.Writer) func(done, total int) {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// PrintForget lists, per group, the snapshots kept with their reasons
+// ("kept: pinned until 2025-01-30") and those removed (or, with dryRun,
+// that would be).
+func PrintForget(w io.Writer, p forget.Policy, groups []forget.Group, dryRun bool) {
+	fmt.Fprintf(w, "applying policy: %s; pinned snapshots are always kept\n", p)
+	gone := "removed:"
+	if dryRun {
+		gone = "would remove:"
+	}
+	for _, g := range groups {
+		fmt.Fprintf(w, "snapshots of host %s, paths %s: keep %d, remove %d\n", g.Host, strings.Join(g.Paths, " "), g.Kept(), len(g.Decisions)-g.Kept())
+		for _, d := range g.Decisions {
+			s := d.Snapshot
+			line := fmt.Sprintf("%s  %s", s.ID.Str(), s.Time.Local().Format("2006-01-02 15:04:05"))
+			if d.Keep {
+				fmt.Fprintf(w, "  %-13s %s  %s\n", "kept:", line, strings.Join(d.Reasons, ", "))
+			} else {
+				fmt.Fprintf(w, "  %-13s %s\n", gone, line)
+			}
+		}
+	}
+}
+
+// PrintForgetJSON writes ForgetJSON(groups).
+func PrintForgetJSON(w io.Writer, groups []forget.Group) error {
+	return PrintJSON(w, ForgetJSON(groups))
+}
+
+// ForgetJSON is restic-like forget output: per group the host, paths,
+// the kept snapshots with reasons and the removed ones.
+func ForgetJSON(groups []forget.Group) any {
+	type keep struct {
+		ID      string   `json:"id"`
+		Time    string   `json:"time"`
+		Reasons []string `json:"reasons"`
+	}
+	type group struct {
+		Host   string   `json:"host"`
+		Paths  []string `json:"paths"`
+		Keep   []keep   `json:"keep"`
+		Remove []string `json:"remove"`
+	}
+	out := []group{}
+	for _, g := range groups {
+		gg := group{Host: g.Host, Paths: g.Paths, Keep: []keep{}, Remove: []string{}}
+		for _, d := range g.Decisions {
+			if d.Keep {
+				gg.Keep = append(gg.Keep, keep{d.Snapshot.ID.String(), d.Snapshot.Time.Format(time.RFC3339), d.Reasons})
+			} else {
+				gg.Remove = append(gg.Remove, d.Snapshot.ID.String())
+			}
+		}
+		out = append(out, gg)
+	}
+	return out
+}
+
+// PrintPrune reports a prune's plan and, unless it was a dry run, what
+// it did.
+func PrintPrune(w io.Writer, st prune.Stats, asJSON bool) error {
+	if asJSON {
+		return PrintJSON(w, st)
+	}
+	fmt.Fprintf(w, "%d snapshots use %d blobs, %s; %s unused in %d packs\n", st.Snapshots, st.UsedBlobs, Human(st.UsedBytes), Human(st.UnusedBytes), st.Packs)
+	repack, del := "repacked", "deleted"
+	if st.DryRun {
+		repack, del = "would repack", "would delete"
+	}
+	fmt.Fprintf(w, "%s %d packs (%s kept), %s %d packs (%s), %d of them unreferenced; %s unused left\n",
+		repack, st.RepackPacks, Human(st.RepackBytes), del, st.DeletePacks, Human(st.DeleteBytes), st.Unreferenced, Human(st.UnusedAfter))
+	if st.RetainedPacks > 0 {
+		fmt.Fprintf(w, "left %d packs under Object Lock retention (until %s at the latest)\n", st.RetainedPacks, st.RetainedUntil.UTC().Format(time.RFC3339))
+	}
+	if !st.DryRun && st.DeletePacks+st.RepackPacks > 0 {
+		fmt.Fprintf(w, "wrote %d new packs and %d index files, removed %d old index files\n", st.NewPacks, st.IndexWritten, st.IndexRemoved)
+	}
+	if st.DryRun {
+		fmt.Fprintln(w, "dry run: nothing was changed")
+	}
+	return nil
+}
+
+// PrintImmutability says whether the repository is immutable (Object
+// Lock) and until when; nothing for a backend without Object Lock.
+func PrintImmutability(w io.Writer, im *repo.Immutability, now time.Time) {
+	if !im.Supported {
+		return
+	}
+	if !im.Enabled {
+		fmt.Fprintln(w, "not immutable: the bucket has no Object Lock (anyone with these credentials can delete the backups)")
+		return
+	}
+	setting := "new files get no retention (the repository was not initialised with --object-lock-days)"
+	if im.Setting != nil {
+		setting = fmt.Sprintf("new files retained %d days (%s)", im.Setting.Days, im.Setting.Mode)
+	}
+	switch {
+	case im.Immutable(now):
+		fmt.Fprintf(w, "immutable until %s: the config and all %d snapshots are retained (the last until %s); %s\n",
+			im.Until.UTC().Format(time.RFC3339), im.Snapshots, im.Latest.UTC().Format(time.RFC3339), setting)
+	case im.Snapshots == 0:
+		fmt.Fprintf(w, "not immutable yet: no snapshots; %s\n", setting)
+	default:
+		fmt.Fprintf(w, "not immutable: %d of %d snapshots retained now, config retained until %s; %s\n",
+			im.Retained, im.Snapshots, orNone(im.ConfigUntil, now), setting)
+	}
+}
+
+func orNone(t, now time.Time) string {
+	if !t.After(now) {
+		return "no longer"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

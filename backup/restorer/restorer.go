@@ -222,18 +222,18 @@ func Restore(ctx context.Context, r *repo.Repository, tree repo.ID, target strin
 					warn(p, err)
 					return nil
 				}
-				if err := setMeta(dst, n); err != nil {
+				if err := SetMeta(dst, n); err != nil {
 					warn(p, err)
 				}
 				return nil
 			})
 		default:
 			st.Others++
-			if err := createSpecial(dst, n); err != nil {
+			if err := CreateSpecial(dst, n); err != nil {
 				warn(p, err)
 				return nil
 			}
-			if err := setMeta(dst, n); err != nil {
+			if err := SetMeta(dst, n); err != nil {
 				warn(p, err)
 			}
 		}
@@ -251,7 +251,7 @@ func Restore(ctx context.Context, r *repo.Repository, tree repo.ID, target strin
 		}
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := setMeta(dirs[i].path, dirs[i].n); err != nil {
+		if err := SetMeta(dirs[i].path, dirs[i].n); err != nil {
 			warn(dirs[i].path, err)
 		}
 	}
@@ -261,7 +261,8 @@ func Restore(ctx context.Context, r *repo.Repository, tree repo.ID, target strin
 	return st, nil
 }
 
-func allZero(b []byte) bool {
+// AllZero reports whether b holds only zero bytes.
+func AllZero(b []byte) bool {
 	for len(b) >= 8 {
 		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
 			return false
@@ -323,13 +324,13 @@ func restoreFile(ctx context.Context, r *repo.Repository, n *repo.Node, dst stri
 				return err
 			}
 			*bp = buf[:0]
-			if allZero(buf) {
+			if AllZero(buf) {
 				mu.Lock()
 				zeros[id] = true
 				mu.Unlock()
 				return nil
 			}
-			return writeSparse(f, buf, offs[i])
+			return WriteSparse(f, buf, offs[i])
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -349,9 +350,10 @@ var blobBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &
 // holeBlock is the granularity at which zeros inside a blob become holes.
 const holeBlock = 4096
 
-// writeSparse writes buf at off, skipping the filesystem blocks that are
-// all zeros so that they stay holes.
-func writeSparse(f *os.File, buf []byte, off int64) error {
+// WriteSparse writes buf at off, skipping the filesystem blocks that are
+// all zeros so that they stay holes. The caller sets the final size
+// (Truncate) so that a trailing hole exists.
+func WriteSparse(f *os.File, buf []byte, off int64) error {
 	start := -1 // start of the pending non-zero run in buf
 	i := 0
 	for i < len(buf) {
@@ -359,7 +361,7 @@ func writeSparse(f *os.File, buf []byte, off int64) error {
 		if end > len(buf) {
 			end = len(buf)
 		}
-		if allZero(buf[i:end]) {
+		if AllZero(buf[i:end]) {
 			if start >= 0 {
 				if _, err := f.WriteAt(buf[start:i], off+int64(start)); err != nil {
 					return err
@@ -379,7 +381,10 @@ func writeSparse(f *os.File, buf []byte, off int64) error {
 	return nil
 }
 
-func createSpecial(dst string, n *repo.Node) error {
+// CreateSpecial creates a node that is neither a file nor a directory
+// (symlink, fifo, device) at dst, which must not exist. Its metadata is
+// SetMeta's.
+func CreateSpecial(dst string, n *repo.Node) error {
 	switch n.Type {
 	case repo.NodeSymlink:
 		return os.Symlink(n.LinkTarget, dst)
@@ -395,15 +400,21 @@ func createSpecial(dst string, n *repo.Node) error {
 	return fmt.Errorf("unknown node type %q", n.Type)
 }
 
-// setMeta restores owner, mode (after chown, which clears setuid), xattrs
-// and times, never following a symlink.
-func setMeta(dst string, n *repo.Node) error {
+// SetMeta restores owner, mode (after chown, which clears setuid), xattrs
+// and times, never following a symlink. It is exact: xattrs dst holds
+// that n does not are removed (a new file has none; a file put back in
+// place may carry ones added since). The same code serves a local
+// restore and the host side of `holiday rollback`.
+func SetMeta(dst string, n *repo.Node) error {
 	var errs []error
 	if err := os.Lchown(dst, int(n.UID), int(n.GID)); err != nil && !errors.Is(err, syscall.EPERM) {
 		errs = append(errs, err)
 	}
 	if n.Type != repo.NodeSymlink {
 		if err := os.Chmod(dst, n.Mode&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky)); err != nil {
+			errs = append(errs, err)
+		}
+		if err := dropXattrs(dst, n.ExtendedAttributes); err != nil {
 			errs = append(errs, err)
 		}
 		for _, xa := range n.ExtendedAttributes {
@@ -415,6 +426,34 @@ func setMeta(dst string, n *repo.Node) error {
 	ts := []unix.Timespec{unix.NsecToTimespec(n.AccessTime.UnixNano()), unix.NsecToTimespec(n.ModTime.UnixNano())}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// dropXattrs removes the xattrs of dst that keep does not name.
+func dropXattrs(dst string, keep []repo.ExtendedAttribute) error {
+	size, err := unix.Llistxattr(dst, nil)
+	if err != nil || size == 0 {
+		return nil // no xattrs, or a filesystem without them
+	}
+	buf := make([]byte, size)
+	if size, err = unix.Llistxattr(dst, buf); err != nil {
+		return fmt.Errorf("list xattrs: %w", err)
+	}
+	var errs []error
+outer:
+	for _, name := range strings.Split(string(buf[:size]), "\x00") {
+		if name == "" {
+			continue
+		}
+		for _, xa := range keep {
+			if xa.Name == name {
+				continue outer
+			}
+		}
+		if err := unix.Lremovexattr(dst, name); err != nil {
+			errs = append(errs, fmt.Errorf("remove xattr %s: %w", name, err))
+		}
 	}
 	return errors.Join(errs...)
 }

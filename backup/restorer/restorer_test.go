@@ -41,7 +41,7 @@ func TestWriteSparseKeepsHoles(t *testing.T) {
 	defer f.Close()
 	buf := make([]byte, 8<<20) // zeros but for one byte in the middle
 	buf[4<<20+17] = 1
-	if err := writeSparse(f, buf, 12345); err != nil {
+	if err := WriteSparse(f, buf, 12345); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Truncate(12345 + int64(len(buf))); err != nil {

@@ -12,7 +12,14 @@ import (
 	"github.com/holiday-ops/holiday/internal/agent"
 	_ "github.com/holiday-ops/holiday/internal/facts"     // registers the facts operation
 	_ "github.com/holiday-ops/holiday/internal/integrity" // registers the integrity operations
+	"github.com/holiday-ops/holiday/restore"
 )
+
+func init() {
+	for _, h := range restore.AgentHandlers() {
+		agent.Register(h) // rollback's host side
+	}
+}
 
 // newAgentCmd is the host side: the control node uploads this same binary
 // and runs `holiday agent` over SSH, one session per operation. Hidden: it

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -58,7 +59,10 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 				return planError(cmd.ErrOrStderr(), err)
 			}
 			herr := printResult(cmd, &f, res, p, cmd.Context())
-			if derr := devices(); herr == nil {
+			derr := devices()
+			// the run's snapshots to repository.copy_to, both checked
+			herr = errors.Join(herr, lockdownCopy(cmd, p, o.RunID, f.json))
+			if herr == nil {
 				return derr
 			} else if derr != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "holiday: devices: %v\n", derr)

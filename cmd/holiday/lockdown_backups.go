@@ -77,7 +77,7 @@ func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 }
 
 // backupProgress prints each host's source about every 5 s: files,
-// bytes read, bytes sent and the rate.
+// bytes read, bytes sent, the rate and the time left.
 func backupProgress(w io.Writer) func(host, source string, st hostbackup.Stats) {
 	var mu sync.Mutex
 	last := map[string]time.Time{}
@@ -88,9 +88,41 @@ func backupProgress(w io.Writer) func(host, source string, st hostbackup.Stats) 
 			return
 		}
 		last[host] = time.Now()
-		rate := float64(st.Bytes) / max(st.Elapsed.Seconds(), 0.001)
-		fmt.Fprintf(w, "%-10s backup %s: %d files, %s read, %s sent, %s/s\n", host, source, st.Files,
-			repocmd.Human(st.Bytes), repocmd.Human(st.BytesSent), repocmd.Human(int64(rate)))
+		fmt.Fprintln(w, progressLine(host, source, st))
+	}
+}
+
+// progressLine is one progress line of a host's source. The time left is
+// the bytes still to go (the walk's total so far, or the disk's size)
+// at the rate of the bytes behind so far; a dump, whose size is unknown
+// until its end, has none.
+func progressLine(host, source string, st hostbackup.Stats) string {
+	secs := max(st.Elapsed.Seconds(), 0.001)
+	line := fmt.Sprintf("%-10s backup %s: %d files, %s read, %s sent, %s/s", host, source, st.Files,
+		repocmd.Human(st.Bytes), repocmd.Human(st.BytesSent), repocmd.Human(int64(float64(st.Bytes)/secs)))
+	if st.Total <= 0 {
+		return line
+	}
+	done := min(st.Done, st.Total)
+	line += fmt.Sprintf(", %d%% of %s", done*100/st.Total, repocmd.Human(st.Total))
+	if done <= 0 || st.Elapsed < time.Second {
+		return line + ", ETA ?"
+	}
+	left := time.Duration(float64(st.Total-done) / (float64(done) / secs) * float64(time.Second))
+	return line + ", ETA " + etaString(left)
+}
+
+// etaString rounds a time left for reading: 45s, 3m05s, 2h10m.
+func etaString(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Round(time.Second)/time.Second))
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	default:
+		d = d.Round(time.Minute)
+		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
 	}
 }
 

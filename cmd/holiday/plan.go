@@ -28,11 +28,17 @@ world-writable web roots).
 Under each host it lists what lockdown would do there, step by step in
 lockdown's order, and what each step would change — observed on the host
 now, read-only (e.g. "stop redis-server.service (active/running), disable
-redis-server.service (enabled)"). Backups come first; this build takes
-none, so every host says "backups: NOT TAKEN".
+redis-server.service (enabled)"). Backups come first ("backups: NOT
+TAKEN" with --without-backups or backup: none).
+
+Above the hosts, one line each for the plan's repository and its copy_to,
+read-only: reachable (opened with its password) or why not, and whether it
+is immutable (S3 Object Lock) and until when; a retention that ends before
+lockdown's pins, or differs from the plan's object_lock, is a warning.
 
 Exit codes: 0 every host is fine (warnings may be listed), 1 the plan is
-invalid, 2 some hosts failed or would be refused.`,
+invalid, 2 some hosts failed or would be refused, or lockdown would stop
+because the repository it backs up into cannot be opened.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if pf.file == "" {
@@ -47,6 +53,7 @@ invalid, 2 some hosts failed or would be refused.`,
 	plan.Flags().DurationVar(&pf.timeout, "host-timeout", 3*time.Minute, "bound on one host's whole check")
 	plan.Flags().StringVar(&pf.agentBin, "agent-binary", "", "static holiday build to push as the agent (default: this executable)")
 	plan.Flags().BoolVarP(&pf.verbose, "verbose", "v", false, "log each connection and agent step on stderr")
+	plan.Flags().BoolVar(&pf.withoutBaseline, "without-baseline", false, "judge hosts as `lockdown --without-baseline` would (no integrity baseline: restore cannot check them)")
 	plan.Flags().BoolVar(&pf.withoutBackups, "without-backups", false, "judge hosts as `lockdown --without-backups` would (backups NOT TAKEN)")
 	var files, control []string
 	var checkFiles bool

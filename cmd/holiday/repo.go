@@ -24,7 +24,11 @@ directory, or s3:http(s)://host[:port]/bucket/prefix with credentials from
 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or the AWS
 shared files; AWS_REGION, default us-east-1); hosts outside amazonaws.com
 are addressed path-style. The password comes from --password-file,
-$HOLIDAY_PASSWORD_FILE or $HOLIDAY_PASSWORD.`,
+$HOLIDAY_PASSWORD_FILE or $HOLIDAY_PASSWORD.
+
+Lock files name the control node by its hostname, or by $HOLIDAY_HOSTNAME
+when set: give each control node sharing a repository a name of its own
+when their hostnames collide (containers, clones of one image).`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVarP(&f.env.Repo, "repo", "r", "", "repository: a directory or s3:https://host/bucket/prefix (default $HOLIDAY_REPOSITORY)")
@@ -32,7 +36,8 @@ $HOLIDAY_PASSWORD_FILE or $HOLIDAY_PASSWORD.`,
 	pf.BoolVar(&f.env.JSON, "json", false, "machine-readable output on stdout")
 	pf.BoolVarP(&f.env.Quiet, "quiet", "q", false, "no progress on stderr")
 	cmd.AddCommand(newRepoInitCmd(f), newRepoKeyCmd(f), newRepoBackupCmd(f), newRepoSnapshotsCmd(f),
-		newRepoLsCmd(f), newRepoDumpCmd(f), newRepoRestoreCmd(f), newRepoCheckCmd(f), newRepoUnlockCmd(f))
+		newRepoLsCmd(f), newRepoDumpCmd(f), newRepoRestoreCmd(f), newRepoCheckCmd(f), newRepoUnlockCmd(f),
+		newRepoForgetCmd(f), newRepoPruneCmd(f), newRepoUnpinCmd(f), newRepoCopyCmd(f))
 	return cmd
 }
 

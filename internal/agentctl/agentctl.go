@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/holiday-ops/holiday/internal/agentproto"
 	"github.com/holiday-ops/holiday/internal/sshx"
 )
@@ -657,7 +659,12 @@ func (s *Stream) exitError(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		werr := s.ss.sess.Wait()
 		msg := "the agent exited without a result"
-		if werr != nil {
+		var missing *ssh.ExitMissingError
+		switch {
+		case errors.As(werr, &missing):
+			// sshd never said how the agent ended: the connection went
+			msg = "the SSH connection was lost before the agent's result"
+		case werr != nil:
 			msg += " (" + werr.Error() + ")"
 		}
 		if tail := s.ss.stderr.tail(); tail != "" {

@@ -11,11 +11,13 @@ import (
 // Output is `holiday plan`'s whole answer: what --json prints, and what
 // the table is drawn from.
 type Output struct {
-	Plan    string         `json:"plan"`
-	Name    string         `json:"name,omitempty"`
-	Hosts   []*Report      `json:"hosts"`
-	Summary map[string]int `json:"summary"` // hosts per status
-	Took    string         `json:"took"`
+	Plan  string    `json:"plan"`
+	Name  string    `json:"name,omitempty"`
+	Hosts []*Report `json:"hosts"`
+	// Repositories are the plan's repository and its copy_to, as found.
+	Repositories []*Repository  `json:"repositories,omitempty"`
+	Summary      map[string]int `json:"summary"` // hosts per status
+	Took         string         `json:"took"`
 }
 
 // NewOutput gathers the reports of one run of plan file planFile (the
@@ -39,7 +41,8 @@ func (o *Output) WriteJSON(w io.Writer) error {
 	return enc.Encode(o)
 }
 
-// WriteTable writes one line per host, then indented under it why it
+// WriteTable writes the plan's repositories first (lockdown opens them
+// before any host), then one line per host, then indented under it why it
 // failed, what lockdown would do there step by step, and the findings;
 // then a summary line.
 func (o *Output) WriteTable(w io.Writer) error {
@@ -48,6 +51,7 @@ func (o *Output) WriteTable(w io.Writer) error {
 	for _, r := range o.Hosts {
 		nameW = max(nameW, len(r.Name))
 	}
+	writeRepositories(ew, o.Repositories)
 	fmt.Fprintf(ew, "%-*s  %-7s  %-15s  %s\n", nameW, "HOST", "STATUS", "ADDRESS", "DETAILS")
 	for _, r := range o.Hosts {
 		fmt.Fprintf(ew, "%-*s  %-7s  %-15s  %s\n", nameW, r.Name, r.Status, r.Address, details(r))

@@ -99,7 +99,19 @@ func fixedOutput(t *testing.T) *Output {
 	idle := host("light2", "10.213.0.32", Host{Name: "light2"}, facts.Facts{OS: debian, Init: "systemd", Audit: facts.Audit{Updates: known}}, &yes, agent(false))
 	idle.Lockdown = &Lockdown{Steps: []Change{}}
 
-	return NewOutput("spring.yaml", "spring-festival-2027", []*Report{sys1, web, sysv, gone, nodiff, idle}, 1234*time.Millisecond)
+	out := NewOutput("spring.yaml", "spring-festival-2027", []*Report{sys1, web, sysv, gone, nodiff, idle}, 1234*time.Millisecond)
+	// an immutable S3 repository whose retention ends before the pins,
+	// and a second copy that cannot be opened
+	at := func(s string) time.Time { t, _ := time.Parse(time.RFC3339, s); return t }
+	out.Repositories = []*Repository{
+		{Role: "repository", URL: "s3:https://s3.example.com/holiday/spring", Reachable: true,
+			ObjectLock: &ObjectLock{Supported: true, Bucket: true, Mode: "COMPLIANCE", Days: 40,
+				ConfigUntil: at("2027-03-01T10:00:00Z"), ImmutableUntil: at("2027-03-01T10:00:00Z"), NewUntil: at("2027-03-12T08:00:00Z")},
+			Findings: []Finding{{Severity: SevWarning, Code: "object-lock-short", Message: "snapshots lockdown takes now are protected until 2027-03-12 but pinned until 2027-03-19 (window end + 30 days): in between they can be deleted"}}},
+		{Role: "copy_to", URL: "/srv/holiday-copy", Error: "repository /srv/holiday-copy does not exist: file does not exist", Hint: "`holiday repo init -f PLAN --copy-to` creates it",
+			Findings: []Finding{{Severity: SevWarning, Code: "copy-unreachable", Message: "lockdown would back up into the repository, then fail to make the second copy (exit 2 at the end; the snapshots stay in the first repository)"}}},
+	}
+	return out
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -149,5 +161,41 @@ func TestOutputSummary(t *testing.T) {
 	}
 	if o.NotReady() != 2 {
 		t.Errorf("NotReady = %d, want 2", o.NotReady())
+	}
+}
+
+// TestRepositoryState: every state a repository line can be in reads as
+// reachable or not and immutable until when, or why not.
+func TestRepositoryState(t *testing.T) {
+	until := time.Date(2027, 3, 1, 10, 0, 0, 0, time.UTC)
+	later := time.Date(2027, 4, 1, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		r    Repository
+		want string
+	}{
+		{"unreachable", Repository{Error: "open repository /x: wrong password"}, "NOT REACHABLE: open repository /x: wrong password"},
+		{"directory", Repository{Reachable: true, ObjectLock: &ObjectLock{}}, "reachable, not immutable (a directory: whoever can write to it can delete the backups)"},
+		{"bucket without lock", Repository{Reachable: true, ObjectLock: &ObjectLock{Supported: true}}, "reachable, not immutable: the bucket has no Object Lock (anyone with these credentials can delete the backups)"},
+		{"no setting", Repository{Reachable: true, ObjectLock: &ObjectLock{Supported: true, Bucket: true}}, "reachable, not immutable: the bucket has Object Lock but the repository gives new files no retention (it was made without object_lock)"},
+		{"config expired", Repository{Reachable: true, ObjectLock: &ObjectLock{Supported: true, Bucket: true, Mode: "GOVERNANCE", Days: 7, ConfigUntil: until, NewUntil: later}},
+			"reachable, not immutable: the config's retention ended 2027-03-01 10:00 UTC; new files are retained 7 days (governance), a snapshot taken now until 2027-04-01 08:00 UTC"},
+		{"immutable", Repository{Reachable: true, ObjectLock: &ObjectLock{Supported: true, Bucket: true, Mode: "COMPLIANCE", Days: 60, ConfigUntil: until, ImmutableUntil: until, NewUntil: later}},
+			"reachable, immutable until 2027-03-01 10:00 UTC (the config, written first; new files are retained 60 days (compliance), a snapshot taken now until 2027-04-01 08:00 UTC)"},
+	} {
+		if got := repositoryState(&tc.r); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestOutputBlocked(t *testing.T) {
+	o := fixedOutput(t)
+	if o.Blocked() {
+		t.Error("Blocked with only warnings on the repositories")
+	}
+	o.Repositories[0].Findings = append(o.Repositories[0].Findings, Finding{Severity: SevError, Code: "repository-unreachable", Message: "x"})
+	if !o.Blocked() {
+		t.Error("not Blocked with an error on the repository")
 	}
 }

@@ -20,6 +20,11 @@
 // landed). A server that ignores the header would let a second Save
 // replace the file.
 //
+// Object Lock: Create can make a bucket with Object Lock enabled; after
+// SetRetention every file but locks is stored retained (GOVERNANCE or
+// COMPLIANCE, a retain-until date, an explicit CRC32 checksum on that
+// PUT), and RetainedUntil reads a file's retention for prune and check.
+//
 // It must never import the repository (backup/repo) or anything above
 // backup; besides the standard library, backup/backend and internal/...
 // it imports only the AWS SDK (aws-sdk-go-v2, smithy-go).
@@ -92,6 +97,10 @@ type Config struct {
 	MaxAttempts int
 	// MaxBackoff between attempts (0 means 20 s).
 	MaxBackoff time.Duration
+
+	// ObjectLockBucket makes Create create a missing bucket with Object
+	// Lock enabled (it cannot be enabled later on every server).
+	ObjectLockBucket bool
 }
 
 // ParseURL parses a repository URL s3:http(s)://host[:port]/bucket[/prefix]
@@ -151,6 +160,7 @@ type Backend struct {
 	cfg    Config
 	client *s3.Client
 	where  string // for messages: the repository URL
+	ret    retention
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -330,7 +340,12 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 			// AWS wants the region named for any other
 			in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(r)}
 		}
-		_, cerr := b.client.CreateBucket(ctx, in)
+		var cerr error
+		if cfg.ObjectLockBucket {
+			cerr = b.createLockedBucket(ctx, in)
+		} else {
+			_, cerr = b.client.CreateBucket(ctx, in)
+		}
 		var owned *types.BucketAlreadyOwnedByYou
 		if cerr != nil && !errors.As(cerr, &owned) {
 			return nil, b.wrap("create bucket "+cfg.Bucket, cerr)
@@ -424,14 +439,21 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) 
 		return fmt.Errorf("save %v: rewind: %w", h, err)
 	}
 	var lost atomic.Bool
-	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket:        aws.String(b.cfg.Bucket),
 		Key:           aws.String(b.objectKey(h)),
 		Body:          readSeeker{rd},
 		ContentLength: aws.Int64(size),
 		ContentType:   aws.String("application/octet-stream"),
 		IfNoneMatch:   aws.String("*"),
-	}, func(o *s3.Options) { o.APIOptions = append(o.APIOptions, b.lostAnswers(h, &lost)) })
+	}
+	if mode, until := b.retainFor(h); mode != "" {
+		// S3 wants an integrity checksum on a PUT with retention: one
+		// explicit here, where the defaults send none
+		in.ObjectLockMode, in.ObjectLockRetainUntilDate = mode, aws.Time(until)
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+	}
+	_, err = b.client.PutObject(ctx, in, func(o *s3.Options) { o.APIOptions = append(o.APIOptions, b.lostAnswers(h, &lost)) })
 	if err == nil {
 		return nil
 	}

@@ -85,7 +85,9 @@ func Remove(t testing.TB, c *s3.Client, bucket string) {
 			break
 		}
 		for _, v := range page.Versions {
-			_, _ = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: v.Key, VersionId: v.VersionId})
+			// a version under GOVERNANCE retention (Object Lock tests)
+			// goes with the bypass; COMPLIANCE ones a test lets expire
+			_, _ = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: v.Key, VersionId: v.VersionId, BypassGovernanceRetention: aws.Bool(true)})
 		}
 		for _, m := range page.DeleteMarkers {
 			_, _ = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: m.Key, VersionId: m.VersionId})

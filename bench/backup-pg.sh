@@ -1,0 +1,99 @@
+#!/bin/bash
+# bench/backup-pg.sh (part of `make bench-backup`): a PostgreSQL dump
+# through holiday against `pg_dump -Fc` of the same database into
+# /dev/null on the host itself, median of RUNS (default 3), as a ratio
+# (goal: holiday at most 1.1x pg_dump's time).
+#
+# The database: hbbench on sys2 (PostgreSQL runs there), 2 million rows
+# (~440 MB on disk, a 135 MB dump) made for the bench and dropped at the end. holiday: lockdown of sys2
+# with only that source, into a fresh repository on the control node;
+# its wall time includes the SSH connection, the repository's opening
+# and the dump's verification (pg_restore reads every block back), so
+# the dump's own data path (the agent's pg_dump streamed, chunked, sent
+# and stored) is printed beside. Bytes crossing SSH: sys2's interface
+# counters around each run.
+#
+# A build without database dumps (backup/dbdump) prints SKIPPED.
+# HOLIDAY_BIN=path benches a given build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH=bench-backup-pg
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+lab_env
+RUNS=${RUNS:-3}
+HOST=${PG_HOST:-sys2}
+ROWS=${PG_ROWS:-2000000}
+ADDR=$(tr ' ' '\n' <<<"$LAB_HOSTS" | sed -n "s/^$HOST=//p")
+[ -n "$ADDR" ] || die "the lab has no $HOST"
+W=$(mktemp -d /tmp/holiday-bench.XXXXXX)
+mkdir -p "$LAB_DIR/locks"
+exec {lockfd}>"$LAB_DIR/locks/$HOST"
+flock "$lockfd"
+psql_host() { on_host "$ADDR" "cd / && runuser -u postgres -- psql -qAt -v ON_ERROR_STOP=1 $*"; }
+trap 'psql_host -c "\"DROP DATABASE IF EXISTS hbbench\"" >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
+build_holiday
+
+echo "$BENCH: making hbbench on $HOST ($ROWS rows)" >&2
+psql_host -c '"DROP DATABASE IF EXISTS hbbench"' -c '"CREATE DATABASE hbbench"' >/dev/null
+psql_host -d hbbench -c "\"CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS ref, md5((g * 7)::text) || md5((g * 13)::text) AS note,
+	(g % 1000)::numeric / 7 AS amount, timestamp '2026-01-01' + g * interval '1 second' AS at FROM generate_series(1, $ROWS) g\"" \
+	-c '"CREATE INDEX ON orders (ref)"' >/dev/null
+DB_BYTES=$(psql_host -d hbbench -c '"SELECT pg_database_size(current_database())"')
+
+echo bench-backup-password >"$W/pw"
+cat >"$W/plan.yaml" <<EOF
+version: 1
+name: $BENCH
+management: [10.213.0.0/24]
+repository: {url: $W/repo, password_file: $W/pw}
+ssh: {user: ops, identity: $LAB_SSH_KEY, known_hosts: $LAB_KNOWN_HOSTS, become: sudo}
+defaults: {backup: none}
+hosts:
+  - name: $HOST
+    address: $ADDR
+    backup: [{postgres: {databases: [hbbench]}}]
+EOF
+counters() { ip netns exec "$LAB_NETNS_PREFIX$HOST" cat /sys/class/net/eth0/statistics/tx_bytes /sys/class/net/eth0/statistics/rx_bytes | paste -sd' '; }
+crossed() {
+	local b a
+	read -r -a b <<<"$1"
+	read -r -a a <<<"$(counters)"
+	echo "$((a[0] - b[0])) $((a[1] - b[1]))"
+}
+holiday_dump() {
+	rm -rf "$W/repo" "$W/state"
+	"$W/holiday" repo init --repo "$W/repo" --password-file "$W/pw" >/dev/null 2>&1
+	"$W/holiday" lockdown -f "$W/plan.yaml" --state-dir "$W/state" --journal-key "$W/journal.key" --without-devices --json
+}
+pg_dump_host() { on_host "$ADDR" "cd / && runuser -u postgres -- pg_dump -Fc hbbench >/dev/null"; }
+
+# untimed: the agent's upload, and whether this build dumps at all
+if ! holiday_dump >"$W/out" 2>&1; then
+	if grep -q "cannot dump databases" "$W/out"; then
+		echo "  postgres dump                  SKIPPED: this build has no database dumps (backup/dbdump)"
+		exit 0
+	fi
+	die "holiday lockdown with the dump failed: $(cat "$W/out")"
+fi
+pg_dump_host
+
+hw=() hp=() hb=() pw=() pb=()
+for run in $(seq "$RUNS"); do
+	echo "$BENCH: run $run of $RUNS" >&2
+	c=$(counters)
+	hw+=("$(secs holiday_dump)")
+	grep -q '"status": "done"' "$W/out" || die "holiday lockdown did not finish: $(cat "$W/out")"
+	hb+=("$(crossed "$c")")
+	hp+=("$(grep -o '"elapsed_ns": [0-9]*' "$W/out" | head -1 | awk '{print $2}')")
+	c=$(counters)
+	pw+=("$(secs pg_dump_host)")
+	pb+=("$(crossed "$c")")
+done
+H=$(median "${hw[@]}") P=$(median "${pw[@]}") HP=$(echo "$(median "${hp[@]}") / 1000000000" | bc -l)
+mbs() { local s r; read -r s r <<<"$1"; printf '%.1f MB sent by the host, %.2f MB received' "$(echo "$s / 1000000" | bc -l)" "$(echo "$r / 1000000" | bc -l)"; }
+echo
+echo "$HOST: database hbbench, $((DB_BYTES / 1000000)) MB on disk; median of $RUNS runs"
+printf '  %-30s holiday %7.2f s   pg_dump -Fc >/dev/null %7.2f s   holiday/pg_dump %5.2fx  (goal: <= 1.1x)\n' "postgres dump" "$H" "$P" "$(echo "$H / $P" | bc -l)"
+printf '      %-26s %6.2f s, %5.2fx pg_dump (the rest: SSH, repository, pg_restore reading it back)\n' "holiday's data path" "$HP" "$(echo "$HP / $P" | bc -l)"
+printf '      %-26s %s\n' holiday "$(mbs "${hb[$((${#hb[@]} / 2))]}")" "pg_dump" "$(mbs "${pb[$((${#pb[@]} / 2))]}")"

@@ -1,0 +1,59 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
+	"github.com/holiday-ops/holiday/backup/repo"
+)
+
+// PreSnapshotter takes the snapshot of what a rollback is about to
+// replace, before it replaces anything: the paths as the host holds them
+// now, tagged as given, with the host's name.
+type PreSnapshotter interface {
+	SnapshotFiles(ctx context.Context, h *actions.Host, paths, tags []string) (*repo.Snapshot, error)
+}
+
+// BackupSnapshotter takes it through the host-backup data path
+// (backup/hostbackup): the agent walks, chunks and hashes, only chunks
+// the repository lacks cross SSH, the control node verifies, packs and
+// stores them, and reads the new snapshot back.
+type BackupSnapshotter struct {
+	Store   *hostbackup.Store
+	Version string // holiday's version, in the snapshot
+}
+
+// SnapshotFiles implements PreSnapshotter.
+func (s BackupSnapshotter) SnapshotFiles(ctx context.Context, h *actions.Host, paths, tags []string) (*repo.Snapshot, error) {
+	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceFiles, Paths: paths}, paths, tags)
+}
+
+// take runs one host-backup source into a snapshot and reads it back.
+func (s BackupSnapshotter) take(ctx context.Context, h *actions.Host, req hostbackup.Request, paths, tags []string) (*repo.Snapshot, error) {
+	st, err := starterOf(h)
+	if err != nil {
+		return nil, err
+	}
+	r := s.Store.R
+	known, err := hostbackup.HostKnown(ctx, r, h.Name)
+	if err != nil {
+		return nil, err
+	}
+	req.Polynomial = uint64(r.Config().ChunkerPolynomial)
+	stream, err := st.Start(ctx, hostbackup.OpName, req)
+	if err != nil {
+		return nil, err
+	}
+	sn, _, stats, err := hostbackup.Backup(ctx, s.Store, stream, req, hostbackup.Options{
+		Hostname: h.Name, Paths: paths, Tags: tags, ProgramVersion: s.Version, Known: known})
+	stream.Close()
+	if err != nil {
+		return nil, err
+	}
+	if err := hostbackup.Verify(ctx, r, sn, stats.NewBlobs); err != nil {
+		return nil, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
+	}
+	return sn, nil
+}
