@@ -316,3 +316,108 @@ func countHost(s []resticSnap, host, tag string) int {
 	}
 	return n
 }
+
+// TestRollbackAfterCompromise: the way back from a compromised host. The
+// restore gate keeps sys1 closed and names its pre-break backup; holiday
+// rollback writes that snapshot back; a second check then finds no
+// indicator but what a rollback cannot undo: the processes the intruder
+// left running (and the sockets they hold, and their executables on
+// tmpfs, which no backup holds), each reported as a process. sys1 stops
+// nothing and keeps its firewall here: a rollback of a directory
+// lockdown itself changed (/etc/systemd/system, where it disables units
+// and installs its boot-time firewall unit) would bring back the
+// pre-lockdown files, which the check rightly reports (DESIGN §8).
+func TestRollbackAfterCompromise(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys1")
+	sys1 := hs[0]
+	plantOn(t, sys1, "undo")
+	before := hostStates(t, hs)
+	dir := t.TempDir()
+	repoDir, pw := filepath.Join(dir, "repo"), filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("rollback test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plan := filepath.Join(dir, "plan.yaml")
+	y := fmt.Sprintf(`version: 1
+name: rollback-test
+management: [%s]
+window: {start: 2027-02-05T18:00:00+08:00, end: 2027-02-17T09:00:00+08:00}
+repository: {url: %s, password_file: %s}
+ssh: {user: ops, identity: %s, known_hosts: %s, become: sudo, connect_timeout: 10s}
+hosts:
+  - name: sys1
+    address: %s
+    web_roots: [/var/www]
+    backup: [{files: [/etc, /root/.ssh, /var/spool/cron, /var/tmp, /var/www, /var/log, /usr/bin/ps, /usr/bin/ss]}]
+`, controlOnly, repoDir, pw, lab.SSHKey, lab.KnownHosts, sys1.Addr)
+	if err := os.WriteFile(plan, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t, plan)
+	if out, code := c.runRaw(t, nil, "repo", "init", "--repo", repoDir, "--password-file", pw); code != 0 {
+		t.Fatalf("repo init: exit %d\n%s", code, out)
+	}
+	t.Cleanup(func() {
+		plantOn(t, sys1, "undo")
+		c.run(t, nil, "restore", "--accept-findings", "test cleanup: rolled back, the planted processes killed")
+		assertStates(t, hs, before, "after the cleanup restore")
+	})
+	lock, code := c.runResult(t, "lockdown", "--without-devices")
+	if code != 0 || len(lock.Hosts) != 1 || len(lock.Hosts[0].Snapshots) != 1 {
+		t.Fatalf("lockdown: exit %d: %+v", code, lock)
+	}
+	backup := lock.Hosts[0].Snapshots[0].Snapshot
+	plantOn(t, sys1, "plant")
+
+	res, code := c.runResult(t, "restore")
+	g := byHost(res)["sys1"]
+	if code != 5 || g.Status != actions.HostKeptClosed || g.Gate == nil || g.Gate.Rollback != backup || g.Gate.Indicators < 12 {
+		t.Fatalf("restore: exit %d, %s %+v; want sys1 kept closed naming snapshot %s", code, g.Status, g.Gate, backup)
+	}
+	if out, code := c.run(t, nil, "rollback", "sys1", "--snapshot", g.Gate.Rollback); code != 0 {
+		t.Fatalf("rollback sys1 --snapshot %s: exit %d\n%s", g.Gate.Rollback, code, out)
+	}
+
+	cmd := exec.Command(c.bin, "check", "-f", plan, "sys1", "--json")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	err := cmd.Run()
+	code = 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != 5 {
+		t.Errorf("check after rollback: exit %d, want 5 (the processes still run)", code)
+	}
+	var cs []struct {
+		Result struct {
+			Findings []struct{ Class, Kind, Object, Detail string }
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &cs); err != nil || len(cs) != 1 {
+		t.Fatalf("check --json: %v\n%s", err, stdout.String())
+	}
+	// What a rollback cannot undo: live processes and what they hold.
+	processKinds := map[string]bool{"suspicious-process": true, "hidden-process": true, "new-listener": true, "hidden-socket": true, "listener-owner-changed": true}
+	var left, procs []string
+	for _, f := range cs[0].Result.Findings {
+		switch {
+		case f.Class != "indicator":
+		case processKinds[f.Kind], f.Kind == "executable-in-tmp" && strings.HasPrefix(f.Object, "/dev/shm/"):
+			procs = append(procs, f.Kind+" "+f.Object)
+		default:
+			left = append(left, f.Kind+" "+f.Object+": "+f.Detail)
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("after rollback, indicators a rollback should have undone:\n%s", strings.Join(left, "\n"))
+	}
+	if len(procs) == 0 {
+		t.Errorf("the planted processes still run, yet no process indicator is reported")
+	}
+	t.Logf("left after rollback (running processes): %s", strings.Join(procs, "; "))
+}
