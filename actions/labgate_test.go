@@ -218,8 +218,9 @@ func TestRestoreGateKeepsCompromisedClosed(t *testing.T) {
 	if code != 5 {
 		t.Errorf("restore --accept-findings: exit %d, want 5 (the indicators were there)", code)
 	}
-	if g := byHost(res)["sys1"]; g.Status != actions.HostDone || g.Gate == nil || g.Gate.AcceptedFindings != why {
-		t.Errorf("sys1 after --accept-findings: %s %s %+v", g.Status, g.Error, g.Gate)
+	acc := byHost(res)["sys1"]
+	if acc.Status != actions.HostDone || acc.Gate == nil || acc.Gate.AcceptedFindings != why || acc.Gate.Evidence == "" || acc.Gate.CheckJSON == "" {
+		t.Fatalf("sys1 after --accept-findings: %s %s %+v", acc.Status, acc.Error, acc.Gate)
 	}
 	j, err := os.ReadFile(actions.JournalPath(c.stateDir, run, "sys1"))
 	if err != nil {
@@ -227,6 +228,26 @@ func TestRestoreGateKeepsCompromisedClosed(t *testing.T) {
 	}
 	if !bytes.Contains(j, []byte(`"accepted_findings":"`+why+`"`)) || !bytes.Contains(j, []byte(`"step":"kept-closed"`)) {
 		t.Errorf("sys1's journal does not record the kept-closed restores and the accepted findings:\n%s", j)
+	}
+	// The report, with the command the summary printed: the gate's
+	// verdicts and the operator's reason are in its handling.
+	rep, code := c.runRaw(t, nil, "report", "--check", acc.Gate.CheckJSON, "--evidence", acc.Gate.EvidenceJSON, "--run", run,
+		"--state-dir", c.stateDir, "--journal-key", c.key, "--format", "json")
+	var r struct {
+		Handling []string `json:"handling"`
+		Hosts    []struct {
+			Evidence *struct{ Snapshot string } `json:"evidence"`
+		} `json:"hosts"`
+	}
+	if err := json.Unmarshal([]byte(rep), &r); err != nil || code != 0 {
+		t.Fatalf("holiday report: exit %d, %v\n%s", code, err, rep)
+	}
+	h := strings.Join(r.Handling, "\n")
+	if !strings.Contains(h, "sys1: restore (run "+run+")") || !strings.Contains(h, "kept it closed") || !strings.Contains(h, `the operator accepted the findings: "`+why+`"`) {
+		t.Errorf("the report's handling lacks the gate's verdicts:\n%s", h)
+	}
+	if len(r.Hosts) != 1 || r.Hosts[0].Evidence == nil || r.Hosts[0].Evidence.Snapshot != acc.Gate.Evidence {
+		t.Errorf("the report does not name the evidence snapshot %s: %+v", acc.Gate.Evidence, r.Hosts)
 	}
 	plantOn(t, sys1, "undo")
 	assertStates(t, hs, before, "after restore --accept-findings")
