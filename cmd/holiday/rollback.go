@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -83,14 +82,8 @@ unless --yes; without a terminal to ask on, it needs --yes.`,
 			if err != nil {
 				return err
 			}
-			if f.json {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else {
-				printRollback(cmd.OutOrStdout(), res)
+			if err := writeResult(cmd.OutOrStdout(), f.json, res, func(w io.Writer) { printRollback(w, res) }); err != nil {
+				return err
 			}
 			if res.Run == nil {
 				return nil
