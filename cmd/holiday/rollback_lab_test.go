@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/holiday-ops/holiday/backup/backend/s3/s3test"
 	"github.com/holiday-ops/holiday/internal/labtest"
 	"github.com/holiday-ops/holiday/internal/testenv"
 )
@@ -84,13 +83,8 @@ func TestRollbackFilesLab(t *testing.T) {
 	}
 	h := lab.MustHost(t, "sys1")
 	h.Lock(t)
-	cfg := s3test.Bucket(t, lab)
-	bin := holidayBin(t)
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "pw")
-	writeFile(t, pw, "rollback lab\n")
-	repoURL := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/repo"
-	env := append(s3Env(lab, dir), "HOLIDAY_REPOSITORY=")
+	rp := newS3Repo(t, lab, "repo", "rollback lab\n")
+	bin, dir, pw, repoURL, env := rp.bin, rp.dir, rp.pw, rp.url, rp.env
 	if r := runHoliday(t, bin, env, "repo", "init", "--repo", repoURL, "--password-file", pw); r.code != 0 {
 		t.Fatalf("repo init: %d %s", r.code, r.stderr)
 	}
