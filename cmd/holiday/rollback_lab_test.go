@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/holiday-ops/holiday/internal/labtest"
 	"github.com/holiday-ops/holiday/internal/testenv"
@@ -47,21 +48,15 @@ func hostTree(t *testing.T, h *labtest.Host, roots ...string) string {
 // pushFile copies a local file to the host as root (mode 0700).
 func pushFile(t *testing.T, h *labtest.Host, local, remote string) {
 	t.Helper()
-	var args []string
-	for _, a := range h.SSHArgs("root", h.Addr) {
-		if a != "-n" {
-			args = append(args, a)
-		}
-	}
-	cmd := exec.Command(args[0], append(args[1:], "--", "cat > "+remote+" && chmod 700 "+remote)...)
 	f, err := os.Open(local)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cmd.Stdin = f
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("copy %s to %s:%s: %v\n%s", local, h.Name, remote, err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if r, err := h.SSHStdin(ctx, "root", "cat > "+remote+" && chmod 700 "+remote, f); err != nil {
+		t.Fatalf("copy %s to %s:%s: %v\n%s%s", local, h.Name, remote, err, r.Stdout, r.Stderr)
 	}
 }
 

@@ -1,6 +1,7 @@
 package integrity_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -92,16 +93,8 @@ func plantScript(t *testing.T, h *labtest.Host, verb string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var argv []string
-	for _, a := range h.SSHArgs("root", h.Addr) {
-		if a != "-n" { // the script comes on stdin
-			argv = append(argv, a)
-		}
-	}
-	cmd := exec.CommandContext(ctxT(t, 2*time.Minute), argv[0], append(argv[1:], "--", "bash -s "+verb)...)
-	cmd.Stdin = strings.NewReader(string(script))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("plant.sh %s on %s: %v\n%s", verb, h.Name, err, out)
+	if r, err := h.SSHStdin(ctxT(t, 2*time.Minute), "root", "bash -s "+verb, bytes.NewReader(script)); err != nil {
+		t.Fatalf("plant.sh %s on %s: %v\n%s%s", verb, h.Name, err, r.Stdout, r.Stderr)
 	}
 }
 

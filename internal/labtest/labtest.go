@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -299,6 +300,13 @@ func (h *Host) SSHAt(ctx context.Context, user, addr, cmd string) (Result, error
 	return run(ctx, append(h.SSHArgs(user, addr), "--", cmd))
 }
 
+// SSHStdin is SSH with stdin fed to cmd (a script for `bash -s`, a file
+// for `cat >`).
+func (h *Host) SSHStdin(ctx context.Context, user, cmd string, stdin io.Reader) (Result, error) {
+	argv := slices.DeleteFunc(h.SSHArgs(user, h.Addr), func(a string) bool { return a == "-n" })
+	return runStdin(ctx, append(argv, "--", cmd), stdin)
+}
+
 // InNetns runs argv inside the host's network namespace from the outside (ip netns exec),
 // with this machine's binaries: what the network sees, not what the host says.
 func (h *Host) InNetns(ctx context.Context, argv ...string) (Result, error) {
@@ -328,7 +336,9 @@ func (h *Host) MustInNetns(t testing.TB, argv ...string) string {
 // commandTimeout bounds every command when the caller's context has no deadline.
 const commandTimeout = 60 * time.Second
 
-func run(ctx context.Context, argv []string) (Result, error) {
+func run(ctx context.Context, argv []string) (Result, error) { return runStdin(ctx, argv, nil) }
+
+func runStdin(ctx context.Context, argv []string, stdin io.Reader) (Result, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, commandTimeout)
@@ -336,7 +346,7 @@ func run(ctx context.Context, argv []string) (Result, error) {
 	}
 	var stdout, stderr bytes.Buffer
 	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	c.Stdout, c.Stderr = &stdout, &stderr
+	c.Stdin, c.Stdout, c.Stderr = stdin, &stdout, &stderr
 	err := c.Run()
 	r := Result{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}
 	if c.ProcessState != nil {
