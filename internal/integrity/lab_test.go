@@ -3,58 +3,20 @@ package integrity_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/internal/integrity"
 	"github.com/holiday-ops/holiday/internal/labtest"
-	"github.com/holiday-ops/holiday/internal/sshx"
-	"github.com/holiday-ops/holiday/internal/testenv"
+	"github.com/holiday-ops/holiday/internal/labtest/labagent"
 )
-
-var (
-	buildOnce sync.Once
-	buildDir  string
-	agentBin  agentctl.Binary
-	buildErr  error
-)
-
-// holidayBinary builds the static holiday binary once per test run.
-func holidayBinary(t *testing.T) agentctl.Binary {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "holiday-integrity-build-")
-		if buildErr != nil {
-			return
-		}
-		out := filepath.Join(buildDir, "holiday")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "github.com/holiday-ops/holiday/cmd/holiday")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if o, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, o)
-			return
-		}
-		agentBin, buildErr = agentctl.LoadBinary(out)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return agentBin
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	labagent.Cleanup()
 	os.Exit(code)
 }
 
@@ -68,22 +30,7 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 // holiday check does.
 func freshAgent(t *testing.T, lab *labtest.Lab, h *labtest.Host) *agentctl.Agent {
 	t.Helper()
-	if runtime.GOARCH != "amd64" {
-		testenv.Skip(t, "the lab hosts are amd64")
-	}
-	bin := holidayBinary(t)
-	c, err := sshx.Dial(ctxT(t, time.Minute), sshx.Target{Name: h.Name, Host: h.Addr, Port: 22, User: "root", Jump: "none"},
-		sshx.Options{KnownHosts: []string{lab.KnownHosts}, IdentityFiles: []string{lab.SSHKey}, NoAgent: true, ConfigFile: "none"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ag, err := agentctl.Deploy(ctxT(t, time.Minute), c, agentctl.Options{Binaries: map[string]agentctl.Binary{"x86_64": bin}, Fresh: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ag.Close(context.Background()) })
-	return ag
+	return labagent.Deploy(ctxT(t, 2*time.Minute), t, lab, h, "root")
 }
 
 // plantScript runs lab/plant.sh on the host with one verb.
