@@ -20,8 +20,8 @@ import (
 // KindRollbackDB is the journal's kind for a database rollback step.
 const KindRollbackDB = "rollback-db"
 
-// ErrNeedsConfirmation: --replace overwrites a database, and there was
-// neither --yes nor a terminal to ask on.
+// ErrNeedsConfirmation is the refusal of --replace (it overwrites a
+// database) when there was neither --yes nor a terminal to ask on.
 var ErrNeedsConfirmation = errors.New("--replace overwrites the database on the host: confirm with --yes (there is no terminal to ask on)")
 
 // DumpInSnapshot is a database snapshot's dump: which database of which

@@ -20,7 +20,7 @@ func newRollbackCmd() *cobra.Command {
 	var o restore.RollbackOptions
 	cmd := &cobra.Command{
 		Use:   "rollback -f PLAN HOST",
-		Short: "Write a snapshot's files or disk image back onto a host, exactly",
+		Short: "Write a snapshot's files, disk image or database dump back onto a host, exactly",
 		Long: `rollback writes a files snapshot back onto HOST through a freshly uploaded
 agent: content, owners, modes, times and xattrs exactly as the snapshot
 holds them. What the host gained since under a restored directory is
