@@ -136,35 +136,10 @@ func TestPlantedCompromise(t *testing.T) {
 
 // rebootHost reboots a systemd lab host from inside and waits until it
 // runs again on the same root, then starts lab-worker as up.sh does.
-func rebootHost(t *testing.T, lab *labtest.Lab, h *labtest.Host) {
+func rebootHost(t *testing.T, h *labtest.Host) {
 	t.Helper()
-	bootID := func() string {
-		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id")
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(r.Stdout)
-	}
-	was := bootID()
-	if was == "" {
-		t.Fatalf("cannot read %s's boot id", h.Name)
-	}
-	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if now := bootID(); now != "" && now != was {
-			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
-			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
-				h.SettleBoot(t)
-				h.MustSSH(t, "root", "systemctl start lab-worker.service") // up.sh's, not the boot's
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not come back within 90 s; see %s/hosts/%s/console.log", h.Name, lab.Dir, h.Name)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	h.Reboot(t)
+	h.MustSSH(t, "root", "systemctl start lab-worker.service") // up.sh's, not the boot's
 }
 
 // TestChurnNoFalseAlarm simulates a quiet break (logs growing and
@@ -184,7 +159,7 @@ func TestChurnNoFalseAlarm(t *testing.T) {
 			base := collect(t, ag, integrity.Args{WebRoots: webRoots})
 			plantScript(t, h, "churn")
 			if name == "sys1" {
-				rebootHost(t, lab, h)
+				rebootHost(t, h)
 				ag = freshAgent(t, lab, h)
 			}
 			now := collect(t, ag, integrity.CheckArgs(base, webRoots))

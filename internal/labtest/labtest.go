@@ -385,6 +385,41 @@ func (h *Host) PowerOn(t testing.TB) {
 	}
 }
 
+// Reboot reboots a systemd host from inside (`systemctl reboot`) and
+// waits, 90 s at most, until it runs again on the same root: a new boot
+// ID and PID 1 started anew, systemd running (or degraded), the boot
+// settled (SettleBoot). Units lab/up.sh started by hand are not started
+// again.
+func (h *Host) Reboot(t testing.TB) {
+	t.Helper()
+	boot := func() string {
+		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f22 /proc/1/stat")
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(r.Stdout)
+	}
+	was := boot()
+	if was == "" {
+		t.Fatalf("cannot read %s's boot", h.Name)
+	}
+	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if now := boot(); now != "" && now != was {
+			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
+			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
+				h.SettleBoot(t)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not come back within 90 s; see %s/hosts/%s/console.log", h.Name, h.lab.Dir, h.Name)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // SettleBoot starts again every unit that failed during a systemd lab
 // host's boot, logging why it failed. systemd-remount-fs and
 // systemd-sysusers each did once in CI, on a loaded machine, after an
