@@ -44,8 +44,8 @@ type RollbackOptions struct {
 	// the host's newest disk snapshot of that device.
 	Device string
 	DryRun bool // list what would be written and removed; change nothing
-	// Pre and DiskPre take the pre-rollback snapshot (default:
-	// BackupSnapshotter).
+	// Pre, DiskPre and DumpPre take the pre-rollback snapshot of files,
+	// a disk and a database (default: BackupSnapshotter).
 	Pre     PreSnapshotter
 	DiskPre DiskSnapshotter
 	DumpPre DumpSnapshotter
