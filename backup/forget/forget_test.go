@@ -184,3 +184,23 @@ func TestPolicyValidate(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+// TestEmptyPolicyKeepsAll: the library guards itself: an empty policy
+// keeps every snapshot, so no caller can forget all by passing none.
+func TestEmptyPolicyKeepsAll(t *testing.T) {
+	now := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	var sns []*repo.Snapshot
+	for i := 0; i < 5; i++ {
+		sns = append(sns, &repo.Snapshot{Time: now.Add(-time.Duration(i) * 24 * time.Hour), Hostname: "h", Paths: []string{"/etc"}})
+	}
+	for _, g := range Apply(sns, Policy{}, now) {
+		if g.Kept() != len(g.Decisions) {
+			t.Fatalf("empty policy kept %d of %d", g.Kept(), len(g.Decisions))
+		}
+		for _, d := range g.Decisions {
+			if len(d.Reasons) != 1 || d.Reasons[0] != "no keep rule" {
+				t.Errorf("reasons %v", d.Reasons)
+			}
+		}
+	}
+}
