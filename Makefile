@@ -45,6 +45,9 @@ bench-repo: build ## repository: holiday vs restic 0.14 and 0.18.1, same data, m
 LAB_ENV ?= $(or $(HOLIDAY_LAB_DIR),/var/tmp/holiday-lab)/env
 BENCH_S3_ARGS ?= -only tree,image,prune
 
+.PHONY: bench-s3
+bench-s3: bench-repo-s3 ## the same as bench-repo-s3 (the name issue 11 uses)
+
 bench-repo-s3: build ## repository on the lab's S3 server (versitygw): holiday vs restic over S3, first backups of tree and image, forget + prune with 30 % unused, median of 3 (lab up; BENCH_S3_ARGS= for every step)
 	@test -f $(LAB_ENV) || { echo "bench-repo-s3: the lab is not up (make lab-up)"; exit 1; }
 	set -a; . $(LAB_ENV); set +a; \

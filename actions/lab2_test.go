@@ -302,32 +302,7 @@ func TestRebootKeepsServicesStopped(t *testing.T) {
 	if _, code := c.run(t, nil, "lockdown"); code != 0 {
 		t.Fatalf("lockdown exit %d", code)
 	}
-	bootID := func() string {
-		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f22 /proc/1/stat")
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(r.Stdout)
-	}
-	was := bootID()
-	if was == "" {
-		t.Fatal("cannot read sys1's boot")
-	}
-	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if now := bootID(); now != "" && now != was {
-			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
-			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
-				h.SettleBoot(t)
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sys1 did not come back within 90 s; see %s/hosts/sys1/console.log", lab.Dir)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	h.Reboot(t)
 	for _, u := range []string{"nginx.service", "redis-server.service", "lab-echo.socket"} {
 		out := h.MustSSH(t, "root", "systemctl is-active "+u+"; systemctl is-enabled "+u+"; true")
 		if f := strings.Fields(out); len(f) != 2 || f[0] != "inactive" || f[1] != "disabled" {

@@ -10,38 +10,6 @@ import (
 	"github.com/holiday-ops/holiday/internal/labtest"
 )
 
-// rebootHost reboots a systemd lab host from inside and waits until it
-// runs again on the same root (lab2_test's TestRebootKeepsServicesStopped).
-func rebootHost(t *testing.T, lab *labtest.Lab, h *labtest.Host) {
-	t.Helper()
-	bootID := func() string {
-		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f22 /proc/1/stat")
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(r.Stdout)
-	}
-	was := bootID()
-	if was == "" {
-		t.Fatalf("cannot read %s's boot", h.Name)
-	}
-	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if now := bootID(); now != "" && now != was {
-			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
-			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
-				h.SettleBoot(t)
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not come back within 90 s; see %s/hosts/%s/console.log", h.Name, lab.Dir, h.Name)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-}
-
 // While a host is locked down, a reboot brings the lockdown firewall back
 // (the boot-time unit, before sshd starts); restore removes the unit and
 // leaves the rules and the unit list as they were.
@@ -81,7 +49,7 @@ func TestFirewallSurvivesReboot(t *testing.T) {
 			t.Fatalf("before the reboot %s → %s:%d: %s, want %s", orMachine(p.from), p.addr, p.port, got, want(p))
 		}
 	}
-	rebootHost(t, lab, h)
+	h.Reboot(t)
 	if !hasHolidayChain(t, h) {
 		t.Fatal("no HOLIDAY-IN after the reboot")
 	}

@@ -20,8 +20,8 @@ import (
 // KindRollbackDB is the journal's kind for a database rollback step.
 const KindRollbackDB = "rollback-db"
 
-// ErrNeedsConfirmation: --replace overwrites a database, and there was
-// neither --yes nor a terminal to ask on.
+// ErrNeedsConfirmation is the refusal of --replace (it overwrites a
+// database) when there was neither --yes nor a terminal to ask on.
 var ErrNeedsConfirmation = errors.New("--replace overwrites the database on the host: confirm with --yes (there is no terminal to ask on)")
 
 // DumpInSnapshot is a database snapshot's dump: which database of which
@@ -162,14 +162,11 @@ func (a *dbAction) Revert(ctx context.Context, h *actions.Host, prior, done acti
 	if err := prior.Decode(&p); err != nil {
 		return err
 	}
-	if p.PreSnapshot == "" {
-		// into a new database: nothing was overwritten, and a failed
+	pre, err := findPreSnapshot(ctx, a.r, p.PreSnapshot)
+	if pre == nil {
+		// or into a new database: nothing was overwritten, and a failed
 		// load drops its half-loaded database itself
-		return nil
-	}
-	pre, err := a.r.FindSnapshot(ctx, p.PreSnapshot)
-	if err != nil {
-		return fmt.Errorf("pre-rollback snapshot %s: %w", p.PreSnapshot, err)
+		return err
 	}
 	d, err := LoadDump(ctx, a.r, pre, h.Plan)
 	if err != nil {
@@ -232,24 +229,9 @@ func rollbackDB(ctx context.Context, ao actions.Options, conn *actions.Connector
 	}
 	a := &dbAction{r: o.Repo, sn: sn, dump: d, into: o.Into, replace: o.Replace, pre: o.DumpPre}
 	if a.pre == nil {
-		a.pre = BackupSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version}
+		a.pre = o.backupSnapshotter(ctx)
 	}
-	a.tags = []string{TagHoliday, "kind:" + d.Spec.Engine, tagRollbackOf + sn.ID.String(), tagRun + ao.RunID}
-	job := actions.Job{
-		Name:    o.Host.Name,
-		Steps:   []actions.Step{{Slot: actions.SlotBackups, Kind: KindRollbackDB, Target: a.target(), Action: a}},
-		Connect: func(ctx context.Context) (*actions.Host, func(), error) { return conn.Connect(ctx, o.Host) },
-	}
-	run, err := actions.Rollback(ctx, ao, []actions.Job{job})
-	if err != nil {
-		return res, err
-	}
-	res.Run = &run
-	if err := notStarted(run, a.loaded); err != nil {
-		return res, err
-	}
-	if a.preSnap != nil {
-		res.PreSnapshot = a.preSnap.ID.String()
-	}
-	return res, nil
+	a.tags = rollbackTags(d.Spec.Engine, sn, ao.RunID)
+	err = runStep(ctx, ao, conn, o, KindRollbackDB, a.target(), a, &res, func() (bool, *repo.Snapshot) { return a.loaded, a.preSnap })
+	return res, err
 }

@@ -2,18 +2,15 @@ package restore
 
 import (
 	"bytes"
-	"flag"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func TestRoots(t *testing.T) {
 	for _, tc := range []struct {
@@ -176,17 +173,5 @@ func TestRenderChangesGolden(t *testing.T) {
 	var b bytes.Buffer
 	RenderChanges(&b, "web1", "4f1c2a9e", []string{"/var/www"}, Diff(snapshotWant(), hostHave()))
 	RenderChanges(&b, "web1", "4f1c2a9e", []string{"/var/www"}, nil)
-	golden := filepath.Join("testdata", "rollback-dry-run.golden")
-	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.String() != string(want) {
-		t.Errorf("dry-run output differs from %s (go test -update):\n%s", golden, b.String())
-	}
+	golden.Check(t, "testdata/rollback-dry-run.golden", b.Bytes())
 }

@@ -240,12 +240,9 @@ func (a *diskAction) Revert(ctx context.Context, h *actions.Host, prior, done ac
 	if err := prior.Decode(&p); err != nil {
 		return err
 	}
-	if p.PreSnapshot == "" {
-		return nil
-	}
-	pre, err := a.r.FindSnapshot(ctx, p.PreSnapshot)
-	if err != nil {
-		return fmt.Errorf("pre-rollback snapshot %s: %w", p.PreSnapshot, err)
+	pre, err := findPreSnapshot(ctx, a.r, p.PreSnapshot)
+	if pre == nil {
+		return err // or nothing was to overwrite
 	}
 	img, err := LoadDiskImage(ctx, a.r, pre)
 	if err != nil {

@@ -27,7 +27,6 @@ const KindRollbackFiles = "rollback-files"
 // Tags on snapshots (DESIGN §7) that rollback reads and writes.
 const (
 	TagHoliday    = "holiday"
-	TagKindFiles  = "kind:files"
 	tagRun        = "run:"
 	tagRollbackOf = "rollback-of:"
 )
@@ -45,8 +44,8 @@ type RollbackOptions struct {
 	// the host's newest disk snapshot of that device.
 	Device string
 	DryRun bool // list what would be written and removed; change nothing
-	// Pre and DiskPre take the pre-rollback snapshot (default:
-	// BackupSnapshotter).
+	// Pre, DiskPre and DumpPre take the pre-rollback snapshot of files,
+	// a disk and a database (default: BackupSnapshotter).
 	Pre     PreSnapshotter
 	DiskPre DiskSnapshotter
 	DumpPre DumpSnapshotter
@@ -162,31 +161,66 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 	}
 	a.pre = o.Pre
 	if a.pre == nil {
-		a.pre = BackupSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version}
+		a.pre = o.backupSnapshotter(ctx)
 	}
-	a.tags = []string{TagHoliday, TagKindFiles, tagRollbackOf + sn.ID.String(), tagRun + ao.RunID}
+	a.tags = rollbackTags("files", sn, ao.RunID)
+	err = runStep(ctx, ao, conn, o, KindRollbackFiles, a.target(), a, &res, func() (bool, *repo.Snapshot) { return a.applied != nil, a.preSnap })
+	if err != nil {
+		return res, err
+	}
+	res.Changes, res.Planned, res.Applied = a.changes, Summarize(a.changes), a.applied
+	return res, nil
+}
+
+// backupSnapshotter is the default taker of pre-rollback snapshots.
+func (o RollbackOptions) backupSnapshotter(ctx context.Context) BackupSnapshotter {
+	return BackupSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version}
+}
+
+// rollbackTags are the tags of the pre-rollback snapshot taken before
+// sn is written back by run: `holiday rollback --snapshot` of it undoes
+// the rollback.
+func rollbackTags(kind string, sn *repo.Snapshot, run string) []string {
+	return []string{TagHoliday, "kind:" + kind, tagRollbackOf + sn.ID.String(), tagRun + run}
+}
+
+// runStep runs a as the one step of a journaled rollback run on o.Host
+// (actions.Rollback: the host's run lock, the journal) and puts the run
+// in res. outcome, asked once the run is over, says whether the step got
+// to write anything and which pre-rollback snapshot it took (nil: none).
+func runStep(ctx context.Context, ao actions.Options, conn *actions.Connector, o RollbackOptions, kind, target string, a actions.Action,
+	res *RollbackResult, outcome func() (wrote bool, pre *repo.Snapshot)) error {
 	job := actions.Job{
-		Name: o.Host.Name,
-		Steps: []actions.Step{{Slot: actions.SlotBackups, Kind: KindRollbackFiles,
-			Target: sn.ID.Str() + ":" + strings.Join(roots, ","), Action: a}},
+		Name:    o.Host.Name,
+		Steps:   []actions.Step{{Slot: actions.SlotBackups, Kind: kind, Target: target, Action: a}},
 		Connect: func(ctx context.Context) (*actions.Host, func(), error) { return conn.Connect(ctx, o.Host) },
 	}
 	run, err := actions.Rollback(ctx, ao, []actions.Job{job})
 	if err != nil {
-		return res, err
+		return err
 	}
 	res.Run = &run
-	if err := notStarted(run, a.applied != nil); err != nil {
-		return res, err
+	wrote, pre := outcome()
+	if err := notStarted(run, wrote); err != nil {
+		return err
 	}
-	res.Changes, res.Planned = a.changes, Summarize(a.changes)
-	if a.applied != nil {
-		res.Applied = a.applied
+	if pre != nil {
+		res.PreSnapshot = pre.ID.String()
 	}
-	if a.preSnap != nil {
-		res.PreSnapshot = a.preSnap.ID.String()
+	return nil
+}
+
+// findPreSnapshot finds the pre-rollback snapshot a step's intent names;
+// nil when it names none (the step had nothing to overwrite).
+func findPreSnapshot(ctx context.Context, r *repo.Repository, id string) (*repo.Snapshot, error) {
+	if id == "" {
+		return nil, nil
 	}
-	return res, nil
+	pre, err := r.FindSnapshot(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("pre-rollback snapshot %s: %w", id, err)
+	}
+	return pre, nil
 }
 
 // findOne is FindRollbackSnapshot for a database name both engines may
@@ -505,12 +539,9 @@ func (a *filesAction) Revert(ctx context.Context, h *actions.Host, prior, done a
 	if err := prior.Decode(&p); err != nil {
 		return err
 	}
-	if p.PreSnapshot == "" {
-		return nil // nothing was to change: nothing was written
-	}
-	pre, err := a.r.FindSnapshot(ctx, p.PreSnapshot)
-	if err != nil {
-		return fmt.Errorf("pre-rollback snapshot %s: %w", p.PreSnapshot, err)
+	pre, err := findPreSnapshot(ctx, a.r, p.PreSnapshot)
+	if pre == nil {
+		return err // or nothing was to change: nothing was written
 	}
 	want, err := SnapshotItems(ctx, a.r, pre, p.Roots)
 	if err != nil {
@@ -672,26 +703,14 @@ func rollbackDisk(ctx context.Context, ao actions.Options, conn *actions.Connect
 	}
 	a.pre = o.DiskPre
 	if a.pre == nil {
-		a.pre = BackupSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version}
+		a.pre = o.backupSnapshotter(ctx)
 	}
-	a.tags = []string{TagHoliday, "kind:disk", tagRollbackOf + sn.ID.String(), tagRun + ao.RunID}
-	job := actions.Job{
-		Name:    o.Host.Name,
-		Steps:   []actions.Step{{Slot: actions.SlotBackups, Kind: KindRollbackDisk, Target: a.target(), Action: a}},
-		Connect: func(ctx context.Context) (*actions.Host, func(), error) { return conn.Connect(ctx, o.Host) },
-	}
-	run, err := actions.Rollback(ctx, ao, []actions.Job{job})
+	a.tags = rollbackTags("disk", sn, ao.RunID)
+	err = runStep(ctx, ao, conn, o, KindRollbackDisk, a.target(), a, &res, func() (bool, *repo.Snapshot) { return a.applied != nil, a.preSnap })
 	if err != nil {
-		return res, err
-	}
-	res.Run = &run
-	if err := notStarted(run, a.applied != nil); err != nil {
 		return res, err
 	}
 	res.Blocks = len(a.differ)
 	res.DiskApplied = a.applied
-	if a.preSnap != nil {
-		res.PreSnapshot = a.preSnap.ID.String()
-	}
 	return res, nil
 }

@@ -29,9 +29,6 @@ STATE=(--state-dir "$LAB_DIR/state" --journal-key "$LAB_DIR/journal.key")
 step "holiday plan validate: every example plan, strictly"
 $H plan validate examples/*.yaml
 
-step "holiday plan: read-only preflight of every lab host and what lockdown would change, its backups first"
-$H plan -f $PLAN
-
 step "holiday repo: a local repository in restic's format"
 export HOLIDAY_REPOSITORY=$LAB_DIR/repo HOLIDAY_PASSWORD_FILE=$LAB_DIR/repo.pass
 [ -s "$HOLIDAY_PASSWORD_FILE" ] || (umask 077 && head -c 24 /dev/urandom | base64 >"$HOLIDAY_PASSWORD_FILE")
@@ -42,7 +39,10 @@ $H repo check --read-data
 echo "-- the same repository, read by stock restic $(restic version | awk '{print $2}'):"
 RESTIC_PASSWORD_FILE=$HOLIDAY_PASSWORD_FILE restic -r "$HOLIDAY_REPOSITORY" snapshots
 
-step "holiday lockdown: each host's backups (files, sysv1's frozen disk), read back, then stop what the plan names, every step journaled"
+step "holiday plan: read-only preflight of the repository and every lab host and what lockdown would change, its backups first"
+$H plan -f $PLAN
+
+step "holiday lockdown: each host's backups (files, sys2's PostgreSQL and MariaDB dumps, sysv1's frozen disk), read back and verified, then stop what the plan names, every step journaled"
 $H lockdown -f $PLAN "${STATE[@]}"
 echo "-- the hosts' snapshots, read by stock restic:"
 RESTIC_PASSWORD_FILE=$HOLIDAY_PASSWORD_FILE restic -r "$HOLIDAY_REPOSITORY" snapshots --tag holiday

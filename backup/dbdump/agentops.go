@@ -219,8 +219,12 @@ func DumpOnHost(ctx context.Context, a Agent, s Spec, w io.Writer) (int64, error
 	for {
 		t, p, err := st.ReadFrame()
 		if err != nil {
-			// Result explains a session that ended early.
-			return n, st.Result(nil)
+			// Result explains a session that ended early; should it
+			// have nothing to say, the read error still fails the dump.
+			if rerr := st.Result(nil); rerr != nil {
+				return n, rerr
+			}
+			return n, fmt.Errorf("dump of %s: %w", s, err)
 		}
 		switch t {
 		case agentproto.FrameData:

@@ -14,54 +14,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/holiday-ops/holiday/backup/dbdump"
 	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/internal/labtest"
-	"github.com/holiday-ops/holiday/internal/sshx"
+	"github.com/holiday-ops/holiday/internal/labtest/labagent"
 )
-
-var (
-	buildOnce sync.Once
-	bin       agentctl.Binary
-	buildErr  error
-)
-
-func holidayBinary(t testing.TB) agentctl.Binary {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "holiday-dbdump-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		out := filepath.Join(dir, "holiday")
-		cmd := exec.Command("go", "build", "-o", out, "github.com/holiday-ops/holiday/cmd/holiday")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if o, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, o)
-			return
-		}
-		bin, buildErr = agentctl.LoadBinary(out)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bin
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin.Path != "" {
-		os.RemoveAll(filepath.Dir(bin.Path))
-	}
+	labagent.Cleanup()
 	os.Exit(code)
 }
 
@@ -77,20 +43,9 @@ func sys2(t testing.TB) *labEnv {
 	lab := labtest.Require(t)
 	h := lab.MustHost(t, "sys2")
 	h.Lock(t)
-	b := holidayBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	conn, err := sshx.Dial(ctx, sshx.Target{Name: "sys2", Host: h.Addr, User: "ops", Jump: "none"},
-		sshx.Options{KnownHosts: []string{lab.KnownHosts}, IdentityFiles: []string{lab.SSHKey}, NoAgent: true, ConfigFile: "none"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	a, err := agentctl.Deploy(ctx, conn, agentctl.Options{Binaries: map[string]agentctl.Binary{"x86_64": b}, Fresh: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(context.Background()) })
+	a := labagent.Deploy(ctx, t, lab, h, "ops")
 	return &labEnv{h: h, agent: a, ctx: ctx}
 }
 

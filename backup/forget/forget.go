@@ -35,8 +35,9 @@ type Policy struct {
 	Tags                                         [][]string
 }
 
-// Empty reports whether the policy has no rule: forget refuses to apply
-// it (it would remove every unpinned snapshot).
+// Empty reports whether the policy has no rule. Apply keeps every
+// snapshot under it ("no keep rule"): an empty policy never means
+// "forget all", whoever calls.
 func (p Policy) Empty() bool {
 	return p.Last == 0 && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 &&
 		p.Monthly == 0 && p.Yearly == 0 && len(p.Tags) == 0
@@ -181,7 +182,13 @@ func Apply(sns []*repo.Snapshot, p Policy, now time.Time) []Group {
 	out := make([]Group, 0, len(keys))
 	for _, k := range keys {
 		g := byKey[k]
-		decide(g.Decisions, p, now)
+		if p.Empty() {
+			for i := range g.Decisions {
+				g.Decisions[i].Keep, g.Decisions[i].Reasons = true, []string{"no keep rule"}
+			}
+		} else {
+			decide(g.Decisions, p, now)
+		}
 		out = append(out, *g)
 	}
 	return out

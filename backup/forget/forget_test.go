@@ -2,19 +2,17 @@ package forget
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/internal/golden"
 )
 
 // go test ./backup/forget -update rewrites testdata/*.golden.
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func snap(n int, host, path string, t time.Time, tags ...string) *repo.Snapshot {
 	var id repo.ID
@@ -57,24 +55,6 @@ func render(groups []Group) []byte {
 		}
 	}
 	return b.Bytes()
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", name, got, want)
-	}
 }
 
 // TestApply checks the keep decisions against restic's documented
@@ -164,7 +144,7 @@ func TestApply(t *testing.T) {
 			if tc.name == "doc_century" {
 				return // 36524 lines: the count is the point
 			}
-			golden(t, tc.name, render(groups))
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), render(groups))
 		})
 	}
 }
@@ -202,5 +182,25 @@ func TestPolicyValidate(t *testing.T) {
 	}
 	if got := (Policy{Last: 3, Daily: 7, Monthly: Unlimited}).String(); got != "keep 3 latest snapshots, 7 daily snapshots, all monthly snapshots" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// TestEmptyPolicyKeepsAll: the library guards itself: an empty policy
+// keeps every snapshot, so no caller can forget all by passing none.
+func TestEmptyPolicyKeepsAll(t *testing.T) {
+	now := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	var sns []*repo.Snapshot
+	for i := 0; i < 5; i++ {
+		sns = append(sns, &repo.Snapshot{Time: now.Add(-time.Duration(i) * 24 * time.Hour), Hostname: "h", Paths: []string{"/etc"}})
+	}
+	for _, g := range Apply(sns, Policy{}, now) {
+		if g.Kept() != len(g.Decisions) {
+			t.Fatalf("empty policy kept %d of %d", g.Kept(), len(g.Decisions))
+		}
+		for _, d := range g.Decisions {
+			if len(d.Reasons) != 1 || d.Reasons[0] != "no keep rule" {
+				t.Errorf("reasons %v", d.Reasons)
+			}
+		}
 	}
 }

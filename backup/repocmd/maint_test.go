@@ -2,12 +2,14 @@ package repocmd
 
 import (
 	"bytes"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/holiday-ops/holiday/backup/forget"
 	"github.com/holiday-ops/holiday/backup/prune"
 	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/internal/golden"
 )
 
 func TestGoldenForget(t *testing.T) {
@@ -37,7 +39,7 @@ func TestGoldenForget(t *testing.T) {
 			} else {
 				PrintForget(&b, p, groups, tc.dryRun)
 			}
-			golden(t, tc.name, b.Bytes())
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), b.Bytes())
 		})
 	}
 }
@@ -60,7 +62,7 @@ func TestGoldenPrune(t *testing.T) {
 			if err := PrintPrune(&b, tc.st, tc.asJSON); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tc.name, b.Bytes())
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), b.Bytes())
 		})
 	}
 }
@@ -96,7 +98,7 @@ func TestGoldenImmutability(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
 			PrintImmutability(&b, &tc.im, now)
-			golden(t, tc.name, b.Bytes())
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), b.Bytes())
 		})
 	}
 }

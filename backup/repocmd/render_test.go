@@ -2,8 +2,6 @@ package repocmd
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,32 +10,11 @@ import (
 	"github.com/holiday-ops/holiday/backup/checker"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
+	"github.com/holiday-ops/holiday/internal/golden"
 )
 
 // go test ./backup/repocmd -update rewrites testdata/*.golden from the
 // printers' current output; review the diff before committing it.
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", name, got, want)
-	}
-}
 
 // id returns a fixed ID whose bytes all are b.
 func id(b byte) repo.ID {
@@ -80,7 +57,7 @@ func TestGoldenSnapshots(t *testing.T) {
 			if err := PrintSnapshots(&b, tc.sns, tc.asJSON); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tc.name, b.Bytes())
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), b.Bytes())
 		})
 	}
 }
@@ -100,7 +77,7 @@ func TestGoldenKeys(t *testing.T) {
 			if err := PrintKeys(&b, keys, asJSON); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name, b.Bytes())
+			golden.Check(t, filepath.Join("testdata", name+".golden"), b.Bytes())
 		})
 	}
 }
@@ -130,7 +107,7 @@ func TestGoldenCheck(t *testing.T) {
 			if err := PrintCheck(&b, tc.rep, tc.readData, tc.asJSON); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tc.name, b.Bytes())
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), b.Bytes())
 		})
 	}
 }
@@ -158,7 +135,7 @@ func TestGoldenLs(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			golden(t, tc.name, b.Bytes())
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), b.Bytes())
 		})
 	}
 }
@@ -180,8 +157,8 @@ func TestGoldenSummaries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden(t, "summaries", text.Bytes())
-	golden(t, "summaries_json", js.Bytes())
+	golden.Check(t, filepath.Join("testdata", "summaries"+".golden"), text.Bytes())
+	golden.Check(t, filepath.Join("testdata", "summaries_json"+".golden"), js.Bytes())
 }
 
 func TestHumanAndParseSize(t *testing.T) {

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -98,14 +98,8 @@ could not be checked.`,
 			}
 			defer release()
 			res := incident.Check(cmd.Context(), p, hosts, r, f.options())
-			if f.json {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else {
-				incident.WriteCheck(cmd.OutOrStdout(), res, f.verbose)
+			if err := writeResult(cmd.OutOrStdout(), f.json, res, func(w io.Writer) { incident.WriteCheck(w, res, f.verbose) }); err != nil {
+				return err
 			}
 			return incident.ExitError(res)
 		},
@@ -130,14 +124,8 @@ only of a host you trust: the baseline is what "unchanged" means.`,
 			}
 			defer release()
 			res := incident.Baselines(cmd.Context(), p, hosts, r, f.options())
-			if f.json {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else {
-				incident.WriteBaselines(cmd.OutOrStdout(), res)
+			if err := writeResult(cmd.OutOrStdout(), f.json, res, func(w io.Writer) { incident.WriteBaselines(w, res) }); err != nil {
+				return err
 			}
 			var failed []string
 			for _, b := range res {
@@ -146,7 +134,7 @@ only of a host you trust: the baseline is what "unchanged" means.`,
 				}
 			}
 			if len(failed) > 0 {
-				return exitcode.With(exitcode.HostsFailed, errors.New("no baseline of "+fmt.Sprint(failed)))
+				return exitcode.With(exitcode.HostsFailed, fmt.Errorf("no baseline taken of %s", strings.Join(failed, ", ")))
 			}
 			return nil
 		},

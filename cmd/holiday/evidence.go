@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,15 +45,8 @@ agent read it and as it arrived.`,
 			}
 			defer release()
 			res := incident.Evidence(cmd.Context(), p, hosts[0], r, t, f.options())
-			w := cmd.OutOrStdout()
-			if f.json {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else {
-				incident.WriteEvidence(w, res)
+			if err := writeResult(cmd.OutOrStdout(), f.json, res, func(w io.Writer) { incident.WriteEvidence(w, res) }); err != nil {
+				return err
 			}
 			if res.Error != "" {
 				return exitcode.With(exitcode.HostsFailed, fmt.Errorf("evidence of %s not stored: %s", res.Host, res.Error))

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/holiday-ops/holiday/backup/backend/s3/s3test"
 	"github.com/holiday-ops/holiday/internal/labtest"
 	"github.com/holiday-ops/holiday/internal/testenv"
 )
@@ -24,15 +23,12 @@ func TestRepoCopyToS3(t *testing.T) {
 	if lab == nil {
 		return
 	}
-	cfg := s3test.Bucket(t, lab)
-	bin := holidayBin(t)
-	dir := t.TempDir()
-	pw, pw2 := filepath.Join(dir, "pw"), filepath.Join(dir, "pw2")
-	writeFile(t, pw, "first\n")
+	rp := newS3Repo(t, lab, "copy", "first\n")
+	bin, dir, pw, remote := rp.bin, rp.dir, rp.pw, rp.url
+	pw2 := filepath.Join(dir, "pw2")
 	writeFile(t, pw2, "second copy\n")
 	local := filepath.Join(dir, "repo")
-	remote := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/copy"
-	env := append(s3Env(lab, dir), "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY="+local)
+	env := append(rp.env, "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY="+local)
 	holiday := func(args ...string) string {
 		t.Helper()
 		r := runHoliday(t, bin, env, append([]string{"repo"}, args...)...)

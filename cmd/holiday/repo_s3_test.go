@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	s3be "github.com/holiday-ops/holiday/backup/backend/s3"
 	"github.com/holiday-ops/holiday/backup/backend/s3/s3test"
 	"github.com/holiday-ops/holiday/internal/labtest"
 	"github.com/holiday-ops/holiday/internal/testenv"
@@ -33,6 +35,30 @@ func s3Env(lab *labtest.Lab, dir string) []string {
 	}
 }
 
+// s3Repo is where a test of the binary against a repository on the lab's
+// S3 server starts.
+type s3Repo struct {
+	bucket s3be.Config // a fresh bucket, removed after the test
+	bin    string      // the holiday binary
+	dir    string      // the test's temporary directory
+	pw     string      // a password file in dir
+	url    string      // the repository: s3:ENDPOINT/BUCKET/PREFIX
+	// env is s3Env with HOLIDAY_REPOSITORY emptied; tests append their
+	// own settings (the last of a name wins).
+	env []string
+}
+
+func newS3Repo(t *testing.T, lab *labtest.Lab, prefix, password string) s3Repo {
+	t.Helper()
+	cfg := s3test.Bucket(t, lab)
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	writeFile(t, pw, password)
+	return s3Repo{bucket: cfg, bin: holidayBin(t), dir: dir, pw: pw,
+		url: "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/" + prefix,
+		env: slices.Clip(append(s3Env(lab, dir), "HOLIDAY_REPOSITORY="))}
+}
+
 // TestRepoS3Interop: holiday inits and backs up into the lab's versitygw,
 // and stock restic (the format oracle) lists, checks every byte of and
 // restores the same repository over S3.
@@ -46,11 +72,9 @@ func TestRepoS3Interop(t *testing.T) {
 		testenv.Skip(t, "restic is not installed (apt-get install restic); the S3 interop test needs it as the format oracle")
 		return
 	}
-	cfg := s3test.Bucket(t, lab)
-	bin := holidayBin(t)
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "pw")
-	writeFile(t, pw, "s3 interop\n")
+	rp := newS3Repo(t, lab, "holiday/repo", "s3 interop\n")
+	bin, dir, pw, repoURL := rp.bin, rp.dir, rp.pw, rp.url
+	env := append(rp.env, "HOLIDAY_PASSWORD_FILE="+pw)
 	src := filepath.Join(dir, "src")
 	writeFile(t, filepath.Join(src, "etc", "hosts"), "127.0.0.1 localhost\n")
 	writeFile(t, filepath.Join(src, "empty"), "")
@@ -63,8 +87,6 @@ func TestRepoS3Interop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	repoURL := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/holiday/repo"
-	env := append(s3Env(lab, dir), "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY=")
 	holiday := func(args ...string) result {
 		t.Helper()
 		r := runHoliday(t, bin, env, append([]string{"repo"}, args...)...)
@@ -128,13 +150,9 @@ func TestRepoS3OperatorErrors(t *testing.T) {
 	if lab == nil {
 		return
 	}
-	cfg := s3test.Bucket(t, lab)
-	bin := holidayBin(t)
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "pw")
-	writeFile(t, pw, "s3 errors\n")
-	env := append(s3Env(lab, dir), "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY=")
-	url := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/repo"
+	rp := newS3Repo(t, lab, "repo", "s3 errors\n")
+	bin, url := rp.bin, rp.url
+	env := append(rp.env, "HOLIDAY_PASSWORD_FILE="+rp.pw)
 	if r := runHoliday(t, bin, env, "repo", "init", "--repo", url); r.code != 0 {
 		t.Fatalf("init: %+v", r)
 	}
@@ -153,7 +171,7 @@ func TestRepoS3OperatorErrors(t *testing.T) {
 		{"no repository at the prefix", env, url + "-other", 1, "no repository"},
 		{"credentials in the URL", env, strings.Replace(url, "://", "://AK:SK@", 1), 1, "credentials in the URL are not accepted"},
 		{"no bucket", env, "s3:" + lab.S3Endpoint + "/", 1, "no bucket"},
-		{"server down", env, "s3:http://127.0.0.1:9/" + cfg.Bucket + "/repo", 2, "could not be reached"},
+		{"server down", env, "s3:http://127.0.0.1:9/" + rp.bucket.Bucket + "/repo", 2, "could not be reached"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			errorLine(t, runHoliday(t, bin, tc.env, "repo", "snapshots", "--repo", tc.repo), tc.code, tc.want)
@@ -178,7 +196,7 @@ func TestRepoS3Faults(t *testing.T) {
 		testenv.Skip(t, "restic is not installed (apt-get install restic); the S3 fault test checks with it")
 		return
 	}
-	cfg := s3test.Bucket(t, lab)
+	rp := newS3Repo(t, lab, "repo", "s3 faults\n")
 	target, err := url.Parse(lab.S3Endpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -234,10 +252,7 @@ func TestRepoS3Faults(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	bin := holidayBin(t)
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "pw")
-	writeFile(t, pw, "s3 faults\n")
+	bin, dir, pw, direct := rp.bin, rp.dir, rp.pw, rp.url
 	src := filepath.Join(dir, "src")
 	data := make([]byte, 40<<20) // three packs or so
 	if _, err := rand.Read(data); err != nil {
@@ -247,9 +262,8 @@ func TestRepoS3Faults(t *testing.T) {
 	for i := range 50 {
 		writeFile(t, filepath.Join(src, "small", string(rune('a'+i%26))+strings.Repeat("x", i)), strings.Repeat("line\n", i))
 	}
-	env := append(s3Env(lab, dir), "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY=")
-	faulty := "s3:" + srv.URL + "/" + cfg.Bucket + "/repo"
-	direct := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/repo"
+	env := append(rp.env, "HOLIDAY_PASSWORD_FILE="+pw)
+	faulty := "s3:" + srv.URL + "/" + rp.bucket.Bucket + "/repo"
 	for _, args := range [][]string{
 		{"init", "--repo", faulty},
 		{"backup", "-q", "--repo", faulty, src},

@@ -27,8 +27,28 @@ type result struct {
 	stdout, stderr string
 }
 
+// runHoliday runs the binary with env added to the test's environment;
+// a binary that cannot be started ends the test.
 func runHoliday(t *testing.T, bin string, env []string, args ...string) result {
 	t.Helper()
+	r, err := execHoliday(bin, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// runHolidayNoFatal is runHoliday for goroutines (no t.Fatal): a binary
+// that cannot be started is exit code -1 with the error on stderr.
+func runHolidayNoFatal(bin string, env []string, args ...string) result {
+	r, err := execHoliday(bin, env, args...)
+	if err != nil {
+		return result{-1, "", err.Error()}
+	}
+	return r
+}
+
+func execHoliday(bin string, env []string, args ...string) (result, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var so, se strings.Builder
@@ -38,9 +58,9 @@ func runHoliday(t *testing.T, bin string, env []string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatal(err)
+		return result{}, err
 	}
-	return result{code, so.String(), se.String()}
+	return result{code, so.String(), se.String()}, nil
 }
 
 // errorLine checks an operator sees exactly one error line (plus at most

@@ -15,7 +15,6 @@ import (
 
 	"github.com/holiday-ops/holiday/backup/backend"
 	s3be "github.com/holiday-ops/holiday/backup/backend/s3"
-	"github.com/holiday-ops/holiday/backup/backend/s3/s3test"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/internal/labtest"
 	"github.com/holiday-ops/holiday/internal/testenv"
@@ -34,13 +33,9 @@ func TestRepoS3SeveralWriters(t *testing.T) {
 	if lab == nil {
 		return
 	}
-	cfg := s3test.Bucket(t, lab)
-	bin := holidayBin(t)
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "pw")
-	writeFile(t, pw, "several writers\n")
-	repoURL := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/fleet"
-	env := append(s3Env(lab, dir), "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY="+repoURL)
+	rp := newS3Repo(t, lab, "fleet", "several writers\n")
+	bin, dir, pw, repoURL, cfg := rp.bin, rp.dir, rp.pw, rp.url, rp.bucket
+	env := append(rp.env, "HOLIDAY_PASSWORD_FILE="+pw, "HOLIDAY_REPOSITORY="+repoURL)
 	if r := runHoliday(t, bin, env, "repo", "init"); r.code != 0 {
 		t.Fatalf("init: %s", r.stderr)
 	}
@@ -165,20 +160,4 @@ func TestRepoS3SeveralWriters(t *testing.T) {
 	if len(locks) > 0 {
 		t.Errorf("%d locks left behind: %v", len(locks), locks)
 	}
-}
-
-// runHolidayNoFatal is runHoliday for goroutines (no t.Fatal).
-func runHolidayNoFatal(bin string, env []string, args ...string) result {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var so, se strings.Builder
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		return result{-1, "", err.Error()}
-	}
-	return result{code, so.String(), se.String()}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,7 @@ func newRollbackCmd() *cobra.Command {
 	var o restore.RollbackOptions
 	cmd := &cobra.Command{
 		Use:   "rollback -f PLAN HOST",
-		Short: "Write a snapshot's files or disk image back onto a host, exactly",
+		Short: "Write a snapshot's files, disk image or database dump back onto a host, exactly",
 		Long: `rollback writes a files snapshot back onto HOST through a freshly uploaded
 agent: content, owners, modes, times and xattrs exactly as the snapshot
 holds them. What the host gained since under a restored directory is
@@ -83,14 +82,8 @@ unless --yes; without a terminal to ask on, it needs --yes.`,
 			if err != nil {
 				return err
 			}
-			if f.json {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
-					return err
-				}
-			} else {
-				printRollback(cmd.OutOrStdout(), res)
+			if err := writeResult(cmd.OutOrStdout(), f.json, res, func(w io.Writer) { printRollback(w, res) }); err != nil {
+				return err
 			}
 			if res.Run == nil {
 				return nil

@@ -10,8 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/holiday-ops/holiday/backup/backend/s3/s3test"
 	"github.com/holiday-ops/holiday/internal/labtest"
 	"github.com/holiday-ops/holiday/internal/testenv"
 )
@@ -48,21 +48,15 @@ func hostTree(t *testing.T, h *labtest.Host, roots ...string) string {
 // pushFile copies a local file to the host as root (mode 0700).
 func pushFile(t *testing.T, h *labtest.Host, local, remote string) {
 	t.Helper()
-	var args []string
-	for _, a := range h.SSHArgs("root", h.Addr) {
-		if a != "-n" {
-			args = append(args, a)
-		}
-	}
-	cmd := exec.Command(args[0], append(args[1:], "--", "cat > "+remote+" && chmod 700 "+remote)...)
 	f, err := os.Open(local)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cmd.Stdin = f
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("copy %s to %s:%s: %v\n%s", local, h.Name, remote, err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if r, err := h.SSHStdin(ctx, "root", "cat > "+remote+" && chmod 700 "+remote, f); err != nil {
+		t.Fatalf("copy %s to %s:%s: %v\n%s%s", local, h.Name, remote, err, r.Stdout, r.Stderr)
 	}
 }
 
@@ -84,13 +78,8 @@ func TestRollbackFilesLab(t *testing.T) {
 	}
 	h := lab.MustHost(t, "sys1")
 	h.Lock(t)
-	cfg := s3test.Bucket(t, lab)
-	bin := holidayBin(t)
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "pw")
-	writeFile(t, pw, "rollback lab\n")
-	repoURL := "s3:" + lab.S3Endpoint + "/" + cfg.Bucket + "/repo"
-	env := append(s3Env(lab, dir), "HOLIDAY_REPOSITORY=")
+	rp := newS3Repo(t, lab, "repo", "rollback lab\n")
+	bin, dir, pw, repoURL, env := rp.bin, rp.dir, rp.pw, rp.url, rp.env
 	if r := runHoliday(t, bin, env, "repo", "init", "--repo", repoURL, "--password-file", pw); r.code != 0 {
 		t.Fatalf("repo init: %d %s", r.code, r.stderr)
 	}

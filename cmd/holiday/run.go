@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -145,9 +144,7 @@ func saidByStep(h actions.HostResult) bool {
 func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plans.Plan, ctx context.Context) error {
 	w := cmd.OutOrStdout()
 	if f.json {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := writeJSON(w, res); err != nil {
 			return err
 		}
 	} else {

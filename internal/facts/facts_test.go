@@ -1,45 +1,11 @@
 package facts
 
 import (
-	"net/netip"
 	"reflect"
-	"strings"
 	"testing"
+
+	"github.com/holiday-ops/holiday/internal/procnet"
 )
-
-func TestParseHexAddrPort(t *testing.T) {
-	for in, want := range map[string]string{
-		"0100007F:0016":                         "127.0.0.1:22",
-		"0B00D50A:1F90":                         "10.213.0.11:8080",
-		"00000000000000000000000000000000:0050": "[::]:80",
-		"0000000000000000FFFF00000B00D50A:0016": "10.213.0.11:22", // v4-mapped, unmapped
-	} {
-		got, err := parseHexAddrPort(in)
-		if err != nil {
-			t.Fatalf("%s: %v", in, err)
-		}
-		if got.String() != want {
-			t.Errorf("%s = %s, want %s", in, got, want)
-		}
-	}
-	// fd00:213::11 as the kernel prints it: four little-endian words.
-	a := netip.MustParseAddr("fd00:213::11").As16()
-	var hexs strings.Builder
-	for i := 0; i < 16; i += 4 {
-		for j := 3; j >= 0; j-- {
-			hexs.WriteString(strings.ToUpper(hexByte(a[i+j])))
-		}
-	}
-	got, err := parseHexAddrPort(hexs.String() + ":0016")
-	if err != nil || got.String() != "[fd00:213::11]:22" {
-		t.Errorf("fd00:213::11 round trip = %v, %v", got, err)
-	}
-}
-
-func hexByte(b byte) string {
-	const digits = "0123456789abcdef"
-	return string([]byte{digits[b>>4], digits[b&15]})
-}
 
 func TestClassify(t *testing.T) {
 	tcp := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -47,17 +13,17 @@ func TestClassify(t *testing.T) {
    1: 0B00D50A:0016 0100D50A:D431 01 00000000:00000000 02:000A7F7A 00000000     0        0 101 4 0000000000000000 20 4 31 10 -1
    2: 0B00D50A:9C40 0C00D50A:1538 01 00000000:00000000 02:000A7F7A 00000000     0        0 102 4 0000000000000000 20 4 31 10 -1
 `
-	socks, err := parseProcNet("tcp", []byte(tcp))
+	socks, err := procnet.Parse("tcp", []byte(tcp))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l, in := classify(socks)
-	if len(l) != 1 || l[0].local.Port() != 22 {
+	if len(l) != 1 || l[0].Local.Port() != 22 {
 		t.Errorf("listeners = %v", l)
 	}
 	// The connection to port 22 is inbound; the one from port 40000 to
 	// 10.213.0.12:5432 was opened by this host.
-	if len(in) != 1 || in[0].remote.String() != "10.213.0.1:54321" {
+	if len(in) != 1 || in[0].Remote.String() != "10.213.0.1:54321" {
 		t.Errorf("inbound = %v", in)
 	}
 }

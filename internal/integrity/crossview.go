@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/holiday-ops/holiday/internal/procnet"
 )
 
 // hostTool finds the host's own tool the way its root shell would, under
@@ -37,7 +39,7 @@ func (c *collection) crossView(ctx context.Context) error {
 	if cv.PS == "" {
 		notes = append(notes, "no ps on the host")
 	} else {
-		before, err := c.pids()
+		before, err := procnet.PIDs(c.root)
 		if err != nil {
 			return err
 		}
@@ -45,7 +47,7 @@ func (c *collection) crossView(ctx context.Context) error {
 		if err != nil {
 			notes = append(notes, err.Error())
 		} else {
-			after, _ := c.pids()
+			after, _ := procnet.PIDs(c.root)
 			cv.HiddenPIDs = hiddenPIDs(before, after, out)
 		}
 	}
@@ -106,14 +108,14 @@ func hiddenPIDs(before, after []int, psOut string) []int {
 // /proc/net, both families folded: ss prints addresses its own way, and a
 // rootkit hides a port, not an address.
 func (c *collection) listenKeys() (map[string]bool, error) {
-	all, err := c.readProcNet()
+	all, err := procnet.Read(c.root)
 	if err != nil {
 		return nil, err
 	}
 	m := map[string]bool{}
 	for _, s := range all {
-		if s.listening() {
-			m[fmt.Sprintf("%s %d", strings.TrimSuffix(s.proto, "6"), s.local.Port())] = true
+		if s.Listening() {
+			m[fmt.Sprintf("%s %d", strings.TrimSuffix(s.Proto, "6"), s.Local.Port())] = true
 		}
 	}
 	return m, nil

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/holiday-ops/holiday/internal/procnet"
 )
 
 // OpEvidence is the agent operation that acquires evidence: it streams a
@@ -218,22 +220,22 @@ var tcpStates = map[string]string{"01": "ESTABLISHED", "02": "SYN_SENT", "03": "
 	"05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
 
 func (e *evidence) connections(ctx context.Context) error {
-	all, err := e.c.readProcNet()
+	all, err := procnet.Read(e.c.root)
 	if err != nil {
 		return err
 	}
 	want := map[string]bool{}
 	for _, s := range all {
-		want[s.inode] = true
+		want[s.Inode] = true
 	}
-	owners := e.c.socketOwners(want)
+	owners := procnet.Owners(e.c.root, want)
 	var out []evSocket
 	for _, s := range all {
-		st := tcpStates[s.state]
-		if !strings.HasPrefix(s.proto, "tcp") {
-			st = "UDP-" + s.state
+		st := tcpStates[s.State]
+		if !s.TCP() {
+			st = "UDP-" + s.State
 		}
-		es := evSocket{Proto: s.proto, Local: s.local.String(), Remote: s.rem.String(), State: st, PIDs: owners[s.inode]}
+		es := evSocket{Proto: s.Proto, Local: s.Local.String(), Remote: s.Remote.String(), State: st, PIDs: owners[s.Inode]}
 		for _, pid := range es.PIDs {
 			es.Comms = append(es.Comms, strings.TrimSpace(e.c.readString(fmt.Sprintf("/proc/%d/comm", pid))))
 		}

@@ -280,6 +280,9 @@ func (c *collection) special(ctx context.Context) error {
 			return nil // unreadable or gone: not ours to judge here
 		}
 		if d.IsDir() {
+			if err := ctx.Err(); err != nil {
+				return err // the whole filesystem: stop when the check is given up
+			}
 			if skip[p] {
 				return filepath.SkipDir
 			}

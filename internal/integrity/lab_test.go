@@ -1,59 +1,22 @@
 package integrity_test
 
 import (
+	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/internal/integrity"
 	"github.com/holiday-ops/holiday/internal/labtest"
-	"github.com/holiday-ops/holiday/internal/sshx"
-	"github.com/holiday-ops/holiday/internal/testenv"
+	"github.com/holiday-ops/holiday/internal/labtest/labagent"
 )
-
-var (
-	buildOnce sync.Once
-	buildDir  string
-	agentBin  agentctl.Binary
-	buildErr  error
-)
-
-// holidayBinary builds the static holiday binary once per test run.
-func holidayBinary(t *testing.T) agentctl.Binary {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "holiday-integrity-build-")
-		if buildErr != nil {
-			return
-		}
-		out := filepath.Join(buildDir, "holiday")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "github.com/holiday-ops/holiday/cmd/holiday")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if o, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, o)
-			return
-		}
-		agentBin, buildErr = agentctl.LoadBinary(out)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return agentBin
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	labagent.Cleanup()
 	os.Exit(code)
 }
 
@@ -67,22 +30,7 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 // holiday check does.
 func freshAgent(t *testing.T, lab *labtest.Lab, h *labtest.Host) *agentctl.Agent {
 	t.Helper()
-	if runtime.GOARCH != "amd64" {
-		testenv.Skip(t, "the lab hosts are amd64")
-	}
-	bin := holidayBinary(t)
-	c, err := sshx.Dial(ctxT(t, time.Minute), sshx.Target{Name: h.Name, Host: h.Addr, Port: 22, User: "root", Jump: "none"},
-		sshx.Options{KnownHosts: []string{lab.KnownHosts}, IdentityFiles: []string{lab.SSHKey}, NoAgent: true, ConfigFile: "none"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ag, err := agentctl.Deploy(ctxT(t, time.Minute), c, agentctl.Options{Binaries: map[string]agentctl.Binary{"x86_64": bin}, Fresh: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ag.Close(context.Background()) })
-	return ag
+	return labagent.Deploy(ctxT(t, 2*time.Minute), t, lab, h, "root")
 }
 
 // plantScript runs lab/plant.sh on the host with one verb.
@@ -92,16 +40,8 @@ func plantScript(t *testing.T, h *labtest.Host, verb string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var argv []string
-	for _, a := range h.SSHArgs("root", h.Addr) {
-		if a != "-n" { // the script comes on stdin
-			argv = append(argv, a)
-		}
-	}
-	cmd := exec.CommandContext(ctxT(t, 2*time.Minute), argv[0], append(argv[1:], "--", "bash -s "+verb)...)
-	cmd.Stdin = strings.NewReader(string(script))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("plant.sh %s on %s: %v\n%s", verb, h.Name, err, out)
+	if r, err := h.SSHStdin(ctxT(t, 2*time.Minute), "root", "bash -s "+verb, bytes.NewReader(script)); err != nil {
+		t.Fatalf("plant.sh %s on %s: %v\n%s%s", verb, h.Name, err, r.Stdout, r.Stderr)
 	}
 }
 
@@ -196,35 +136,10 @@ func TestPlantedCompromise(t *testing.T) {
 
 // rebootHost reboots a systemd lab host from inside and waits until it
 // runs again on the same root, then starts lab-worker as up.sh does.
-func rebootHost(t *testing.T, lab *labtest.Lab, h *labtest.Host) {
+func rebootHost(t *testing.T, h *labtest.Host) {
 	t.Helper()
-	bootID := func() string {
-		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id")
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(r.Stdout)
-	}
-	was := bootID()
-	if was == "" {
-		t.Fatalf("cannot read %s's boot id", h.Name)
-	}
-	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if now := bootID(); now != "" && now != was {
-			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
-			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
-				h.SettleBoot(t)
-				h.MustSSH(t, "root", "systemctl start lab-worker.service") // up.sh's, not the boot's
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not come back within 90 s; see %s/hosts/%s/console.log", h.Name, lab.Dir, h.Name)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	h.Reboot(t)
+	h.MustSSH(t, "root", "systemctl start lab-worker.service") // up.sh's, not the boot's
 }
 
 // TestChurnNoFalseAlarm simulates a quiet break (logs growing and
@@ -244,7 +159,7 @@ func TestChurnNoFalseAlarm(t *testing.T) {
 			base := collect(t, ag, integrity.Args{WebRoots: webRoots})
 			plantScript(t, h, "churn")
 			if name == "sys1" {
-				rebootHost(t, lab, h)
+				rebootHost(t, h)
 				ag = freshAgent(t, lab, h)
 			}
 			now := collect(t, ag, integrity.CheckArgs(base, webRoots))

@@ -1,10 +1,7 @@
 package integrity
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,27 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/holiday-ops/holiday/internal/procnet"
 )
 
 // clockTicks is USER_HZ: 100 on every Linux architecture holiday builds
 // for (the kernel exports times in /proc/PID/stat in these units).
 const clockTicks = 100
-
-// pids lists the numeric entries of /proc.
-func (c *collection) pids() ([]int, error) {
-	ents, err := os.ReadDir(c.path("/proc"))
-	if err != nil {
-		return nil, err
-	}
-	var out []int
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			out = append(out, pid)
-		}
-	}
-	sort.Ints(out)
-	return out, nil
-}
 
 func (c *collection) bootTime() time.Time {
 	for _, l := range strings.Split(c.readString("/proc/stat"), "\n") {
@@ -46,7 +29,7 @@ func (c *collection) bootTime() time.Time {
 }
 
 func (c *collection) processes(ctx context.Context) error {
-	pids, err := c.pids()
+	pids, err := procnet.PIDs(c.root)
 	if err != nil {
 		return err
 	}
@@ -96,148 +79,27 @@ func (c *collection) process(pid int, boot time.Time) (Process, bool) {
 	return p, true
 }
 
-// Kernel socket states in /proc/net/* (include/net/tcp_states.h).
-const (
-	tcpListen = "0A"
-	udpUnconn = "07"
-)
-
-type netSock struct {
-	proto string
-	local netip.AddrPort
-	rem   netip.AddrPort
-	state string
-	inode string
-}
-
-// readProcNet reads the four socket tables. A missing table (no IPv6)
-// is not an error.
-func (c *collection) readProcNet() ([]netSock, error) {
-	var all []netSock
-	for _, proto := range []string{"tcp", "tcp6", "udp", "udp6"} {
-		b, err := os.ReadFile(c.path("/proc/net/" + proto))
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue
-			}
-			return nil, err
-		}
-		s, err := parseProcNet(proto, b)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, s...)
-	}
-	return all, nil
-}
-
-func parseProcNet(proto string, data []byte) ([]netSock, error) {
-	var out []netSock
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for first := true; sc.Scan(); first = false {
-		if first {
-			continue
-		}
-		f := strings.Fields(sc.Text())
-		if len(f) < 10 {
-			continue
-		}
-		l, err := parseHexAddrPort(f[1])
-		if err != nil {
-			return nil, fmt.Errorf("/proc/net/%s: %w", proto, err)
-		}
-		r, err := parseHexAddrPort(f[2])
-		if err != nil {
-			return nil, fmt.Errorf("/proc/net/%s: %w", proto, err)
-		}
-		out = append(out, netSock{proto: proto, local: l, rem: r, state: f[3], inode: f[9]})
-	}
-	return out, sc.Err()
-}
-
-// parseHexAddrPort decodes the kernel's "0100007F:0016": the address as
-// 32-bit words in host byte order (little-endian on amd64 and arm64), the
-// port big-endian.
-func parseHexAddrPort(s string) (netip.AddrPort, error) {
-	a, p, ok := strings.Cut(s, ":")
-	if !ok {
-		return netip.AddrPort{}, fmt.Errorf("bad address %q", s)
-	}
-	b, err := hex.DecodeString(a)
-	if err != nil || (len(b) != 4 && len(b) != 16) {
-		return netip.AddrPort{}, fmt.Errorf("bad address %q", s)
-	}
-	for i := 0; i < len(b); i += 4 {
-		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
-	}
-	port, err := strconv.ParseUint(p, 16, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("bad port in %q", s)
-	}
-	addr, _ := netip.AddrFromSlice(b)
-	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), nil
-}
-
-func (s netSock) listening() bool {
-	if strings.HasPrefix(s.proto, "tcp") {
-		return s.state == tcpListen
-	}
-	return s.state == udpUnconn && (!s.rem.Addr().IsValid() || s.rem.Addr().IsUnspecified())
-}
-
-// socketOwners maps socket inodes to the PIDs holding them, from every
-// /proc/PID/fd link.
-func (c *collection) socketOwners(want map[string]bool) map[string][]int {
-	owners := map[string][]int{}
-	pids, _ := c.pids()
-	for _, pid := range pids {
-		dir := c.path("/proc/" + strconv.Itoa(pid) + "/fd")
-		fds, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, fd := range fds {
-			l, err := os.Readlink(dir + "/" + fd.Name())
-			if err != nil {
-				continue
-			}
-			ino, ok := strings.CutPrefix(l, "socket:[")
-			if !ok {
-				continue
-			}
-			ino = strings.TrimSuffix(ino, "]")
-			if want[ino] {
-				if ps := owners[ino]; len(ps) == 0 || ps[len(ps)-1] != pid {
-					owners[ino] = append(ps, pid)
-				}
-			}
-		}
-	}
-	return owners
-}
-
 func (c *collection) listeners(ctx context.Context) error {
-	all, err := c.readProcNet()
+	all, err := procnet.Read(c.root)
 	if err != nil {
 		return err
 	}
 	want := map[string]bool{}
-	var ls []netSock
+	var ls []procnet.Socket
 	for _, s := range all {
-		if s.listening() && s.inode != "0" {
+		if s.Listening() && s.Inode != "0" {
 			ls = append(ls, s)
-			want[s.inode] = true
+			want[s.Inode] = true
 		}
 	}
-	owners := c.socketOwners(want)
+	owners := procnet.Owners(c.root, want)
 	if f := strings.Fields(c.readString("/proc/sys/net/ipv4/ip_local_port_range")); len(f) == 2 {
 		c.st.Ephemeral[0], _ = strconv.Atoi(f[0])
 		c.st.Ephemeral[1], _ = strconv.Atoi(f[1])
 	}
 	seen := map[string]bool{}
 	for _, s := range ls {
-		l := Listener{Proto: s.proto, Addr: s.local.Addr().String(), Port: s.local.Port(), PIDs: owners[s.inode]}
+		l := Listener{Proto: s.Proto, Addr: s.Local.Addr().String(), Port: s.Local.Port(), PIDs: owners[s.Inode]}
 		exes := map[string]bool{}
 		for _, pid := range l.PIDs {
 			if e, err := os.Readlink(c.path("/proc/" + strconv.Itoa(pid) + "/exe")); err == nil {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -299,6 +300,13 @@ func (h *Host) SSHAt(ctx context.Context, user, addr, cmd string) (Result, error
 	return run(ctx, append(h.SSHArgs(user, addr), "--", cmd))
 }
 
+// SSHStdin is SSH with stdin fed to cmd (a script for `bash -s`, a file
+// for `cat >`).
+func (h *Host) SSHStdin(ctx context.Context, user, cmd string, stdin io.Reader) (Result, error) {
+	argv := slices.DeleteFunc(h.SSHArgs(user, h.Addr), func(a string) bool { return a == "-n" })
+	return runStdin(ctx, append(argv, "--", cmd), stdin)
+}
+
 // InNetns runs argv inside the host's network namespace from the outside (ip netns exec),
 // with this machine's binaries: what the network sees, not what the host says.
 func (h *Host) InNetns(ctx context.Context, argv ...string) (Result, error) {
@@ -328,7 +336,9 @@ func (h *Host) MustInNetns(t testing.TB, argv ...string) string {
 // commandTimeout bounds every command when the caller's context has no deadline.
 const commandTimeout = 60 * time.Second
 
-func run(ctx context.Context, argv []string) (Result, error) {
+func run(ctx context.Context, argv []string) (Result, error) { return runStdin(ctx, argv, nil) }
+
+func runStdin(ctx context.Context, argv []string, stdin io.Reader) (Result, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, commandTimeout)
@@ -336,7 +346,7 @@ func run(ctx context.Context, argv []string) (Result, error) {
 	}
 	var stdout, stderr bytes.Buffer
 	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	c.Stdout, c.Stderr = &stdout, &stderr
+	c.Stdin, c.Stdout, c.Stderr = stdin, &stdout, &stderr
 	err := c.Run()
 	r := Result{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1}
 	if c.ProcessState != nil {
@@ -372,6 +382,41 @@ func (h *Host) PowerOn(t testing.TB) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(h.lab.Dir, "hosts", h.Name, "poweron"), nil, 0o644); err != nil {
 		t.Fatalf("%s: pressing the power button: %v", h.Name, err)
+	}
+}
+
+// Reboot reboots a systemd host from inside (`systemctl reboot`) and
+// waits, 90 s at most, until it runs again on the same root: a new boot
+// ID and PID 1 started anew, systemd running (or degraded), the boot
+// settled (SettleBoot). Units lab/up.sh started by hand are not started
+// again.
+func (h *Host) Reboot(t testing.TB) {
+	t.Helper()
+	boot := func() string {
+		r, err := h.SSH(context.Background(), "root", "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f22 /proc/1/stat")
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(r.Stdout)
+	}
+	was := boot()
+	if was == "" {
+		t.Fatalf("cannot read %s's boot", h.Name)
+	}
+	h.SSH(context.Background(), "root", "systemctl reboot") // the connection may drop
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if now := boot(); now != "" && now != was {
+			r, _ := h.SSH(context.Background(), "root", "systemctl is-system-running")
+			if st := strings.TrimSpace(r.Stdout); st == "running" || st == "degraded" {
+				h.SettleBoot(t)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not come back within 90 s; see %s/hosts/%s/console.log", h.Name, h.lab.Dir, h.Name)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }
 

@@ -2,18 +2,14 @@ package preflight
 
 import (
 	"bytes"
-	"flag"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/facts"
+	"github.com/holiday-ops/holiday/internal/golden"
 	"github.com/holiday-ops/holiday/internal/units"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the current output")
 
 // fixedOutput is one run of `holiday plan` over a fleet that shows every
 // shape of host the table draws: ready with a diff (backups listed but
@@ -114,33 +110,12 @@ func fixedOutput(t *testing.T) *Output {
 	return out
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it after a deliberate change)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
-
 func TestTableGolden(t *testing.T) {
 	var b bytes.Buffer
 	if err := fixedOutput(t).WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "table.golden", b.Bytes())
+	golden.Check(t, "testdata/table.golden", b.Bytes())
 }
 
 func TestJSONGolden(t *testing.T) {
@@ -148,7 +123,7 @@ func TestJSONGolden(t *testing.T) {
 	if err := fixedOutput(t).WriteJSON(&b); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "json.golden", b.Bytes())
+	golden.Check(t, "testdata/json.golden", b.Bytes())
 }
 
 func TestOutputSummary(t *testing.T) {

@@ -3,17 +3,14 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/holiday-ops/holiday/internal/golden"
 	"github.com/holiday-ops/holiday/internal/integrity"
 	"github.com/holiday-ops/holiday/internal/journal"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var t0 = time.Date(2026, 12, 20, 18, 0, 0, 0, time.UTC)
 
@@ -45,24 +42,6 @@ func sample() Input {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := "testdata/" + name
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (go test ./internal/report -update writes it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (-update to accept)\n--- got\n%s--- want\n%s", p, got, want)
-	}
-}
-
 func TestReportGolden(t *testing.T) {
 	r := Build(sample())
 	for _, f := range []struct {
@@ -77,7 +56,7 @@ func TestReportGolden(t *testing.T) {
 		if err := f.render(&b); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, f.name, b.Bytes())
+		golden.Check(t, "testdata/"+f.name, b.Bytes())
 	}
 }
 
