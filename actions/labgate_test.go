@@ -442,3 +442,56 @@ hosts:
 	}
 	t.Logf("left after rollback (running processes): %s", strings.Join(procs, "; "))
 }
+
+// TestExamplePlanGate: the lab's example plan (what `make demo` runs:
+// backups, stops, firewalls on sys1, sys2 with its databases, sysv1),
+// with a repository of its own, locks down and restores with the gate
+// checking every host: none is kept closed, every host is back exactly.
+func TestExamplePlanGate(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys1", "sys2", "sysv1")
+	fwSafetyNet(t, hs)
+	before := hostStates(t, hs)
+	ex, err := os.ReadFile("../examples/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	repoDir, pw := filepath.Join(dir, "repo"), filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("example plan gate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(ex), "url: /var/tmp/holiday-lab/repo\n  password_file: /var/tmp/holiday-lab/repo.pass",
+		"url: "+repoDir+"\n  password_file: "+pw, 1)
+	y = strings.ReplaceAll(y, "/var/tmp/holiday-lab/", lab.Dir+"/")
+	if !strings.Contains(y, repoDir) {
+		t.Fatal("examples/lab.yaml no longer names its repository as this test expects")
+	}
+	plan := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(plan, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t, plan)
+	if out, code := c.runRaw(t, nil, "repo", "init", "--repo", repoDir, "--password-file", pw); code != 0 {
+		t.Fatalf("repo init: exit %d\n%s", code, out)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.run(t, nil, "restore", "--accept-findings", "test cleanup")
+			assertStates(t, hs, before, "still differs after the cleanup restore")
+		}
+	})
+	if out, code := c.run(t, nil, "lockdown", "--without-devices"); code != 0 {
+		t.Fatalf("lockdown: exit %d\n%s", code, out)
+	}
+	res, code := c.runResult(t, "restore")
+	if code != 0 {
+		t.Errorf("restore: exit %d", code)
+	}
+	for _, h := range res.Hosts {
+		if h.Status != actions.HostDone || h.Gate == nil || !h.Gate.Checked || h.Gate.Indicators != 0 {
+			t.Errorf("%s: %s %s, gate %+v: want reopened with no indicators", h.Host, h.Status, h.Error, h.Gate)
+		}
+	}
+	assertStates(t, hs, before, "after restore")
+}
