@@ -84,6 +84,9 @@ type Host struct {
 	// Backups is the run's repository for the backup step; nil when the
 	// run takes no backups.
 	Backups *Backups
+	// Baselines keeps the baseline step's snapshot; nil when the run
+	// has no repository.
+	Baselines BaselineStore
 }
 
 // Kind builds the Action for one step from its kind and target, as the

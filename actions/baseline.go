@@ -6,12 +6,15 @@ import (
 	"time"
 
 	"github.com/holiday-ops/holiday/internal/integrity"
+	"github.com/holiday-ops/holiday/plans"
 )
 
 // KindBaseline is the integrity baseline's kind: lockdown takes the
-// baseline (DESIGN §8) before anything on the host changes, so that
-// holiday check and the restore gate compare the host with itself as it
-// was when the break began.
+// baseline (DESIGN §8) once the host's services are stopped and its
+// firewall is in place (SlotBaseline), so that holiday check and the
+// restore gate compare the host with itself as it was when the break
+// began — stopped services, closed listeners, holiday's boot-time
+// firewall unit and all.
 const KindBaseline = "baseline"
 
 func init() {
@@ -29,7 +32,10 @@ type BaselineStore interface {
 // Revert has nothing to undo; the snapshot stays in the repository.
 type Baseline struct {
 	WebRoots []string
-	Store    BaselineStore // nil: the step fails (a run without a repository has no baseline)
+	// Store keeps the snapshot; nil: the run's (Host.Baselines). With
+	// neither the step fails: StepsFor gives no baseline step to a host
+	// whose plan has no repository.
+	Store BaselineStore
 }
 
 // BaselineDone is what the journal records: where the baseline went.
@@ -47,14 +53,18 @@ func (b Baseline) Observe(ctx context.Context, h *Host) (Record, error) {
 
 // Apply collects and stores the baseline.
 func (b Baseline) Apply(ctx context.Context, h *Host, prior Record) (Record, error) {
-	if b.Store == nil {
-		return Record{}, fmt.Errorf("baseline: no repository to keep it in (the plan names none)")
+	store := b.Store
+	if store == nil {
+		store = h.Baselines
+	}
+	if store == nil {
+		return Record{}, fmt.Errorf("baseline: this run has no repository open to keep it in")
 	}
 	st, err := integrity.CollectOn(ctx, h.Agent, integrity.Args{WebRoots: b.WebRoots})
 	if err != nil {
 		return Record{}, fmt.Errorf("baseline: %w", err)
 	}
-	id, err := b.Store.SaveBaseline(ctx, h.Name, st)
+	id, err := store.SaveBaseline(ctx, h.Name, st)
 	if err != nil {
 		return Record{}, fmt.Errorf("baseline: %w", err)
 	}
@@ -65,6 +75,15 @@ func (b Baseline) Apply(ctx context.Context, h *Host, prior Record) (Record, err
 	return NewRecord(KindBaseline, "integrity", d)
 }
 
+// noteApplied records the baseline's snapshot on the host's result, for
+// the summary.
+func (Baseline) noteApplied(hr *HostResult, prior, done Record) {
+	var d BaselineDone
+	if done.Decode(&d) == nil {
+		hr.Baseline = &d
+	}
+}
+
 // Verify has nothing on the host to look at: the baseline is in the
 // repository.
 func (b Baseline) Verify(ctx context.Context, h *Host, done Record) error { return nil }
@@ -72,3 +91,17 @@ func (b Baseline) Verify(ctx context.Context, h *Host, done Record) error { retu
 // Revert leaves the host alone (nothing was changed) and the snapshot in
 // the repository (it describes the host as it was).
 func (b Baseline) Revert(ctx context.Context, h *Host, prior, done Record) error { return nil }
+
+// BaselineTarget is the baseline step's target: its journal ID is
+// baseline:integrity.
+const BaselineTarget = "integrity"
+
+// NoBaseline says why lockdown takes no baseline under plan p ("" when
+// it takes one): `holiday plan` prints it, and restore's gate, finding no
+// baseline, says the same.
+func NoBaseline(p *plans.Plan) string {
+	if p == nil || p.Repository == nil {
+		return "no baseline: the plan names no repository to keep it in; restore cannot check this host"
+	}
+	return ""
+}

@@ -21,7 +21,7 @@ hosts:
 		t.Fatal(err)
 	}
 	var got []string
-	for _, s := range StepsFor(p.Host("web1")) {
+	for _, s := range StepsFor(p, p.Host("web1")) {
 		if svc, ok := s.Action.(Service); ok {
 			got = append(got, svc.Name)
 			if len(svc.Batch) != 0 {

@@ -6,8 +6,9 @@
 // actions in order, journals each step and reverts on failure, and keeps
 // each run's final journals, with their key, in the plan's repository
 // (repojournal.go); the integrity baseline step (Baseline, kind
-// "baseline"); and the plan's network devices as backup targets for
-// lockdown.
+// "baseline", after the firewall); restore's integrity gate verdicts on
+// its jobs (gate.go: a host not reopened is journaled, not reverted); and
+// the plan's network devices as backup targets for lockdown.
 //
 // It may import plans, backup and internal/...; never restore or cmd.
 package actions

@@ -260,9 +260,14 @@ func TestJournalRepositoryUnreachable(t *testing.T) {
 			first.run(t, nil, "restore")
 		}
 	})
-	out, code := first.run(t, nil, "lockdown")
+	// The repository also keeps the baselines: without it lockdown stops
+	// before any host unless told to go on without them.
+	if out, code := first.run(t, nil, "lockdown"); code != 1 || !strings.Contains(out, "--without-baseline") || strings.Contains(out, "lockdown run") {
+		t.Fatalf("lockdown with the repository unreachable: exit %d, want 1 naming --without-baseline, no run\n%s", code, out)
+	}
+	out, code := first.run(t, nil, "lockdown", "--without-baseline")
 	if code != 0 {
-		t.Fatalf("lockdown with the repository unreachable: exit %d, want 0 (the hosts are locked down)", code)
+		t.Fatalf("lockdown --without-baseline with the repository unreachable: exit %d, want 0 (the hosts are locked down)", code)
 	}
 	run := runOf(t, out)
 	retry := fmt.Sprintf("holiday save-journal -f %s --run %s --state-dir %s --journal-key %s", plan, run, first.stateDir, first.key)
@@ -283,8 +288,13 @@ func TestJournalRepositoryUnreachable(t *testing.T) {
 		t.Fatalf("%s: exit %d\n%s", retry, code, out)
 	}
 	second := newCLI(t, plan)
-	if _, code := second.run(t, nil, "restore"); code != 0 {
-		t.Fatalf("restore on a second control node after save-journal: exit %d", code)
+	// No baseline of the run: the gate cannot check the host, which stays
+	// closed until the operator says why it may open.
+	if out, code := second.run(t, nil, "restore"); code != 2 || !regexp.MustCompile(`sysv1: gate: not checked: sysv1: no baseline of run `+run).MatchString(out) {
+		t.Fatalf("restore of a run without baselines: exit %d, want 2 with sysv1 not checked\n%s", code, out)
+	}
+	if out, code := second.run(t, nil, "restore", "--accept-findings", "locked down --without-baseline: the repository was not mounted"); code != 0 {
+		t.Fatalf("restore --accept-findings on a second control node after save-journal: exit %d\n%s", code, out)
 	}
 	assertStates(t, hs, before, "after restore from the journals save-journal stored")
 }

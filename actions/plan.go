@@ -69,10 +69,11 @@ func (c *Connector) Connect(ctx context.Context, h *plans.Host) (*Host, func(), 
 	return &Host{Name: h.Name, Plan: h, Agent: a, Info: a.Info(), Management: Management(c.Plan), Confirm: confirm}, release, nil
 }
 
-// StepsFor returns the lockdown steps the plan gives host h: hooks,
-// backups, services, firewall, power. Baseline comes with its issue and
-// slots in by its Slot.
-func StepsFor(h *plans.Host) []Step {
+// StepsFor returns the lockdown steps plan p gives its host h: hooks,
+// backups, services, firewall, the integrity baseline (when p names a
+// repository to keep it in: without one restore cannot check the host,
+// and NoBaseline says so), power. The runner orders them by Slot.
+func StepsFor(p *plans.Plan, h *plans.Host) []Step {
 	var steps []Step
 	if hk := h.Hooks; hk != nil {
 		if len(hk.After) > 0 {
@@ -93,6 +94,9 @@ func StepsFor(h *plans.Host) []Step {
 	if h.Firewall != nil {
 		steps = append(steps, Step{Slot: SlotFirewall, Kind: KindFirewall, Target: "lockdown", Action: Firewall{}})
 	}
+	if NoBaseline(p) == "" {
+		steps = append(steps, Step{Slot: SlotBaseline, Kind: KindBaseline, Target: BaselineTarget, Action: Baseline{WebRoots: h.WebRoots}})
+	}
 	if h.Power != nil && h.Power.Off {
 		steps = append(steps, Step{Slot: SlotPower, Kind: KindPower, Target: "off", Action: Power{}})
 	}
@@ -109,7 +113,7 @@ func Jobs(p *plans.Plan, c *Connector, only []string) []Job {
 		}
 		h := h
 		jobs = append(jobs, Job{
-			Name: h.Name, Risk: h.Risk, Steps: StepsFor(h), Plan: h,
+			Name: h.Name, Risk: h.Risk, Steps: StepsFor(p, h), Plan: h,
 			BackupsNone: h.Backup != nil && h.Backup.None,
 			Connect:     func(ctx context.Context) (*Host, func(), error) { return c.Connect(ctx, h) },
 		})
@@ -176,6 +180,8 @@ func describePrior(s Step, prior Record) string {
 			when = "at restore, after everything else"
 		}
 		return fmt.Sprintf("run %d command(s) %s: %s", len(p.Commands), when, strings.Join(p.Commands, "; "))
+	case KindBaseline:
+		return "collect the integrity baseline through the agent into the repository (kind:baseline), once services are stopped and the firewall is in place: what holiday check and restore's gate compare the host with"
 	case KindPower:
 		var p PowerPrior
 		prior.Decode(&p)

@@ -102,6 +102,10 @@ type RevertJob struct {
 	Name    string
 	Journal string // path of the host's journal of the run
 	Connect func(ctx context.Context) (*Host, func(), error)
+	// Gate is restore's integrity verdict for the host (nil: not gated).
+	// It is journaled with the restore; a host it does not reopen is
+	// left as it is (HostKeptClosed).
+	Gate *GateVerdict
 }
 
 // RevertJournals reverts, per host and in reverse order, every journaled
@@ -124,7 +128,7 @@ func RevertJournals(ctx context.Context, o Options, jobs []RevertJob) RunResult 
 
 func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 	t0 := time.Now()
-	hr := HostResult{Host: j.Name, Journal: j.Journal}
+	hr := HostResult{Host: j.Name, Journal: j.Journal, Gate: j.Gate}
 	defer func() { out.Elapsed = time.Since(t0) }()
 	fail := func(status string, err error) HostResult {
 		hr.Status, hr.Error = status, err.Error()
@@ -202,11 +206,26 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 		_, err := jw.Write(e)
 		return err
 	}
-	if err := write(journal.Entry{Phase: journal.RunBegin, Kind: "restore"}); err != nil {
+	if err := write(journal.Entry{Phase: journal.RunBegin, Kind: "restore", Record: j.Gate.record()}); err != nil {
 		return fail(HostFailed, err)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.RevertTimeout)
 	defer cancel()
+	if j.Gate != nil && !j.Gate.Reopen {
+		// Kept closed: the verdict is journaled, nothing is reverted.
+		o.progress(Progress{Host: j.Name, What: "kept closed: " + j.Gate.Verdict})
+		hr.Status, hr.Error = HostKeptClosed, j.Gate.Why
+		if err := write(journal.Entry{Phase: journal.RunEnd, Kind: "restore", Step: HostKeptClosed, Error: j.Gate.Why}); err != nil {
+			hr.Error += "; " + err.Error()
+		}
+		hr.Head = jw.Head()
+		if !o.NoHostCopy && run != "" {
+			if p, err := pushJournal(rctx, h, run, j.Journal); err == nil {
+				hr.HostCopy = p
+			}
+		}
+		return hr
+	}
 	var errs []error
 	var items []revertItem
 	var at []int // items[i] is steps[at[i]]

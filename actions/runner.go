@@ -22,8 +22,7 @@ import (
 
 // Slot places a step in a host's lockdown order (DESIGN §5). Steps run
 // by slot, then in the order given. Slots without a built-in action yet
-// (baseline, backups, verify backups, device save, firewall) are where
-// those issues plug in.
+// (verify backups, device save) are where those issues plug in.
 type Slot int
 
 // The lockdown order per host.
@@ -31,20 +30,25 @@ type Slot int
 // SlotHooksAfter holds the `hooks.after` step: journaled first and run by
 // its Revert, so it runs last when a host is restored (steps revert in
 // reverse). SlotHooksBefore runs `hooks.before` before anything changes.
+// SlotBaseline comes after the services stop and the firewall is in
+// place, and before power off: the baseline describes the host as it is
+// during the break, which is what `holiday check` and restore's gate find
+// there (DESIGN §8); taken earlier, every unit lockdown disables and its
+// own boot-time firewall unit would read as persistence.
 const (
 	SlotPreflight Slot = iota
 	SlotHooksAfter
 	SlotHooksBefore
-	SlotBaseline
 	SlotBackups
 	SlotVerifyBackups
 	SlotDeviceSave
 	SlotServices
 	SlotFirewall
+	SlotBaseline
 	SlotPower
 )
 
-var slotNames = [...]string{"preflight", "hooks-after", "hooks-before", "baseline", "backups", "verify-backups", "device-save", "services", "firewall", "power"}
+var slotNames = [...]string{"preflight", "hooks-after", "hooks-before", "backups", "verify-backups", "device-save", "services", "firewall", "baseline", "power"}
 
 func (s Slot) String() string {
 	if int(s) < len(slotNames) {
@@ -113,10 +117,18 @@ type Options struct {
 	// WithoutBackups: lock down without the plan's backups (the backup
 	// steps are left out; the summary says backups: NOT TAKEN).
 	WithoutBackups bool
+	// WithoutBaseline: lock down without the integrity baseline (the
+	// baseline steps are left out; the summary says restore cannot check
+	// the host).
+	WithoutBaseline bool
 	// Backups is the run's open repository for the backup steps; a host
 	// with backup sources fails its backup step (and is not locked down)
 	// without it.
 	Backups *Backups
+	// Baselines keeps the baseline steps' snapshots (the same open
+	// repository as Backups, tagged with the run and pinned like them);
+	// a baseline step fails without it.
+	Baselines BaselineStore
 	// Wait queues behind another run holding a host, up to this long;
 	// 0 refuses a busy host at once.
 	Wait time.Duration
@@ -238,9 +250,14 @@ type HostResult struct {
 	BackupsNotTaken bool         `json:"backups_not_taken,omitempty"`
 	// Snapshots are the backups lockdown took of the host.
 	Snapshots []Taken `json:"snapshots,omitempty"`
-	Journal   string  `json:"journal,omitempty"`
-	Head      string  `json:"chain_head,omitempty"`
-	HostCopy  string  `json:"host_copy,omitempty"`
+	// Baseline is the integrity baseline lockdown took of the host.
+	Baseline *BaselineDone `json:"baseline,omitempty"`
+	// Gate is restore's integrity verdict on the host, taken before
+	// anything on it was reverted.
+	Gate     *GateVerdict `json:"gate,omitempty"`
+	Journal  string       `json:"journal,omitempty"`
+	Head     string       `json:"chain_head,omitempty"`
+	HostCopy string       `json:"host_copy,omitempty"`
 	// PowerOn is set for a host that lockdown powers off (or did): how it
 	// is switched on again.
 	PowerOn *PowerPrior   `json:"power_on,omitempty"`
@@ -465,6 +482,9 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 		if s.Kind == KindBackup && o.WithoutBackups {
 			continue // backups: NOT TAKEN, as the operator said
 		}
+		if s.Kind == KindBaseline && o.WithoutBaseline {
+			continue // no baseline, as the operator said
+		}
 		r.steps = append(r.steps, s)
 	}
 	sort.SliceStable(r.steps, func(a, b int) bool { return r.steps[a].Slot < r.steps[b].Slot })
@@ -497,7 +517,7 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	}
 	defer hd.release()
 	r.h = hd.h
-	r.h.Backups = o.Backups
+	r.h.Backups, r.h.Baselines = o.Backups, o.Baselines
 	r.hr.Note = strings.Join(hd.notes, "; ")
 	if err := r.admit(hctx); err != nil {
 		r.hr.Status, r.hr.Error = HostRefused, err.Error()

@@ -101,7 +101,13 @@ plant() {
 }
 
 undo() {
-	[ -d $S ] || return 0
+	[ -d $S ] && undo_files
+	# a daemon-reload since plant (a restore's) loaded the planted units:
+	# forget them again, also when an earlier undo removed the files
+	if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+}
+
+undo_files() {
 	[ -f $S/pids ] && while read -r p; do kill -9 "$p" 2>/dev/null || true; done < $S/pids
 	rm -rf /dev/shm/.x /tmp/.d
 	if [ -f $S/files ]; then

@@ -1,11 +1,15 @@
 // Package restore is the way back after the break: `holiday restore`
 // (find the run — from this control node's state, the hosts' own journal
 // copies, or the plan's repository, where each run's journals are kept
-// with the key that verifies them — and revert its journal in reverse on
-// every host) and `holiday status` (does the lockdown still hold, checked
-// on each host). The
-// reverts themselves are the actions' (actions.RevertJournals), since a
-// lockdown that fails half-way reverts the same way.
+// with the key that verifies them —; check each host the run left closed
+// against the integrity baseline that run took, through a fresh agent
+// (the gate, gate.go: a host with compromise indicators, or one that
+// cannot be checked, is kept closed, its evidence taken); and revert the
+// journal in reverse on every host the gate reopens) and `holiday status`
+// (does the lockdown still hold, checked on each host). The reverts
+// themselves are the actions' (actions.RevertJournals), since a lockdown
+// that fails half-way reverts the same way; the check and the evidence
+// are actions/incident's.
 //
 // `holiday rollback` writes one snapshot back onto its host, as a run of
 // its own (actions.Rollback: run lock, journals, revert on failure):
@@ -19,8 +23,7 @@
 // rolling back to that snapshot; restore's "latest run" never picks a
 // rollback run.
 //
-// Still to come here: the integrity gate before a host is reopened, and
-// rolling back device configs.
+// Still to come here: rolling back device configs.
 //
 // It may import actions, backup and internal/...; never cmd.
 package restore

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/actions/incident"
 	"github.com/holiday-ops/holiday/plans"
 )
 
@@ -33,15 +34,26 @@ type Options struct {
 	// holds no journal of the run (or of any run of these hosts).
 	FromRepo bool
 	Parallel int // hosts at once while fetching copies
+	// AcceptFindings reopens the hosts the integrity gate would keep
+	// closed (indicators found, or not checked); the reason is journaled
+	// with each.
+	AcceptFindings string
+	// Incident shapes the gate's check and evidence (version, log; the
+	// agent binaries in tests).
+	Incident incident.Options
 }
 
-// Run reverts the run's journal on every host (actions.RevertJournals):
-// the way back after the break. ao.RunID is set to the run restored.
+// Run checks each host the run left closed (the integrity gate, gate.go)
+// and reverts the run's journal on every host the gate reopens
+// (actions.RevertJournals): the way back after the break. A host it
+// keeps closed is left as it is, its verdict journaled and in the result.
+// ao.RunID is set to the run restored.
 func Run(ctx context.Context, ao actions.Options, conn *actions.Connector, o Options) (actions.RunResult, error) {
 	jobs, err := prepare(ctx, &ao, conn, o)
 	if err != nil {
 		return actions.RunResult{}, err
 	}
+	gate(ctx, ao, conn.Plan, o, jobs)
 	return actions.RevertJournals(ctx, ao, jobs), nil
 }
 

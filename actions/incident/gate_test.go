@@ -21,12 +21,14 @@ func TestRollbackCandidate(t *testing.T) {
 		sn(4, "db1", 10*time.Hour, "holiday", "kind:files"),
 		sn(5, "web1", 100*time.Hour, "holiday", "kind:files"), // after the first indicator
 		sn(6, "web1", 200*time.Hour, "holiday", KindEvidence),
+		sn(7, "web1", -30*time.Minute, "holiday", "kind:journal"), // not a backup
+		sn(8, "web1", -90*time.Minute, "holiday", "kind:mysql"),
 	}
 	for _, c := range []struct {
 		cut  time.Duration
 		want byte
 	}{
-		{50 * time.Hour, 2}, {300 * time.Hour, 5}, {-time.Hour, 1}, {-72 * time.Hour, 0},
+		{50 * time.Hour, 2}, {300 * time.Hour, 5}, {-time.Hour, 8}, {-2 * time.Hour, 1}, {-72 * time.Hour, 0},
 	} {
 		got := RollbackCandidate(sns, "web1", t0.Add(c.cut))
 		switch {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/internal/exitcode"
@@ -98,6 +99,9 @@ type HostBaseline struct {
 // step (actions.Baseline) does the same for one host inside a run.
 func Baselines(ctx context.Context, p *plans.Plan, hosts []*plans.Host, r *repo.Repository, o Options) []HostBaseline {
 	out := make([]HostBaseline, len(hosts))
+	if o.Store.Share == nil { // hosts in parallel, one repository
+		o.Store.Share = hostbackup.NewStore(ctx, r)
+	}
 	store := RepoStore{R: r, StoreOptions: o.Store}
 	eachHost(hosts, o, func(i int, h *plans.Host) {
 		start := time.Now()
@@ -141,11 +145,17 @@ func Check(ctx context.Context, p *plans.Plan, hosts []*plans.Host, r *repo.Repo
 	return out
 }
 
-// CheckHost checks one host: the restore gate calls it before reopening
-// a host.
+// CheckHost checks one host against its newest baseline.
 func CheckHost(ctx context.Context, p *plans.Plan, h *plans.Host, r *repo.Repository, o Options) HostCheck {
+	return checkAgainst(ctx, p, h, o, func() (*integrity.State, *repo.Snapshot, error) {
+		return LatestBaseline(ctx, r, h.Name)
+	})
+}
+
+// checkAgainst checks one host against the baseline load returns.
+func checkAgainst(ctx context.Context, p *plans.Plan, h *plans.Host, o Options, load func() (*integrity.State, *repo.Snapshot, error)) HostCheck {
 	res := HostCheck{Host: h.Name}
-	base, sn, err := LatestBaseline(ctx, r, h.Name)
+	base, sn, err := load()
 	if err != nil {
 		res.Error = err.Error()
 		return res

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/holiday-ops/holiday/backup/archiver"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/internal/integrity"
@@ -31,6 +32,12 @@ type StoreOptions struct {
 	// Tags are added beside holiday and the kind (run:<id> at lockdown).
 	Tags           []string
 	ProgramVersion string
+	// Share is the store every writer into the repository goes through
+	// during a run (a lockdown's backups, the other hosts' baselines or
+	// evidence): a snapshot is saved exclusively of them, on the run's
+	// context — the repository's pack writer is one per repository, and
+	// its flush ends it. nil: the caller saves one snapshot at a time.
+	Share *hostbackup.Store
 }
 
 // RepoStore stores baselines in an open repository (index loaded, a
@@ -63,7 +70,17 @@ func SaveBaseline(ctx context.Context, r *repo.Repository, host string, st *inte
 
 func save(ctx context.Context, r *repo.Repository, host string, rd io.Reader, name, kind string, o StoreOptions) (*repo.Snapshot, error) {
 	tags := append([]string{"holiday", kind}, o.Tags...)
-	sn, _, err := archiver.BackupReader(ctx, r, rd, name, archiver.Options{Tags: tags, Hostname: host, ProgramVersion: o.ProgramVersion})
+	var sn *repo.Snapshot
+	backup := func(ctx context.Context) (err error) {
+		sn, _, err = archiver.BackupReader(ctx, r, rd, name, archiver.Options{Tags: tags, Hostname: host, ProgramVersion: o.ProgramVersion})
+		return err
+	}
+	var err error
+	if o.Share != nil {
+		err = o.Share.Exclusive(backup)
+	} else {
+		err = backup(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store the %s of %s: %w", kind, host, err)
 	}
@@ -95,6 +112,27 @@ func LatestBaseline(ctx context.Context, r *repo.Repository, host string) (*inte
 		return nil, nil, fmt.Errorf("%s: %w in the repository (lockdown takes one; so does holiday baseline)", host, ErrNoBaseline)
 	}
 	sn := sns[len(sns)-1]
+	st, err := LoadBaseline(ctx, r, sn)
+	return st, sn, err
+}
+
+// RunBaseline loads the baseline lockdown run took of host (tag
+// run:<run>): what restore's gate compares with, whatever baselines were
+// taken since. The index must be loaded.
+func RunBaseline(ctx context.Context, r *repo.Repository, host, run string) (*integrity.State, *repo.Snapshot, error) {
+	sns, err := Snapshots(ctx, r, host, KindBaseline)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sn *repo.Snapshot
+	for _, s := range sns {
+		if slices.Contains(s.Tags, "run:"+run) {
+			sn = s
+		}
+	}
+	if sn == nil {
+		return nil, nil, fmt.Errorf("%s: %w of run %s in the repository (locked down --without-baseline, or by a holiday without the baseline step)", host, ErrNoBaseline, run)
+	}
 	st, err := LoadBaseline(ctx, r, sn)
 	return st, sn, err
 }

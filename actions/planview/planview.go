@@ -29,8 +29,10 @@ import (
 type Options struct {
 	// WithoutBackups judges hosts as `lockdown --without-backups` would.
 	WithoutBackups bool
-	Parallel       int           // hosts at once (preflight's default when 0)
-	HostTimeout    time.Duration // bound on one host's whole check
+	// WithoutBaseline judges the plan as `lockdown --without-baseline`.
+	WithoutBaseline bool
+	Parallel        int           // hosts at once (preflight's default when 0)
+	HostTimeout     time.Duration // bound on one host's whole check
 	// AgentBinary, if set, is the static build pushed as the agent for
 	// every architecture instead of this executable.
 	AgentBinary string
@@ -69,17 +71,17 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 	start := time.Now()
 	// the repositories beside the hosts: lockdown opens them first
 	repos := make(chan []*preflight.Repository, 1)
-	go func() { repos <- Repositories(ctx, p, o.WithoutBackups) }()
+	go func() { repos <- Repositories(ctx, p, o.WithoutBackups, o.WithoutBaseline) }()
 	reports := preflight.Run(ctx, hosts, preflight.Options{
 		SSH: sopts, Agent: aopts, Management: actions.Management(p),
 		Parallel: o.Parallel, HostTimeout: o.HostTimeout, Logger: log,
 		Started: o.Started, Done: o.Done,
 		Then: func(ctx context.Context, h preflight.Host, ag *agentctl.Agent, r *preflight.Report) {
 			if ph := byName[h.Name]; ph != nil {
-				r.Lockdown = Lockdown(ctx, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()}, o.WithoutBackups)
+				r.Lockdown = Lockdown(ctx, p, ph, &actions.Host{Name: ph.Name, Plan: ph, Agent: readOnly{ag}, Info: ag.Info()}, o.WithoutBackups, o.WithoutBaseline)
 				// What lockdown refuses beyond the preflight's own
 				// (actions.Admission: the same check lockdown runs).
-				adm := actions.Admission{Plan: p, Host: ph, Steps: actions.StepsFor(ph), WithoutBackups: o.WithoutBackups}
+				adm := actions.Admission{Plan: p, Host: ph, Steps: actions.StepsFor(p, ph), WithoutBackups: o.WithoutBackups}
 				r.AddRefusals(adm.StepRefusals())
 			}
 		},
@@ -96,8 +98,9 @@ func Run(ctx context.Context, planFile string, p *plans.Plan, o Options) (*prefl
 
 // Lockdown is the diff of one host: its backups first (one line per
 // source; NOT TAKEN with withoutBackups or `backup: none`), then every
-// other step actions.StepsFor gives it, observed on h.
-func Lockdown(ctx context.Context, ph *plans.Host, h *actions.Host, withoutBackups bool) *preflight.Lockdown {
+// other step actions.StepsFor gives it, observed on h; a plan without a
+// repository gets the line that says no baseline is taken.
+func Lockdown(ctx context.Context, p *plans.Plan, ph *plans.Host, h *actions.Host, withoutBackups, withoutBaseline bool) *preflight.Lockdown {
 	l := &preflight.Lockdown{}
 	switch {
 	case ph.Backup == nil || ph.Backup.None:
@@ -114,8 +117,12 @@ func Lockdown(ctx context.Context, ph *plans.Host, h *actions.Host, withoutBacku
 		all = append(all, slotted{actions.SlotBackups, c})
 	}
 	var steps []actions.Step
-	for _, s := range actions.StepsFor(ph) {
-		if s.Kind != actions.KindBackup { // listed per source above
+	for _, s := range actions.StepsFor(p, ph) {
+		switch {
+		case s.Kind == actions.KindBackup: // listed per source above
+		case s.Kind == actions.KindBaseline && withoutBaseline:
+			all = append(all, slotted{s.Slot, preflight.Change{Slot: s.Slot.String(), Step: s.ID(), What: "NOT TAKEN (--without-baseline): restore cannot check this host"}})
+		default:
 			steps = append(steps, s)
 		}
 	}
@@ -125,6 +132,9 @@ func Lockdown(ctx context.Context, ph *plans.Host, h *actions.Host, withoutBacku
 	}
 	for _, c := range unbuilt(ph, steps) {
 		all = append(all, slotted{c.slot, c.Change})
+	}
+	if why := actions.NoBaseline(p); why != "" {
+		all = append(all, slotted{actions.SlotBaseline, preflight.Change{Slot: actions.SlotBaseline.String(), Step: actions.KindBaseline + ": none", What: why}})
 	}
 	// The order lockdown runs them in, whatever order StepsFor lists.
 	sort.SliceStable(all, func(i, j int) bool { return all[i].slot < all[j].slot })

@@ -33,6 +33,21 @@ func (f *fakeAgent) Call(ctx context.Context, op string, args, result any) error
 }
 
 func TestLockdownDiff(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		plan     *plans.Plan
+		baseline string
+	}{
+		{"with a repository", &plans.Plan{Repository: &plans.Repository{URL: "/srv/repo"}},
+			"baseline | baseline:integrity | collect the integrity baseline through the agent into the repository (kind:baseline), once services are stopped and the firewall is in place: what holiday check and restore's gate compare the host with"},
+		{"without a repository", &plans.Plan{},
+			"baseline | baseline: none | no baseline: the plan names no repository to keep it in; restore cannot check this host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testLockdownDiff(t, tc.plan, tc.baseline) })
+	}
+}
+
+func testLockdownDiff(t *testing.T, p *plans.Plan, baseline string) {
 	fa := &fakeAgent{units: map[string]units.Unit{
 		"redis-server": {Name: "redis-server.service", Init: units.Systemd, Active: "active", Sub: "running", Enablement: "enabled"},
 		"lab-worker":   {Name: "lab-worker.service", Init: units.Systemd, Active: "inactive", Sub: "dead", Enablement: "disabled"},
@@ -41,7 +56,7 @@ func TestLockdownDiff(t *testing.T) {
 	ph.Stop = []string{"redis-server", "lab-worker"}
 	ph.Backup = &plans.Backup{Sources: []*plans.BackupSource{{Files: []string{"/etc", "/opt"}, Exclude: []string{"*.log"}}, {Disk: "/dev/vda"}}}
 	ph.Firewall = &plans.Firewall{}
-	l := Lockdown(t.Context(), ph, &actions.Host{Name: "sys1", Plan: ph, Agent: readOnly{fa}}, false)
+	l := Lockdown(t.Context(), p, ph, &actions.Host{Name: "sys1", Plan: ph, Agent: readOnly{fa}}, false, false)
 
 	if l.Backups != "" {
 		t.Errorf("backups = %q, want taken (\"\")", l.Backups)
@@ -56,6 +71,7 @@ func TestLockdownDiff(t *testing.T) {
 		"services | service:redis-server | stop redis-server.service (active/running), disable redis-server.service (enabled)",
 		"services | service:lab-worker | nothing: lab-worker.service is already stopped and disabled",
 		"firewall | firewall:lockdown | tighten the firewall (nft, both families): HOLIDAY-IN first from INPUT; the rules saved now are put back at restore",
+		baseline,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -70,8 +86,10 @@ func TestLockdownDiff(t *testing.T) {
 func TestBackupNone(t *testing.T) {
 	ph := &plans.Host{Name: "oa1"}
 	ph.Backup = &plans.Backup{None: true}
-	l := Lockdown(t.Context(), ph, &actions.Host{Name: "oa1", Plan: ph, Agent: readOnly{&fakeAgent{}}}, false)
-	if l.Backups != "none" || len(l.Steps) != 1 || l.Steps[0].Step != "backup: none" {
+	p := &plans.Plan{Repository: &plans.Repository{URL: "/srv/repo"}}
+	l := Lockdown(t.Context(), p, ph, &actions.Host{Name: "oa1", Plan: ph, Agent: readOnly{&fakeAgent{}}}, false, false)
+	// backup: none still gets its baseline: the repository is there.
+	if l.Backups != "none" || len(l.Steps) != 2 || l.Steps[0].Step != "backup: none" || l.Steps[1].Step != "baseline:integrity" {
 		t.Errorf("backup: none host: %+v", l)
 	}
 }

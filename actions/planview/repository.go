@@ -24,7 +24,7 @@ const repoTimeout = 30 * time.Second
 // read-only and cheaply (repocmd.ObjectLockState: open with the password,
 // the bucket's Object Lock, one HEAD of the config), and judges them
 // (Judge). None when the plan names no repository.
-func Repositories(ctx context.Context, p *plans.Plan, withoutBackups bool) []*preflight.Repository {
+func Repositories(ctx context.Context, p *plans.Plan, withoutBackups, withoutBaseline bool) []*preflight.Repository {
 	if p.Repository == nil {
 		return nil
 	}
@@ -40,9 +40,12 @@ func Repositories(ctx context.Context, p *plans.Plan, withoutBackups bool) []*pr
 	if p.Window != nil && !p.Window.End.IsZero() {
 		pinUntil = p.Window.End.Add(repo.PinGrace)
 	}
-	need := 0
+	need, baselines := 0, 0
 	if !withoutBackups {
 		need = backedUp(p)
+	}
+	if !withoutBaseline {
+		baselines = len(p.Hosts()) // actions.StepsFor gives every host a baseline step
 	}
 	out := make([]*preflight.Repository, len(ts))
 	var wg sync.WaitGroup
@@ -51,7 +54,7 @@ func Repositories(ctx context.Context, p *plans.Plan, withoutBackups bool) []*pr
 			ctx, cancel := context.WithTimeout(ctx, repoTimeout)
 			defer cancel()
 			im, err := repocmd.ObjectLockState(ctx, actions.PlanRepoEnv(t.r))
-			out[i] = Judge(t.role, t.r, im, err, need, pinUntil, time.Now())
+			out[i] = JudgeFor(t.role, t.r, im, err, need, baselines, pinUntil, time.Now())
 		})
 	}
 	wg.Wait()
@@ -79,6 +82,13 @@ func backedUp(p *plans.Plan) int {
 // error (lockdown stops before any host, so the plan is not ready);
 // anything else is a warning at most.
 func Judge(role string, r *plans.Repository, im *repo.Immutability, err error, need int, pinUntil, now time.Time) *preflight.Repository {
+	return JudgeFor(role, r, im, err, need, 0, pinUntil, now)
+}
+
+// JudgeFor is Judge where lockdown also keeps the integrity baselines of
+// baselines hosts in the repository (0 with --without-baseline): a
+// repository it cannot open then stops lockdown too.
+func JudgeFor(role string, r *plans.Repository, im *repo.Immutability, err error, need, baselines int, pinUntil, now time.Time) *preflight.Repository {
 	out := &preflight.Repository{Role: role, URL: r.URL, Findings: []preflight.Finding{}}
 	add := func(sev, code, format string, args ...any) {
 		out.Findings = append(out.Findings, preflight.Finding{Severity: sev, Code: code, Message: fmt.Sprintf(format, args...)})
@@ -97,6 +107,8 @@ func Judge(role string, r *plans.Repository, im *repo.Immutability, err error, n
 			add(preflight.SevWarning, "copy-unreachable", "lockdown would back up into the repository, then fail to make the second copy (exit 2 at the end; the snapshots stay in the first repository)")
 		case need > 0:
 			add(preflight.SevError, "repository-unreachable", "lockdown would stop before any host: it backs up %d host%s into this repository", need, plural(need))
+		case baselines > 0:
+			add(preflight.SevError, "repository-unreachable", "lockdown would stop before any host: it keeps the integrity baselines of %d host%s in this repository (--without-baseline goes on without them; restore then cannot check those hosts)", baselines, plural(baselines))
 		default:
 			add(preflight.SevWarning, "repository-unreachable", "lockdown backs up no host here, but could not keep the run's journals in the repository (only on this control node and the hosts)")
 		}

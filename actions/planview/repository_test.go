@@ -122,7 +122,7 @@ hosts:
 		}
 		return p
 	}
-	rs := Repositories(context.Background(), plan(pw), false)
+	rs := Repositories(context.Background(), plan(pw), false, false)
 	if len(rs) != 2 || !rs[0].Reachable || rs[0].ObjectLock == nil || rs[0].ObjectLock.Supported || len(rs[0].Findings) != 0 {
 		t.Fatalf("repository: %+v", rs[0])
 	}
@@ -133,13 +133,19 @@ hosts:
 	if err := os.WriteFile(wrong, []byte("not it\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rs = Repositories(context.Background(), plan(wrong), false)
+	rs = Repositories(context.Background(), plan(wrong), false, false)
 	if rs[0].Reachable || !strings.Contains(rs[0].Error, "wrong password") || len(rs[0].Findings) != 1 || rs[0].Findings[0].Severity != preflight.SevError {
 		t.Errorf("wrong password: %+v", rs[0])
 	}
-	// --without-backups: lockdown does not need it, a warning
-	rs = Repositories(context.Background(), plan(wrong), true)
-	if rs[0].Findings[0].Severity != preflight.SevWarning {
+	// --without-backups: lockdown still keeps the baselines there, so it
+	// would stop all the same
+	rs = Repositories(context.Background(), plan(wrong), true, false)
+	if f := rs[0].Findings[0]; f.Severity != preflight.SevError || !strings.Contains(f.Message, "integrity baselines of 1 host") {
 		t.Errorf("wrong password, without backups: %+v", rs[0].Findings)
+	}
+	// and --without-baseline too: lockdown does not need it, a warning
+	rs = Repositories(context.Background(), plan(wrong), true, true)
+	if rs[0].Findings[0].Severity != preflight.SevWarning {
+		t.Errorf("wrong password, without backups and baselines: %+v", rs[0].Findings)
 	}
 }

@@ -60,6 +60,19 @@ func (s *Store) SaveTree(ctx context.Context, t *repo.Tree) (repo.ID, error) {
 	return s.R.SaveTree(ctx, t)
 }
 
+// Exclusive runs fn while no blob is being saved through s and none
+// starts, with the pack writer running on the run's context, which fn is
+// given: for what stores into the same repository by itself during the
+// run (the baselines' one-file snapshots, archiver.BackupReader), so
+// that its flush never races a backup's blobs and the writer it starts
+// does not end with one host's step.
+func (s *Store) Exclusive(fn func(ctx context.Context) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.R.StartWriter(s.ctx)
+	return fn(s.ctx)
+}
+
 // Flush makes every blob saved so far durable and indexed.
 func (s *Store) Flush(ctx context.Context) error {
 	s.mu.Lock()

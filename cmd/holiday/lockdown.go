@@ -15,8 +15,8 @@ func newLockdownCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lockdown -f PLAN",
 		Short: "Stop what the plan names on every host, journaling every step",
-		Long: `lockdown runs the plan's per-host steps in order (preflight, baseline,
-backups, verify, services, firewall, power off), hosts in parallel and
+		Long: `lockdown runs the plan's per-host steps in order (preflight, backups,
+verify, services, firewall, integrity baseline, power off), hosts in parallel and
 high-risk hosts first. Each host's backups (one snapshot per source, read
 back) are taken before any of its services stops or its firewall changes; a
 host whose backup fails is not locked down. Every step is journaled before and after it changes
@@ -37,7 +37,7 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 			if len(jobs) == 0 {
 				return &usageError{errNoHosts}
 			}
-			o.WithoutBackups = withoutBackups
+			o.WithoutBackups, o.WithoutBaseline = withoutBackups, f.withoutBaseline
 			if err := actions.CheckPlan(p); err != nil {
 				return planError(cmd.ErrOrStderr(), err)
 			}
@@ -48,14 +48,12 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 			if len(f.hosts) == 0 && !withoutDevices {
 				devices = lockdownDevices(cmd, p, o.RunID, f.json)
 			}
-			if !withoutBackups {
-				b, release, err := openBackups(cmd, p, jobs, o.RunID)
-				if err != nil {
-					return err
-				}
-				defer release()
-				o.Backups = b
+			b, baselines, release, err := openRunRepo(cmd, p, jobs, o.RunID, withoutBackups, f.withoutBaseline)
+			if err != nil {
+				return err
 			}
+			defer release()
+			o.Backups, o.Baselines = b, baselines
 			res, err := actions.Lockdown(cmd.Context(), o, jobs)
 			if err != nil {
 				return planError(cmd.ErrOrStderr(), err)
@@ -75,6 +73,7 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 	f.add(cmd)
 	f.addWait(cmd)
 	cmd.Flags().BoolVar(&withoutDevices, "without-devices", false, "do not back up the plan's network devices in this run")
+	cmd.Flags().BoolVar(&f.withoutBaseline, "without-baseline", false, "lock down without the integrity baseline (restore then cannot check the hosts: they stay closed unless --accept-findings)")
 	cmd.Flags().BoolVar(&withoutBackups, "without-backups", false, "lock down without taking the plan's host backups (backups: NOT TAKEN)")
 	return cmd
 }

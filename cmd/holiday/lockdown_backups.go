@@ -12,47 +12,68 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/actions/incident"
 	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/repocmd"
+	"github.com/holiday-ops/holiday/internal/exitcode"
 	"github.com/holiday-ops/holiday/plans"
 )
 
-// openBackups opens the plan's repository once for the run, with a
-// shared lock held until release, when any selected host has backup
-// sources. nil Backups when there is nothing to back up.
-func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string) (*actions.Backups, func(), error) {
-	need := false
+// openRunRepo opens the plan's repository once for the run, with a
+// shared lock held until release: for the backup steps (when a selected
+// host has backup sources and backups are not left out) and for the
+// baseline steps (whenever the plan names a repository: actions.StepsFor
+// gives every host one then). Both are nil when there is nothing to keep.
+func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string, withoutBackups, withoutBaseline bool) (*actions.Backups, actions.BaselineStore, func(), error) {
+	needBackups := false
 	for _, j := range jobs {
 		if j.Plan != nil && j.Plan.Backup != nil && !j.Plan.Backup.None && len(j.Plan.Backup.Sources) > 0 {
-			need = true
+			needBackups = !withoutBackups
 		}
 	}
-	if !need {
-		return nil, func() {}, nil
+	if p.Repository == nil || (!needBackups && withoutBaseline) {
+		if needBackups {
+			return nil, nil, nil, &usageError{fmt.Errorf("the plan backs up hosts but names no repository")}
+		}
+		return nil, nil, func() {}, nil
 	}
-	if p.Repository == nil {
-		return nil, nil, &usageError{fmt.Errorf("the plan backs up hosts but names no repository")}
+	what := "baselines"
+	if needBackups {
+		what = "backups"
 	}
 	e := actions.PlanRepoEnv(p.Repository)
 	e.Stdin, e.Stderr = cmd.InOrStdin(), cmd.ErrOrStderr()
 	ctx := cmd.Context()
 	r, release, err := e.Open(ctx, repocmd.SharedLock)
+	if err != nil && !needBackups {
+		return nil, nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("%s: %w", what, err),
+			"the plan's repository keeps each host's integrity baseline, which restore checks the host against; fix it, or lock down --without-baseline (restore then cannot check the hosts)")
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("backups: %w", err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		release()
-		return nil, nil, fmt.Errorf("backups: load the repository index: %w", err)
+		return nil, nil, nil, fmt.Errorf("%s: load the repository index: %w", what, err)
 	}
-	b := &actions.Backups{Store: hostbackup.NewStore(context.WithoutCancel(ctx), r), Run: run, Plan: p.Name, Version: version}
+	var until time.Time
 	if p.Window != nil {
-		b.Until = p.Window.End.Add(repo.PinGrace)
+		until = p.Window.End.Add(repo.PinGrace)
 	}
+	// One store for the run: backups and baselines share the repository's
+	// pack writer, on the run's context.
+	store := hostbackup.NewStore(context.WithoutCancel(ctx), r)
+	tags := append([]string{"run:" + run, "plan:" + p.Name}, repo.PinTags(until)...)
+	baselines := incident.RepoStore{R: r, StoreOptions: incident.StoreOptions{Tags: tags, ProgramVersion: "holiday " + version, Share: store}}
+	if !needBackups {
+		return nil, baselines, release, nil
+	}
+	b := &actions.Backups{Store: store, Run: run, Plan: p.Name, Until: until, Version: version}
 	if f, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(f) {
 		b.Progress = backupProgress(f)
 	}
-	return b, release, nil
+	return b, baselines, release, nil
 }
 
 // backupProgress prints each host's source about every 5 s: files,
@@ -105,8 +126,16 @@ func etaString(d time.Duration) string {
 	}
 }
 
-// printBackups is the summary's backup lines of a host.
-func printBackups(w io.Writer, h actions.HostResult) {
+// printBackups is the summary's backup and baseline lines of a host.
+func printBackups(w io.Writer, h actions.HostResult, p *plans.Plan, withoutBaseline bool) {
+	switch b := h.Baseline; {
+	case b != nil:
+		fmt.Fprintf(w, "%s: baseline: snapshot %.8s (%d files, %d collector problem(s))\n", h.Host, b.Snapshot, b.Files, len(b.Problems))
+	case actions.NoBaseline(p) != "":
+		fmt.Fprintf(w, "%s: %s\n", h.Host, actions.NoBaseline(p))
+	case withoutBaseline && h.Status == actions.HostDone:
+		fmt.Fprintf(w, "%s: no baseline (--without-baseline): restore cannot check this host\n", h.Host)
+	}
 	if h.BackupsNotTaken {
 		fmt.Fprintf(w, "%s: backups: NOT TAKEN\n", h.Host)
 		return

@@ -53,6 +53,7 @@ because the repository it backs up into cannot be opened.`,
 	plan.Flags().DurationVar(&pf.timeout, "host-timeout", 3*time.Minute, "bound on one host's whole check")
 	plan.Flags().StringVar(&pf.agentBin, "agent-binary", "", "static holiday build to push as the agent (default: this executable)")
 	plan.Flags().BoolVarP(&pf.verbose, "verbose", "v", false, "log each connection and agent step on stderr")
+	plan.Flags().BoolVar(&pf.withoutBaseline, "without-baseline", false, "judge hosts as `lockdown --without-baseline` would (no integrity baseline: restore cannot check them)")
 	plan.Flags().BoolVar(&pf.withoutBackups, "without-backups", false, "judge hosts as `lockdown --without-backups` would (backups NOT TAKEN)")
 	var files, control []string
 	var checkFiles bool

@@ -24,6 +24,8 @@ type planFlags struct {
 	verbose  bool
 	// withoutBackups: the verdict of `lockdown --without-backups`.
 	withoutBackups bool
+	// withoutBaseline: the verdict of `lockdown --without-baseline`.
+	withoutBaseline bool
 }
 
 // runPlan is `holiday plan -f PLAN`: load and lint the plan, check every
@@ -52,9 +54,9 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, fl planFlags) error 
 	prog := preflight.NewProgress(stderr, len(p.Hosts()))
 	out, err := planview.Run(ctx, fl.file, p, planview.Options{
 		Parallel: fl.parallel, HostTimeout: fl.timeout, AgentBinary: fl.agentBin, Version: version,
-		WithoutBackups: fl.withoutBackups,
-		Log:            slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
-		Started:        prog.Started, Done: prog.Done,
+		WithoutBackups: fl.withoutBackups, WithoutBaseline: fl.withoutBaseline,
+		Log:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Started: prog.Started, Done: prog.Done,
 	})
 	prog.Finish()
 	if err != nil {
@@ -74,7 +76,7 @@ func runPlan(ctx context.Context, stdout, stderr io.Writer, fl planFlags) error 
 	}
 	if out.Blocked() {
 		return exitcode.WithHint(exitcode.HostsFailed, fmt.Errorf("lockdown would stop before any host: the plan's repository cannot be opened"),
-			"the repository line above says why (or lock down with --without-backups)")
+			"the repository line above says why (or lock down with --without-backups, and --without-baseline when it keeps baselines)")
 	}
 	if bad := out.NotReady(); bad > 0 {
 		return exitcode.WithHint(exitcode.HostsFailed,

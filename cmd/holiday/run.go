@@ -32,6 +32,9 @@ type runFlags struct {
 	verbose  bool
 	timeout  time.Duration
 	wait     time.Duration
+	// withoutBaseline: lockdown --without-baseline (the summary says
+	// restore cannot check the hosts).
+	withoutBaseline bool
 }
 
 func (f *runFlags) add(cmd *cobra.Command) {
@@ -158,19 +161,20 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 		tw.Flush()
 		for _, h := range res.Hosts {
 			if res.Command == "lockdown" {
-				printBackups(w, h)
+				printBackups(w, h, p, f.withoutBaseline)
 			}
 			for _, s := range h.Steps {
 				if s.Error != "" {
 					fmt.Fprintf(w, "%s: %s %s: %s\n", h.Host, s.ID, s.Status, s.Error)
 				}
 			}
-			if h.Status != actions.HostPoweredOff && h.Error != "" && !saidByStep(h) {
+			if h.Status != actions.HostPoweredOff && h.Status != actions.HostKeptClosed && h.Error != "" && !saidByStep(h) {
 				fmt.Fprintf(w, "%s: %s\n", h.Host, h.Error)
 			}
 			if h.Note != "" {
 				fmt.Fprintf(w, "%s: %s\n", h.Host, h.Note)
 			}
+			printGate(w, h, f.plan, res.Run)
 			if h.Head != "" && res.Command != "status" {
 				fmt.Fprintf(w, "%s: journal %s chain head %s\n", h.Host, h.Journal, h.Head)
 			}
@@ -217,6 +221,9 @@ func stepSummary(steps []actions.StepResult) string {
 func exitFor(ctx context.Context, res actions.RunResult) error {
 	if ctx.Err() != nil {
 		return exitcode.With(exitcode.Interrupted, fmt.Errorf("%s interrupted: %w", res.Command, context.Canceled))
+	}
+	if err := gateError(res); err != nil {
+		return err
 	}
 	var failed, reverted, drift []string
 	for _, h := range res.Hosts {

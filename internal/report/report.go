@@ -9,6 +9,7 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -148,8 +149,14 @@ func Build(in Input) *Report {
 		r.Hosts = append(r.Hosts, hs)
 	}
 	for _, e := range in.Journal {
+		if line := gateHandling(e); line != "" {
+			r.Handling = append(r.Handling, line)
+		}
 		if e.Phase == journal.Result || e.Phase == journal.RevertResult || e.Phase == journal.RunBegin || e.Phase == journal.RunEnd {
 			what := string(e.Phase)
+			if (e.Phase == journal.RunBegin || e.Phase == journal.RunEnd) && e.Kind != "" {
+				what += " " + e.Kind
+			}
 			if e.Step != "" {
 				what += " " + e.Step
 			}
@@ -182,4 +189,31 @@ func short(s string) string {
 		return s[:8]
 	}
 	return s
+}
+
+// gateHandling is the handling line for a restore's integrity gate, as
+// its run-begin journal entry records it: a host reopened despite its
+// findings (with the operator's reason), or one kept closed.
+func gateHandling(e journal.Entry) string {
+	if e.Phase != journal.RunBegin || e.Kind != "restore" || len(e.Record) == 0 {
+		return ""
+	}
+	var rec struct {
+		Gate *struct {
+			Verdict  string `json:"verdict"`
+			Reopen   bool   `json:"reopen"`
+			Accepted string `json:"accepted_findings"`
+		} `json:"gate"`
+	}
+	if json.Unmarshal(e.Record, &rec) != nil || rec.Gate == nil {
+		return ""
+	}
+	g := rec.Gate
+	switch {
+	case g.Accepted != "":
+		return fmt.Sprintf("%s: reopened by restore (run %s) at %s despite the gate's verdict (%s); the operator accepted the findings: %q.", e.Host, e.Run, e.Time.UTC().Format(time.RFC3339), g.Verdict, g.Accepted)
+	case !g.Reopen:
+		return fmt.Sprintf("%s: restore (run %s) at %s kept it closed: %s.", e.Host, e.Run, e.Time.UTC().Format(time.RFC3339), g.Verdict)
+	}
+	return ""
 }

@@ -34,6 +34,10 @@ func sample() Input {
 		Journal: []journal.Entry{
 			{Time: t0.Add(-time.Minute), Run: "20261220-175900-ab12", Host: "web1", Phase: journal.RunBegin},
 			{Time: t0.Add(time.Minute), Run: "20261220-175900-ab12", Host: "web1", Step: "service:nginx", Phase: journal.Result},
+			{Time: t0.Add(292 * time.Hour), Run: "20261220-175900-ab12", Host: "web1", Kind: "restore", Phase: journal.RunBegin,
+				Record: []byte(`{"gate":{"checked":true,"verdict":"3 compromise indicator(s) found","reopen":false,"indicators":3}}`)},
+			{Time: t0.Add(292 * time.Hour), Run: "20261220-175900-ab12", Host: "db1", Kind: "restore", Phase: journal.RunBegin,
+				Record: []byte(`{"gate":{"checked":true,"verdict":"1 compromise indicator(s) found","reopen":true,"indicators":1,"accepted_findings":"the new key is the DBA's, added by phone"}}`)},
 		},
 	}
 }
@@ -85,6 +89,12 @@ func TestReportJSONNamesCause(t *testing.T) {
 	}
 	if !got.Hosts[0].FirstIndicator.Equal(first) {
 		t.Errorf("first indicator %s", got.Hosts[0].FirstIndicator)
+	}
+	// The restore gate's verdicts, from the journal: the accepted
+	// findings with the operator's reason, the host kept closed.
+	h := strings.Join(got.Handling, "\n")
+	if !strings.Contains(h, `db1: reopened by restore`) || !strings.Contains(h, `"the new key is the DBA's, added by phone"`) || !strings.Contains(h, "web1: restore (run 20261220-175900-ab12) at 2027-01-01T22:00:00Z kept it closed") {
+		t.Errorf("handling does not record the gate's verdicts:\n%s", h)
 	}
 }
 
