@@ -68,7 +68,7 @@ make --no-print-directory lint || fail $? "make lint"
 step "go test"
 log=$(mktemp /tmp/holiday-test.XXXXXX.log)
 set +e
-go test -count=1 -timeout 20m -v ./... 2>&1 | tee "$log" |
+go test -count=1 -timeout 45m -v ./... 2>&1 | tee "$log" |
   grep --line-buffered -vE '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS)'
 trc=${PIPESTATUS[0]}
 set -e

@@ -137,7 +137,10 @@ func forgetPruneInterop(t *testing.T, bin, dir, repoURL string, env []string) {
 	}
 	out = holiday("forget", "--keep-last", "2", "--prune", "--max-unused", "0%")
 	t.Logf("holiday forget --prune:\n%s", out)
-	if !strings.Contains(out, "removed 3 snapshots") || !strings.Contains(out, "repacked") || strings.Contains(out, "repacked 0 packs") {
+	// which packs end up partly used depends on how the parallel packers
+	// shared the rounds' blobs; with --max-unused 0% none may be left,
+	// whether prune got there by repacking or by deleting whole packs
+	if !strings.Contains(out, "removed 3 snapshots") || !strings.Contains(out, " 0 B unused left") {
 		t.Errorf("forget --prune output:\n%s", out)
 	}
 	left := map[string]bool{}
