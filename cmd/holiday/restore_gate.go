@@ -42,6 +42,12 @@ func printGate(w io.Writer, h actions.HostResult, planFile, run string) {
 	if g.Reopen {
 		return
 	}
+	switch {
+	case g.Isolated != "":
+		fmt.Fprintf(w, "%s: isolated: only the management path reaches it; its own outgoing connections are dropped (on_compromise: isolate; %s. Back to the lockdown firewall alone: holiday isolate --undo -f %s %s)\n", h.Host, g.Isolated, planFile, h.Host)
+	case g.IsolateError != "":
+		fmt.Fprintf(w, "%s: NOT ISOLATED (on_compromise: isolate): %s; it stays as lockdown left it\n", h.Host, g.IsolateError)
+	}
 	if g.Indicators > 0 {
 		if g.Rollback != "" {
 			fmt.Fprintf(w, "%s: roll back: holiday rollback -f %s %s --snapshot %.8s (the newest backup before %s)\n",
