@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/internal/labtest"
@@ -144,7 +146,8 @@ func TestRestoreGateIsolates(t *testing.T) {
 	}
 	for _, want := range []string{
 		`sys1: gate: \d+ compromise indicator\(s\) found: KEPT CLOSED`,
-		`sys1: isolated: only the management path reaches it; its own outgoing connections are dropped \(on_compromise: isolate; isolated\. Back to the lockdown firewall alone: holiday isolate --undo -f \S+ sys1\)`,
+		`sys1: isolated: only the management path reaches it; its own outgoing connections are dropped \(on_compromise: isolate\)`,
+		`sys1: back to the lockdown firewall alone: holiday isolate --undo -f \S+ sys1`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("restore's summary lacks %q:\n%s", want, out)
@@ -266,4 +269,50 @@ func TestIsolateOnLockdown(t *testing.T) {
 func flushHoliday(t *testing.T, h *labtest.Host) {
 	t.Helper()
 	h.MustInNetns(t, "sh", "-c", `for t in iptables-nft ip6tables-nft iptables-legacy ip6tables-legacy; do while $t -w -D INPUT -j HOLIDAY-IN 2>/dev/null; do :; done; $t -w -F HOLIDAY-IN 2>/dev/null; $t -w -X HOLIDAY-IN 2>/dev/null; while $t -w -D OUTPUT -j HOLIDAY-OUT 2>/dev/null; do :; done; $t -w -F HOLIDAY-OUT 2>/dev/null; $t -w -X HOLIDAY-OUT 2>/dev/null; done; true`)
+}
+
+// TestIsolateOnLockdownDeadman: isolation on top of the lockdown whose
+// confirmation fails for real (test hook: the control node dropped first
+// in isolate's chain) is taken off by the host's own dead-man — back to
+// the lockdown firewall exactly, not further; the lockdown's files stay,
+// the layer's go. Restore then reopens the host exactly.
+func TestIsolateOnLockdownDeadman(t *testing.T) {
+	lab := labtest.Require(t)
+	hs := lockHosts(t, lab, "sys1")
+	sys1 := hs[0]
+	fwSafetyNet(t, hs)
+	before := hostStates(t, hs)
+	c := newCLI(t, isoPlan(t, lab, "", "", "keep"))
+	t.Cleanup(func() {
+		if hasHolidayChain(t, sys1) {
+			c.run(t, nil, "restore", "--accept-findings", "test cleanup")
+		}
+	})
+	if out, code := c.run(t, nil, "lockdown", "--without-devices"); code != 0 {
+		t.Fatalf("lockdown: exit %d\n%s", code, out)
+	}
+	locked, lockedFiles := fwSaves(t, sys1), holidayPresent(t, sys1)
+	const secs = 8
+	t0 := time.Now()
+	out, code := c.runRaw(t, []string{"HOLIDAY_TEST_FIREWALL=block-control", "HOLIDAY_TEST_DEADMAN_SECS=" + strconv.Itoa(secs)},
+		"isolate", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, "--revert-timeout", "90s", "sys1")
+	if code == 0 {
+		t.Fatalf("isolate with the control node blocked: exit 0\n%s", out)
+	}
+	if !strings.Contains(out, "cannot reach the host over a new SSH connection") {
+		t.Errorf("the run does not report the failed confirmation:\n%s", out)
+	}
+	took := waitReverted(t, sys1, locked, t0, secs)
+	t.Logf("back under the lockdown firewall %v after isolate started (dead-man %ds)", took.Round(100*time.Millisecond), secs)
+	deadmanLog(t, sys1, "not disarmed in time; taking isolation off", "reverted: the lockdown firewall is as it was before isolation")
+	if got := holidayPresent(t, sys1); got != lockedFiles {
+		t.Errorf("after the dead-man holiday's files differ from the lockdown's:\n%s", diffLines(lockedFiles, got))
+	}
+	if got := fwSaves(t, sys1); got != locked {
+		t.Errorf("after the dead-man the rules are not the lockdown's:\n%s", diffLines(locked, got))
+	}
+	if out, code := c.run(t, nil, "restore"); code != 0 {
+		t.Fatalf("restore: exit %d\n%s", code, out)
+	}
+	assertStates(t, hs, before, "after the dead-man and restore")
 }
