@@ -76,10 +76,10 @@ type FirewallPrior struct {
 	Lockdown6  string `json:"lockdown6,omitempty"`
 }
 
-// firewallObserveArgs: Isolate lets observe find a lockdown firewall in
-// place (isolate goes on top of it) instead of refusing the host.
+// firewallObserveArgs: OnLockdown lets observe find a lockdown firewall
+// in place (isolate goes on top of it) instead of refusing the host.
 type firewallObserveArgs struct {
-	Isolate bool `json:"isolate,omitempty"`
+	OnLockdown bool `json:"on_lockdown,omitempty"`
 }
 
 // FirewallDone is the firewall's Apply record.
@@ -125,7 +125,7 @@ type firewallVerifyArgs struct {
 
 func (f Firewall) Observe(ctx context.Context, h *Host) (Record, error) {
 	var p FirewallPrior
-	if err := h.Agent.Call(ctx, "firewall-observe", firewallObserveArgs{Isolate: f.Isolate}, &p); err != nil {
+	if err := h.Agent.Call(ctx, "firewall-observe", firewallObserveArgs{OnLockdown: f.Isolate}, &p); err != nil {
 		return Record{}, err
 	}
 	return NewRecord(KindFirewall, f.target(), p)

@@ -117,7 +117,7 @@ func firewallObserve(ctx context.Context, op *agent.Op) (any, error) {
 	switch {
 	case has(FirewallOutChain):
 		return nil, fmt.Errorf("this host is already isolated by holiday (%s): undo that first (holiday isolate --undo)", FirewallOutChain)
-	case has(FirewallChain) && a.Isolate:
+	case has(FirewallChain) && a.OnLockdown:
 		if err := onLockdown(ctx, &p); err != nil {
 			return nil, err
 		}
