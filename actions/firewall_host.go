@@ -186,6 +186,11 @@ func applyLayer(ctx context.Context, a firewallApplyArgs, d *FirewallDone) error
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// The token first: a layer left half-written (a crash) is one the
+	// boot-time re-apply drops and the lockdown's verify ignores.
+	if err := writeFileSync(filepath.Join(dir, "armed"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		return err
+	}
 	for name, data := range map[string]string{"saved.v4": p.Save4, "saved.v6": p.Save6, "backend": p.Backend,
 		"rules.v4": a.Rules4, "rules.v6": a.Rules6, "lockdown.v4": p.Lockdown4, "lockdown.v6": p.Lockdown6} {
 		if err := writeFileSync(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
@@ -198,9 +203,6 @@ func applyLayer(ctx context.Context, a firewallApplyArgs, d *FirewallDone) error
 		if err := copyExecutable(bin); err != nil {
 			return fmt.Errorf("keeping a copy of the agent for the dead-man: %w", err)
 		}
-	}
-	if err := writeFileSync(filepath.Join(dir, "armed"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
-		return err
 	}
 	if err := armDeadman(ctx, d, p.Init, dir); err != nil {
 		os.Remove(filepath.Join(dir, "armed"))
