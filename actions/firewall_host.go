@@ -205,7 +205,7 @@ func applyLayer(ctx context.Context, a firewallApplyArgs, d *FirewallDone) error
 		}
 	}
 	if err := armDeadman(ctx, d, p.Init, dir); err != nil {
-		os.Remove(filepath.Join(dir, "armed"))
+		os.RemoveAll(dir) // nothing applied: no layer
 		return fmt.Errorf("arming the dead-man: %w", err)
 	}
 	up := IsolateOnLockdown(FirewallRules{V4: a.Rules4, V6: a.Rules6})
