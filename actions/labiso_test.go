@@ -27,6 +27,11 @@ import (
 // difference shows), the control node as management; with repoDir a
 // repository (and so a baseline and restore's gate), and onCompromise.
 func isoPlan(t *testing.T, lab *labtest.Lab, repoDir, pw, onCompromise string) string {
+	return isoPlanFor(t, lab, "sys1", repoDir, pw, onCompromise)
+}
+
+// isoPlanFor is isoPlan for the named host.
+func isoPlanFor(t *testing.T, lab *labtest.Lab, name, repoDir, pw, onCompromise string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nname: isolate-test\nmanagement: [%s]\n", controlOnly)
@@ -40,7 +45,7 @@ func isoPlan(t *testing.T, lab *labtest.Lab, repoDir, pw, onCompromise string) s
 	if repoDir == "" {
 		backup = "none"
 	}
-	fmt.Fprintf(&b, "  - {name: sys1, address: %s, stop: [nginx], web_roots: [/var/www], backup: %s}\n", lab.Host("sys1").Addr, backup)
+	fmt.Fprintf(&b, "  - {name: %s, address: %s, stop: [nginx], web_roots: [/var/www], backup: %s}\n", name, lab.Host(name).Addr, backup)
 	p := filepath.Join(t.TempDir(), "plan.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -181,7 +186,7 @@ func TestRestoreGateIsolates(t *testing.T) {
 	// The boot-time re-apply while isolated: the host's own loader takes
 	// holiday's chains away, holiday's boot unit puts isolation back.
 	flushHoliday(t, sys1)
-	sys1.MustSSH(t, "root", "systemctl restart holiday-firewall.service")
+	bootReapply(t, sys1)
 	if got := fwSaves(t, sys1); got != isolated {
 		t.Errorf("the boot-time re-apply did not bring isolation back:\n%s", diffLines(isolated, got))
 	}
@@ -217,45 +222,51 @@ func TestIsolateOnLockdown(t *testing.T) {
 	lab := labtest.Require(t)
 	str := stranger(t, lab)
 	str.RLock(t)
-	hs := lockHosts(t, lab, "sys1")
-	sys1 := hs[0]
+	for _, name := range []string{"sys1", "sysv1"} {
+		t.Run(name, func(t *testing.T) { testIsolateOnLockdown(t, lab, str, name) })
+	}
+}
+
+func testIsolateOnLockdown(t *testing.T, lab *labtest.Lab, str *labtest.Host, name string) {
+	hs := lockHosts(t, lab, name)
+	h := hs[0]
 	fwSafetyNet(t, hs)
 	before := hostStates(t, hs)
-	c := newCLI(t, isoPlan(t, lab, "", "", "keep"))
+	c := newCLI(t, isoPlanFor(t, lab, name, "", "", "keep"))
 	t.Cleanup(func() {
-		if hasHolidayChain(t, sys1) {
-			c.runRaw(t, nil, "isolate", "--undo", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, "sys1")
+		if hasHolidayChain(t, h) {
+			c.runRaw(t, nil, "isolate", "--undo", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, name)
 			c.run(t, nil, "restore")
 		}
 	})
 	if out, code := c.run(t, nil, "lockdown", "--without-devices"); code != 0 {
 		t.Fatalf("lockdown: exit %d\n%s", code, out)
 	}
-	locked := fwSaves(t, sys1)
-	if out, code := c.runRaw(t, nil, "isolate", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, "sys1"); code != 0 {
+	locked := fwSaves(t, h)
+	if out, code := c.runRaw(t, nil, "isolate", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, name); code != 0 {
 		t.Fatalf("isolate on a locked-down host: exit %d\n%s", code, out)
 	}
-	assertIsolated(t, "isolated by hand on the lockdown", sys1, str)
-	isolated := fwSaves(t, sys1)
+	assertIsolated(t, "isolated by hand on the lockdown", h, str)
+	isolated := fwSaves(t, h)
 	if out, code := c.run(t, nil, "status"); code != 0 {
 		t.Errorf("status while isolated: exit %d\n%s", code, out)
 	}
 	// A second isolate is refused, nothing changed.
-	if out, code := c.runRaw(t, nil, "isolate", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, "sys1"); code == 0 || !strings.Contains(out, "already isolated") {
+	if out, code := c.runRaw(t, nil, "isolate", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, name); code == 0 || !strings.Contains(out, "already isolated") {
 		t.Errorf("a second isolate: exit %d, want a refusal saying it is already isolated\n%s", code, out)
 	}
-	if got := fwSaves(t, sys1); got != isolated {
+	if got := fwSaves(t, h); got != isolated {
 		t.Errorf("the refused isolate changed the rules:\n%s", diffLines(isolated, got))
 	}
-	flushHoliday(t, sys1)
-	sys1.MustSSH(t, "root", "systemctl restart holiday-firewall.service")
-	if got := fwSaves(t, sys1); got != isolated {
+	flushHoliday(t, h)
+	bootReapply(t, h)
+	if got := fwSaves(t, h); got != isolated {
 		t.Errorf("the boot-time re-apply did not bring isolation back:\n%s", diffLines(isolated, got))
 	}
-	if out, code := c.runRaw(t, nil, "isolate", "--undo", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, "sys1"); code != 0 {
+	if out, code := c.runRaw(t, nil, "isolate", "--undo", "-f", c.plan, "--state-dir", c.stateDir, "--journal-key", c.key, name); code != 0 {
 		t.Fatalf("isolate --undo: exit %d\n%s", code, out)
 	}
-	if got := fwSaves(t, sys1); got != locked {
+	if got := fwSaves(t, h); got != locked {
 		t.Errorf("after isolate --undo the rules are not the lockdown's:\n%s", diffLines(locked, got))
 	}
 	if out, code := c.run(t, nil, "restore"); code != 0 {
@@ -315,4 +326,15 @@ func TestIsolateOnLockdownDeadman(t *testing.T) {
 		t.Fatalf("restore: exit %d\n%s", code, out)
 	}
 	assertStates(t, hs, before, "after the dead-man and restore")
+}
+
+// bootReapply runs holiday's boot-time re-apply as the boot does: the
+// systemd unit, or the init script on SysV.
+func bootReapply(t *testing.T, h *labtest.Host) {
+	t.Helper()
+	if h.Kind == labtest.Systemd {
+		h.MustSSH(t, "root", "systemctl restart holiday-firewall.service")
+		return
+	}
+	h.MustSSH(t, "root", "/etc/init.d/holiday-firewall start")
 }
