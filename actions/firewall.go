@@ -66,6 +66,20 @@ type FirewallPrior struct {
 	Init    string `json:"init"`    // systemd or sysv: how the dead-man is armed
 	Save4   string `json:"save4"`   // iptables-save, all tables
 	Save6   string `json:"save6"`   // ip6tables-save, all tables
+	// OnLockdown: isolate found holiday's lockdown firewall in place and
+	// goes on top of it (DESIGN §6.8): Save4 and Save6 are then the
+	// locked-down rules, and Lockdown4 and Lockdown6 the lockdown's own
+	// rule set, which Revert puts back (not the rules from before the
+	// lockdown: restoring the lockdown's run does that).
+	OnLockdown bool   `json:"on_lockdown,omitempty"`
+	Lockdown4  string `json:"lockdown4,omitempty"`
+	Lockdown6  string `json:"lockdown6,omitempty"`
+}
+
+// firewallObserveArgs: OnLockdown lets observe find a lockdown firewall
+// in place (isolate goes on top of it) instead of refusing the host.
+type firewallObserveArgs struct {
+	OnLockdown bool `json:"on_lockdown,omitempty"`
 }
 
 // FirewallDone is the firewall's Apply record.
@@ -82,7 +96,10 @@ type FirewallDone struct {
 	Disarmed    bool      `json:"disarmed,omitempty"`
 	Undo        string    `json:"undo,omitempty"` // the console undo line (/var/lib/holiday/UNDO)
 	Boot        string    `json:"boot,omitempty"` // the boot-time re-apply: unit file or init script
-	Error       string    `json:"error,omitempty"`
+	// OnLockdown: applied on top of the lockdown firewall (isolate); the
+	// lockdown's boot-time re-apply re-applies isolation meanwhile.
+	OnLockdown bool   `json:"on_lockdown,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // firewallApplyArgs is what the agent's firewall-apply needs.
@@ -108,7 +125,7 @@ type firewallVerifyArgs struct {
 
 func (f Firewall) Observe(ctx context.Context, h *Host) (Record, error) {
 	var p FirewallPrior
-	if err := h.Agent.Call(ctx, "firewall-observe", struct{}{}, &p); err != nil {
+	if err := h.Agent.Call(ctx, "firewall-observe", firewallObserveArgs{OnLockdown: f.Isolate}, &p); err != nil {
 		return Record{}, err
 	}
 	return NewRecord(KindFirewall, f.target(), p)

@@ -244,10 +244,22 @@ func FirewallBoot(ctx context.Context, dir string, log io.Writer) error {
 			return err
 		}
 		backend := strings.TrimSpace(string(b))
+		// Isolation on top of the lockdown: its rules while it holds;
+		// one never confirmed before the reboot is dropped (its dead-man
+		// did not survive the boot either), leaving the lockdown's.
+		from, what := dir, "the lockdown firewall"
+		if _, err := os.Stat(filepath.Join(layerDir(), "armed")); err == nil {
+			logf("the isolation on top of the lockdown firewall was never confirmed before the reboot; back to the lockdown firewall")
+			if err := os.RemoveAll(layerDir()); err != nil {
+				logf("%v", err)
+			}
+		} else if _, err := os.Stat(filepath.Join(layerDir(), "rules.v4")); err == nil {
+			from, what = layerDir(), "isolation (on top of the lockdown firewall)"
+		}
 		_, _, r4, r6, _, _ := firewallTools(backend)
 		var errs []error
 		for _, f := range []struct{ family, restore, file string }{{"ip6", r6, "rules.v6"}, {"ip4", r4, "rules.v4"}} {
-			rules, err := os.ReadFile(filepath.Join(dir, f.file))
+			rules, err := os.ReadFile(filepath.Join(from, f.file))
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -261,10 +273,10 @@ func FirewallBoot(ctx context.Context, dir string, log io.Writer) error {
 			}
 		}
 		if err := errors.Join(errs...); err != nil {
-			logf("re-applying the lockdown firewall: %v", err)
+			logf("re-applying %s: %v", what, err)
 			return err
 		}
-		logf("re-applied the lockdown firewall (%s, both families)", backend)
+		logf("re-applied %s (%s, both families)", what, backend)
 		return nil
 	})
 }

@@ -105,12 +105,195 @@ func firewallObserve(ctx context.Context, op *agent.Op) (any, error) {
 	if p.Save6, err = runTool(ctx, "", s6); err != nil {
 		return nil, err
 	}
-	for _, s := range []string{p.Save4, p.Save6} {
-		if strings.Contains(s, ":"+FirewallChain+" ") || strings.Contains(s, ":"+FirewallOutChain+" ") {
-			return nil, fmt.Errorf("a holiday lockdown firewall (%s) is already on this host: restore the run that put it there first", FirewallChain)
+	var a firewallObserveArgs
+	if len(op.Args) > 0 {
+		if err := jsonUnmarshal(op.Args, &a); err != nil {
+			return nil, err
 		}
 	}
+	has := func(chain string) bool {
+		return strings.Contains(p.Save4, ":"+chain+" ") || strings.Contains(p.Save6, ":"+chain+" ")
+	}
+	switch {
+	case has(FirewallOutChain):
+		return nil, fmt.Errorf("this host is already isolated by holiday (%s): undo that first (holiday isolate --undo)", FirewallOutChain)
+	case has(FirewallChain) && a.OnLockdown:
+		if err := onLockdown(ctx, &p); err != nil {
+			return nil, err
+		}
+	case has(FirewallChain):
+		return nil, fmt.Errorf("a holiday lockdown firewall (%s) is already on this host: restore the run that put it there first", FirewallChain)
+	}
 	return p, nil
+}
+
+// layerDir is where isolation on top of a lockdown firewall keeps what
+// undoes it: the locked-down saves, isolate's rules (the boot-time
+// re-apply's while isolated), the lockdown's rules, its own arming token
+// and a copy of the agent its dead-man runs.
+func layerDir() string { return filepath.Join(FirewallDir, "isolate") }
+
+// isLayerDir tells a layer's directory from a lockdown's.
+func isLayerDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "lockdown.v4"))
+	return err == nil
+}
+
+// onLockdown fills in p for isolate on top of the lockdown firewall in
+// place: that lockdown must be holiday's (its files in FirewallDir),
+// confirmed, not isolated already, and still holding (INPUT jumps to its
+// chain first, which holds its rules): isolation rides on that jump.
+func onLockdown(ctx context.Context, p *FirewallPrior) error {
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("isolating on top of the lockdown firewall: "+format+"; nothing changed", args...)
+	}
+	b, err := os.ReadFile(filepath.Join(FirewallDir, "backend"))
+	r4, err4 := os.ReadFile(filepath.Join(FirewallDir, "rules.v4"))
+	r6, err6 := os.ReadFile(filepath.Join(FirewallDir, "rules.v6"))
+	if err := errors.Join(err, err4, err6); err != nil {
+		return refuse("%s is there but holiday's record of it in %s is not (%v): restore the run that put it there first", FirewallChain, FirewallDir, err)
+	}
+	if _, err := os.Stat(filepath.Join(FirewallDir, "armed")); err == nil {
+		return refuse("the lockdown firewall is not confirmed yet (its dead-man is armed)")
+	}
+	if _, err := os.Stat(layerDir()); err == nil {
+		return refuse("%s already holds an isolation: undo it first (holiday isolate --undo)", layerDir())
+	}
+	if backend := strings.TrimSpace(string(b)); backend != p.Backend {
+		return refuse("the lockdown was applied with iptables-%s, the host now filters with iptables-%s", backend, p.Backend)
+	}
+	for _, f := range []struct{ fam, rules string }{{"ip6", string(r6)}, {"ip4", string(r4)}} {
+		ipt, err := newIPT(p.Backend, f.fam)
+		if err != nil {
+			return refuse("%v", err)
+		}
+		if err := verifyChain(ipt, f.fam, "INPUT", FirewallChain, f.rules); err != nil {
+			return refuse("the lockdown firewall no longer holds (%v): fix or restore it first", err)
+		}
+	}
+	p.OnLockdown, p.Lockdown4, p.Lockdown6 = true, string(r4), string(r6)
+	return nil
+}
+
+// applyLayer puts isolation on top of the lockdown firewall, with the
+// lockdown's safety protocol: what undoes it kept on the host first, the
+// dead-man armed (it puts the lockdown firewall back), then IPv6 and
+// IPv4, each one transaction that goes straight from the lockdown rules
+// to isolate's (IPv6 put back if IPv4 fails). The lockdown's boot-time
+// re-apply finds the layer and re-applies isolation while it is there.
+func applyLayer(ctx context.Context, a firewallApplyArgs, d *FirewallDone) error {
+	p, dir := a.Prior, layerDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	// The token first: a layer left half-written (a crash) is one the
+	// boot-time re-apply drops and the lockdown's verify ignores.
+	if err := writeFileSync(filepath.Join(dir, "armed"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		return err
+	}
+	for name, data := range map[string]string{"saved.v4": p.Save4, "saved.v6": p.Save6, "backend": p.Backend,
+		"rules.v4": a.Rules4, "rules.v6": a.Rules6, "lockdown.v4": p.Lockdown4, "lockdown.v6": p.Lockdown6} {
+		if err := writeFileSync(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			return err
+		}
+	}
+	// The dead-man's copy, and the boot-time re-apply's (which must know
+	// the layer): this agent.
+	for _, bin := range []string{filepath.Join(dir, "holiday"), filepath.Join(FirewallDir, "holiday")} {
+		if err := copyExecutable(bin); err != nil {
+			return fmt.Errorf("keeping a copy of the agent for the dead-man: %w", err)
+		}
+	}
+	if err := armDeadman(ctx, d, p.Init, dir); err != nil {
+		os.RemoveAll(dir) // nothing applied: no layer
+		return fmt.Errorf("arming the dead-man: %w", err)
+	}
+	up := IsolateOnLockdown(FirewallRules{V4: a.Rules4, V6: a.Rules6})
+	down := LockdownAgain(FirewallRules{V4: p.Lockdown4, V6: p.Lockdown6})
+	_, _, r4, r6, _, _ := firewallTools(p.Backend)
+	if _, err := runTool(ctx, up.V6, r6, "--noflush", "-w"); err != nil {
+		return fmt.Errorf("IPv6 not isolated, still under the lockdown firewall: %w", err)
+	}
+	d.Applied = append(d.Applied, "ip6")
+	if _, err := runTool(ctx, up.V4, r4, "--noflush", "-w"); err != nil {
+		if _, rerr := runTool(ctx, down.V6, r6, "--noflush", "-w"); rerr != nil {
+			return fmt.Errorf("IPv4 not isolated (%v), and putting IPv6 back under the lockdown firewall failed: %v", err, rerr)
+		}
+		d.Applied = nil
+		return fmt.Errorf("IPv4 not isolated, IPv6 put back under the lockdown firewall: %w", err)
+	}
+	d.Applied = append(d.Applied, "ip4")
+	d.OnLockdown = true
+	return nil
+}
+
+// revertLayer takes isolation off a locked-down host and puts the
+// lockdown firewall back exactly: in each family one transaction back to
+// the lockdown's rules, then the save must equal the locked-down one. If
+// the transaction fails, the locked-down save itself is restored (a full
+// restore of its tables, atomic: never more open than the lockdown). If
+// the lockdown under it was restored meanwhile (its revert takes both
+// chains away), there is nothing to put back: isolation went with it.
+// Empty p: the layer's own copy on the host (dead-man, boot).
+func revertLayer(ctx context.Context, p FirewallPrior) error {
+	dir := layerDir()
+	if p.Backend == "" {
+		b, err := os.ReadFile(filepath.Join(dir, "backend"))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p.Backend = strings.TrimSpace(string(b))
+		var errs []error
+		for name, dst := range map[string]*string{"saved.v4": &p.Save4, "saved.v6": &p.Save6, "lockdown.v4": &p.Lockdown4, "lockdown.v6": &p.Lockdown6} {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			errs = append(errs, err)
+			*dst = string(b)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	disarm(ctx)
+	if _, err := os.Stat(filepath.Join(FirewallDir, "rules.v4")); errors.Is(err, os.ErrNotExist) {
+		// The lockdown's revert ran: no holiday chain is left, and
+		// putting the lockdown back would close a reopened host.
+		return os.RemoveAll(dir)
+	}
+	down := LockdownAgain(FirewallRules{V4: p.Lockdown4, V6: p.Lockdown6})
+	s4, s6, r4, r6, _, _ := firewallTools(p.Backend)
+	var errs []error
+	for _, f := range []struct{ family, save, restore, rules, saved string }{{"ip6", s6, r6, down.V6, p.Save6}, {"ip4", s4, r4, down.V4, p.Save4}} {
+		now, err := runTool(ctx, "", f.save)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var aerr error
+		if strings.Contains(now, ":"+FirewallOutChain+" ") {
+			_, aerr = runTool(ctx, f.rules, f.restore, "--noflush", "-w")
+			if now, err = runTool(ctx, "", f.save); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if NormalizeSave(now) == NormalizeSave(f.saved) {
+			continue
+		}
+		if aerr == nil {
+			errs = append(errs, fmt.Errorf("%s: back under the lockdown firewall, but the rules differ from the ones saved when isolation began (changed meanwhile?):\n%s", f.family, saveDiff(NormalizeSave(f.saved), NormalizeSave(now))))
+			continue
+		}
+		if _, err := runTool(ctx, f.saved, f.restore, "-w"); err != nil {
+			errs = append(errs, fmt.Errorf("%s: back to the lockdown rules: %v; restoring the locked-down save: %v", f.family, aerr, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
 }
 
 func withFirewallLock(f func() error) error {
@@ -167,6 +350,14 @@ func firewallApply(ctx context.Context, op *agent.Op) (any, error) {
 	if d.DeadmanSecs <= 0 {
 		d.DeadmanSecs = DefaultDeadmanSecs
 	}
+	if p.OnLockdown {
+		err := withFirewallLock(func() error { return applyLayer(ctx, a, &d) })
+		if err != nil {
+			d.Error = err.Error()
+			return d, err
+		}
+		return d, nil
+	}
 	err := withFirewallLock(func() error {
 		// Keep what undoes it on the host, before anything changes.
 		if err := os.MkdirAll(FirewallDir, 0o700); err != nil {
@@ -188,7 +379,7 @@ func firewallApply(ctx context.Context, op *agent.Op) (any, error) {
 		if err := writeFileSync(filepath.Join(FirewallDir, "armed"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 			return err
 		}
-		if err := armDeadman(ctx, &d, p.Init); err != nil {
+		if err := armDeadman(ctx, &d, p.Init, FirewallDir); err != nil {
 			os.Remove(filepath.Join(FirewallDir, "armed"))
 			return fmt.Errorf("arming the dead-man: %w", err)
 		}
@@ -254,22 +445,22 @@ func copyExecutable(dst string) error {
 // armDeadman starts what runs Revert after d.DeadmanSecs unless the
 // armed file is gone by then: a transient timer on systemd, a setsid
 // process (not a child of the SSH session) on SysV.
-func armDeadman(ctx context.Context, d *FirewallDone, init string) error {
-	bin := filepath.Join(FirewallDir, "holiday")
+func armDeadman(ctx context.Context, d *FirewallDone, init, dir string) error {
+	bin := filepath.Join(dir, "holiday")
 	d.ArmedAt = time.Now().UTC()
 	if init == string(units.Systemd) {
 		disarmSystemd(ctx) // a leftover of an earlier run
 		_, err := runTool(ctx, "", "systemd-run", "--unit="+deadmanUnit, "--description=holiday lockdown firewall dead-man",
 			fmt.Sprintf("--on-active=%ds", d.DeadmanSecs), "--timer-property=AccuracySec=1s", "--timer-property=RemainAfterElapse=no",
 			"--property=Type=oneshot", "--collect",
-			bin, "agent", "--firewall-deadman", FirewallDir)
+			bin, "agent", "--firewall-deadman", dir)
 		if err != nil {
 			return err
 		}
 		d.DeadmanUnit = deadmanUnit + ".timer"
 		return nil
 	}
-	c := exec.Command("/bin/sh", "-c", fmt.Sprintf("sleep %d; exec %s agent --firewall-deadman %s", d.DeadmanSecs, shellQuote(bin), shellQuote(FirewallDir)))
+	c := exec.Command("/bin/sh", "-c", fmt.Sprintf("sleep %d; exec %s agent --firewall-deadman %s", d.DeadmanSecs, shellQuote(bin), shellQuote(dir)))
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
@@ -299,10 +490,15 @@ func disarmSystemd(ctx context.Context) {
 // lock) and then stops the timer or process. It reports whether the
 // dead-man was still armed.
 func disarm(ctx context.Context) (bool, error) {
-	err := os.Remove(filepath.Join(FirewallDir, "armed"))
-	was := err == nil
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return false, err
+	was := false
+	// The lockdown's token, or the isolation's on top of it: one is
+	// armed at a time.
+	for _, dir := range []string{FirewallDir, layerDir()} {
+		err := os.Remove(filepath.Join(dir, "armed"))
+		was = was || err == nil
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, err
+		}
 	}
 	disarmSystemd(ctx)
 	ents, _ := os.ReadDir("/proc")
@@ -509,7 +705,11 @@ func firewallRevert(ctx context.Context, op *agent.Op) (any, error) {
 	if err := jsonUnmarshal(op.Args, &a); err != nil {
 		return nil, err
 	}
-	err := withFirewallLock(func() error { return revertFirewall(ctx, a.Prior) })
+	revert := revertFirewall
+	if a.Prior.OnLockdown {
+		revert = revertLayer
+	}
+	err := withFirewallLock(func() error { return revert(ctx, a.Prior) })
 	if err != nil {
 		return nil, err
 	}
@@ -520,6 +720,15 @@ func firewallVerify(ctx context.Context, op *agent.Op) (any, error) {
 	var a firewallVerifyArgs
 	if err := jsonUnmarshal(op.Args, &a); err != nil {
 		return nil, err
+	}
+	if !strings.Contains(a.Rules4, ":"+FirewallOutChain+" ") {
+		// The lockdown's step, with isolation on top of it: what holds
+		// now is isolation's chain, behind the same jump.
+		r4, err4 := os.ReadFile(filepath.Join(layerDir(), "rules.v4"))
+		r6, err6 := os.ReadFile(filepath.Join(layerDir(), "rules.v6"))
+		if _, armed := os.Stat(filepath.Join(layerDir(), "armed")); err4 == nil && err6 == nil && armed != nil {
+			a.Rules4, a.Rules6 = string(r4), string(r6)
+		}
 	}
 	var errs []error
 	for _, fam := range a.Applied {
@@ -591,6 +800,9 @@ func verifyChain(ipt *iptables.IPTables, fam, from, chain, rules string) error {
 // exactly Revert from what the host kept in dir. With onlyIfArmed (the
 // dead-man), nothing happens once the control node disarmed it.
 func FirewallDeadman(ctx context.Context, dir string, onlyIfArmed bool, log io.Writer) error {
+	if isLayerDir(dir) {
+		return layerDeadman(ctx, dir, onlyIfArmed, log)
+	}
 	FirewallDir = dir
 	logf := func(format string, args ...any) {
 		line := time.Now().UTC().Format(time.RFC3339) + " " + fmt.Sprintf(format, args...) + "\n"
@@ -614,6 +826,35 @@ func FirewallDeadman(ctx context.Context, dir string, onlyIfArmed bool, log io.W
 			return err
 		}
 		logf("reverted: the rules are as saved at lockdown")
+		return nil
+	})
+}
+
+// layerDeadman is FirewallDeadman for isolation on top of a lockdown
+// (dir is its layerDir): back to the lockdown firewall, not further.
+func layerDeadman(ctx context.Context, dir string, onlyIfArmed bool, log io.Writer) error {
+	FirewallDir = filepath.Dir(dir)
+	logf := func(format string, args ...any) {
+		line := time.Now().UTC().Format(time.RFC3339) + " " + fmt.Sprintf(format, args...) + "\n"
+		io.WriteString(log, line)
+		if f, err := os.OpenFile(deadmanLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+			f.WriteString(line)
+			f.Close()
+		}
+	}
+	return withFirewallLock(func() error {
+		if onlyIfArmed {
+			if _, err := os.Stat(filepath.Join(dir, "armed")); err != nil {
+				logf("dead-man: disarmed, nothing to do")
+				return nil
+			}
+			logf("dead-man: not disarmed in time; taking isolation off, back to the lockdown firewall")
+		}
+		if err := revertLayer(ctx, FirewallPrior{}); err != nil {
+			logf("revert failed: %v", err)
+			return err
+		}
+		logf("reverted: the lockdown firewall is as it was before isolation")
 		return nil
 	})
 }

@@ -481,3 +481,49 @@ func managementPrefixes(in FirewallInput, v6 bool) []netip.Prefix {
 	}
 	return out
 }
+
+// Isolation on top of a lockdown firewall (DESIGN §6.8, §8): the host
+// goes from the lockdown rules to isolate's, and back, each way in one
+// `-restore --noflush` transaction per family, so it is never open in
+// between. Declaring a chain that exists flushes it in such a
+// transaction (both backends); the lockdown's INPUT jump stays where it
+// is, first.
+
+// IsolateOnLockdown is the transaction that puts isolate's rules (what
+// BuildIsolateRules renders, linted) on a host whose lockdown chain is in
+// place: HOLIDAY-IN refilled with isolate's rules, HOLIDAY-OUT created
+// and jumped to first from OUTPUT. INPUT's jump is the lockdown's.
+func IsolateOnLockdown(isolate FirewallRules) FirewallRules {
+	strip := func(s string) string {
+		var out []string
+		for _, l := range strings.SplitAfter(s, "\n") {
+			if strings.TrimSuffix(l, "\n") == "-I INPUT 1 -j "+FirewallChain {
+				continue
+			}
+			out = append(out, l)
+		}
+		return strings.Join(out, "")
+	}
+	return FirewallRules{V4: strip(isolate.V4), V6: strip(isolate.V6)}
+}
+
+// LockdownAgain is the transaction that takes isolation off and puts the
+// lockdown rules (as BuildFirewallRules rendered them, and the lockdown
+// applied them) back: HOLIDAY-IN refilled with the lockdown's rules,
+// OUTPUT's jump and HOLIDAY-OUT deleted. iptables-save then prints what
+// it printed under the lockdown alone.
+func LockdownAgain(lockdown FirewallRules) FirewallRules {
+	one := func(s string) string {
+		var b strings.Builder
+		b.WriteString("*filter\n")
+		fmt.Fprintf(&b, ":%s - [0:0]\n:%s - [0:0]\n", FirewallChain, FirewallOutChain)
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(l, "-A "+FirewallChain+" ") {
+				b.WriteString(l + "\n")
+			}
+		}
+		fmt.Fprintf(&b, "-D OUTPUT -j %s\n-X %s\nCOMMIT\n", FirewallOutChain, FirewallOutChain)
+		return b.String()
+	}
+	return FirewallRules{V4: one(lockdown.V4), V6: one(lockdown.V6)}
+}

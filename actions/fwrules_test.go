@@ -207,3 +207,70 @@ func TestIsolateRulesGolden(t *testing.T) {
 		})
 	}
 }
+
+// Isolation on top of a lockdown firewall and back: one golden file per
+// case with both transactions, and what makes them exact — the way up
+// keeps INPUT's jump (the lockdown's) and refills the chain with exactly
+// isolate's rules; the way back refills it with exactly the lockdown's
+// and takes HOLIDAY-OUT away.
+func TestIsolateLayerGolden(t *testing.T) {
+	chainLines := func(s, chain string) []string {
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(l, "-A "+chain+" ") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for name, in := range firewallCases(t) {
+		t.Run(name, func(t *testing.T) {
+			lock, err := BuildFirewallRules(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			iso, err := BuildIsolateRules(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			up, down := IsolateOnLockdown(iso), LockdownAgain(lock)
+			got := "# isolate on lockdown, v4\n" + up.V4 + "# isolate on lockdown, v6\n" + up.V6 +
+				"# lockdown again, v4\n" + down.V4 + "# lockdown again, v6\n" + down.V6
+			path := filepath.Join("testdata", "firewall", "layer-"+name+".golden")
+			if *updateGolden {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("transactions differ from %s:\n got:\n%s\nwant:\n%s", path, got, want)
+			}
+			for fam, pair := range map[string][3]string{"v4": {up.V4, down.V4, ""}, "v6": {up.V6, down.V6, ""}} {
+				u, d := pair[0], pair[1]
+				isoFam, lockFam := iso.V4, lock.V4
+				if fam == "v6" {
+					isoFam, lockFam = iso.V6, lock.V6
+				}
+				if strings.Contains(u, "-I INPUT") || strings.Contains(d, "-I INPUT") || strings.Contains(d, "-D INPUT") {
+					t.Errorf("%s: a transaction touches INPUT's jump (the lockdown's stays first)", fam)
+				}
+				if !strings.Contains(u, ":"+FirewallChain+" ") || !strings.Contains(d, ":"+FirewallChain+" ") {
+					t.Errorf("%s: a transaction does not declare (flush) %s", fam, FirewallChain)
+				}
+				if strings.Join(chainLines(u, FirewallChain), "\n") != strings.Join(chainLines(isoFam, FirewallChain), "\n") ||
+					strings.Join(chainLines(u, FirewallOutChain), "\n") != strings.Join(chainLines(isoFam, FirewallOutChain), "\n") ||
+					!strings.Contains(u, "-I OUTPUT 1 -j "+FirewallOutChain+"\n") {
+					t.Errorf("%s: the way up is not exactly isolate's rules", fam)
+				}
+				if strings.Join(chainLines(d, FirewallChain), "\n") != strings.Join(chainLines(lockFam, FirewallChain), "\n") ||
+					len(chainLines(d, FirewallOutChain)) != 0 || !strings.Contains(d, "-X "+FirewallOutChain+"\n") {
+					t.Errorf("%s: the way back is not exactly the lockdown's rules without %s", fam, FirewallOutChain)
+				}
+			}
+		})
+	}
+}

@@ -132,7 +132,7 @@ func IsolateJobs(p *plans.Plan, c *Connector, names []string) []Job {
 		h := h
 		jobs = append(jobs, Job{
 			Name: h.Name, Risk: h.Risk, Plan: h,
-			Steps:   []Step{{Slot: SlotFirewall, Kind: KindFirewall, Target: "isolate", Action: Firewall{Isolate: true}}},
+			Steps:   []Step{isolateStep},
 			Connect: func(ctx context.Context) (*Host, func(), error) { return c.Connect(ctx, h) },
 		})
 	}

@@ -102,6 +102,9 @@ type RevertJob struct {
 	Name    string
 	Journal string // path of the host's journal of the run
 	Connect func(ctx context.Context) (*Host, func(), error)
+	// Only, when set, is the one step ID to revert (isolate --undo:
+	// "firewall:isolate", leaving the lockdown under it in place).
+	Only string
 	// Gate is restore's integrity verdict for the host (nil: not gated).
 	// It is journaled with the restore; a host it does not reopen is
 	// left as it is (HostKeptClosed).
@@ -215,6 +218,11 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 		// Kept closed: the verdict is journaled, nothing is reverted.
 		o.progress(Progress{Host: j.Name, What: "kept closed: " + j.Gate.Verdict})
 		hr.Status, hr.Error = HostKeptClosed, j.Gate.Why
+		if j.Gate.Isolate {
+			g := *j.Gate
+			hr.Gate = &g
+			isolateKeptClosed(rctx, o, write, h, steps, &hr)
+		}
 		if err := write(journal.Entry{Phase: journal.RunEnd, Kind: "restore", Step: HostKeptClosed, Error: j.Gate.Why}); err != nil {
 			hr.Error += "; " + err.Error()
 		}
@@ -231,7 +239,7 @@ func revertHost(ctx context.Context, o *Options, j RevertJob) (out HostResult) {
 	var at []int // items[i] is steps[at[i]]
 	for k := len(steps) - 1; k >= 0; k-- {
 		s := steps[k]
-		if s.Reverted {
+		if s.Reverted || j.Only != "" && s.ID != j.Only {
 			continue
 		}
 		a, err := ForKind(s.Kind, s.Prior.Target)

@@ -151,6 +151,14 @@ func (l *linter) host(h *Host) {
 			l.add(SevWarning, h.Source("firewall"), "%s has IPv6 but management: has no IPv6 range; over IPv6 only replies and neighbour discovery will reach it", h.Name)
 		}
 	}
+	if h.OnCompromise == OnCompromiseIsolate {
+		switch {
+		case len(p.Management) == 0:
+			l.add(SevError, h.Source("on_compromise"), "on_compromise: isolate keeps only the management path to %s, and management: lists no ranges; isolating it would cut everyone off", h.Name)
+		case p.Repository == nil:
+			l.add(SevWarning, h.Source("on_compromise"), "on_compromise: isolate does nothing for %s: the plan names no repository, so lockdown takes no baseline and restore's gate cannot find indicators", h.Name)
+		}
+	}
 	if h.Power != nil && h.Power.Off && h.Backup != nil && h.Backup.None {
 		l.add(SevWarning, h.Source("power"), "%s is powered off with no backups (backup: none)", h.Name)
 	}

@@ -231,6 +231,9 @@ func (v *validator) resolve() {
 		if h.Reboot == "" {
 			h.Reboot = "never"
 		}
+		if h.OnCompromise == "" {
+			h.OnCompromise = OnCompromiseKeep
+		}
 		present := func(field string) bool { _, ok := p.pos[h.path+"."+field]; return ok }
 		if h.Address == "" && !present("address") {
 			v.errorf(h.path, "missing address; add address: (an IP address or host name)")

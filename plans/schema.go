@@ -183,6 +183,10 @@ type HostFields struct {
 	// hashes them and holiday check searches their scripts for webshells
 	// (DESIGN §8). Absolute paths, not /.
 	WebRoots []string `yaml:"web_roots"`
+	// OnCompromise: what restore's gate does with a host it keeps closed
+	// for indicators — keep (the default: locked down as it is) or
+	// isolate (only the management path, in and out).
+	OnCompromise OnCompromise `yaml:"on_compromise"`
 }
 
 // HostEntry is one item of the plan's `hosts:` list. An entry whose name

@@ -220,3 +220,17 @@ func (PowerOn) enumValues() []string { return []string{"manual", "wol", "ipmi"} 
 type Reboot string
 
 func (Reboot) enumValues() []string { return []string{"rehearse", "never"} }
+
+// OnCompromise is what restore's integrity gate does with a host it keeps
+// closed because it found indicators (DESIGN §8): keep (the default) leaves
+// it locked down as it is; isolate also cuts it off from everything but the
+// management path, both ways, on top of the lockdown firewall.
+type OnCompromise string
+
+// The on_compromise values.
+const (
+	OnCompromiseKeep    OnCompromise = "keep"
+	OnCompromiseIsolate OnCompromise = "isolate"
+)
+
+func (OnCompromise) enumValues() []string { return []string{"keep", "isolate"} }

@@ -42,10 +42,11 @@ const (
 //     given every time stops meaning anything.
 //
 // o.AcceptFindings reopens the hosts kept closed; the reason is
-// journaled with each. Runs of `holiday isolate` are not gated: undoing
-// containment is the operator's explicit decision.
+// journaled with each. Runs of `holiday isolate`, and `isolate --undo`
+// of a run restore isolated, are not gated: undoing containment is the
+// operator's explicit decision.
 func gate(ctx context.Context, ao actions.Options, p *plans.Plan, o Options, jobs []actions.RevertJob) {
-	if p == nil || runCommand(o.StateDir, ao.RunID) == "isolate" {
+	if p == nil || o.Command == "isolate" || runCommand(o.StateDir, ao.RunID) == "isolate" {
 		return
 	}
 	var idx []int
@@ -82,6 +83,10 @@ func gate(ctx context.Context, ao actions.Options, p *plans.Plan, o Options, job
 	for k, g := range res {
 		v := verdict(g)
 		v.CheckJSON, v.EvidenceJSON = files.check, files.evidence[g.Host]
+		// Kept closed for indicators (not for "could not look"), and
+		// the plan says so: isolated too (actions: on top of the
+		// lockdown firewall, in the run's journal).
+		v.Isolate = !v.Reopen && v.Indicators > 0 && hosts[k].OnCompromise == plans.OnCompromiseIsolate
 		jobs[idx[k]].Gate = v
 	}
 }

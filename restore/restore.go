@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/actions/incident"
+	"github.com/holiday-ops/holiday/internal/journal"
 	"github.com/holiday-ops/holiday/plans"
 )
 
@@ -91,8 +93,12 @@ func Jobs(ctx context.Context, conn *actions.Connector, o Options) ([]actions.Re
 	}
 	var jobs []actions.RevertJob
 	for _, h := range o.Hosts {
+		var only string
+		if o.Command == "isolate" {
+			only = actions.KindFirewall + ":isolate" // the isolation, not the lockdown under it
+		}
 		jobs = append(jobs, actions.RevertJob{
-			Name: h.Name, Journal: actions.JournalPath(o.StateDir, run, h.Name),
+			Name: h.Name, Journal: actions.JournalPath(o.StateDir, run, h.Name), Only: only,
 			Connect: func(ctx context.Context) (*actions.Host, func(), error) { return conn.Connect(ctx, h) },
 		})
 	}
@@ -115,7 +121,22 @@ func latestRun(stateDir string, hosts []string, command string) (string, error) 
 	}
 	actions.SortRuns(stateDir, runs) // newest first, by start time
 
+	if command == "isolate" {
+		// isolate --undo: the newest run holding an isolation not undone
+		// (an isolate run, or the run whose restore isolated a host its
+		// gate kept closed), else the newest isolate run.
+		for _, r := range runs {
+			if c := runCommand(stateDir, r); (c == "isolate" || c == "lockdown") && isolationPending(stateDir, r, hosts) {
+				return r, nil
+			}
+		}
+	}
 	for _, r := range runs {
+		// An isolate run whose isolation is undone everywhere is no
+		// longer what plain restore should pick: the run under it is.
+		if c := runCommand(stateDir, r); command == "" && c == "isolate" && !isolationPending(stateDir, r, hosts) {
+			continue
+		}
 		// A rollback run is undone with the snapshot it took first, not
 		// by restore's revert: the latest run means the latest other one.
 		if c := runCommand(stateDir, r); command != "" && c != command || command == "" && c == "rollback" {
@@ -227,4 +248,35 @@ func runCommand(stateDir, run string) string {
 		return "lockdown"
 	}
 	return info.Command
+}
+
+// isolationPending reports whether a host's journal of run holds a
+// firewall:isolate step applied and not reverted. It reads the entries
+// without verifying them: it only chooses the run, and reverting it
+// verifies the journal as any restore does.
+func isolationPending(stateDir, run string, hosts []string) bool {
+	id := actions.KindFirewall + ":isolate"
+	for _, h := range hosts {
+		b, err := os.ReadFile(actions.JournalPath(stateDir, run, h))
+		if err != nil {
+			continue
+		}
+		pending := false
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			var e journal.Entry
+			if json.Unmarshal(line, &e) != nil || e.Step != id {
+				continue
+			}
+			switch e.Phase {
+			case journal.Result:
+				pending = e.Error == ""
+			case journal.RevertResult:
+				pending = pending && e.Error != ""
+			}
+		}
+		if pending {
+			return true
+		}
+	}
+	return false
 }

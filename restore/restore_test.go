@@ -70,3 +70,49 @@ func TestLatestRun(t *testing.T) {
 		t.Fatalf("missing state dir: %v", err)
 	}
 }
+
+// isolate --undo picks the newest run holding an isolation not undone:
+// here the lockdown run whose restore isolated web1 (its gate kept it
+// closed), not the newer isolate run already undone; plain restore skips
+// that undone isolate run too and finds the lockdown run under it. The
+// entries are read only to choose; reverting verifies them.
+func TestLatestRunIsolation(t *testing.T) {
+	dir := t.TempDir()
+	run := func(id, command, started string, lines ...string) {
+		p := actions.JournalPath(dir, id, "web1")
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b := []byte(`{"run":"` + id + `","command":"` + command + `","started":"` + started + `"}`)
+		if err := os.WriteFile(filepath.Join(actions.RunDir(dir, id), "run.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const (
+		intent   = `{"seq":1,"step":"firewall:isolate","kind":"firewall","phase":"intent"}`
+		applied  = `{"seq":2,"step":"firewall:isolate","kind":"firewall","phase":"result"}`
+		failed   = `{"seq":2,"step":"firewall:isolate","kind":"firewall","phase":"result","error":"confirm failed"}`
+		reverted = `{"seq":3,"step":"firewall:isolate","kind":"firewall","phase":"revert-result"}`
+		lockdown = `{"seq":1,"step":"firewall:lockdown","kind":"firewall","phase":"result"}`
+	)
+	run("20261201T100000Z-llllll", "lockdown", "2026-12-01T10:00:00Z", lockdown, intent, applied)
+	run("20261201T110000Z-iiiiii", "isolate", "2026-12-01T11:00:00Z", intent, applied, reverted)
+	run("20261201T120000Z-ffffff", "isolate", "2026-12-01T12:00:00Z", intent, failed)
+	for _, tc := range []struct{ command, want string }{
+		{"isolate", "20261201T100000Z-llllll"},
+		{"", "20261201T100000Z-llllll"},
+	} {
+		if got, err := latestRun(dir, []string{"web1"}, tc.command); err != nil || got != tc.want {
+			t.Errorf("latestRun(command %q) = %q, %v; want %q", tc.command, got, err, tc.want)
+		}
+	}
+	// Once that isolation is undone too, isolate --undo falls back to the
+	// newest isolate run (nothing left to undo: restore says so).
+	run("20261201T100000Z-llllll", "lockdown", "2026-12-01T10:00:00Z", lockdown, intent, applied, reverted)
+	if got, _ := latestRun(dir, []string{"web1"}, "isolate"); got != "20261201T120000Z-ffffff" {
+		t.Errorf("nothing isolated: latestRun(isolate) = %q, want the newest isolate run", got)
+	}
+}

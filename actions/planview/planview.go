@@ -136,12 +136,32 @@ func Lockdown(ctx context.Context, p *plans.Plan, ph *plans.Host, h *actions.Hos
 	if why := actions.NoBaseline(p); why != "" {
 		all = append(all, slotted{actions.SlotBaseline, preflight.Change{Slot: actions.SlotBaseline.String(), Step: actions.KindBaseline + ": none", What: why}})
 	}
+	all = append(all, slotted{actions.SlotBaseline, onCompromise(p, ph, withoutBaseline)})
 	// The order lockdown runs them in, whatever order StepsFor lists.
 	sort.SliceStable(all, func(i, j int) bool { return all[i].slot < all[j].slot })
 	for _, s := range all {
 		l.Steps = append(l.Steps, s.c)
 	}
 	return l
+}
+
+// onCompromise is the diff's line for what restore's gate does with the
+// host if it finds indicators (the plan's on_compromise).
+func onCompromise(p *plans.Plan, ph *plans.Host, withoutBaseline bool) preflight.Change {
+	oc := ph.OnCompromise
+	if oc == "" {
+		oc = plans.OnCompromiseKeep
+	}
+	c := preflight.Change{Slot: actions.SlotBaseline.String(), Step: "on_compromise: " + string(oc)}
+	switch {
+	case actions.NoBaseline(p) != "" || withoutBaseline:
+		c.What = "nothing: without a baseline restore's gate cannot find indicators on this host"
+	case ph.OnCompromise == plans.OnCompromiseIsolate:
+		c.What = "at restore, if the gate finds indicators: kept closed and isolated — only the management path reaches it, its own outgoing connections are dropped (on top of the lockdown firewall); holiday isolate --undo goes back to the lockdown firewall"
+	default:
+		c.What = "at restore, if the gate finds indicators: kept closed — services stay stopped, the firewall stays as lockdown left it"
+	}
+	return c
 }
 
 type slotChange struct {

@@ -33,21 +33,29 @@ func (f *fakeAgent) Call(ctx context.Context, op string, args, result any) error
 }
 
 func TestLockdownDiff(t *testing.T) {
+	repo := &plans.Repository{URL: "/srv/repo"}
+	keep := "baseline | on_compromise: keep | at restore, if the gate finds indicators: kept closed — services stay stopped, the firewall stays as lockdown left it"
 	for _, tc := range []struct {
-		name     string
-		plan     *plans.Plan
-		baseline string
+		name         string
+		plan         *plans.Plan
+		onCompromise plans.OnCompromise
+		baseline     []string
 	}{
-		{"with a repository", &plans.Plan{Repository: &plans.Repository{URL: "/srv/repo"}},
-			"baseline | baseline:integrity | collect the integrity baseline through the agent into the repository (kind:baseline), once services are stopped and the firewall is in place: what holiday check and restore's gate compare the host with"},
-		{"without a repository", &plans.Plan{},
-			"baseline | baseline: none | no baseline: the plan names no repository to keep it in; restore cannot check this host"},
+		{"with a repository", &plans.Plan{Repository: repo}, "", []string{
+			"baseline | baseline:integrity | collect the integrity baseline through the agent into the repository (kind:baseline), once services are stopped and the firewall is in place: what holiday check and restore's gate compare the host with",
+			keep}},
+		{"on_compromise: isolate", &plans.Plan{Repository: repo}, plans.OnCompromiseIsolate, []string{
+			"baseline | baseline:integrity | collect the integrity baseline through the agent into the repository (kind:baseline), once services are stopped and the firewall is in place: what holiday check and restore's gate compare the host with",
+			"baseline | on_compromise: isolate | at restore, if the gate finds indicators: kept closed and isolated — only the management path reaches it, its own outgoing connections are dropped (on top of the lockdown firewall); holiday isolate --undo goes back to the lockdown firewall"}},
+		{"without a repository", &plans.Plan{}, plans.OnCompromiseIsolate, []string{
+			"baseline | baseline: none | no baseline: the plan names no repository to keep it in; restore cannot check this host",
+			"baseline | on_compromise: isolate | nothing: without a baseline restore's gate cannot find indicators on this host"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testLockdownDiff(t, tc.plan, tc.baseline) })
+		t.Run(tc.name, func(t *testing.T) { testLockdownDiff(t, tc.plan, tc.onCompromise, tc.baseline...) })
 	}
 }
 
-func testLockdownDiff(t *testing.T, p *plans.Plan, baseline string) {
+func testLockdownDiff(t *testing.T, p *plans.Plan, oc plans.OnCompromise, baseline ...string) {
 	fa := &fakeAgent{units: map[string]units.Unit{
 		"redis-server": {Name: "redis-server.service", Init: units.Systemd, Active: "active", Sub: "running", Enablement: "enabled"},
 		"lab-worker":   {Name: "lab-worker.service", Init: units.Systemd, Active: "inactive", Sub: "dead", Enablement: "disabled"},
@@ -56,6 +64,7 @@ func testLockdownDiff(t *testing.T, p *plans.Plan, baseline string) {
 	ph.Stop = []string{"redis-server", "lab-worker"}
 	ph.Backup = &plans.Backup{Sources: []*plans.BackupSource{{Files: []string{"/etc", "/opt"}, Exclude: []string{"*.log"}}, {Disk: "/dev/vda"}}}
 	ph.Firewall = &plans.Firewall{}
+	ph.OnCompromise = oc
 	l := Lockdown(t.Context(), p, ph, &actions.Host{Name: "sys1", Plan: ph, Agent: readOnly{fa}}, false, false)
 
 	if l.Backups != "" {
@@ -71,8 +80,8 @@ func testLockdownDiff(t *testing.T, p *plans.Plan, baseline string) {
 		"services | service:redis-server | stop redis-server.service (active/running), disable redis-server.service (enabled)",
 		"services | service:lab-worker | nothing: lab-worker.service is already stopped and disabled",
 		"firewall | firewall:lockdown | tighten the firewall (nft, both families): HOLIDAY-IN first from INPUT; the rules saved now are put back at restore",
-		baseline,
 	}
+	want = append(want, baseline...)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -89,7 +98,7 @@ func TestBackupNone(t *testing.T) {
 	p := &plans.Plan{Repository: &plans.Repository{URL: "/srv/repo"}}
 	l := Lockdown(t.Context(), p, ph, &actions.Host{Name: "oa1", Plan: ph, Agent: readOnly{&fakeAgent{}}}, false, false)
 	// backup: none still gets its baseline: the repository is there.
-	if l.Backups != "none" || len(l.Steps) != 2 || l.Steps[0].Step != "backup: none" || l.Steps[1].Step != "baseline:integrity" {
+	if l.Backups != "none" || len(l.Steps) != 3 || l.Steps[0].Step != "backup: none" || l.Steps[1].Step != "baseline:integrity" || l.Steps[2].Step != "on_compromise: keep" {
 		t.Errorf("backup: none host: %+v", l)
 	}
 }

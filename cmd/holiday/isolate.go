@@ -17,7 +17,14 @@ func newIsolateCmd() *cobra.Command {
 management path (and the control node): in, only connections from it; out,
 only replies to it; both families. Same safety protocol as the lockdown
 firewall (dead-man, confirmation over a new SSH connection), journaled as
-its own run. Undo with holiday isolate --undo (or holiday restore).`,
+its own run. Undo with holiday isolate --undo (or holiday restore).
+
+On a host under holiday's lockdown firewall, isolation goes on top of it,
+straight from the lockdown rules to isolate's in one transaction per family;
+isolate --undo puts the lockdown firewall back exactly, and restoring the
+lockdown's run reopens the host. isolate --undo also takes off the isolation
+restore's gate put on a compromised host (on_compromise: isolate), leaving
+it locked down.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.hosts = args
@@ -47,6 +54,6 @@ its own run. Undo with holiday isolate --undo (or holiday restore).`,
 	}
 	f.add(cmd)
 	f.addWait(cmd)
-	cmd.Flags().BoolVar(&undo, "undo", false, "undo the latest isolate run on these hosts")
+	cmd.Flags().BoolVar(&undo, "undo", false, "undo the latest isolation on these hosts (an isolate run, or restore's on_compromise: isolate)")
 	return cmd
 }

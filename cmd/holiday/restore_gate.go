@@ -42,6 +42,17 @@ func printGate(w io.Writer, h actions.HostResult, planFile, run string) {
 	if g.Reopen {
 		return
 	}
+	switch {
+	case g.Isolated != "":
+		how := "on_compromise: isolate"
+		if g.Isolated == actions.IsolatedAlready {
+			how += "; already by an earlier restore"
+		}
+		fmt.Fprintf(w, "%s: isolated: only the management path reaches it; its own outgoing connections are dropped (%s)\n", h.Host, how)
+		fmt.Fprintf(w, "%s: back to the lockdown firewall alone: holiday isolate --undo -f %s %s\n", h.Host, planFile, h.Host)
+	case g.IsolateError != "":
+		fmt.Fprintf(w, "%s: NOT ISOLATED (on_compromise: isolate): %s; it stays as lockdown left it\n", h.Host, g.IsolateError)
+	}
 	if g.Indicators > 0 {
 		if g.Rollback != "" {
 			fmt.Fprintf(w, "%s: roll back: holiday rollback -f %s %s --snapshot %.8s (the newest backup before %s)\n",
