@@ -35,10 +35,13 @@ func init() {
 // opened once for the run with a shared lock by the caller, and what
 // every snapshot is tagged with.
 type Backups struct {
-	Store   *hostbackup.Store
-	Run     string
-	Plan    string    // the plan's name: tag plan:NAME
-	Until   time.Time // pins the snapshots until then (window end + repo.PinGrace); zero: pinned without an end
+	Store *hostbackup.Store
+	Run   string
+	Plan  string // the plan's name: tag plan:NAME
+	// Pin tags the snapshots holiday-pin (lockdown's: they must outlive
+	// keep rules over the break); a backup run's are not pinned.
+	Pin     bool
+	Until   time.Time // with Pin: pinned until then (window end + repo.PinGrace); zero: pinned without an end
 	Version string
 	// Progress, when set, hears each host's source about once a second.
 	Progress func(host, source string, st hostbackup.Stats)
@@ -242,7 +245,9 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, known *hostba
 	if bk.Plan != "" {
 		tags = append(tags, "plan:"+bk.Plan)
 	}
-	tags = append(tags, repo.PinTags(bk.Until)...)
+	if bk.Pin {
+		tags = append(tags, repo.PinTags(bk.Until)...)
+	}
 	o := hostbackup.Options{Hostname: h.Name, Paths: j.paths, Tags: tags, ProgramVersion: "holiday " + bk.Version, Known: known}
 	if j.kind == "files" {
 		parent, err := latest(ctx, r, h.Name, "kind:files", j.paths)

@@ -438,8 +438,8 @@ func (rj *RepoJournals) LoadRun(ctx context.Context, run string, hosts []string,
 		if (run != "" && rr.run != run) || (command != "" && rr.command != command) {
 			continue
 		}
-		if run == "" && command == "" && rr.command == "rollback" {
-			continue // undone by its pre-rollback snapshot, not by restore
+		if run == "" && command == "" && !Restorable(rr.command) {
+			continue // a rollback or a backup run: nothing for restore to undo
 		}
 		for h := range rr.hosts {
 			if wanted(h) {

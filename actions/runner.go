@@ -308,6 +308,44 @@ func Rollback(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
 	return run(ctx, o, jobs, "rollback")
 }
 
+// Backup runs `holiday backup`: each host's backup step alone, exactly
+// the step lockdown runs (no hook, service, firewall or power step),
+// under the same per-host run lock, journaled on the control node as a
+// run of its own with command "backup". Its snapshots are tagged with the
+// run but not pinned: only lockdown pins (Backups.Pin). Nothing is
+// written on the hosts, not even a journal copy (the run changes nothing
+// there to restore), and the journals are not saved to the repository;
+// restore's "latest run" never picks a backup run (Restorable).
+func Backup(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
+	out := make([]Job, 0, len(jobs))
+	for _, j := range jobs {
+		var steps []Step
+		for _, s := range j.Steps {
+			if s.Kind == KindBackup {
+				steps = append(steps, s)
+			}
+		}
+		if len(steps) == 0 {
+			return RunResult{}, fmt.Errorf("%s: the plan gives this host no backup sources", j.Name)
+		}
+		j.Steps, j.Plan = steps, nil
+		out = append(out, j)
+	}
+	if o.Backups == nil {
+		return RunResult{}, errors.New("no repository is open for this run: the backups cannot be taken")
+	}
+	if o.Backups.Pin {
+		return RunResult{}, errors.New("a backup run does not pin its snapshots: only lockdown does")
+	}
+	o.WithoutBackups, o.NoHostCopy, o.Journals = false, true, nil
+	return run(ctx, o, out, "backup")
+}
+
+// Restorable says whether restore's "latest run" may pick a run of this
+// command: a rollback is undone by its pre-rollback snapshot and a backup
+// run changes nothing, so neither is.
+func Restorable(command string) bool { return command != "rollback" && command != "backup" }
+
 func run(ctx context.Context, o Options, jobs []Job, command string) (RunResult, error) {
 	o.defaults()
 	o.command = command
@@ -545,6 +583,9 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 // admit refuses the host when Admission.Refusals has anything to say:
 // the same verdict `holiday plan` prints.
 func (r *hostRun) admit(ctx context.Context) error {
+	if r.o.command == "backup" {
+		return nil // reads the host only: lockdown's admission is about what it changes
+	}
 	a := Admission{Plan: r.o.Plan, Host: r.j.Plan, Steps: r.steps, Management: r.o.Management,
 		ControlAddr: r.h.Info.ControlAddr, WithoutBackups: r.o.WithoutBackups, Containment: r.o.command == "isolate"}
 	if r.h.Agent != nil && len(a.StepRefusals()) == 0 {

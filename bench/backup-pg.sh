@@ -5,7 +5,7 @@
 # (goal: holiday at most 1.1x pg_dump's time).
 #
 # The database: hbbench on sys2 (PostgreSQL runs there), 2 million rows
-# (~440 MB on disk, a 135 MB dump) made for the bench and dropped at the end. holiday: lockdown of sys2
+# (~440 MB on disk, a 135 MB dump) made for the bench and dropped at the end. holiday: `holiday backup` of sys2
 # with only that source, into a fresh repository on the control node;
 # its wall time includes the SSH connection, the repository's opening
 # and the dump's verification (pg_restore reads every block back), so
@@ -64,7 +64,7 @@ crossed() {
 holiday_dump() {
 	rm -rf "$W/repo" "$W/state"
 	"$W/holiday" repo init --repo "$W/repo" --password-file "$W/pw" >/dev/null 2>&1
-	"$W/holiday" lockdown -f "$W/plan.yaml" --state-dir "$W/state" --journal-key "$W/journal.key" --without-devices --json
+	"$W/holiday" backup -f "$W/plan.yaml" --state-dir "$W/state" --journal-key "$W/journal.key" --json
 }
 pg_dump_host() { on_host "$ADDR" "cd / && runuser -u postgres -- pg_dump -Fc hbbench >/dev/null"; }
 
@@ -74,7 +74,7 @@ if ! holiday_dump >"$W/out" 2>&1; then
 		echo "  postgres dump                  SKIPPED: this build has no database dumps (backup/dbdump)"
 		exit 0
 	fi
-	die "holiday lockdown with the dump failed: $(cat "$W/out")"
+	die "holiday backup with the dump failed: $(cat "$W/out")"
 fi
 pg_dump_host
 
@@ -83,7 +83,7 @@ for run in $(seq "$RUNS"); do
 	echo "$BENCH: run $run of $RUNS" >&2
 	c=$(counters)
 	hw+=("$(secs holiday_dump)")
-	grep -q '"status": "done"' "$W/out" || die "holiday lockdown did not finish: $(cat "$W/out")"
+	grep -q '"status": "done"' "$W/out" || die "holiday backup did not finish: $(cat "$W/out")"
 	hb+=("$(crossed "$c")")
 	hp+=("$(grep -o '"elapsed_ns": [0-9]*' "$W/out" | head -1 | awk '{print $2}')")
 	c=$(counters)

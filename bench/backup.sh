@@ -6,7 +6,7 @@
 #
 #   - first backup of a file tree (200 MB, 5,000 files, generated
 #     deterministically on the control node and copied to the host's
-#     /srv/hb-bench-tree): holiday lockdown (backups only) into a fresh
+#     /srv/hb-bench-tree): `holiday backup` (the host backups alone) into a fresh
 #     repository on the control node, against `restic backup` run ON THE
 #     HOST into a fresh repository on the control node over SFTP (goal:
 #     holiday >= 1.5x faster);
@@ -149,7 +149,7 @@ hosts:
     backup: [$2]
 EOF
 }
-holiday_backup() { "$W/holiday" lockdown -f "$W/plan.yaml" --state-dir "$W/state" --journal-key "$W/journal.key" --without-devices --json; }
+holiday_backup() { "$W/holiday" backup -f "$W/plan.yaml" --state-dir "$W/state" --journal-key "$W/journal.key" --json; }
 # jfield NAME: the first snapshot's field NAME in the last --json result
 jfield() { grep -o "\"$1\": [0-9]*" "$W/out" | head -1 | awk '{print $2}'; }
 new_repo() { rm -rf "$1" && "$W/holiday" repo init --repo "$1" --password-file "$W/pw" >/dev/null 2>&1; }
@@ -174,7 +174,7 @@ for run in $(seq "$RUNS"); do
 	for pass in 1 2; do
 		c=$(counters)
 		t=$(secs holiday_backup)
-		grep -q '"status": "done"' "$W/out" || die "holiday lockdown did not finish: $(cat "$W/out")"
+		grep -q '"status": "done"' "$W/out" || die "holiday backup did not finish: $(cat "$W/out")"
 		eval "h$pass+=($t) h${pass}b+=(\"$(crossed "$c")\") h${pass}p+=($(jfield elapsed_ns)) h${pass}w+=($(jfield wire_bytes))"
 		c=$(counters)
 		t=$(secs restic_host "$W/repo-r" "backup -q $TREE")
@@ -186,7 +186,7 @@ for run in $(seq "$RUNS"); do
 	plan "$W/repo-h" "{disk: $DEV}"
 	c=$(counters)
 	t=$(secs holiday_backup)
-	grep -q '"status": "done"' "$W/out" || die "holiday lockdown of the disk did not finish: $(cat "$W/out")"
+	grep -q '"status": "done"' "$W/out" || die "holiday backup of the disk did not finish: $(cat "$W/out")"
 	hd+=("$t") hdb+=("$(crossed "$c")") hdp+=("$(jfield elapsed_ns)") hdw+=("$(jfield wire_bytes)")
 	restic init --repo "$W/repo-r" --password-file "$W/pw" >/dev/null
 	c=$(counters)

@@ -104,9 +104,9 @@ func latestRun(stateDir string, hosts []string, command string) (string, error) 
 	actions.SortRuns(stateDir, runs) // newest first, by start time
 
 	for _, r := range runs {
-		// A rollback run is undone with the snapshot it took first, not
-		// by restore's revert: the latest run means the latest other one.
-		if c := runCommand(stateDir, r); command != "" && c != command || command == "" && c == "rollback" {
+		// A rollback run is undone with the snapshot it took first, and a
+		// backup run changes nothing: the latest run means the latest other one.
+		if c := runCommand(stateDir, r); command != "" && c != command || command == "" && !actions.Restorable(c) {
 			continue
 		}
 		for _, h := range hosts {

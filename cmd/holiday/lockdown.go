@@ -49,7 +49,7 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 				devices = lockdownDevices(cmd, p, o.RunID, f.json)
 			}
 			if !withoutBackups {
-				b, release, err := openBackups(cmd, p, jobs, o.RunID)
+				b, release, err := openBackups(cmd, p, jobs, o.RunID, true)
 				if err != nil {
 					return err
 				}

@@ -20,8 +20,10 @@ import (
 
 // openBackups opens the plan's repository once for the run, with a
 // shared lock held until release, when any selected host has backup
-// sources. nil Backups when there is nothing to back up.
-func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string) (*actions.Backups, func(), error) {
+// sources. nil Backups when there is nothing to back up. pin: the
+// snapshots are pinned (lockdown's), until the window's end plus
+// repo.PinGrace.
+func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string, pin bool) (*actions.Backups, func(), error) {
 	need := false
 	for _, j := range jobs {
 		if j.Plan != nil && j.Plan.Backup != nil && !j.Plan.Backup.None && len(j.Plan.Backup.Sources) > 0 {
@@ -45,8 +47,8 @@ func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 		release()
 		return nil, nil, fmt.Errorf("backups: load the repository index: %w", err)
 	}
-	b := &actions.Backups{Store: hostbackup.NewStore(context.WithoutCancel(ctx), r), Run: run, Plan: p.Name, Version: version}
-	if p.Window != nil {
+	b := &actions.Backups{Store: hostbackup.NewStore(context.WithoutCancel(ctx), r), Run: run, Plan: p.Name, Version: version, Pin: pin}
+	if pin && p.Window != nil {
 		b.Until = p.Window.End.Add(repo.PinGrace)
 	}
 	if f, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(f) {

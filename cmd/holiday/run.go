@@ -160,7 +160,7 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 		}
 		tw.Flush()
 		for _, h := range res.Hosts {
-			if res.Command == "lockdown" {
+			if res.Command == "lockdown" || res.Command == "backup" {
 				printBackups(w, h)
 			}
 			for _, s := range h.Steps {
