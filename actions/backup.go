@@ -51,6 +51,58 @@ type Backups struct {
 
 	mu    sync.Mutex
 	known map[string]*hostbackup.Known
+
+	opening chan struct{} // closed when OpenInBackground's open is done
+	openErr error
+}
+
+// OpenInBackground opens the repository with open while the run goes on:
+// the key derivation and the index load overlap the hosts' connections
+// and the agents' deploys. Every host waits for it (Ready) before its
+// first journal entry, so a repository that cannot be opened changes no
+// host.
+func (b *Backups) OpenInBackground(open func() (*hostbackup.Store, error)) {
+	b.opening = make(chan struct{})
+	go func() {
+		defer close(b.opening)
+		b.Store, b.openErr = open()
+	}()
+}
+
+// Ready waits for the repository and says why it cannot be used.
+func (b *Backups) Ready(ctx context.Context) error {
+	if b.opening != nil {
+		select {
+		case <-b.opening:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if b.openErr != nil {
+			return b.openErr
+		}
+	}
+	if b.Store == nil {
+		return errors.New("no repository is open for this run: the backups cannot be taken")
+	}
+	return nil
+}
+
+// OpenErr waits for OpenInBackground's open and returns its error.
+func (b *Backups) OpenErr() error {
+	if b.opening == nil {
+		return nil
+	}
+	<-b.opening
+	return b.openErr
+}
+
+// repository is the run's open repository, nil when it could not be
+// opened; it waits for OpenInBackground.
+func (b *Backups) repository() *repo.Repository {
+	if b == nil || b.OpenErr() != nil || b.Store == nil {
+		return nil
+	}
+	return b.Store.R
 }
 
 // Dumps is what the database sources need beyond the data path: which
@@ -69,17 +121,15 @@ func (b *Backups) dumps() Dumps {
 }
 
 // knownFor returns the blobs host may be told the repository has: those
-// of its own earlier snapshots (read once per run).
+// of its own earlier snapshots (read once per run, in the background
+// while the host walks its first source).
 func (b *Backups) knownFor(ctx context.Context, host string) (*hostbackup.Known, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if k := b.known[host]; k != nil {
 		return k, nil
 	}
-	k, err := hostbackup.HostKnown(ctx, b.Store.R, host)
-	if err != nil {
-		return nil, err
-	}
+	k := hostbackup.HostKnownLater(context.WithoutCancel(ctx), b.Store.R, host)
 	if b.known == nil {
 		b.known = map[string]*hostbackup.Known{}
 	}
@@ -168,8 +218,11 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 		return r, err
 	}
 	bk := h.Backups
-	if bk == nil || bk.Store == nil {
+	if bk == nil {
 		return rec(errors.New("no repository is open for this run: the backups cannot be taken"))
+	}
+	if err := bk.Ready(ctx); err != nil {
+		return rec(err)
 	}
 	st, ok := h.Agent.(streamer)
 	if !ok {
@@ -281,7 +334,7 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, known *hostba
 	if j.kind == "disk" && !res.Frozen {
 		t.Consistency = "crash (" + res.NotFrozen + ")"
 	}
-	if err := hostbackup.Verify(ctx, r, sn, stats.NewBlobs); err != nil {
+	if err := hostbackup.Verify(ctx, r, sn, stats); err != nil {
 		return t, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
 	}
 	if j.spec != nil {

@@ -537,6 +537,16 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	r.h = hd.h
 	r.h.Backups = o.Backups
 	r.hr.Note = strings.Join(hd.notes, "; ")
+	if o.Backups != nil {
+		// the repository opens while the hosts connect; no host of the
+		// run, with backups or not, is changed before it is open
+		if err := o.Backups.Ready(hctx); err != nil {
+			err = fmt.Errorf("nothing was changed on it: backups: %w", err)
+			r.hr.Status, r.hr.Error = HostRefused, err.Error()
+			o.progress(Progress{Host: j.Name, What: "refused", Err: err})
+			return r.hr
+		}
+	}
 	if err := r.admit(hctx); err != nil {
 		r.hr.Status, r.hr.Error = HostRefused, err.Error()
 		o.progress(Progress{Host: j.Name, What: "refused", Err: err})

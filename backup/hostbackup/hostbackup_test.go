@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/holiday-ops/holiday/backup/backend/local"
 	"github.com/holiday-ops/holiday/backup/backend/mem"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
@@ -274,5 +275,76 @@ func TestBuilder(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestVerifyReadsBackWhatItWrote: Verify reads back the trees and chunks a
+// backup stored and nothing older (an unchanged backup stores no tree and
+// sends no chunk), and a damaged pack of the backup fails it. The
+// earlier snapshots' blobs (HostKnown) arrive in the background.
+func TestVerifyReadsBackWhatItWrote(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	be, err := local.Create(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(ctx, r)
+	src := filepath.Join(dir, "srv")
+	writeTree(t, src, map[string]string{"a": "alpha", "sub/b": "beta", "sub/deep/c": "gamma"})
+	first, st, err := backupFiles(t, s, "h1", []string{src}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.NewTrees) < 4 || len(st.NewBlobs) != 3 {
+		t.Fatalf("first backup: %d new trees, %d new chunks; want every folder's tree and the 3 files' chunks", len(st.NewTrees), len(st.NewBlobs))
+	}
+	if err := Verify(ctx, r, first, st); err != nil {
+		t.Fatalf("verify of a sound backup: %v", err)
+	}
+	// the first walk may have moved the folders' atimes (relatime):
+	// the third backup is the unchanged one
+	between, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, HostKnownLater(ctx, r, "h1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, st2, err := backupFiles(t, s, "h1", []string{src}, nil, between, HostKnownLater(ctx, r, "h1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st2.NewTrees) != 0 || len(st2.NewBlobs) != 0 || st2.Unchanged != 3 {
+		t.Errorf("unchanged backup: %+v, %d new trees; want nothing new", st2, len(st2.NewTrees))
+	}
+	if err := Verify(ctx, r, second, st2); err != nil {
+		t.Errorf("verify of an unchanged backup: %v", err)
+	}
+	// damage every pack the first backup wrote: its verify must fail
+	packs, _ := filepath.Glob(filepath.Join(dir, "repo", "data", "*", "*"))
+	if len(packs) == 0 {
+		t.Fatal("no packs written")
+	}
+	for _, p := range packs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[40] ^= 0xff
+		os.Chmod(p, 0o600)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Verify(ctx, r, first, st); err == nil {
+		t.Error("verify of a damaged backup passed")
+	}
+	// a snapshot whose root the index does not hold
+	bad := *second
+	bad.Tree = &repo.ID{1}
+	if err := Verify(ctx, r, &bad, Stats{}); err == nil || !strings.Contains(err.Error(), "root tree") {
+		t.Errorf("verify of a snapshot without its root: %v", err)
 	}
 }

@@ -50,7 +50,11 @@ HOST names pick hosts (default: every host with backup sources).`,
 			if err != nil {
 				return fmt.Errorf("backup: %w", err)
 			}
-			return printResult(cmd, &f, res, p, cmd.Context())
+			perr := printResult(cmd, &f, res, p, cmd.Context())
+			if err := backupsError(b); err != nil {
+				return err // every host was refused, unchanged, for it
+			}
+			return perr
 		},
 	}
 	f.add(cmd)

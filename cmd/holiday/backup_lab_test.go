@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -91,8 +92,25 @@ func TestLockdownBackupsLab(t *testing.T) {
 		Tags     []string `json:"tags"`
 		Paths    []string `json:"paths"`
 	}
-	if err := json.Unmarshal([]byte(restic(t, repoDir, pw, "snapshots", "--json")), &listed); err != nil || len(listed) != 2 {
-		t.Fatalf("restic snapshots: %v, %+v", err, listed)
+	if err := json.Unmarshal([]byte(restic(t, repoDir, pw, "snapshots", "--json")), &listed); err != nil {
+		t.Fatalf("restic snapshots: %v", err)
+	}
+	// the run's journal is saved beside the backups (kind:journal)
+	journals := 0
+	listed = slices.DeleteFunc(listed, func(s struct {
+		ID       string   `json:"id"`
+		Hostname string   `json:"hostname"`
+		Tags     []string `json:"tags"`
+		Paths    []string `json:"paths"`
+	}) bool {
+		if slices.Contains(s.Tags, actions.JournalKindTag) {
+			journals++
+			return true
+		}
+		return false
+	})
+	if len(listed) != 2 || journals != 1 {
+		t.Fatalf("restic snapshots: %+v and %d journal snapshots; want the 2 backups and the run's journal", listed, journals)
 	}
 	for _, s := range listed {
 		if s.Hostname != "sysv1" || !strings.Contains(strings.Join(s.Tags, ","), "run:"+res.Run) || !strings.Contains(strings.Join(s.Tags, ","), "holiday-pin") {

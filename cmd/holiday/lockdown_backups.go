@@ -20,7 +20,9 @@ import (
 
 // openBackups opens the plan's repository once for the run, with a
 // shared lock held until release, when any selected host has backup
-// sources. nil Backups when there is nothing to back up. pin: the
+// sources: the quick checks now, the rest in the background while the
+// run connects to the hosts (the run's error says when it failed:
+// backupsError). nil Backups when there is nothing to back up. pin: the
 // snapshots are pinned (lockdown's), until the window's end plus
 // repo.PinGrace.
 func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string, pin bool) (*actions.Backups, func(), error) {
@@ -39,17 +41,32 @@ func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 	e := actions.PlanRepoEnv(p.Repository)
 	e.Stdin, e.Stderr = cmd.InOrStdin(), cmd.ErrOrStderr()
 	ctx := cmd.Context()
-	r, release, err := e.Open(ctx, repocmd.SharedLock)
+	// what is quick to check fails here, before any host is contacted;
+	// the key derivation and the index load overlap the connections
+	finish, err := e.OpenLater(ctx, repocmd.SharedLock)
 	if err != nil {
 		return nil, nil, fmt.Errorf("backups: %w", err)
 	}
-	if err := r.LoadIndex(ctx); err != nil {
-		release()
-		return nil, nil, fmt.Errorf("backups: load the repository index: %w", err)
-	}
-	b := &actions.Backups{Store: hostbackup.NewStore(context.WithoutCancel(ctx), r), Run: run, Plan: p.Name, Version: version, Pin: pin}
+	b := &actions.Backups{Run: run, Plan: p.Name, Version: version, Pin: pin}
 	if pin && p.Window != nil {
 		b.Until = p.Window.End.Add(repo.PinGrace)
+	}
+	var unlock func()
+	b.OpenInBackground(func() (*hostbackup.Store, error) {
+		r, release, err := finish()
+		if err != nil {
+			return nil, fmt.Errorf("backups: %w", err)
+		}
+		unlock = release
+		if err := r.LoadIndex(ctx); err != nil {
+			return nil, fmt.Errorf("backups: load the repository index: %w", err)
+		}
+		return hostbackup.NewStore(context.WithoutCancel(ctx), r), nil
+	})
+	release := func() {
+		if b.OpenErr(); unlock != nil {
+			unlock()
+		}
 	}
 	if f, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(f) {
 		b.Progress = backupProgress(f)
@@ -126,4 +143,13 @@ func printBackups(w io.Writer, h actions.HostResult) {
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// backupsError is the error of a run whose repository could not be
+// opened: every host with backups was refused, unchanged, for it.
+func backupsError(b *actions.Backups) error {
+	if b == nil {
+		return nil
+	}
+	return b.OpenErr()
 }
