@@ -71,6 +71,13 @@ type StreamSpec struct {
 	User     string `json:"user,omitempty"`
 	// Name is the file name the dump is stored under.
 	Name string `json:"name"`
+	// Verify: the host verifies the dump as it is chunked (every byte
+	// the chunker reads also goes, in order, to pg_restore or its MySQL
+	// equivalent), and a dump that does not restore fails the operation
+	// like one cut short; Scratch restores it into a scratch database
+	// that is then dropped (the plan's restore_check).
+	Verify  bool `json:"verify,omitempty"`
+	Scratch bool `json:"scratch,omitempty"`
 }
 
 // Entry is one node of the walk: its absolute path and its metadata as
