@@ -273,11 +273,18 @@ func (h *host) sender() {
 // addChunk adds one chunk of file seq to the batch being filled; data
 // nil is a zero block. It waits for room in the window.
 func (h *host) addChunk(ctx context.Context, seq int64, data []byte, zero bool) error {
-	c := Chunk{Len: uint32(len(data)), Zero: zero}
+	var id repo.ID
 	if !zero {
-		c.ID = sha256.Sum256(data)
-	} else {
-		data = nil
+		id = sha256.Sum256(data)
+	}
+	return h.addHashed(ctx, seq, data, id, zero)
+}
+
+// addHashed is addChunk with the chunk's SHA-256 (id) already computed.
+func (h *host) addHashed(ctx context.Context, seq int64, data []byte, id repo.ID, zero bool) error {
+	c := Chunk{Len: uint32(len(data)), Zero: zero, ID: id}
+	if zero {
+		c.ID, data = repo.ID{}, nil
 	}
 	if n := len(h.contents); n == 0 || h.contents[n-1].Seq != seq || !h.contents[n-1].More {
 		h.contents = append(h.contents, Content{Seq: seq, More: true})
