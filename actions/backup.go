@@ -12,6 +12,7 @@ import (
 
 	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/plans"
 )
 
@@ -85,6 +86,19 @@ func (b *Backups) Ready(ctx context.Context) error {
 		return errors.New("no repository is open for this run: the backups cannot be taken")
 	}
 	return nil
+}
+
+// opened says whether the repository is open already (without waiting).
+func (b *Backups) opened() bool {
+	if b.opening == nil {
+		return b.Store != nil
+	}
+	select {
+	case <-b.opening:
+		return b.openErr == nil
+	default:
+		return false
+	}
 }
 
 // OpenErr waits for OpenInBackground's open and returns its error.
@@ -220,12 +234,29 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	if bk == nil {
 		return rec(errors.New("no repository is open for this run: the backups cannot be taken"))
 	}
-	if err := bk.Ready(ctx); err != nil {
-		return rec(err)
-	}
 	st, ok := h.Agent.(streamer)
 	if !ok {
 		return rec(errors.New("this host's agent cannot stream a backup"))
+	}
+	// While the repository is still opening (the key derivation), the
+	// first files source's walk starts already: the host walks meanwhile,
+	// and the chunker polynomial goes with the first verdict, before any
+	// file is read (hostbackup.Request.Polynomial).
+	var early *agentctl.Stream
+	if !bk.opened() && len(b.Sources) > 0 && len(b.Sources[0].Files) > 0 {
+		if js, err := b.jobs(ctx, h, b.Sources[0]); err == nil && len(js) == 1 {
+			if early, err = st.Start(ctx, hostbackup.OpName, js[0].req); err != nil {
+				return rec(err)
+			}
+			defer func() {
+				if early != nil {
+					early.Close()
+				}
+			}()
+		}
+	}
+	if err := bk.Ready(ctx); err != nil {
+		return rec(err)
 	}
 	known, err := bk.knownFor(ctx, h.Name)
 	if err != nil {
@@ -237,7 +268,9 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 			return rec(err)
 		}
 		for _, j := range jobs {
-			t, err := bk.take(ctx, h, st, known, j)
+			s := early // the first job's, started above
+			early = nil
+			t, err := bk.take(ctx, h, st, s, known, j)
 			if t != nil {
 				done.Snapshots = append(done.Snapshots, *t)
 			}
@@ -293,9 +326,16 @@ func (b HostBackup) jobs(ctx context.Context, h *Host, src *plans.BackupSource) 
 
 // take runs one source through the agent into a snapshot and reads it
 // back.
-func (bk *Backups) take(ctx context.Context, h *Host, st streamer, known *hostbackup.Known, j job) (*Taken, error) {
+//
+// s is the job's session when it was started before the repository was
+// open (its Request without the polynomial); nil starts one now.
+func (bk *Backups) take(ctx context.Context, h *Host, st streamer, s *agentctl.Stream, known *hostbackup.Known, j job) (*Taken, error) {
 	r := bk.Store.R
-	j.req.Polynomial = uint64(r.Config().ChunkerPolynomial)
+	if s != nil {
+		defer s.Close() // also when it ends before the backup (Close is idempotent)
+	} else {
+		j.req.Polynomial = uint64(r.Config().ChunkerPolynomial)
+	}
 	tags := []string{"holiday", "run:" + bk.Run, "kind:" + j.kind}
 	if bk.Plan != "" {
 		tags = append(tags, "plan:"+bk.Plan)
@@ -322,9 +362,11 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, known *hostba
 	if bk.Progress != nil {
 		o.Progress = func(s hostbackup.Stats) { bk.Progress(h.Name, j.what, s) }
 	}
-	s, err := st.Start(ctx, hostbackup.OpName, j.req)
-	if err != nil {
-		return nil, err
+	if s == nil {
+		var err error
+		if s, err = st.Start(ctx, hostbackup.OpName, j.req); err != nil {
+			return nil, err
+		}
 	}
 	sn, res, stats, err := hostbackup.Backup(ctx, bk.Store, s, j.req, o)
 	s.Close() // a session whose Result was not read cleanly ends here

@@ -537,9 +537,11 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	r.h = hd.h
 	r.h.Backups = o.Backups
 	r.hr.Note = strings.Join(hd.notes, "; ")
-	if o.Backups != nil {
+	if o.Backups != nil && o.command != "backup" {
 		// the repository opens while the hosts connect; no host of the
-		// run, with backups or not, is changed before it is open
+		// run, with backups or not, is changed before it is open (a
+		// backup run changes none: its step waits itself, after starting
+		// the host's walk)
 		if err := o.Backups.Ready(hctx); err != nil {
 			err = fmt.Errorf("nothing was changed on it: backups: %w", err)
 			r.hr.Status, r.hr.Error = HostRefused, err.Error()

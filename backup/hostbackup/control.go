@@ -150,6 +150,7 @@ type control struct {
 	files     map[int64]fileRef
 	kept      map[int64]bool // files taken from the parent: no content may come
 	asked     map[repo.ID]bool
+	polSent   bool // the polynomial went with the first verdict (a Request without one)
 	need      []repo.ID // data frames due, in order
 	zeros     map[uint32]repo.ID
 	jobs      chan blobJob
@@ -406,7 +407,11 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 	if c.req.Source != SourceFiles {
 		return nil
 	}
-	if err := c.link.WriteJSON(agentproto.FrameMessage, Down{Verdict: &v}); err != nil {
+	d := Down{Verdict: &v}
+	if c.req.Polynomial == 0 && !c.polSent {
+		d.Polynomial, c.polSent = uint64(c.s.R.Config().ChunkerPolynomial), true
+	}
+	if err := c.link.WriteJSON(agentproto.FrameMessage, d); err != nil {
 		return halfway(fmt.Errorf("answering the host: %w", err))
 	}
 	return nil

@@ -139,7 +139,10 @@ func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result
 	defer cancel()
 	h := &host{conn: conn, req: req, pol: chunker.Pol(req.Polynomial), upto: -1, read: map[int64]bool{}, cancel: cancel, sendOK: make(chan struct{})}
 	h.cond = sync.NewCond(&h.mu)
-	if req.Source != SourceDisk {
+	switch {
+	case req.Source == SourceFiles && req.Polynomial == 0:
+		// comes with the first verdict, before any file is read (recv)
+	case req.Source != SourceDisk:
 		if !h.pol.Irreducible() {
 			return nil, fmt.Errorf("host-backup: the chunker polynomial %#x is not valid", req.Polynomial)
 		}
@@ -219,6 +222,16 @@ func (h *host) recv() {
 			return
 		}
 		h.mu.Lock()
+		if d.Polynomial != 0 && h.ch == nil && h.req.Source == SourceFiles {
+			if pol := chunker.Pol(d.Polynomial); pol.Irreducible() {
+				h.pol, h.ch = pol, chunker.New(bytes.NewReader(nil), pol)
+			}
+		}
+		if v := d.Verdict; v != nil && len(v.Read) > 0 && h.ch == nil {
+			h.mu.Unlock()
+			h.fail(errors.New("host-backup: asked to read files without a valid chunker polynomial"))
+			return
+		}
 		if v := d.Verdict; v != nil {
 			h.owedV--
 			if v.Upto > h.upto {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -346,5 +347,52 @@ func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	bad.Tree = &repo.ID{1}
 	if err := Verify(ctx, r, &bad, Stats{}); err == nil || !strings.Contains(err.Error(), "root tree") {
 		t.Errorf("verify of a snapshot without its root: %v", err)
+	}
+}
+
+// TestPolynomialLater: a files Request without the chunker polynomial
+// (sent before the repository was open) gets it with the first verdict:
+// the files are chunked with it, exactly as with it in the Request, and a
+// host asked to read before it has one refuses.
+func TestPolynomialLater(t *testing.T) {
+	s, r := testRepo(t)
+	src := filepath.Join(t.TempDir(), "srv")
+	rnd := make([]byte, 3<<20)
+	rand.NewChaCha8([32]byte{2}).Read(rnd)
+	writeTree(t, src, map[string]string{"a": "alpha", "sub/big": string(rnd)})
+	req := Request{Source: SourceFiles, Paths: []string{src}}
+	sn, _, st, err := Backup(context.Background(), s, startHost(t, req, nil), req, Options{Hostname: "h1", Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 2 || st.BlobsSent == 0 {
+		t.Fatalf("stats %+v; want both files read", st)
+	}
+	with, _, err := backupFiles(t, s, "h1", []string{src}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "sub/big"} {
+		a, _ := restorer.FindNode(context.Background(), r, *sn.Tree, filepath.Join(src, p))
+		b, _ := restorer.FindNode(context.Background(), r, *with.Tree, filepath.Join(src, p))
+		if a == nil || b == nil || len(a.Content) == 0 || !slices.Equal(a.Content, b.Content) {
+			t.Errorf("%s: chunks %v with the polynomial later, %v in the request", p, a, b)
+		}
+	}
+	// a control node that asks for reads without sending it
+	l := startHost(t, req, nil)
+	if _, _, err := l.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	l.WriteJSON(agentproto.FrameMessage, Down{Verdict: &Verdict{Upto: 10, Read: []int64{1}}})
+	go func() { // whatever else the host sends, up to its Result
+		for {
+			if _, _, err := l.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	if err := <-l.done; err == nil || !strings.Contains(err.Error(), "without a valid chunker polynomial") {
+		t.Errorf("host asked to read without a polynomial: %v", err)
 	}
 }

@@ -58,7 +58,10 @@ type Request struct {
 	Freeze    bool   `json:"freeze,omitempty"`
 	// Stream: a database dump the host starts itself.
 	Stream *StreamSpec `json:"stream,omitempty"`
-	// Polynomial is the repository's chunker polynomial.
+	// Polynomial is the repository's chunker polynomial. A files source
+	// may leave it 0 and start walking before the control node has
+	// opened the repository: the first Down{Verdict} then carries it,
+	// and no file is read before.
 	Polynomial uint64 `json:"polynomial"`
 }
 
@@ -134,6 +137,8 @@ type Want struct {
 type Down struct {
 	Verdict *Verdict `json:"verdict,omitempty"`
 	Want    *Want    `json:"want,omitempty"`
+	// Polynomial comes with the first Verdict when the Request had none.
+	Polynomial uint64 `json:"polynomial,omitempty"`
 }
 
 // Result is the operation's result value.
