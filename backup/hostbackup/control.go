@@ -150,7 +150,7 @@ type control struct {
 	files     map[int64]fileRef
 	kept      map[int64]bool // files taken from the parent: no content may come
 	asked     map[repo.ID]bool
-	polSent   bool // the polynomial went with the first verdict (a Request without one)
+	polSent   bool      // the polynomial went with the first verdict (a Request without one)
 	need      []repo.ID // data frames due, in order
 	zeros     map[uint32]repo.ID
 	jobs      chan blobJob
