@@ -15,7 +15,9 @@
 // The exchange on one agent session, after the Request:
 //
 //	agent → control  Up{Nodes}        every entry of the walk, in order
-//	control → agent  Down{Verdict}    which of those files to read (the others are unchanged)
+//	control → agent  Down{Verdict}    which of those files to read (the others are unchanged);
+//	                                  the first one carries the chunker polynomial when the
+//	                                  Request did not (a walk started before the repository was open)
 //	agent → control  Up{Contents}     the chunk IDs of files read, batched
 //	control → agent  Down{Want}       which of those chunks to send
 //	agent → control  Data frames      exactly the chunks wanted, in order
