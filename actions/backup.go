@@ -12,6 +12,7 @@ import (
 
 	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
+	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/plans"
 )
 
@@ -35,10 +36,13 @@ func init() {
 // opened once for the run with a shared lock by the caller, and what
 // every snapshot is tagged with.
 type Backups struct {
-	Store   *hostbackup.Store
-	Run     string
-	Plan    string    // the plan's name: tag plan:NAME
-	Until   time.Time // pins the snapshots until then (window end + repo.PinGrace); zero: pinned without an end
+	Store *hostbackup.Store
+	Run   string
+	Plan  string // the plan's name: tag plan:NAME
+	// Pin tags the snapshots holiday-pin (lockdown's: they must outlive
+	// keep rules over the break); a backup run's are not pinned.
+	Pin     bool
+	Until   time.Time // with Pin: pinned until then (window end + repo.PinGrace); zero: pinned without an end
 	Version string
 	// Progress, when set, hears each host's source about once a second.
 	Progress func(host, source string, st hostbackup.Stats)
@@ -48,14 +52,78 @@ type Backups struct {
 
 	mu    sync.Mutex
 	known map[string]*hostbackup.Known
+
+	opening chan struct{} // closed when OpenInBackground's open is done
+	openErr error
+}
+
+// OpenInBackground opens the repository with open while the run goes on:
+// the key derivation and the index load overlap the hosts' connections
+// and the agents' deploys. Every host waits for it (Ready) before its
+// first journal entry, so a repository that cannot be opened changes no
+// host.
+func (b *Backups) OpenInBackground(open func() (*hostbackup.Store, error)) {
+	b.opening = make(chan struct{})
+	go func() {
+		defer close(b.opening)
+		b.Store, b.openErr = open()
+	}()
+}
+
+// Ready waits for the repository and says why it cannot be used.
+func (b *Backups) Ready(ctx context.Context) error {
+	if b.opening != nil {
+		select {
+		case <-b.opening:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if b.openErr != nil {
+			return b.openErr
+		}
+	}
+	if b.Store == nil {
+		return errors.New("no repository is open for this run: the backups cannot be taken")
+	}
+	return nil
+}
+
+// opened says whether the repository is open already (without waiting).
+func (b *Backups) opened() bool {
+	if b.opening == nil {
+		return b.Store != nil
+	}
+	select {
+	case <-b.opening:
+		return b.openErr == nil
+	default:
+		return false
+	}
+}
+
+// OpenErr waits for OpenInBackground's open and returns its error.
+func (b *Backups) OpenErr() error {
+	if b.opening == nil {
+		return nil
+	}
+	<-b.opening
+	return b.openErr
+}
+
+// repository is the run's open repository, nil when it could not be
+// opened; it waits for OpenInBackground.
+func (b *Backups) repository() *repo.Repository {
+	if b == nil || b.OpenErr() != nil || b.Store == nil {
+		return nil
+	}
+	return b.Store.R
 }
 
 // Dumps is what the database sources need beyond the data path: which
-// dumps a source names (on the host, for all: true), and the check of a
-// stored dump (pg_restore --list, a scratch restore with restore_check).
+// dumps a source names (on the host, for all: true). Each dump is
+// verified on the host as it is chunked (StreamSpec.Verify, DESIGN §7).
 type Dumps interface {
 	Specs(ctx context.Context, h *Host, src *plans.BackupSource) ([]hostbackup.StreamSpec, error)
-	Check(ctx context.Context, h *Host, r *repo.Repository, sn *repo.Snapshot, spec hostbackup.StreamSpec, src *plans.BackupSource) error
 }
 
 func (b *Backups) dumps() Dumps {
@@ -66,17 +134,15 @@ func (b *Backups) dumps() Dumps {
 }
 
 // knownFor returns the blobs host may be told the repository has: those
-// of its own earlier snapshots (read once per run).
+// of its own earlier snapshots (read once per run, in the background
+// while the host walks its first source).
 func (b *Backups) knownFor(ctx context.Context, host string) (*hostbackup.Known, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if k := b.known[host]; k != nil {
 		return k, nil
 	}
-	k, err := hostbackup.HostKnown(ctx, b.Store.R, host)
-	if err != nil {
-		return nil, err
-	}
+	k := hostbackup.HostKnownLater(context.WithoutCancel(ctx), b.Store.R, host)
 	if b.known == nil {
 		b.known = map[string]*hostbackup.Known{}
 	}
@@ -165,12 +231,32 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 		return r, err
 	}
 	bk := h.Backups
-	if bk == nil || bk.Store == nil {
+	if bk == nil {
 		return rec(errors.New("no repository is open for this run: the backups cannot be taken"))
 	}
 	st, ok := h.Agent.(streamer)
 	if !ok {
 		return rec(errors.New("this host's agent cannot stream a backup"))
+	}
+	// While the repository is still opening (the key derivation), the
+	// first files source's walk starts already: the host walks meanwhile,
+	// and the chunker polynomial goes with the first verdict, before any
+	// file is read (hostbackup.Request.Polynomial).
+	var early *agentctl.Stream
+	if !bk.opened() && len(b.Sources) > 0 && len(b.Sources[0].Files) > 0 {
+		if js, err := b.jobs(ctx, h, b.Sources[0]); err == nil && len(js) == 1 {
+			if early, err = st.Start(ctx, hostbackup.OpName, js[0].req); err != nil {
+				return rec(err)
+			}
+			defer func() {
+				if early != nil {
+					early.Close()
+				}
+			}()
+		}
+	}
+	if err := bk.Ready(ctx); err != nil {
+		return rec(err)
 	}
 	known, err := bk.knownFor(ctx, h.Name)
 	if err != nil {
@@ -182,7 +268,9 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 			return rec(err)
 		}
 		for _, j := range jobs {
-			t, err := bk.take(ctx, h, st, known, src, j)
+			s := early // the first job's, started above
+			early = nil
+			t, err := bk.take(ctx, h, st, s, known, j)
 			if t != nil {
 				done.Snapshots = append(done.Snapshots, *t)
 			}
@@ -199,7 +287,6 @@ type job struct {
 	kind, what string
 	req        hostbackup.Request
 	paths      []string
-	spec       *hostbackup.StreamSpec
 }
 
 func (b HostBackup) jobs(ctx context.Context, h *Host, src *plans.BackupSource) ([]job, error) {
@@ -222,10 +309,14 @@ func (b HostBackup) jobs(ctx context.Context, h *Host, src *plans.BackupSource) 
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
+		scratch := (src.Postgres != nil && src.Postgres.RestoreCheck) || (src.MySQL != nil && src.MySQL.RestoreCheck)
 		var out []job
 		for _, s := range specs {
 			s := s
-			out = append(out, job{kind: kind, what: kind + " " + s.Name, spec: &s, paths: []string{"/" + kind + "/" + strings.TrimSuffix(s.Name, path.Ext(s.Name))},
+			// verified on the host as it is chunked: pg_restore --list
+			// and a read of every block, or the scratch restore
+			s.Verify, s.Scratch = true, scratch
+			out = append(out, job{kind: kind, what: kind + " " + s.Name, paths: []string{"/" + kind + "/" + strings.TrimSuffix(s.Name, path.Ext(s.Name))},
 				req: hostbackup.Request{Source: hostbackup.SourceStream, Stream: &s}})
 		}
 		return out, nil
@@ -235,14 +326,23 @@ func (b HostBackup) jobs(ctx context.Context, h *Host, src *plans.BackupSource) 
 
 // take runs one source through the agent into a snapshot and reads it
 // back.
-func (bk *Backups) take(ctx context.Context, h *Host, st streamer, known *hostbackup.Known, src *plans.BackupSource, j job) (*Taken, error) {
+//
+// s is the job's session when it was started before the repository was
+// open (its Request without the polynomial); nil starts one now.
+func (bk *Backups) take(ctx context.Context, h *Host, st streamer, s *agentctl.Stream, known *hostbackup.Known, j job) (*Taken, error) {
 	r := bk.Store.R
-	j.req.Polynomial = uint64(r.Config().ChunkerPolynomial)
+	if s != nil {
+		defer s.Close() // also when it ends before the backup (Close is idempotent)
+	} else {
+		j.req.Polynomial = uint64(r.Config().ChunkerPolynomial)
+	}
 	tags := []string{"holiday", "run:" + bk.Run, "kind:" + j.kind}
 	if bk.Plan != "" {
 		tags = append(tags, "plan:"+bk.Plan)
 	}
-	tags = append(tags, repo.PinTags(bk.Until)...)
+	if bk.Pin {
+		tags = append(tags, repo.PinTags(bk.Until)...)
+	}
 	o := hostbackup.Options{Hostname: h.Name, Paths: j.paths, Tags: tags, ProgramVersion: "holiday " + bk.Version, Known: known}
 	if j.kind == "files" {
 		parent, err := latest(ctx, r, h.Name, "kind:files", j.paths)
@@ -262,9 +362,11 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, known *hostba
 	if bk.Progress != nil {
 		o.Progress = func(s hostbackup.Stats) { bk.Progress(h.Name, j.what, s) }
 	}
-	s, err := st.Start(ctx, hostbackup.OpName, j.req)
-	if err != nil {
-		return nil, err
+	if s == nil {
+		var err error
+		if s, err = st.Start(ctx, hostbackup.OpName, j.req); err != nil {
+			return nil, err
+		}
 	}
 	sn, res, stats, err := hostbackup.Backup(ctx, bk.Store, s, j.req, o)
 	s.Close() // a session whose Result was not read cleanly ends here
@@ -276,13 +378,8 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, known *hostba
 	if j.kind == "disk" && !res.Frozen {
 		t.Consistency = "crash (" + res.NotFrozen + ")"
 	}
-	if err := hostbackup.Verify(ctx, r, sn, stats.NewBlobs); err != nil {
+	if err := hostbackup.Verify(ctx, r, sn, stats); err != nil {
 		return t, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
-	}
-	if j.spec != nil {
-		if err := bk.dumps().Check(ctx, h, r, sn, *j.spec, src); err != nil {
-			return t, fmt.Errorf("check dump %s: %w", j.spec.Name, err)
-		}
 	}
 	return t, nil
 }

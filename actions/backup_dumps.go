@@ -4,21 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/holiday-ops/holiday/backup/dbdump"
 	"github.com/holiday-ops/holiday/backup/hostbackup"
-	"github.com/holiday-ops/holiday/backup/repo"
-	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/plans"
 )
 
 // databaseDumps is the database sources through backup/dbdump: the host
-// expands a source into dumps (all: true lists the server's databases),
-// and a stored dump is read back from the repository and streamed to the
-// host's db-verify, which lists it with pg_restore (every data block
-// read) or checks MySQL's completion mark, and with restore_check loads it
-// into a scratch database that is dropped afterwards.
+// expands a source into dumps (all: true lists the server's databases).
+// The dumps themselves are verified by the agent as they are chunked
+// (dbdump.StartVerified): listed with pg_restore, every data block read,
+// or MySQL's completion mark checked, and with restore_check loaded into
+// a scratch database that is dropped afterwards.
 type databaseDumps struct{}
 
 func engineOf(src *plans.BackupSource) string {
@@ -52,24 +49,4 @@ func (databaseDumps) Specs(ctx context.Context, h *Host, src *plans.BackupSource
 		out[i] = hostbackup.StreamSpec{Engine: s.Engine, Database: s.Database, Globals: s.Globals, User: s.User, Name: s.Name()}
 	}
 	return out, nil
-}
-
-func (databaseDumps) Check(ctx context.Context, h *Host, r *repo.Repository, sn *repo.Snapshot, spec hostbackup.StreamSpec, src *plans.BackupSource) error {
-	a, ok := h.Agent.(dbdump.Agent)
-	if !ok {
-		return errors.New("this host's agent cannot run database operations")
-	}
-	if sn.Tree == nil {
-		return errors.New("the snapshot has no tree")
-	}
-	n, err := restorer.FindNode(ctx, r, *sn.Tree, "/"+spec.Name)
-	if err != nil {
-		return fmt.Errorf("reading the stored dump back: %w", err)
-	}
-	scratch := (src.Postgres != nil && src.Postgres.RestoreCheck) || (src.MySQL != nil && src.MySQL.RestoreCheck)
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(restorer.Dump(ctx, r, n, pw)) }()
-	err = dbdump.VerifyOnHost(ctx, a, dbdump.Spec{Engine: spec.Engine, Database: spec.Database, Globals: spec.Globals, User: spec.User}, pr, scratch)
-	pr.CloseWithError(errors.New("verification ended"))
-	return err
 }

@@ -101,7 +101,7 @@ func journalGet(ctx context.Context, op *agent.Op) (any, error) {
 				// A rollback run is undone by its pre-rollback snapshot, not
 				// by restore: the latest run means the latest other one.
 				p := filepath.Join(HostJournalDir, e.Name(), c.Host+".journal")
-				if _, kind := firstEntry(p); kind != "rollback" {
+				if _, kind := firstEntry(p); Restorable(kind) {
 					runs = append(runs, e.Name())
 				}
 			}

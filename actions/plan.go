@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -218,4 +219,31 @@ func describePrior(s Step, prior Record) string {
 		return fmt.Sprintf("nothing: %s is already stopped and %s", u.Name, u.Enablement)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// BackupJobs are `holiday backup`'s jobs: the hosts the plan gives backup
+// sources (those of only, when given; a host named there without sources
+// is an error), each with its backup step alone.
+func BackupJobs(p *plans.Plan, c *Connector, only []string) ([]Job, error) {
+	var jobs []Job
+	for _, j := range Jobs(p, c, only) {
+		var steps []Step
+		for _, s := range j.Steps {
+			if s.Kind == KindBackup {
+				steps = append(steps, s)
+			}
+		}
+		if len(steps) == 0 {
+			if len(only) > 0 {
+				return nil, fmt.Errorf("%s: the plan gives this host no backup sources", j.Name)
+			}
+			continue
+		}
+		j.Steps = steps
+		jobs = append(jobs, j)
+	}
+	if len(jobs) == 0 {
+		return nil, errors.New("the plan gives no host backup sources: nothing to back up")
+	}
+	return jobs, nil
 }

@@ -183,7 +183,9 @@ func (o *Options) keepOffsite(ctx context.Context, run, savedBy string, hosts []
 		js = append(js, hostJournal{h.Host, b})
 	}
 	out := &OffsiteJournals{Repository: o.Journals.Location()}
-	ids, err := o.Journals.save(ctx, run, savedBy, o.Key, js)
+	// a run that took backups has the repository open already: one
+	// key derivation and one index load per run
+	ids, err := o.Journals.save(ctx, o.Backups.repository(), run, savedBy, o.Key, js)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -205,7 +207,10 @@ func (o *Options) keepOffsite(ctx context.Context, run, savedBy string, hosts []
 // Blobs and trees go into one pack and one index first, then the
 // snapshots: a save that fails half-way leaves no snapshot pointing at
 // anything missing.
-func (rj *RepoJournals) save(ctx context.Context, run, savedBy string, key journal.Key, js []hostJournal) (map[string]string, error) {
+//
+// shared is the run's open repository (the plan's, with its index
+// loaded and a shared lock held), nil to open one for the save.
+func (rj *RepoJournals) save(ctx context.Context, shared *repo.Repository, run, savedBy string, key journal.Key, js []hostJournal) (map[string]string, error) {
 	var good []hostJournal
 	var errs []error
 	for _, j := range js {
@@ -218,12 +223,12 @@ func (rj *RepoJournals) save(ctx context.Context, run, savedBy string, key journ
 	if len(good) == 0 {
 		return nil, errors.Join(errs...)
 	}
-	ids, err := rj.store(ctx, run, savedBy, key, good)
+	ids, err := rj.store(ctx, shared, run, savedBy, key, good)
 	return ids, errors.Join(append(errs, err)...)
 }
 
 // store writes the snapshots without checking the journals (save checks).
-func (rj *RepoJournals) store(ctx context.Context, run, savedBy string, key journal.Key, js []hostJournal) (map[string]string, error) {
+func (rj *RepoJournals) store(ctx context.Context, shared *repo.Repository, run, savedBy string, key journal.Key, js []hostJournal) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rj.timeout())
 	defer cancel()
 	fail := func(err error) (map[string]string, error) {
@@ -232,13 +237,17 @@ func (rj *RepoJournals) store(ctx context.Context, run, savedBy string, key jour
 		}
 		return nil, err
 	}
-	r, release, err := rj.Env.Open(ctx, repocmd.SharedLock)
-	if err != nil {
-		return fail(err)
-	}
-	defer release()
-	if err := r.LoadIndex(ctx); err != nil {
-		return fail(err)
+	r := shared
+	if r == nil {
+		var release func()
+		var err error
+		if r, release, err = rj.Env.Open(ctx, repocmd.SharedLock); err != nil {
+			return fail(err)
+		}
+		defer release()
+		if err := r.LoadIndex(ctx); err != nil {
+			return fail(err)
+		}
 	}
 	now := time.Now()
 	r.StartWriter(ctx)
@@ -438,8 +447,8 @@ func (rj *RepoJournals) LoadRun(ctx context.Context, run string, hosts []string,
 		if (run != "" && rr.run != run) || (command != "" && rr.command != command) {
 			continue
 		}
-		if run == "" && command == "" && rr.command == "rollback" {
-			continue // undone by its pre-rollback snapshot, not by restore
+		if run == "" && command == "" && !Restorable(rr.command) {
+			continue // a rollback or a backup run: nothing for restore to undo
 		}
 		for h := range rr.hosts {
 			if wanted(h) {

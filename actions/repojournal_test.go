@@ -222,20 +222,20 @@ func TestLoadRunRefuses(t *testing.T) {
 		want  []string
 	}{
 		{"an entry altered", func(rj *RepoJournals) {
-			rj.store(ctx, run, "lockdown", key, []hostJournal{{"web1", tampered}, {"db1", db1}})
+			rj.store(ctx, nil, run, "lockdown", key, []hostJournal{{"web1", tampered}, {"db1", db1}})
 		}, "", nil, []string{"web1", "MAC mismatch", "nothing was applied", "--from-host"}},
 		{"one host's key replaced", func(rj *RepoJournals) {
-			rj.store(ctx, run, "lockdown", key, []hostJournal{{"web1", web1}})
-			rj.store(ctx, run, "lockdown", other, []hostJournal{{"db1", db1}})
+			rj.store(ctx, nil, run, "lockdown", key, []hostJournal{{"web1", web1}})
+			rj.store(ctx, nil, run, "lockdown", other, []hostJournal{{"db1", db1}})
 		}, "", nil, []string{"one run has one key", key.Fingerprint(), other.Fingerprint()}},
 		{"a journal filed under another host", func(rj *RepoJournals) {
-			rj.store(ctx, run, "lockdown", key, []hostJournal{{"db1", web1}})
+			rj.store(ctx, nil, run, "lockdown", key, []hostJournal{{"db1", web1}})
 		}, "", nil, []string{"db1", "belongs to run", "host web1"}},
 		{"no such run", func(rj *RepoJournals) {
-			rj.store(ctx, run, "lockdown", key, []hostJournal{{"web1", web1}})
+			rj.store(ctx, nil, run, "lockdown", key, []hostJournal{{"web1", web1}})
 		}, "20261206T040000Z-bbbbbb", nil, []string{"holds no journal of run 20261206T040000Z-bbbbbb", "it holds journals of run " + run + " (lockdown: web1)"}},
 		{"not for these hosts", func(rj *RepoJournals) {
-			rj.store(ctx, run, "lockdown", key, []hostJournal{{"web1", web1}})
+			rj.store(ctx, nil, run, "lockdown", key, []hostJournal{{"web1", web1}})
 		}, "", []string{"mail1"}, []string{"no lockdown or isolate run for mail1", "(lockdown: web1)"}},
 		{"nothing at all", func(*RepoJournals) {}, "", nil, []string{"holds no journals of this plan at all"}},
 	} {
@@ -256,7 +256,7 @@ func TestLoadRunRefuses(t *testing.T) {
 	// save itself refuses a journal its key does not verify, and saves
 	// the others.
 	rj := newJournalRepo(t)
-	ids, err := rj.save(ctx, run, "lockdown", key, []hostJournal{{"web1", tampered}, {"db1", db1}})
+	ids, err := rj.save(ctx, nil, run, "lockdown", key, []hostJournal{{"web1", tampered}, {"db1", db1}})
 	if err == nil || !strings.Contains(err.Error(), "journal of web1, run "+run+", not saved") || len(ids) != 1 || ids["db1"] == "" {
 		t.Errorf("save with web1's journal altered: %v, %v; want db1 saved and web1 refused", ids, err)
 	}
@@ -357,5 +357,43 @@ func TestPlanRepoEnv(t *testing.T) {
 		if !reflect.DeepEqual(e.S3, tc.want) || e.Repo != "s3:http://h/b" || e.PasswordEnv != "PW" {
 			t.Errorf("%s: got %+v, want S3 %+v", tc.name, e, tc.want)
 		}
+	}
+}
+
+// TestJournalsSavedThroughRunsRepository: a run that took backups saves
+// its journals through the repository it already has open (one key
+// derivation per run): with a password that would not open it again, the
+// save still works and LoadRun (opening it for itself) reads them back.
+func TestJournalsSavedThroughRunsRepository(t *testing.T) {
+	ctx := context.Background()
+	rj := newJournalRepo(t)
+	r, release, err := rj.Env.Open(ctx, repocmd.SharedLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	good := rj.Env.PasswordFile
+	bad := filepath.Join(t.TempDir(), "wrong")
+	if err := os.WriteFile(bad, []byte("not the password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rj.Env.PasswordFile = bad
+	key, _ := journal.NewKey()
+	run := NewRunID()
+	web1 := writeJournal(t, filepath.Join(t.TempDir(), "web1.journal"), key, run, "web1", 2)
+	if _, err := rj.save(ctx, nil, run, "lockdown", key, []hostJournal{{"web1", web1}}); err == nil || !strings.Contains(err.Error(), "wrong password") {
+		t.Fatalf("save opening the repository itself with the wrong password: %v; want it refused", err)
+	}
+	ids, err := rj.save(ctx, r, run, "lockdown", key, []hostJournal{{"web1", web1}})
+	if err != nil || ids["web1"] == "" {
+		t.Fatalf("save through the run's repository: %v, %v", ids, err)
+	}
+	rj.Env.PasswordFile = good
+	rr, err := rj.LoadRun(ctx, run, nil, "")
+	if err != nil || !bytes.Equal(rr.Journals["web1"], web1) {
+		t.Fatalf("LoadRun: %v; want web1's journal back", err)
 	}
 }

@@ -325,6 +325,44 @@ func Rollback(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
 	return run(ctx, o, jobs, "rollback")
 }
 
+// Backup runs `holiday backup`: each host's backup step alone, exactly
+// the step lockdown runs (no hook, service, firewall or power step),
+// under the same per-host run lock, journaled on the control node as a
+// run of its own with command "backup". Its snapshots are tagged with the
+// run but not pinned: only lockdown pins (Backups.Pin). Nothing is
+// written on the hosts, not even a journal copy (the run changes nothing
+// there to restore), and the journals are not saved to the repository;
+// restore's "latest run" never picks a backup run (Restorable).
+func Backup(ctx context.Context, o Options, jobs []Job) (RunResult, error) {
+	out := make([]Job, 0, len(jobs))
+	for _, j := range jobs {
+		var steps []Step
+		for _, s := range j.Steps {
+			if s.Kind == KindBackup {
+				steps = append(steps, s)
+			}
+		}
+		if len(steps) == 0 {
+			return RunResult{}, fmt.Errorf("%s: the plan gives this host no backup sources", j.Name)
+		}
+		j.Steps, j.Plan = steps, nil
+		out = append(out, j)
+	}
+	if o.Backups == nil {
+		return RunResult{}, errors.New("no repository is open for this run: the backups cannot be taken")
+	}
+	if o.Backups.Pin {
+		return RunResult{}, errors.New("a backup run does not pin its snapshots: only lockdown does")
+	}
+	o.WithoutBackups, o.NoHostCopy, o.Journals = false, true, nil
+	return run(ctx, o, out, "backup")
+}
+
+// Restorable says whether restore's "latest run" may pick a run of this
+// command: a rollback is undone by its pre-rollback snapshot and a backup
+// run changes nothing, so neither is.
+func Restorable(command string) bool { return command != "rollback" && command != "backup" }
+
 func run(ctx context.Context, o Options, jobs []Job, command string) (RunResult, error) {
 	o.defaults()
 	o.command = command
@@ -519,6 +557,18 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 	r.h = hd.h
 	r.h.Backups, r.h.Baselines = o.Backups, o.Baselines
 	r.hr.Note = strings.Join(hd.notes, "; ")
+	if o.Backups != nil && o.command != "backup" {
+		// the repository opens while the hosts connect; no host of the
+		// run, with backups or not, is changed before it is open (a
+		// backup run changes none: its step waits itself, after starting
+		// the host's walk)
+		if err := o.Backups.Ready(hctx); err != nil {
+			err = fmt.Errorf("nothing was changed on it: backups: %w", err)
+			r.hr.Status, r.hr.Error = HostRefused, err.Error()
+			o.progress(Progress{Host: j.Name, What: "refused", Err: err})
+			return r.hr
+		}
+	}
 	if err := r.admit(hctx); err != nil {
 		r.hr.Status, r.hr.Error = HostRefused, err.Error()
 		o.progress(Progress{Host: j.Name, What: "refused", Err: err})
@@ -565,6 +615,9 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 // admit refuses the host when Admission.Refusals has anything to say:
 // the same verdict `holiday plan` prints.
 func (r *hostRun) admit(ctx context.Context) error {
+	if r.o.command == "backup" {
+		return nil // reads the host only: lockdown's admission is about what it changes
+	}
 	a := Admission{Plan: r.o.Plan, Host: r.j.Plan, Steps: r.steps, Management: r.o.Management,
 		ControlAddr: r.h.Info.ControlAddr, WithoutBackups: r.o.WithoutBackups, Containment: r.o.command == "isolate"}
 	if r.h.Agent != nil && len(a.StepRefusals()) == 0 {

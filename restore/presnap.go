@@ -52,7 +52,7 @@ func (s BackupSnapshotter) take(ctx context.Context, h *actions.Host, req hostba
 	if err != nil {
 		return nil, err
 	}
-	if err := hostbackup.Verify(ctx, r, sn, stats.NewBlobs); err != nil {
+	if err := hostbackup.Verify(ctx, r, sn, stats); err != nil {
 		return nil, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
 	}
 	return sn, nil

@@ -137,9 +137,9 @@ func latestRun(stateDir string, hosts []string, command string) (string, error) 
 		if c := runCommand(stateDir, r); command == "" && c == "isolate" && !isolationPending(stateDir, r, hosts) {
 			continue
 		}
-		// A rollback run is undone with the snapshot it took first, not
-		// by restore's revert: the latest run means the latest other one.
-		if c := runCommand(stateDir, r); command != "" && c != command || command == "" && c == "rollback" {
+		// A rollback run is undone with the snapshot it took first, and a
+		// backup run changes nothing: the latest run means the latest other one.
+		if c := runCommand(stateDir, r); command != "" && c != command || command == "" && !actions.Restorable(c) {
 			continue
 		}
 		for _, h := range hosts {

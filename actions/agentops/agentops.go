@@ -20,8 +20,13 @@ func init() {
 	for _, h := range dbdump.Handlers() {
 		agent.Register(h)
 	}
-	// The backup data path dumps databases through dbdump.
+	// The backup data path dumps databases through dbdump, verified as
+	// they are chunked when asked.
 	hostbackup.RegisterDumper(func(ctx context.Context, s hostbackup.StreamSpec) (hostbackup.Dump, error) {
-		return dbdump.Start(ctx, dbdump.Spec{Engine: s.Engine, Database: s.Database, Globals: s.Globals, User: s.User})
+		spec := dbdump.Spec{Engine: s.Engine, Database: s.Database, Globals: s.Globals, User: s.User}
+		if s.Verify {
+			return dbdump.StartVerified(ctx, spec, s.Scratch)
+		}
+		return dbdump.Start(ctx, spec)
 	})
 }

@@ -54,10 +54,36 @@ func (s *Store) SaveBlob(ctx context.Context, data []byte, id repo.ID) error {
 
 // SaveTree stores a tree blob.
 func (s *Store) SaveTree(ctx context.Context, t *repo.Tree) (repo.ID, error) {
+	id, _, err := s.saveTree(ctx, t)
+	return id, err
+}
+
+// saveTree stores a tree blob and says whether the repository (or a pack
+// being written) already held it.
+func (s *Store) saveTree(ctx context.Context, t *repo.Tree) (repo.ID, bool, error) {
+	b, err := t.Encode()
+	if err != nil {
+		return repo.ID{}, false, err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	s.R.StartWriter(s.ctx)
-	return s.R.SaveTree(ctx, t)
+	return s.R.SaveBlob(ctx, repo.TreeBlob, b, repo.ID{})
+}
+
+// newTrees saves trees into a Store and lists those it did not hold yet:
+// the trees this backup wrote, for Verify to read back.
+type newTrees struct {
+	s   *Store
+	ids []repo.ID
+}
+
+func (n *newTrees) SaveTree(ctx context.Context, t *repo.Tree) (repo.ID, error) {
+	id, known, err := n.s.saveTree(ctx, t)
+	if err == nil && !known {
+		n.ids = append(n.ids, id)
+	}
+	return id, err
 }
 
 // Exclusive runs fn while no blob is being saved through s and none
@@ -116,8 +142,11 @@ type Stats struct {
 	// chunk IDs and data (frame payloads).
 	WireBytes int64         `json:"wire_bytes"`
 	Elapsed   time.Duration `json:"elapsed_ns"`
-	// NewBlobs are the chunks the host sent (for Verify to read back).
+	// NewBlobs are the chunks the host sent and NewTrees the trees this
+	// backup stored that the repository did not hold (for Verify to read
+	// back).
 	NewBlobs []repo.ID `json:"-"`
+	NewTrees []repo.ID `json:"-"`
 }
 
 // ErrHashMismatch: a chunk's data does not hash to the ID the host gave.
@@ -134,6 +163,7 @@ type control struct {
 	files     map[int64]fileRef
 	kept      map[int64]bool // files taken from the parent: no content may come
 	asked     map[repo.ID]bool
+	polSent   bool      // the polynomial went with the first verdict (a Request without one)
 	need      []repo.ID // data frames due, in order
 	zeros     map[uint32]repo.ID
 	jobs      chan blobJob
@@ -201,10 +231,17 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	if err == nil {
 		err = ctx.Err()
 	}
+	if err == nil {
+		if kerr := c.o.Known.Err(); kerr != nil {
+			err = fmt.Errorf("reading the host's earlier snapshots: %w", kerr)
+		}
+	}
 	if err != nil {
 		return nil, res, c.stats, err
 	}
-	tree, err := c.b.save(ctx, s)
+	nt := &newTrees{s: s}
+	tree, err := c.b.save(ctx, nt)
+	c.stats.NewTrees = nt.ids
 	if err == nil {
 		err = s.Flush(ctx)
 	}
@@ -383,7 +420,11 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 	if c.req.Source != SourceFiles {
 		return nil
 	}
-	if err := c.link.WriteJSON(agentproto.FrameMessage, Down{Verdict: &v}); err != nil {
+	d := Down{Verdict: &v}
+	if c.req.Polynomial == 0 && !c.polSent {
+		d.Polynomial, c.polSent = uint64(c.s.R.Config().ChunkerPolynomial), true
+	}
+	if err := c.link.WriteJSON(agentproto.FrameMessage, d); err != nil {
 		return halfway(fmt.Errorf("answering the host: %w", err))
 	}
 	return nil
@@ -466,34 +507,24 @@ func (c *control) zero(ctx context.Context, n uint32) (repo.ID, error) {
 	return id, nil
 }
 
-// Verify reads back what a backup wrote: every tree of sn and the data
-// blobs listed (the ones the host sent), each decrypted and hashed; a
-// blob that cannot be read back fails the host's backup before anything
-// on it stops.
-func Verify(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, blobs []repo.ID) error {
-	seen := map[repo.ID]bool{}
-	var walk func(id repo.ID) error
-	walk = func(id repo.ID) error {
-		if seen[id] {
-			return nil
-		}
-		seen[id] = true
-		t, err := r.LoadTree(ctx, id)
-		if err != nil {
+// Verify reads back what a backup wrote: the trees it stored and the
+// data blobs the host sent (st.NewTrees, st.NewBlobs), each decrypted and
+// hashed, and checks that the index holds the snapshot's root tree. A
+// tree or blob the repository already held was read back by the backup
+// that wrote it and is not read again (an unchanged run writes no tree),
+// and every tree the new ones name was either written by this backup or
+// found in the index when it was saved. A blob that cannot be read back
+// fails the host's backup before anything on it stops.
+func Verify(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, st Stats) error {
+	if sn.Tree == nil || !r.Index().Has(repo.BlobHandle{ID: *sn.Tree, Type: repo.TreeBlob}) {
+		return errors.New("the snapshot's root tree is not in the index")
+	}
+	for _, id := range st.NewTrees {
+		if _, err := r.LoadTree(ctx, id); err != nil {
 			return err
 		}
-		for _, n := range t.Nodes {
-			if n.Subtree != nil {
-				if err := walk(*n.Subtree); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
 	}
-	if err := walk(*sn.Tree); err != nil {
-		return err
-	}
+	blobs := st.NewBlobs
 	// the blobs in as many runs as there are cores, each in the order
 	// they were written (so mostly pack by pack)
 	g, gctx := errgroup.WithContext(ctx)

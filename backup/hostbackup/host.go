@@ -139,7 +139,10 @@ func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result
 	defer cancel()
 	h := &host{conn: conn, req: req, pol: chunker.Pol(req.Polynomial), upto: -1, read: map[int64]bool{}, cancel: cancel, sendOK: make(chan struct{})}
 	h.cond = sync.NewCond(&h.mu)
-	if req.Source != SourceDisk {
+	switch {
+	case req.Source == SourceFiles && req.Polynomial == 0:
+		// comes with the first verdict, before any file is read (recv)
+	case req.Source != SourceDisk:
 		if !h.pol.Irreducible() {
 			return nil, fmt.Errorf("host-backup: the chunker polynomial %#x is not valid", req.Polynomial)
 		}
@@ -219,6 +222,16 @@ func (h *host) recv() {
 			return
 		}
 		h.mu.Lock()
+		if d.Polynomial != 0 && h.ch == nil && h.req.Source == SourceFiles {
+			if pol := chunker.Pol(d.Polynomial); pol.Irreducible() {
+				h.pol, h.ch = pol, chunker.New(bytes.NewReader(nil), pol)
+			}
+		}
+		if v := d.Verdict; v != nil && len(v.Read) > 0 && h.ch == nil {
+			h.mu.Unlock()
+			h.fail(errors.New("host-backup: asked to read files without a valid chunker polynomial"))
+			return
+		}
 		if v := d.Verdict; v != nil {
 			h.owedV--
 			if v.Upto > h.upto {
@@ -273,11 +286,18 @@ func (h *host) sender() {
 // addChunk adds one chunk of file seq to the batch being filled; data
 // nil is a zero block. It waits for room in the window.
 func (h *host) addChunk(ctx context.Context, seq int64, data []byte, zero bool) error {
-	c := Chunk{Len: uint32(len(data)), Zero: zero}
+	var id repo.ID
 	if !zero {
-		c.ID = sha256.Sum256(data)
-	} else {
-		data = nil
+		id = sha256.Sum256(data)
+	}
+	return h.addHashed(ctx, seq, data, id, zero)
+}
+
+// addHashed is addChunk with the chunk's SHA-256 (id) already computed.
+func (h *host) addHashed(ctx context.Context, seq int64, data []byte, id repo.ID, zero bool) error {
+	c := Chunk{Len: uint32(len(data)), Zero: zero, ID: id}
+	if zero {
+		c.ID, data = repo.ID{}, nil
 	}
 	if n := len(h.contents); n == 0 || h.contents[n-1].Seq != seq || !h.contents[n-1].More {
 		h.contents = append(h.contents, Content{Seq: seq, More: true})

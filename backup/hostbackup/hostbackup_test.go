@@ -9,9 +9,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/holiday-ops/holiday/backup/backend/local"
 	"github.com/holiday-ops/holiday/backup/backend/mem"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
@@ -274,5 +276,123 @@ func TestBuilder(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestVerifyReadsBackWhatItWrote: Verify reads back the trees and chunks a
+// backup stored and nothing older (an unchanged backup stores no tree and
+// sends no chunk), and a damaged pack of the backup fails it. The
+// earlier snapshots' blobs (HostKnown) arrive in the background.
+func TestVerifyReadsBackWhatItWrote(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	be, err := local.Create(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(ctx, r)
+	src := filepath.Join(dir, "srv")
+	writeTree(t, src, map[string]string{"a": "alpha", "sub/b": "beta", "sub/deep/c": "gamma"})
+	first, st, err := backupFiles(t, s, "h1", []string{src}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.NewTrees) < 4 || len(st.NewBlobs) != 3 {
+		t.Fatalf("first backup: %d new trees, %d new chunks; want every folder's tree and the 3 files' chunks", len(st.NewTrees), len(st.NewBlobs))
+	}
+	if err := Verify(ctx, r, first, st); err != nil {
+		t.Fatalf("verify of a sound backup: %v", err)
+	}
+	// the first walk may have moved the folders' atimes (relatime):
+	// the third backup is the unchanged one
+	between, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, HostKnownLater(ctx, r, "h1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, st2, err := backupFiles(t, s, "h1", []string{src}, nil, between, HostKnownLater(ctx, r, "h1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st2.NewTrees) != 0 || len(st2.NewBlobs) != 0 || st2.Unchanged != 3 {
+		t.Errorf("unchanged backup: %+v, %d new trees; want nothing new", st2, len(st2.NewTrees))
+	}
+	if err := Verify(ctx, r, second, st2); err != nil {
+		t.Errorf("verify of an unchanged backup: %v", err)
+	}
+	// damage every pack the first backup wrote: its verify must fail
+	packs, _ := filepath.Glob(filepath.Join(dir, "repo", "data", "*", "*"))
+	if len(packs) == 0 {
+		t.Fatal("no packs written")
+	}
+	for _, p := range packs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[40] ^= 0xff
+		os.Chmod(p, 0o600)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Verify(ctx, r, first, st); err == nil {
+		t.Error("verify of a damaged backup passed")
+	}
+	// a snapshot whose root the index does not hold
+	bad := *second
+	bad.Tree = &repo.ID{1}
+	if err := Verify(ctx, r, &bad, Stats{}); err == nil || !strings.Contains(err.Error(), "root tree") {
+		t.Errorf("verify of a snapshot without its root: %v", err)
+	}
+}
+
+// TestPolynomialLater: a files Request without the chunker polynomial
+// (sent before the repository was open) gets it with the first verdict:
+// the files are chunked with it, exactly as with it in the Request, and a
+// host asked to read before it has one refuses.
+func TestPolynomialLater(t *testing.T) {
+	s, r := testRepo(t)
+	src := filepath.Join(t.TempDir(), "srv")
+	rnd := make([]byte, 3<<20)
+	rand.NewChaCha8([32]byte{2}).Read(rnd)
+	writeTree(t, src, map[string]string{"a": "alpha", "sub/big": string(rnd)})
+	req := Request{Source: SourceFiles, Paths: []string{src}}
+	sn, _, st, err := Backup(context.Background(), s, startHost(t, req, nil), req, Options{Hostname: "h1", Paths: []string{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 2 || st.BlobsSent == 0 {
+		t.Fatalf("stats %+v; want both files read", st)
+	}
+	with, _, err := backupFiles(t, s, "h1", []string{src}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "sub/big"} {
+		a, _ := restorer.FindNode(context.Background(), r, *sn.Tree, filepath.Join(src, p))
+		b, _ := restorer.FindNode(context.Background(), r, *with.Tree, filepath.Join(src, p))
+		if a == nil || b == nil || len(a.Content) == 0 || !slices.Equal(a.Content, b.Content) {
+			t.Errorf("%s: chunks %v with the polynomial later, %v in the request", p, a, b)
+		}
+	}
+	// a control node that asks for reads without sending it
+	l := startHost(t, req, nil)
+	if _, _, err := l.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	l.WriteJSON(agentproto.FrameMessage, Down{Verdict: &Verdict{Upto: 10, Read: []int64{1}}})
+	go func() { // whatever else the host sends, up to its Result
+		for {
+			if _, _, err := l.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+	if err := <-l.done; err == nil || !strings.Contains(err.Error(), "without a valid chunker polynomial") {
+		t.Errorf("host asked to read without a polynomial: %v", err)
 	}
 }

@@ -16,6 +16,42 @@ import (
 type Known struct {
 	mu  sync.Mutex
 	ids map[repo.ID]struct{}
+	// ready, when set, is closed once HostKnownLater's walk is done;
+	// err is why it failed.
+	ready chan struct{}
+	err   error
+}
+
+// HostKnownLater is HostKnown read in the background: the host starts
+// walking its files meanwhile, and the first Has or Add waits for it (an
+// unchanged backup asks nothing until its end, when Err is checked).
+func HostKnownLater(ctx context.Context, r *repo.Repository, host string) *Known {
+	k := &Known{ready: make(chan struct{})}
+	go func() {
+		defer close(k.ready)
+		got, err := HostKnown(ctx, r, host)
+		if err != nil {
+			k.ids, k.err = map[repo.ID]struct{}{}, err
+			return
+		}
+		k.ids = got.ids
+	}()
+	return k
+}
+
+// wait waits for a HostKnownLater walk.
+func (k *Known) wait() {
+	if k.ready != nil {
+		<-k.ready
+	}
+}
+
+// Err waits for a HostKnownLater walk and says why it failed (then the
+// set is empty: every blob was asked for, which is safe, but the
+// repository could not be read).
+func (k *Known) Err() error {
+	k.wait()
+	return k.err
 }
 
 // NewKnown returns an empty set.
@@ -65,6 +101,7 @@ func HostKnown(ctx context.Context, r *repo.Repository, host string) (*Known, er
 
 // Has reports whether id is in the set.
 func (k *Known) Has(id repo.ID) bool {
+	k.wait()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	_, ok := k.ids[id]
@@ -73,6 +110,7 @@ func (k *Known) Has(id repo.ID) bool {
 
 // Add puts id in the set.
 func (k *Known) Add(id repo.ID) {
+	k.wait()
 	k.mu.Lock()
 	k.ids[id] = struct{}{}
 	k.mu.Unlock()
@@ -80,6 +118,7 @@ func (k *Known) Add(id repo.ID) {
 
 // Len is the set's size.
 func (k *Known) Len() int {
+	k.wait()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return len(k.ids)

@@ -3,11 +3,13 @@ package hostbackup
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/holiday-ops/holiday/backup/repo"
@@ -114,6 +116,9 @@ func isZero(b []byte) bool {
 	return true
 }
 
+// readDisk reads the device block by block. Reading and hashing overlap:
+// one goroutine reads, up to GOMAXPROCS blocks are checked for zeros and
+// hashed at once, and the blocks are added in order.
 func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) error {
 	name := filepath.Base(h.req.Device)
 	if err := h.addNode("/"+name, streamNode(name, uint64(size))); err != nil {
@@ -122,20 +127,65 @@ func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) err
 	if err := h.flushNodes(); err != nil {
 		return err
 	}
-	var read int64
-	for read < size {
-		buf := make([]byte, min(int64(bs), size-read))
-		n, err := io.ReadFull(f, buf)
-		if err != nil {
-			return fmt.Errorf("disk %s: read at %d: %w", h.req.Device, read, err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	par := runtime.GOMAXPROCS(0)
+	blocks := make(chan *diskBlock, par)
+	go func() {
+		defer close(blocks)
+		sem := make(chan struct{}, par)
+		for read := int64(0); read < size; {
+			b := &diskBlock{buf: make([]byte, min(int64(bs), size-read)), done: make(chan struct{})}
+			n, err := io.ReadFull(f, b.buf)
+			if err != nil {
+				b.err = fmt.Errorf("disk %s: read at %d: %w", h.req.Device, read, err)
+				close(b.done)
+			} else {
+				read += int64(n)
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem }()
+					if b.zero = isZero(b.buf); !b.zero {
+						b.id = sha256.Sum256(b.buf)
+					}
+					close(b.done)
+				}()
+			}
+			select {
+			case blocks <- b:
+			case <-ctx.Done():
+				return
+			}
+			if b.err != nil {
+				return
+			}
 		}
-		read += int64(n)
-		if err := h.addChunk(ctx, 0, buf, isZero(buf)); err != nil {
+	}()
+	for b := range blocks {
+		<-b.done
+		if b.err != nil {
+			return b.err
+		}
+		if err := h.addHashed(ctx, 0, b.buf, b.id, b.zero); err != nil {
 			return err
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	h.res.Files = 1
 	return h.endFile(ctx, 0, uint64(size), nil)
+}
+
+// diskBlock is one block of a disk being read: its data, and once done
+// is closed, whether it is all zeros, its SHA-256, or why it could not
+// be read.
+type diskBlock struct {
+	buf  []byte
+	zero bool
+	id   repo.ID
+	err  error
+	done chan struct{}
 }
 
 // stream chunks a dump the host starts; a dump that fails (Wait) fails

@@ -15,7 +15,9 @@
 // The exchange on one agent session, after the Request:
 //
 //	agent → control  Up{Nodes}        every entry of the walk, in order
-//	control → agent  Down{Verdict}    which of those files to read (the others are unchanged)
+//	control → agent  Down{Verdict}    which of those files to read (the others are unchanged);
+//	                                  the first one carries the chunker polynomial when the
+//	                                  Request did not (a walk started before the repository was open)
 //	agent → control  Up{Contents}     the chunk IDs of files read, batched
 //	control → agent  Down{Want}       which of those chunks to send
 //	agent → control  Data frames      exactly the chunks wanted, in order
@@ -58,7 +60,10 @@ type Request struct {
 	Freeze    bool   `json:"freeze,omitempty"`
 	// Stream: a database dump the host starts itself.
 	Stream *StreamSpec `json:"stream,omitempty"`
-	// Polynomial is the repository's chunker polynomial.
+	// Polynomial is the repository's chunker polynomial. A files source
+	// may leave it 0 and start walking before the control node has
+	// opened the repository: the first Down{Verdict} then carries it,
+	// and no file is read before.
 	Polynomial uint64 `json:"polynomial"`
 }
 
@@ -71,6 +76,13 @@ type StreamSpec struct {
 	User     string `json:"user,omitempty"`
 	// Name is the file name the dump is stored under.
 	Name string `json:"name"`
+	// Verify: the host verifies the dump as it is chunked (every byte
+	// the chunker reads also goes, in order, to pg_restore or its MySQL
+	// equivalent), and a dump that does not restore fails the operation
+	// like one cut short; Scratch restores it into a scratch database
+	// that is then dropped (the plan's restore_check).
+	Verify  bool `json:"verify,omitempty"`
+	Scratch bool `json:"scratch,omitempty"`
 }
 
 // Entry is one node of the walk: its absolute path and its metadata as
@@ -127,6 +139,8 @@ type Want struct {
 type Down struct {
 	Verdict *Verdict `json:"verdict,omitempty"`
 	Want    *Want    `json:"want,omitempty"`
+	// Polynomial comes with the first Verdict when the Request had none.
+	Polynomial uint64 `json:"polynomial,omitempty"`
 }
 
 // Result is the operation's result value.

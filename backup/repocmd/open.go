@@ -121,42 +121,57 @@ const (
 // (wrong password, no repository there, none given) and takes the lock
 // asked for. The returned release removes the lock; call it when done.
 func (e *Env) Open(ctx context.Context, lock string) (*repo.Repository, func(), error) {
-	loc, err := e.Location()
+	finish, err := e.OpenLater(ctx, lock)
 	if err != nil {
 		return nil, nil, err
+	}
+	return finish()
+}
+
+// OpenLater is Open in two halves: what is quick to check (the location,
+// the password, the backend) now, and the rest — reading the config, the
+// key derivation (scrypt, ~0.5 s by design), the lock — when finish is
+// called, which a run does in the background while it connects to its
+// hosts.
+func (e *Env) OpenLater(ctx context.Context, lock string) (finish func() (*repo.Repository, func(), error), err error) {
+	loc, err := e.Location()
+	if err != nil {
+		return nil, err
 	}
 	pw, err := e.Password()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	be, err := e.openBackend(ctx, loc, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	r, err := repo.Open(ctx, be, pw)
-	switch {
-	case errors.Is(err, repo.ErrWrongPassword):
-		return nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("open repository %s: %w", loc, err), "check the password file or HOLIDAY_PASSWORD")
-	case errors.Is(err, repo.ErrNoRepository):
-		return nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("open repository %s: %w", loc, err), "`holiday repo init` creates a repository")
-	case err != nil:
-		return nil, nil, fmt.Errorf("open repository %s: %w", loc, err)
-	}
-	r.SetLockHost(e.node())
-	release := func() {}
-	if lock != NoLock {
-		var h *repo.Held
-		if lock == SharedLockAsync {
-			h, err = r.LockSharedAsync(ctx)
-		} else {
-			h, err = r.Lock(ctx, lock == ExclusiveLock)
+	return func() (*repo.Repository, func(), error) {
+		r, err := repo.Open(ctx, be, pw)
+		switch {
+		case errors.Is(err, repo.ErrWrongPassword):
+			return nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("open repository %s: %w", loc, err), "check the password file or HOLIDAY_PASSWORD")
+		case errors.Is(err, repo.ErrNoRepository):
+			return nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("open repository %s: %w", loc, err), "`holiday repo init` creates a repository")
+		case err != nil:
+			return nil, nil, fmt.Errorf("open repository %s: %w", loc, err)
 		}
-		if err != nil {
-			return nil, nil, err
+		r.SetLockHost(e.node())
+		release := func() {}
+		if lock != NoLock {
+			var h *repo.Held
+			if lock == SharedLockAsync {
+				h, err = r.LockSharedAsync(ctx)
+			} else {
+				h, err = r.Lock(ctx, lock == ExclusiveLock)
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			release = func() { _ = h.Unlock(context.WithoutCancel(ctx)) }
 		}
-		release = func() { _ = h.Unlock(context.WithoutCancel(ctx)) }
-	}
-	return r, release, nil
+		return r, release, nil
+	}, nil
 }
 
 // node is Node, else $HOLIDAY_HOSTNAME ("" leaves the machine's

@@ -95,3 +95,46 @@ func backupLabOn(t *testing.T, host, addr, sources string) (plan, repoDir, pwFil
 	}
 	return plan, repoDir, pwFile, filepath.Clean(state)
 }
+
+// TestBackupDumpVerifiedInStreamLab: the dump is verified on the host as
+// it is chunked. A pg_dump that exits 0 with the custom format's magic
+// but cut short at 1,000 of its ~1,600 bytes (a stand-in in
+// /usr/local/bin, found before the real one,
+// piping it through head) passes the dump's own checks; only the
+// verifier reading every block catches it, with and without a scratch
+// restore. The host's backup fails in one line, no postgres snapshot is
+// written, and no scratch database is left.
+func TestBackupDumpVerifiedInStreamLab(t *testing.T) {
+	lab := labtest.Require(t)
+	h := lab.MustHost(t, "sys2")
+	h.Lock(t)
+	ctx := context.Background()
+	const wrapper = "/usr/local/bin/pg_dump"
+	t.Cleanup(func() { h.SSH(ctx, "root", "rm -f "+wrapper) })
+	h.MustSSH(t, "root", "test ! -e "+wrapper+" && printf '#!/bin/sh\\n/usr/bin/pg_dump \"$@\" | head -c 1000\\n' >"+wrapper+" && chmod 755 "+wrapper)
+	for _, scratch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restore_check=%v", scratch), func(t *testing.T) {
+			plan, repoDir, pw, state := backupLabOn(t, "sys2", "10.213.0.12", fmt.Sprintf("      - postgres: {databases: [shop], restore_check: %v}\n", scratch))
+			stdout, stderr, code := runPlanBinary(t, "backup", "-f", plan, "--state-dir", state, "--journal-key", filepath.Join(state, "journal.key"))
+			t.Logf("holiday backup: exit %d\n%s%s", code, stdout, stderr)
+			if code == 0 {
+				t.Fatal("a dump that does not restore was backed up")
+			}
+			line := ""
+			for _, l := range strings.Split(stdout, "\n") {
+				if strings.HasPrefix(l, "sys2: backup:host ") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, "postgres shop.pgdump") || !strings.Contains(line, "does not restore") || !strings.Contains(line, "pg_restore") {
+				t.Errorf("the host's failure line %q does not say the dump does not restore", line)
+			}
+			if out := restic(t, repoDir, pw, "snapshots", "--tag", "kind:postgres", "--json"); strings.TrimSpace(out) != "[]" {
+				t.Errorf("a postgres snapshot was written: %s", out)
+			}
+			if left := h.MustSSH(t, "root", `cd / && runuser -u postgres -- psql -At -c "SELECT datname FROM pg_database WHERE datname LIKE 'holiday_check_%'"`); strings.TrimSpace(left) != "" {
+				t.Errorf("scratch databases left: %s", left)
+			}
+		})
+	}
+}

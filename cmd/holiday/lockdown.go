@@ -59,6 +59,9 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 				return planError(cmd.ErrOrStderr(), err)
 			}
 			herr := printResult(cmd, &f, res, p, cmd.Context())
+			if err := backupsError(o.Backups); err != nil {
+				return err // every host was refused, unchanged, for it
+			}
 			derr := devices()
 			// the run's snapshots to repository.copy_to, both checked
 			herr = errors.Join(herr, lockdownCopy(cmd, p, o.RunID, f.json))

@@ -69,11 +69,67 @@ func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 	if !needBackups {
 		return nil, baselines, release, nil
 	}
-	b := &actions.Backups{Store: store, Run: run, Plan: p.Name, Until: until, Version: version}
+	b := &actions.Backups{Store: store, Run: run, Plan: p.Name, Pin: true, Until: until, Version: version}
 	if f, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(f) {
 		b.Progress = backupProgress(f)
 	}
 	return b, baselines, release, nil
+}
+
+// openBackups opens the plan's repository once for the run, with a
+// shared lock held until release, when any selected host has backup
+// sources: the quick checks now, the rest in the background while the
+// run connects to the hosts (the run's error says when it failed:
+// backupsError). nil Backups when there is nothing to back up. pin: the
+// snapshots are pinned (lockdown's), until the window's end plus
+// repo.PinGrace.
+func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string, pin bool) (*actions.Backups, func(), error) {
+	need := false
+	for _, j := range jobs {
+		if j.Plan != nil && j.Plan.Backup != nil && !j.Plan.Backup.None && len(j.Plan.Backup.Sources) > 0 {
+			need = true
+		}
+	}
+	if !need {
+		return nil, func() {}, nil
+	}
+	if p.Repository == nil {
+		return nil, nil, &usageError{fmt.Errorf("the plan backs up hosts but names no repository")}
+	}
+	e := actions.PlanRepoEnv(p.Repository)
+	e.Stdin, e.Stderr = cmd.InOrStdin(), cmd.ErrOrStderr()
+	ctx := cmd.Context()
+	// what is quick to check fails here, before any host is contacted;
+	// the key derivation and the index load overlap the connections
+	finish, err := e.OpenLater(ctx, repocmd.SharedLock)
+	if err != nil {
+		return nil, nil, fmt.Errorf("backups: %w", err)
+	}
+	b := &actions.Backups{Run: run, Plan: p.Name, Version: version, Pin: pin}
+	if pin && p.Window != nil {
+		b.Until = p.Window.End.Add(repo.PinGrace)
+	}
+	var unlock func()
+	b.OpenInBackground(func() (*hostbackup.Store, error) {
+		r, release, err := finish()
+		if err != nil {
+			return nil, fmt.Errorf("backups: %w", err)
+		}
+		unlock = release
+		if err := r.LoadIndex(ctx); err != nil {
+			return nil, fmt.Errorf("backups: load the repository index: %w", err)
+		}
+		return hostbackup.NewStore(context.WithoutCancel(ctx), r), nil
+	})
+	release := func() {
+		if b.OpenErr(); unlock != nil {
+			unlock()
+		}
+	}
+	if f, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(f) {
+		b.Progress = backupProgress(f)
+	}
+	return b, release, nil
 }
 
 // backupProgress prints each host's source about every 5 s: files,
@@ -126,8 +182,8 @@ func etaString(d time.Duration) string {
 	}
 }
 
-// printBackups is the summary's backup and baseline lines of a host.
-func printBackups(w io.Writer, h actions.HostResult, p *plans.Plan, withoutBaseline bool) {
+// printBaseline is the summary's baseline line of a host (lockdown).
+func printBaseline(w io.Writer, h actions.HostResult, p *plans.Plan, withoutBaseline bool) {
 	switch b := h.Baseline; {
 	case b != nil:
 		fmt.Fprintf(w, "%s: baseline: snapshot %.8s (%d files, %d collector problem(s))\n", h.Host, b.Snapshot, b.Files, len(b.Problems))
@@ -136,6 +192,10 @@ func printBackups(w io.Writer, h actions.HostResult, p *plans.Plan, withoutBasel
 	case withoutBaseline && h.Status == actions.HostDone:
 		fmt.Fprintf(w, "%s: no baseline (--without-baseline): restore cannot check this host\n", h.Host)
 	}
+}
+
+// printBackups is the summary's backup lines of a host.
+func printBackups(w io.Writer, h actions.HostResult) {
 	if h.BackupsNotTaken {
 		fmt.Fprintf(w, "%s: backups: NOT TAKEN\n", h.Host)
 		return
@@ -153,4 +213,13 @@ func printBackups(w io.Writer, h actions.HostResult, p *plans.Plan, withoutBasel
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// backupsError is the error of a run whose repository could not be
+// opened: every host with backups was refused, unchanged, for it.
+func backupsError(b *actions.Backups) error {
+	if b == nil {
+		return nil
+	}
+	return b.OpenErr()
 }

@@ -32,7 +32,7 @@ back exactly as it was, checking each host for compromise first.`,
 	root.AddCommand(newRepoCmd())
 	root.AddCommand(newDevicesCmd())
 	root.AddCommand(newAgentCmd())
-	root.AddCommand(newLockdownCmd(), newRestoreCmd(), newStatusCmd(), newIsolateCmd(), newRollbackCmd())
+	root.AddCommand(newLockdownCmd(), newRestoreCmd(), newStatusCmd(), newIsolateCmd(), newRollbackCmd(), newBackupCmd())
 	root.AddCommand(newSaveJournalCmd())
 	root.AddCommand(newCheckCmd(), newBaselineCmd(), newEvidenceCmd(), newReportCmd())
 	return root

@@ -161,7 +161,10 @@ func printResult(cmd *cobra.Command, f *runFlags, res actions.RunResult, p *plan
 		tw.Flush()
 		for _, h := range res.Hosts {
 			if res.Command == "lockdown" {
-				printBackups(w, h, p, f.withoutBaseline)
+				printBaseline(w, h, p, f.withoutBaseline)
+			}
+			if res.Command == "lockdown" || res.Command == "backup" {
+				printBackups(w, h)
 			}
 			for _, s := range h.Steps {
 				if s.Error != "" {

@@ -1,0 +1,76 @@
+package dbdump
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestStartVerified: a dump verified as it is read passes only when the
+// dump is whole and the verifier (stand-in pg_restore scripts here; the
+// lab tests run the real ones) accepts it, and the verifier reads exactly
+// the bytes the reader read, in order. A dump the verifier rejects, one
+// cut short by its tool, and one whose reader stops early each fail, on
+// one line, the tool's own failure named first.
+func TestStartVerified(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB: several buffers
+	for _, c := range []struct {
+		name  string
+		dump  string
+		readN int
+		want  string
+	}{
+		{"whole", `printf 'PGDMP\001'; cat "$BODY"; printf END`, 0, ""},
+		{"verifier rejects", `printf 'PGDMP\001'; cat "$BODY"`, 0,
+			"the dump was made but does not restore: verifying shop.pgdump: pg_restore exited with status 1: pg_restore: error: could not read input file: end of file"},
+		{"dump killed", `printf 'PGDMP\001'; cat "$BODY"; kill -9 $$`, 0, "pg_dump of shop was killed by signal KILL"},
+		{"reader stops early", `printf 'PGDMP\001'; exec cat "$BODY"`, 4096, "pg_dump of shop was cut short"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			body, seen := filepath.Join(dir, "body"), filepath.Join(dir, "seen")
+			if err := os.WriteFile(body, []byte(big), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fakeTools(t, map[string]string{
+				"pg_dump": "BODY=" + body + "\n" + c.dump,
+				// --list reads the head only, like the real one; the full
+				// read keeps what it read and wants the end mark
+				"pg_restore": `if [ "$1" = --list ]; then head -c 6 >/dev/null; exit 0; fi
+cat >` + seen + `
+tail -c 3 ` + seen + ` | grep -q END || { echo 'pg_restore: error: could not read input file: end of file' >&2; exit 1; }`,
+			})
+			d, err := StartVerified(context.Background(), Spec{Engine: Postgres, Database: "shop", User: me(t)}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			if c.readN > 0 {
+				got = make([]byte, c.readN)
+				_, err = io.ReadFull(d, got)
+			} else {
+				got, err = io.ReadAll(d)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			werr := d.Wait()
+			if c.want == "" {
+				if werr != nil {
+					t.Fatalf("Wait: %v", werr)
+				}
+				if v, err := os.ReadFile(seen); err != nil || !bytes.Equal(v, got) {
+					t.Errorf("the verifier read %d bytes (%v), the reader %d: not the same bytes", len(v), err, len(got))
+				}
+				return
+			}
+			if werr == nil || !strings.Contains(werr.Error(), c.want) || strings.Contains(werr.Error(), "\n") {
+				t.Fatalf("Wait = %v\nwant one line with %q", werr, c.want)
+			}
+		})
+	}
+}
