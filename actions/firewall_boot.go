@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/holiday-ops/holiday/internal/units"
 )
@@ -220,14 +219,7 @@ func removeBoot(ctx context.Context) error {
 func FirewallBoot(ctx context.Context, dir string, log io.Writer) error {
 	FirewallDir = dir
 	inBootUnit = true
-	logf := func(format string, args ...any) {
-		line := time.Now().UTC().Format(time.RFC3339) + " boot: " + fmt.Sprintf(format, args...) + "\n"
-		io.WriteString(log, line)
-		if f, err := os.OpenFile(deadmanLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
-			f.WriteString(line)
-			f.Close()
-		}
-	}
+	logf := deadmanLogger(log, "boot: ")
 	return withFirewallLock(func() error {
 		if _, err := os.Stat(filepath.Join(dir, "armed")); err == nil {
 			logf("the lockdown firewall was never confirmed before the reboot; reverting it")

@@ -804,14 +804,7 @@ func FirewallDeadman(ctx context.Context, dir string, onlyIfArmed bool, log io.W
 		return layerDeadman(ctx, dir, onlyIfArmed, log)
 	}
 	FirewallDir = dir
-	logf := func(format string, args ...any) {
-		line := time.Now().UTC().Format(time.RFC3339) + " " + fmt.Sprintf(format, args...) + "\n"
-		io.WriteString(log, line)
-		if f, err := os.OpenFile(deadmanLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
-			f.WriteString(line)
-			f.Close()
-		}
-	}
+	logf := deadmanLogger(log, "")
 	return withFirewallLock(func() error {
 		if onlyIfArmed {
 			if _, err := os.Stat(filepath.Join(dir, "armed")); err != nil {
@@ -830,18 +823,25 @@ func FirewallDeadman(ctx context.Context, dir string, onlyIfArmed bool, log io.W
 	})
 }
 
-// layerDeadman is FirewallDeadman for isolation on top of a lockdown
-// (dir is its layerDir): back to the lockdown firewall, not further.
-func layerDeadman(ctx context.Context, dir string, onlyIfArmed bool, log io.Writer) error {
-	FirewallDir = filepath.Dir(dir)
-	logf := func(format string, args ...any) {
-		line := time.Now().UTC().Format(time.RFC3339) + " " + fmt.Sprintf(format, args...) + "\n"
+// deadmanLogger logs one timestamped line (after prefix) to log and
+// appends it to the host's dead-man log, which outlives the process: what
+// the dead-man and the boot unit did is read there afterwards.
+func deadmanLogger(log io.Writer, prefix string) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		line := time.Now().UTC().Format(time.RFC3339) + " " + prefix + fmt.Sprintf(format, args...) + "\n"
 		io.WriteString(log, line)
 		if f, err := os.OpenFile(deadmanLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
 			f.WriteString(line)
 			f.Close()
 		}
 	}
+}
+
+// layerDeadman is FirewallDeadman for isolation on top of a lockdown
+// (dir is its layerDir): back to the lockdown firewall, not further.
+func layerDeadman(ctx context.Context, dir string, onlyIfArmed bool, log io.Writer) error {
+	FirewallDir = filepath.Dir(dir)
+	logf := deadmanLogger(log, "")
 	return withFirewallLock(func() error {
 		if onlyIfArmed {
 			if _, err := os.Stat(filepath.Join(dir, "armed")); err != nil {
