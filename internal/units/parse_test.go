@@ -551,9 +551,10 @@ func TestSystemdState(t *testing.T) {
 }
 
 func TestListening(t *testing.T) {
-	proc := t.TempDir()
+	root := t.TempDir()
+	proc := filepath.Join(root, "proc")
 	saved := ProcRoot
-	ProcRoot = proc
+	ProcRoot = root
 	t.Cleanup(func() { ProcRoot = saved })
 	write := func(rel, s string) {
 		t.Helper()
@@ -592,10 +593,10 @@ func TestListening(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Listener{
-		{Proto: "tcp", Port: 22, Addr: "00000000", Inode: 1001, PIDs: []int{411, 412}},
-		{Proto: "tcp6", Port: 22, Addr: "00000000000000000000000000000000", Inode: 1004, PIDs: []int{411}},
-		{Proto: "tcp6", Port: 80, Addr: "00000000000000000000000000000000", Inode: 1005, PIDs: []int{1}},
-		{Proto: "tcp", Port: 6379, Addr: "0100007F", Inode: 1002, PIDs: []int{500}},
+		{Proto: "tcp", Port: 22, Addr: "0.0.0.0", Inode: 1001, PIDs: []int{411, 412}},
+		{Proto: "tcp6", Port: 22, Addr: "::", Inode: 1004, PIDs: []int{411}},
+		{Proto: "tcp6", Port: 80, Addr: "::", Inode: 1005, PIDs: []int{1}},
+		{Proto: "tcp", Port: 6379, Addr: "127.0.0.1", Inode: 1002, PIDs: []int{500}},
 	}
 	if !reflect.DeepEqual(ls, want) {
 		t.Errorf("Listening() =\n%+v\nwant\n%+v", ls, want)

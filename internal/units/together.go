@@ -233,7 +233,7 @@ func StatesEach(ctx context.Context, init Init, names []string) ([]Unit, []error
 // UnitOfPID returns the systemd unit whose cgroup holds process pid
 // (nginx.service), or "" (not under systemd, PID 1, a scope or slice).
 func UnitOfPID(pid int) string {
-	b, err := os.ReadFile(filepath.Join(ProcRoot, strconv.Itoa(pid), "cgroup"))
+	b, err := os.ReadFile(filepath.Join(ProcRoot, "proc", strconv.Itoa(pid), "cgroup"))
 	if err != nil {
 		return ""
 	}
