@@ -26,10 +26,16 @@ type Known struct {
 // walking its files meanwhile, and the first Has or Add waits for it (an
 // unchanged backup asks nothing until its end, when Err is checked).
 func HostKnownLater(ctx context.Context, r *repo.Repository, host string) *Known {
+	return KnownLater(func() (*Known, error) { return HostKnown(ctx, r, host) })
+}
+
+// KnownLater is the set read reads, in the background (HostKnownLater;
+// HostKnownIn on a listing the caller shares).
+func KnownLater(read func() (*Known, error)) *Known {
 	k := &Known{ready: make(chan struct{})}
 	go func() {
 		defer close(k.ready)
-		got, err := HostKnown(ctx, r, host)
+		got, err := read()
 		if err != nil {
 			k.ids, k.err = map[repo.ID]struct{}{}, err
 			return
@@ -60,11 +66,17 @@ func NewKnown() *Known { return &Known{ids: map[repo.ID]struct{}{}} }
 // HostKnown collects the data blobs of every snapshot of host (by the
 // snapshot's hostname) in r. The index must be loaded.
 func HostKnown(ctx context.Context, r *repo.Repository, host string) (*Known, error) {
-	k := NewKnown()
 	sns, err := r.Snapshots(ctx, func(repo.ID, error) {})
 	if err != nil {
 		return nil, err
 	}
+	return HostKnownIn(ctx, r, sns, host)
+}
+
+// HostKnownIn is HostKnown on a listing of r's snapshots already made
+// (one per run, shared by its hosts).
+func HostKnownIn(ctx context.Context, r *repo.Repository, sns []*repo.Snapshot, host string) (*Known, error) {
+	k := NewKnown()
 	seen := map[repo.ID]bool{}
 	var walk func(id repo.ID) error
 	walk = func(id repo.ID) error {
