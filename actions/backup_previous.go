@@ -3,7 +3,6 @@ package actions
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync/atomic"
 
 	"github.com/holiday-ops/holiday/backup/hostbackup"
@@ -61,7 +60,7 @@ func (bk *Backups) fromPrevious(ctx context.Context, host string, j job, o *host
 		if err != nil {
 			return fmt.Errorf("finding the previous snapshot: %w", err)
 		}
-		o.Parent = latest(sns, host, "kind:files", j.paths)
+		o.Parent = hostbackup.Previous(sns, host, "kind:files", j.paths)
 	case j.req.Source == hostbackup.SourceStream && bk.Progress != nil:
 		var size atomic.Int64
 		o.Expected = size.Load
@@ -69,36 +68,9 @@ func (bk *Backups) fromPrevious(ctx context.Context, host string, j job, o *host
 			// the estimate is for the operator's eyes only: without a
 			// listing or a readable previous dump there is none
 			if sns, err := bk.snapshots(ctx); err == nil {
-				size.Store(streamSize(ctx, bk.Store.R, latest(sns, host, "kind:"+j.kind, j.paths)))
+				size.Store(hostbackup.StreamSize(ctx, bk.Store.R, hostbackup.Previous(sns, host, "kind:"+j.kind, j.paths)))
 			}
 		}()
 	}
 	return nil
-}
-
-// latest is the newest snapshot in sns (oldest first) of host with tag
-// and exactly paths (sorted); nil when there is none.
-func latest(sns []*repo.Snapshot, host, tag string, paths []string) *repo.Snapshot {
-	for i := len(sns) - 1; i >= 0; i-- {
-		sn := sns[i]
-		sp := slices.Clone(sn.Paths)
-		slices.Sort(sp)
-		if sn.Hostname == host && slices.Contains(sn.Tags, tag) && slices.Equal(sp, paths) {
-			return sn
-		}
-	}
-	return nil
-}
-
-// streamSize is the size of the one file a stream snapshot (a dump)
-// holds; 0 when sn is nil or holds anything else.
-func streamSize(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) int64 {
-	if sn == nil || sn.Tree == nil {
-		return 0
-	}
-	t, err := r.LoadTree(ctx, *sn.Tree)
-	if err != nil || len(t.Nodes) != 1 || t.Nodes[0].Type != repo.NodeFile {
-		return 0
-	}
-	return int64(t.Nodes[0].Size)
 }

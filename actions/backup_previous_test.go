@@ -26,7 +26,9 @@ func (b *listCounter) List(ctx context.Context, t backend.FileType, fn func(back
 }
 
 // previousRepo is a repository with snapshots of two hosts: files and
-// dumps, older and newer, each dump one file of the size given.
+// dumps, older and newer, each dump one file of the size given
+// (hostbackup.Previous and StreamSize are tested on their own in
+// backup/hostbackup).
 func previousRepo(t *testing.T) (*Backups, *listCounter, map[string]repo.ID) {
 	t.Helper()
 	ctx := context.Background()
@@ -75,48 +77,6 @@ func previousRepo(t *testing.T) (*Backups, *listCounter, map[string]repo.ID) {
 	}
 	be.snapshotLists.Store(0)
 	return &Backups{Store: hostbackup.NewStore(ctx, r)}, be, ids
-}
-
-// TestPreviousSnapshot: the previous snapshot of a host's source is the
-// newest of that host, kind and paths; a dump's size is its one file's.
-func TestPreviousSnapshot(t *testing.T) {
-	ctx := context.Background()
-	bk, _, ids := previousRepo(t)
-	sns, err := bk.snapshots(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		name, host, tag string
-		paths           []string
-		want            string // a key of ids, "" for none
-		size            int64
-	}{
-		{"the newest dump of the database", "sys1", "kind:postgres", []string{"/postgres/shop"}, "shop", 2000},
-		{"another database", "sys1", "kind:postgres", []string{"/postgres/other"}, "other db", 5555},
-		{"the same name on the other engine", "sys1", "kind:mysql", []string{"/mysql/shop"}, "mysql shop", 7777},
-		{"another host's dump of the same database", "sys2", "kind:postgres", []string{"/postgres/shop"}, "sys2 shop", 9999},
-		{"no earlier dump of it", "sys1", "kind:postgres", []string{"/postgres/new"}, "", 0},
-		{"no earlier dump of this host", "sys3", "kind:postgres", []string{"/postgres/shop"}, "", 0},
-		{"a snapshot that is not one dump: no size", "sys1", "kind:postgres", []string{"/postgres/odd"}, "not a dump", 0},
-		{"files: the newest with the same paths in any order", "sys1", "kind:files", []string{"/etc", "/var/www"}, "files", 0},
-		{"files: other paths", "sys1", "kind:files", []string{"/etc"}, "", 0},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			sn := latest(sns, c.host, c.tag, c.paths)
-			switch {
-			case c.want == "" && sn != nil:
-				t.Fatalf("got snapshot %s, want none", sn.ID.Str())
-			case c.want != "" && (sn == nil || sn.ID != ids[c.want]):
-				t.Fatalf("got %v, want %q (%s)", sn, c.want, ids[c.want].Str())
-			}
-			if c.tag != "kind:files" {
-				if got := streamSize(ctx, bk.Store.R, sn); got != c.size {
-					t.Fatalf("size %d, want %d", got, c.size)
-				}
-			}
-		})
-	}
 }
 
 // TestDumpEstimate: with progress reports, a dump's backup expects the

@@ -283,7 +283,7 @@ func TestBuilder(t *testing.T) {
 // TestVerifyReadsBackWhatItWrote: Verify reads back the trees and chunks a
 // backup stored and nothing older (an unchanged backup stores no tree and
 // sends no chunk), and a damaged pack of the backup fails it. The
-// earlier snapshots' blobs (HostKnown) arrive in the background.
+// earlier snapshots' blobs (KnownLater) arrive in the background.
 func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -310,11 +310,11 @@ func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	}
 	// the first walk may have moved the folders' atimes (relatime):
 	// the third backup is the unchanged one
-	between, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, HostKnownLater(ctx, r, "h1"))
+	between, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, st2, err := backupFiles(t, s, "h1", []string{src}, nil, between, HostKnownLater(ctx, r, "h1"))
+	second, st2, err := backupFiles(t, s, "h1", []string{src}, nil, between, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
 	if err != nil {
 		t.Fatal(err)
 	}

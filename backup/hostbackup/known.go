@@ -16,21 +16,17 @@ import (
 type Known struct {
 	mu  sync.Mutex
 	ids map[repo.ID]struct{}
-	// ready, when set, is closed once HostKnownLater's walk is done;
+	// ready, when set, is closed once KnownLater's read is done;
 	// err is why it failed.
 	ready chan struct{}
 	err   error
 }
 
-// HostKnownLater is HostKnown read in the background: the host starts
-// walking its files meanwhile, and the first Has or Add waits for it (an
-// unchanged backup asks nothing until its end, when Err is checked).
-func HostKnownLater(ctx context.Context, r *repo.Repository, host string) *Known {
-	return KnownLater(func() (*Known, error) { return HostKnown(ctx, r, host) })
-}
-
-// KnownLater is the set read reads, in the background (HostKnownLater;
-// HostKnownIn on a listing the caller shares).
+// KnownLater is the set read reads (HostKnown, or HostKnownIn on a
+// listing of the snapshots shared by a run's hosts), read in the
+// background: the host starts walking its files meanwhile, and the first
+// Has or Add waits for it (an unchanged backup asks nothing until its
+// end, when Err is checked).
 func KnownLater(read func() (*Known, error)) *Known {
 	k := &Known{ready: make(chan struct{})}
 	go func() {
@@ -45,14 +41,14 @@ func KnownLater(read func() (*Known, error)) *Known {
 	return k
 }
 
-// wait waits for a HostKnownLater walk.
+// wait waits for a KnownLater read.
 func (k *Known) wait() {
 	if k.ready != nil {
 		<-k.ready
 	}
 }
 
-// Err waits for a HostKnownLater walk and says why it failed (then the
+// Err waits for a KnownLater read and says why it failed (then the
 // set is empty: every blob was asked for, which is safe, but the
 // repository could not be read).
 func (k *Known) Err() error {
