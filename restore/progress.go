@@ -54,11 +54,17 @@ func startMeter(kind string, total int64, report func(Progress)) *meter {
 	return m
 }
 
-// file counts a file of n bytes written; block a block.
-func (m *meter) file(n int64) {
+// add counts n bytes sent; fileDone a file whose content is all sent;
+// block a disk block of n bytes sent.
+func (m *meter) add(n int64) {
+	if m != nil {
+		m.bytes.Add(n)
+	}
+}
+
+func (m *meter) fileDone() {
 	if m != nil {
 		m.files.Add(1)
-		m.bytes.Add(n)
 	}
 }
 
@@ -91,8 +97,6 @@ type meterWriter struct {
 
 func (w meterWriter) Write(p []byte) (int, error) {
 	n, err := w.w.Write(p)
-	if w.m != nil {
-		w.m.bytes.Add(int64(n))
-	}
+	w.m.add(int64(n))
 	return n, err
 }

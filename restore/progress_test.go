@@ -63,8 +63,11 @@ func TestMeter(t *testing.T) {
 		reports = append(reports, p)
 		mu.Unlock()
 	})
-	m.file(100)
-	m.file(200)
+	m.add(100)
+	m.fileDone()
+	m.add(150)
+	m.add(50)
+	m.fileDone()
 	time.Sleep(1100 * time.Millisecond)
 	p := m.end()
 	mu.Lock()
@@ -102,7 +105,8 @@ func TestMeter(t *testing.T) {
 	}
 
 	var none *meter
-	none.file(5)
+	none.add(5)
+	none.fileDone()
 	none.block(5)
 	if _, err := (meterWriter{&buf, none}).Write([]byte("x")); err != nil {
 		t.Error(err)

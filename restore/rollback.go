@@ -640,7 +640,6 @@ func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots 
 				continue
 			}
 			w := s.DataWriter()
-			var sent int64
 			for _, id := range it.Node.Content {
 				if buf, err = r.LoadBlob(ctx, repo.DataBlob, id, buf); err != nil {
 					return fmt.Errorf("%s: %w", it.Path, err)
@@ -648,12 +647,12 @@ func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots 
 				if _, err := w.Write(buf); err != nil {
 					return err
 				}
-				sent += int64(len(buf))
+				m.add(int64(len(buf)))
 			}
 			if err := w.Close(); err != nil {
 				return err
 			}
-			m.file(sent)
+			m.fileDone()
 		}
 		return s.WriteJSON(agentproto.FrameMessage, applyEntry{})
 	}()
