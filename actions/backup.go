@@ -50,8 +50,9 @@ type Backups struct {
 	// through the host's agent (tests may put another in).
 	Dumps Dumps
 
-	mu    sync.Mutex
-	known map[string]*hostbackup.Known
+	mu      sync.Mutex
+	known   map[string]*hostbackup.Known
+	listing *snapshotListing // the run's one listing of the repository's snapshots
 
 	opening chan struct{} // closed when OpenInBackground's open is done
 	openErr error
@@ -142,7 +143,14 @@ func (b *Backups) knownFor(ctx context.Context, host string) (*hostbackup.Known,
 	if k := b.known[host]; k != nil {
 		return k, nil
 	}
-	k := hostbackup.HostKnownLater(context.WithoutCancel(ctx), b.Store.R, host)
+	ctx = context.WithoutCancel(ctx)
+	k := hostbackup.KnownLater(func() (*hostbackup.Known, error) {
+		sns, err := b.snapshots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return hostbackup.HostKnownIn(ctx, b.Store.R, sns, host)
+	})
 	if b.known == nil {
 		b.known = map[string]*hostbackup.Known{}
 	}
@@ -344,12 +352,8 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, s *agentctl.S
 		tags = append(tags, repo.PinTags(bk.Until)...)
 	}
 	o := hostbackup.Options{Hostname: h.Name, Paths: j.paths, Tags: tags, ProgramVersion: "holiday " + bk.Version, Known: known}
-	if j.kind == "files" {
-		parent, err := latest(ctx, r, h.Name, "kind:files", j.paths)
-		if err != nil {
-			return nil, fmt.Errorf("finding the previous snapshot: %w", err)
-		}
-		o.Parent = parent
+	if err := bk.fromPrevious(ctx, h.Name, j, &o); err != nil {
+		return nil, err
 	}
 	if j.kind == "disk" {
 		o.MoreTags = func(res hostbackup.Result) []string {
@@ -382,23 +386,6 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, s *agentctl.S
 		return t, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
 	}
 	return t, nil
-}
-
-// latest is the newest snapshot of host with tag and exactly paths.
-func latest(ctx context.Context, r *repo.Repository, host, tag string, paths []string) (*repo.Snapshot, error) {
-	sns, err := r.Snapshots(ctx, func(repo.ID, error) {})
-	if err != nil {
-		return nil, err
-	}
-	for i := len(sns) - 1; i >= 0; i-- {
-		sn := sns[i]
-		sp := slices.Clone(sn.Paths)
-		slices.Sort(sp)
-		if sn.Hostname == host && slices.Contains(sn.Tags, tag) && slices.Equal(sp, paths) {
-			return sn, nil
-		}
-	}
-	return nil, nil
 }
 
 // Verify: the snapshots are in the repository; the host has nothing to

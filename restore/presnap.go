@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/backup/hostbackup"
@@ -23,31 +24,47 @@ type PreSnapshotter interface {
 type BackupSnapshotter struct {
 	Store   *hostbackup.Store
 	Version string // holiday's version, in the snapshot
+	// Progress, if set, hears how far the snapshot is, about once a
+	// second (what: "pre-rollback disk /dev/vdb"); a dump's carries the
+	// host's previous dump of the database as its estimated size.
+	Progress func(what string, st hostbackup.Stats)
 }
 
 // SnapshotFiles implements PreSnapshotter.
 func (s BackupSnapshotter) SnapshotFiles(ctx context.Context, h *actions.Host, paths, tags []string) (*repo.Snapshot, error) {
-	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceFiles, Paths: paths}, paths, tags)
+	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceFiles, Paths: paths}, "files "+strings.Join(paths, ","), paths, tags)
 }
 
-// take runs one host-backup source into a snapshot and reads it back.
-func (s BackupSnapshotter) take(ctx context.Context, h *actions.Host, req hostbackup.Request, paths, tags []string) (*repo.Snapshot, error) {
+// take runs one host-backup source (what, in words) into a snapshot and
+// reads it back.
+func (s BackupSnapshotter) take(ctx context.Context, h *actions.Host, req hostbackup.Request, what string, paths, tags []string) (*repo.Snapshot, error) {
 	st, err := starterOf(h)
 	if err != nil {
 		return nil, err
 	}
 	r := s.Store.R
-	known, err := hostbackup.HostKnown(ctx, r, h.Name)
+	sns, err := r.Snapshots(ctx, func(repo.ID, error) {})
 	if err != nil {
 		return nil, err
+	}
+	known, err := hostbackup.HostKnownIn(ctx, r, sns, h.Name)
+	if err != nil {
+		return nil, err
+	}
+	o := hostbackup.Options{Hostname: h.Name, Paths: paths, Tags: tags, ProgramVersion: s.Version, Known: known}
+	if s.Progress != nil {
+		o.Progress = func(st hostbackup.Stats) { s.Progress("pre-rollback "+what, st) }
+		if req.Source == hostbackup.SourceStream {
+			size := hostbackup.StreamSize(ctx, r, hostbackup.Previous(sns, h.Name, kindTag(tags), paths))
+			o.Expected = func() int64 { return size }
+		}
 	}
 	req.Polynomial = uint64(r.Config().ChunkerPolynomial)
 	stream, err := st.Start(ctx, hostbackup.OpName, req)
 	if err != nil {
 		return nil, err
 	}
-	sn, _, stats, err := hostbackup.Backup(ctx, s.Store, stream, req, hostbackup.Options{
-		Hostname: h.Name, Paths: paths, Tags: tags, ProgramVersion: s.Version, Known: known})
+	sn, _, stats, err := hostbackup.Backup(ctx, s.Store, stream, req, o)
 	stream.Close()
 	if err != nil {
 		return nil, err
@@ -56,4 +73,14 @@ func (s BackupSnapshotter) take(ctx context.Context, h *actions.Host, req hostba
 		return nil, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
 	}
 	return sn, nil
+}
+
+// kindTag is the kind: tag among tags ("" without one).
+func kindTag(tags []string) string {
+	for _, t := range tags {
+		if strings.HasPrefix(t, "kind:") {
+			return t
+		}
+	}
+	return ""
 }

@@ -96,9 +96,11 @@ type dbAction struct {
 	replace bool
 	pre     DumpSnapshotter
 	tags    []string
+	report  func(Progress) // how far the load is (nil: nobody asks)
 
 	preSnap *repo.Snapshot
 	loaded  bool
+	written *Progress
 }
 
 // DumpSnapshotter takes the pre-rollback dump of a database.
@@ -112,7 +114,7 @@ type DumpSnapshotter interface {
 func (s BackupSnapshotter) SnapshotDump(ctx context.Context, h *actions.Host, spec dbdump.Spec, tags []string) (*repo.Snapshot, error) {
 	ss := hostbackup.StreamSpec{Engine: spec.Engine, Database: spec.Database, Globals: spec.Globals, User: spec.User, Name: spec.Name()}
 	p := "/" + spec.Engine + "/" + strings.TrimSuffix(ss.Name, path.Ext(ss.Name))
-	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceStream, Stream: &ss}, []string{p}, tags)
+	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceStream, Stream: &ss}, spec.String(), []string{p}, tags)
 }
 
 type dbPrior struct {
@@ -146,8 +148,9 @@ func (a *dbAction) Observe(ctx context.Context, h *actions.Host) (actions.Record
 }
 
 func (a *dbAction) Apply(ctx context.Context, h *actions.Host, prior actions.Record) (actions.Record, error) {
-	err := loadDump(ctx, h, a.r, a.dump, a.into, a.replace)
-	a.loaded = err == nil
+	m := startMeter(a.dump.Spec.Engine, int64(a.dump.Node.Size), a.report)
+	err := loadDump(ctx, h, a.r, a.dump, a.into, a.replace, m)
+	a.loaded, a.written = err == nil, m.end()
 	rec, rerr := actions.NewRecord(KindRollbackDB, a.target(), map[string]bool{"loaded": a.loaded})
 	if err == nil {
 		err = rerr
@@ -172,19 +175,19 @@ func (a *dbAction) Revert(ctx context.Context, h *actions.Host, prior, done acti
 	if err != nil {
 		return err
 	}
-	return loadDump(ctx, h, a.r, d, "", true)
+	return loadDump(ctx, h, a.r, d, "", true, nil)
 }
 
 // loadDump streams a stored dump from the repository to the host's
-// db-load. A repository read that fails cuts the session (never a short
-// dump taken for whole: dbdump's send).
-func loadDump(ctx context.Context, h *actions.Host, r *repo.Repository, d DumpInSnapshot, into string, replace bool) error {
+// db-load, counted on m. A repository read that fails cuts the session
+// (never a short dump taken for whole: dbdump's send).
+func loadDump(ctx context.Context, h *actions.Host, r *repo.Repository, d DumpInSnapshot, into string, replace bool, m *meter) error {
 	ag, ok := h.Agent.(dbdump.Agent)
 	if !ok {
 		return fmt.Errorf("%s: its agent cannot load databases", h.Name)
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(restorer.Dump(ctx, r, d.Node, pw)) }()
+	go func() { pw.CloseWithError(restorer.Dump(ctx, r, d.Node, meterWriter{pw, m})) }()
 	err := dbdump.LoadOnHost(ctx, ag, d.Spec, pr, into, replace)
 	pr.CloseWithError(errors.New("load ended"))
 	return err
@@ -227,11 +230,16 @@ func rollbackDB(ctx context.Context, ao actions.Options, conn *actions.Connector
 			return res, errors.New("not confirmed: nothing was changed")
 		}
 	}
-	a := &dbAction{r: o.Repo, sn: sn, dump: d, into: o.Into, replace: o.Replace, pre: o.DumpPre}
+	what := d.Spec.String()
+	if o.Into != "" {
+		what += " into " + o.Into
+	}
+	a := &dbAction{r: o.Repo, sn: sn, dump: d, into: o.Into, replace: o.Replace, pre: o.DumpPre, report: o.report(what)}
 	if a.pre == nil {
 		a.pre = o.backupSnapshotter(ctx)
 	}
 	a.tags = rollbackTags(d.Spec.Engine, sn, ao.RunID)
 	err = runStep(ctx, ao, conn, o, KindRollbackDB, a.target(), a, &res, func() (bool, *repo.Snapshot) { return a.loaded, a.preSnap })
+	res.Written = a.written
 	return res, err
 }

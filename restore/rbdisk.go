@@ -106,8 +106,18 @@ func diskScan(ctx context.Context, h *actions.Host, dev string, bs int) (int64, 
 	return size, ids, s.Result(nil)
 }
 
-// diskWrite sends the listed blocks of img.
-func diskWrite(ctx context.Context, h *actions.Host, r *repo.Repository, dev string, img DiskImage, blocks []int, progress func(int, int64)) (DiskStats, error) {
+// blockBytes is the bytes of the listed blocks of img (the last block
+// may be short).
+func blockBytes(img DiskImage, blocks []int) int64 {
+	var n int64
+	for _, i := range blocks {
+		n += min(int64(img.BlockSize), int64(img.Size)-int64(i)*int64(img.BlockSize))
+	}
+	return n
+}
+
+// diskWrite sends the listed blocks of img, each counted on m.
+func diskWrite(ctx context.Context, h *actions.Host, r *repo.Repository, dev string, img DiskImage, blocks []int, m *meter) (DiskStats, error) {
 	var st DiskStats
 	s0, err := starterOf(h)
 	if err != nil {
@@ -119,9 +129,8 @@ func diskWrite(ctx context.Context, h *actions.Host, r *repo.Repository, dev str
 	}
 	defer s.Close()
 	var buf []byte
-	var sent int64
 	err = func() error {
-		for k, i := range blocks {
+		for _, i := range blocks {
 			if buf, err = r.LoadBlob(ctx, repo.DataBlob, img.Blocks[i], buf); err != nil {
 				return fmt.Errorf("block %d: %w", i, err)
 			}
@@ -135,10 +144,7 @@ func diskWrite(ctx context.Context, h *actions.Host, r *repo.Repository, dev str
 			if err := w.Close(); err != nil {
 				return err
 			}
-			sent += int64(len(buf))
-			if progress != nil {
-				progress(k+1, sent)
-			}
+			m.block(int64(len(buf)))
 		}
 		return s.WriteJSON(agentproto.FrameMessage, diskBlock{End: true})
 	}()
@@ -155,16 +161,17 @@ func diskWrite(ctx context.Context, h *actions.Host, r *repo.Repository, dev str
 // blocks; Verify compares again; Revert writes the pre-rollback image
 // back.
 type diskAction struct {
-	r        *repo.Repository
-	sn       *repo.Snapshot
-	img      DiskImage
-	dev      string
-	pre      DiskSnapshotter
-	tags     []string
-	progress func(int, int64)
+	r      *repo.Repository
+	sn     *repo.Snapshot
+	img    DiskImage
+	dev    string
+	pre    DiskSnapshotter
+	tags   []string
+	report func(Progress) // how far the writing is (nil: nobody asks)
 
 	differ  []int
 	applied *DiskStats
+	written *Progress
 	preSnap *repo.Snapshot
 }
 
@@ -177,7 +184,7 @@ type DiskSnapshotter interface {
 // path (zero blocks never cross, blocks the host's own snapshots hold
 // are not sent again).
 func (s BackupSnapshotter) SnapshotDisk(ctx context.Context, h *actions.Host, dev string, blockSize int, tags []string) (*repo.Snapshot, error) {
-	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceDisk, Device: dev, BlockSize: blockSize}, []string{dev}, tags)
+	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceDisk, Device: dev, BlockSize: blockSize}, "disk "+dev, []string{dev}, tags)
 }
 
 // diskPrior is the journal's intent record.
@@ -212,8 +219,9 @@ func (a *diskAction) Observe(ctx context.Context, h *actions.Host) (actions.Reco
 }
 
 func (a *diskAction) Apply(ctx context.Context, h *actions.Host, prior actions.Record) (actions.Record, error) {
-	st, err := diskWrite(ctx, h, a.r, a.dev, a.img, a.differ, a.progress)
-	a.applied = &st
+	m := startMeter("disk", blockBytes(a.img, a.differ), a.report)
+	st, err := diskWrite(ctx, h, a.r, a.dev, a.img, a.differ, m)
+	a.applied, a.written = &st, m.end()
 	rec, rerr := actions.NewRecord(KindRollbackDisk, a.target(), st)
 	if err != nil {
 		return rec, err

@@ -9,7 +9,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/backup/hostbackup"
@@ -59,8 +58,22 @@ type RollbackOptions struct {
 	// database (in Run, if given).
 	Database string
 	Version  string
-	// Progress, if set, is told of the bytes and files written so far.
-	Progress func(files int, bytes int64)
+	// Progress, if set, hears how far the writing is, about once a
+	// second: what is written ("files /etc,/var/www", "disk /dev/vdb",
+	// "postgres database shop") and the figures. RollbackResult.Written
+	// holds the final ones.
+	Progress func(what string, p Progress)
+	// SnapshotProgress, if set, hears how far the pre-rollback snapshot
+	// is (the host-backup data path's reports, about once a second).
+	SnapshotProgress func(what string, st hostbackup.Stats)
+}
+
+// report is o.Progress for what, nil without it.
+func (o RollbackOptions) report(what string) func(Progress) {
+	if o.Progress == nil {
+		return nil
+	}
+	return func(p Progress) { o.Progress(what, p) }
 }
 
 // RollbackResult is what a rollback did (or, dry, would do).
@@ -79,6 +92,9 @@ type RollbackResult struct {
 	BlocksTotal int        `json:"blocks_total,omitempty"`
 	BlockSize   int        `json:"block_size,omitempty"`
 	DiskApplied *DiskStats `json:"disk_applied,omitempty"`
+	// Written are the final figures of the writing (files, disk or
+	// database): bytes sent of the total, and how long it took.
+	Written *Progress `json:"written,omitempty"`
 	// Database rollbacks: which dump, and where it was loaded.
 	Database    string             `json:"database,omitempty"`
 	Into        string             `json:"into,omitempty"`
@@ -144,7 +160,7 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 	if err != nil {
 		return res, err
 	}
-	a := &filesAction{r: o.Repo, sn: sn, roots: roots, want: want, progress: o.Progress}
+	a := &filesAction{r: o.Repo, sn: sn, roots: roots, want: want, report: o.report("files " + strings.Join(roots, ","))}
 	if o.DryRun {
 		h, closeHost, err := conn.Connect(ctx, o.Host)
 		if err != nil {
@@ -168,13 +184,13 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 	if err != nil {
 		return res, err
 	}
-	res.Changes, res.Planned, res.Applied = a.changes, Summarize(a.changes), a.applied
+	res.Changes, res.Planned, res.Applied, res.Written = a.changes, Summarize(a.changes), a.applied, a.written
 	return res, nil
 }
 
 // backupSnapshotter is the default taker of pre-rollback snapshots.
 func (o RollbackOptions) backupSnapshotter(ctx context.Context) BackupSnapshotter {
-	return BackupSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version}
+	return BackupSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version, Progress: o.SnapshotProgress}
 }
 
 // rollbackTags are the tags of the pre-rollback snapshot taken before
@@ -461,16 +477,17 @@ func recv(h *actions.Host, s *agentctl.Stream, v any) error {
 //   - Verify scans again: nothing may differ;
 //   - Revert writes the pre-rollback snapshot back.
 type filesAction struct {
-	r        *repo.Repository
-	sn       *repo.Snapshot
-	roots    []string
-	want     []Item
-	pre      PreSnapshotter
-	tags     []string
-	progress func(int, int64)
+	r      *repo.Repository
+	sn     *repo.Snapshot
+	roots  []string
+	want   []Item
+	pre    PreSnapshotter
+	tags   []string
+	report func(Progress) // how far the writing is (nil: nobody asks)
 
 	changes []Change
 	applied *ApplyStats
+	written *Progress
 	preSnap *repo.Snapshot
 }
 
@@ -509,8 +526,9 @@ func (a *filesAction) Observe(ctx context.Context, h *actions.Host) (actions.Rec
 func (a *filesAction) target() string { return a.sn.ID.Str() + ":" + strings.Join(a.roots, ",") }
 
 func (a *filesAction) Apply(ctx context.Context, h *actions.Host, prior actions.Record) (actions.Record, error) {
-	st, err := applyItems(ctx, h, a.r, a.roots, a.want, a.changes, a.progress)
-	a.applied = &st
+	m := startMeter("files", contentBytes(a.want, a.changes), a.report)
+	st, err := applyItems(ctx, h, a.r, a.roots, a.want, a.changes, m)
+	a.applied, a.written = &st, m.end()
 	rec, rerr := actions.NewRecord(KindRollbackFiles, a.target(), st)
 	if err != nil {
 		return rec, err
@@ -555,10 +573,34 @@ func (a *filesAction) Revert(ctx context.Context, h *actions.Host, prior, done a
 	return err
 }
 
+// sendsContent says whether applyItems sends a node's content: a file
+// created or written, not one whose metadata or hard link alone changes.
+func sendsContent(it Item, c Change, changed bool) bool {
+	return changed && it.Node.Type == repo.NodeFile && c.Op != OpMeta && c.Op != OpLink
+}
+
+// contentBytes is what applyItems will send of the changes' content.
+func contentBytes(want []Item, changes []Change) int64 {
+	byPath := map[string]Change{}
+	for _, c := range changes {
+		if c.Op != OpRemove {
+			byPath[c.Path] = c
+		}
+	}
+	var n int64
+	for _, it := range want {
+		if c, changed := byPath[it.Path]; sendsContent(it, c, changed) {
+			n += int64(it.Node.Size)
+		}
+	}
+	return n
+}
+
 // applyItems sends the changes to rollback-apply: removals in its
 // arguments, then every directory (its metadata is set last) and every
-// changed node in the snapshot's order, files with their content.
-func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots []string, want []Item, changes []Change, progress func(int, int64)) (ApplyStats, error) {
+// changed node in the snapshot's order, files with their content, each
+// counted on m.
+func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots []string, want []Item, changes []Change, m *meter) (ApplyStats, error) {
 	var st ApplyStats
 	if len(changes) == 0 {
 		return st, nil
@@ -581,8 +623,6 @@ func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots 
 		return st, err
 	}
 	defer s.Close()
-	var files atomic.Int64
-	var sent int64
 	var buf []byte
 	err = func() error {
 		for _, it := range want {
@@ -596,7 +636,7 @@ func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots 
 			if err := s.WriteJSON(agentproto.FrameMessage, e); err != nil {
 				return err
 			}
-			if it.Node.Type != repo.NodeFile || c.Op == OpMeta || c.Op == OpLink || !changed {
+			if !sendsContent(it, c, changed) {
 				continue
 			}
 			w := s.DataWriter()
@@ -607,14 +647,12 @@ func applyItems(ctx context.Context, h *actions.Host, r *repo.Repository, roots 
 				if _, err := w.Write(buf); err != nil {
 					return err
 				}
-				sent += int64(len(buf))
+				m.add(int64(len(buf)))
 			}
 			if err := w.Close(); err != nil {
 				return err
 			}
-			if progress != nil {
-				progress(int(files.Add(1)), sent)
-			}
+			m.fileDone()
 		}
 		return s.WriteJSON(agentproto.FrameMessage, applyEntry{})
 	}()
@@ -684,7 +722,7 @@ func rollbackDisk(ctx context.Context, ao actions.Options, conn *actions.Connect
 		dev = sn.Paths[0]
 	}
 	res.Device, res.BlockSize, res.BlocksTotal = dev, img.BlockSize, len(img.Blocks)
-	a := &diskAction{r: o.Repo, sn: sn, img: img, dev: dev, progress: o.Progress}
+	a := &diskAction{r: o.Repo, sn: sn, img: img, dev: dev, report: o.report("disk " + dev)}
 	if o.DryRun {
 		h, closeHost, err := conn.Connect(ctx, o.Host)
 		if err != nil {
@@ -711,6 +749,6 @@ func rollbackDisk(ctx context.Context, ao actions.Options, conn *actions.Connect
 		return res, err
 	}
 	res.Blocks = len(a.differ)
-	res.DiskApplied = a.applied
+	res.DiskApplied, res.Written = a.applied, a.written
 	return res, nil
 }

@@ -123,6 +123,11 @@ type Options struct {
 	MoreTags func(Result) []string
 	// Progress, when set, is called about once a second.
 	Progress func(Stats)
+	// Expected, when set, is asked at each Progress call for a stream's
+	// likely size (the host's previous dump of the same database: a
+	// dump's size is known only at its end); 0 while it is not known.
+	// Progress then reports it as Total, marked Estimated.
+	Expected func() int64
 }
 
 // Stats count one source's backup.
@@ -131,11 +136,14 @@ type Stats struct {
 	Unchanged int64 `json:"unchanged"` // files taken from the parent without reading
 	Bytes     int64 `json:"bytes"`     // content of the files read (zero blocks included)
 	// Total is the size of every file of the source walked so far (a
-	// disk's device size; 0 for a dump, whose size is known only at its
-	// end) and Done how much of it is behind: read, or unchanged and not
-	// read. Progress estimates the time left from them.
-	Total     int64 `json:"total"`
-	Done      int64 `json:"done"`
+	// disk's device size; a dump's size is known only at its end, so
+	// while it runs Total is Options.Expected's estimate, or 0) and Done
+	// how much of it is behind: read, or unchanged and not read.
+	// Progress estimates the time left from them.
+	Total int64 `json:"total"`
+	Done  int64 `json:"done"`
+	// Estimated: Total is an estimate (a dump's, from its previous size).
+	Estimated bool  `json:"estimated,omitempty"`
 	BlobsSent int64 `json:"blobs_sent"`
 	BytesSent int64 `json:"bytes_sent"` // chunk data that crossed the link
 	// WireBytes is everything the agent sent for this source: walk,
@@ -205,9 +213,13 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	for range runtime.GOMAXPROCS(0) {
 		g.Go(func() error { return c.worker(gctx) })
 	}
-	stop := make(chan struct{})
-	if o.Progress != nil {
+	// the reports end before Backup returns: none comes after the result
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	if o.Progress == nil {
+		close(stopped)
+	} else {
 		go func() {
+			defer close(stopped)
 			t := time.NewTicker(time.Second)
 			defer t.Stop()
 			for {
@@ -226,8 +238,12 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 		err = werr
 	}
 	close(stop)
+	<-stopped
 	c.stats.Bytes, c.stats.BytesSent, c.stats.Elapsed = c.bytes.Load(), c.sent.Load(), time.Since(start)
 	c.stats.Total, c.stats.Done = c.total.Load(), c.bytes.Load()+c.keptBytes.Load()
+	if req.Source == SourceStream {
+		c.stats.Total = c.stats.Bytes // known now
+	}
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -267,8 +283,14 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 // progress is the stats so far, for Options.Progress.
 func (c *control) progress(start time.Time) Stats {
 	b := c.bytes.Load()
-	return Stats{Files: c.nfiles.Load(), Bytes: b, BytesSent: c.sent.Load(), Elapsed: time.Since(start),
+	st := Stats{Files: c.nfiles.Load(), Bytes: b, BytesSent: c.sent.Load(), Elapsed: time.Since(start),
 		Total: c.total.Load(), Done: b + c.keptBytes.Load()}
+	if c.req.Source == SourceStream && c.o.Expected != nil {
+		if e := c.o.Expected(); e > 0 {
+			st.Total, st.Estimated = e, true
+		}
+	}
+	return st
 }
 
 // worker verifies and stores the chunks that arrive.

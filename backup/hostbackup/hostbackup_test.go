@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/holiday-ops/holiday/backup/backend/local"
 	"github.com/holiday-ops/holiday/backup/backend/mem"
@@ -282,7 +283,7 @@ func TestBuilder(t *testing.T) {
 // TestVerifyReadsBackWhatItWrote: Verify reads back the trees and chunks a
 // backup stored and nothing older (an unchanged backup stores no tree and
 // sends no chunk), and a damaged pack of the backup fails it. The
-// earlier snapshots' blobs (HostKnown) arrive in the background.
+// earlier snapshots' blobs (KnownLater) arrive in the background.
 func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -309,11 +310,11 @@ func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	}
 	// the first walk may have moved the folders' atimes (relatime):
 	// the third backup is the unchanged one
-	between, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, HostKnownLater(ctx, r, "h1"))
+	between, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, st2, err := backupFiles(t, s, "h1", []string{src}, nil, between, HostKnownLater(ctx, r, "h1"))
+	second, st2, err := backupFiles(t, s, "h1", []string{src}, nil, between, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,5 +395,80 @@ func TestPolynomialLater(t *testing.T) {
 	}()
 	if err := <-l.done; err == nil || !strings.Contains(err.Error(), "without a valid chunker polynomial") {
 		t.Errorf("host asked to read without a polynomial: %v", err)
+	}
+}
+
+// pausedDump is a dump that sends first, waits until release is closed
+// (or 10 s), then sends rest.
+type pausedDump struct {
+	first, rest []byte
+	release     chan struct{}
+	waited      bool
+}
+
+func (d *pausedDump) Read(p []byte) (int, error) {
+	if len(d.first) > 0 {
+		n := copy(p, d.first)
+		d.first = d.first[n:]
+		return n, nil
+	}
+	if !d.waited {
+		d.waited = true
+		select {
+		case <-d.release:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	if len(d.rest) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, d.rest)
+	d.rest = d.rest[n:]
+	return n, nil
+}
+
+func (d *pausedDump) Wait() error { return nil }
+
+// TestStreamProgressEstimate: while a dump runs, Progress reports its
+// expected size (Options.Expected) as Total, marked Estimated; the
+// final Stats carry the dump's real size, no estimate.
+func TestStreamProgressEstimate(t *testing.T) {
+	s, _ := testRepo(t)
+	data := make([]byte, 3<<20)
+	rand.NewChaCha8([32]byte{3}).Read(data)
+	d := &pausedDump{first: data[:1<<20], rest: data[1<<20:], release: make(chan struct{})}
+	RegisterDumper(func(context.Context, StreamSpec) (Dump, error) { return d, nil })
+	t.Cleanup(func() { RegisterDumper(nil) })
+	req := Request{Source: SourceStream, Stream: &StreamSpec{Engine: "postgres", Database: "shop", Name: "shop.pgdump"},
+		Polynomial: uint64(s.R.Config().ChunkerPolynomial)}
+	var reports []Stats
+	o := Options{Hostname: "h1", Paths: []string{"/postgres/shop"}, Expected: func() int64 { return 4 << 20 },
+		Progress: func(st Stats) {
+			if reports = append(reports, st); len(reports) == 1 {
+				close(d.release)
+			}
+		}}
+	_, _, st, err := Backup(context.Background(), s, startHost(t, req, nil), req, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) == 0 {
+		t.Fatal("no progress report while the dump was paused")
+	}
+	if r := reports[0]; r.Total != 4<<20 || !r.Estimated || r.Done != r.Bytes || r.Bytes > 1<<20 {
+		t.Errorf("report during the dump: %+v; want Total 4 MiB estimated, Done = Bytes <= 1 MiB", r)
+	}
+	if st.Total != 3<<20 || st.Done != 3<<20 || st.Bytes != 3<<20 || st.Estimated {
+		t.Errorf("final stats: %+v; want Total, Done and Bytes 3 MiB, not estimated", st)
+	}
+
+	// without Expected, no total while it runs (no time left shown)
+	d = &pausedDump{first: data[:1<<20], rest: data[1<<20:], release: make(chan struct{})}
+	reports, o.Expected = nil, nil
+	if _, _, _, err := Backup(context.Background(), s, startHost(t, req, nil), req, o); err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) == 0 || reports[0].Total != 0 || reports[0].Estimated {
+		t.Errorf("reports without an expected size: %+v; want Total 0, not estimated", reports)
 	}
 }

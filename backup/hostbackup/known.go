@@ -16,20 +16,22 @@ import (
 type Known struct {
 	mu  sync.Mutex
 	ids map[repo.ID]struct{}
-	// ready, when set, is closed once HostKnownLater's walk is done;
+	// ready, when set, is closed once KnownLater's read is done;
 	// err is why it failed.
 	ready chan struct{}
 	err   error
 }
 
-// HostKnownLater is HostKnown read in the background: the host starts
-// walking its files meanwhile, and the first Has or Add waits for it (an
-// unchanged backup asks nothing until its end, when Err is checked).
-func HostKnownLater(ctx context.Context, r *repo.Repository, host string) *Known {
+// KnownLater is the set read reads (HostKnown, or HostKnownIn on a
+// listing of the snapshots shared by a run's hosts), read in the
+// background: the host starts walking its files meanwhile, and the first
+// Has or Add waits for it (an unchanged backup asks nothing until its
+// end, when Err is checked).
+func KnownLater(read func() (*Known, error)) *Known {
 	k := &Known{ready: make(chan struct{})}
 	go func() {
 		defer close(k.ready)
-		got, err := HostKnown(ctx, r, host)
+		got, err := read()
 		if err != nil {
 			k.ids, k.err = map[repo.ID]struct{}{}, err
 			return
@@ -39,14 +41,14 @@ func HostKnownLater(ctx context.Context, r *repo.Repository, host string) *Known
 	return k
 }
 
-// wait waits for a HostKnownLater walk.
+// wait waits for a KnownLater read.
 func (k *Known) wait() {
 	if k.ready != nil {
 		<-k.ready
 	}
 }
 
-// Err waits for a HostKnownLater walk and says why it failed (then the
+// Err waits for a KnownLater read and says why it failed (then the
 // set is empty: every blob was asked for, which is safe, but the
 // repository could not be read).
 func (k *Known) Err() error {
@@ -60,11 +62,17 @@ func NewKnown() *Known { return &Known{ids: map[repo.ID]struct{}{}} }
 // HostKnown collects the data blobs of every snapshot of host (by the
 // snapshot's hostname) in r. The index must be loaded.
 func HostKnown(ctx context.Context, r *repo.Repository, host string) (*Known, error) {
-	k := NewKnown()
 	sns, err := r.Snapshots(ctx, func(repo.ID, error) {})
 	if err != nil {
 		return nil, err
 	}
+	return HostKnownIn(ctx, r, sns, host)
+}
+
+// HostKnownIn is HostKnown on a listing of r's snapshots already made
+// (one per run, shared by its hosts).
+func HostKnownIn(ctx context.Context, r *repo.Repository, sns []*repo.Snapshot, host string) (*Known, error) {
+	k := NewKnown()
 	seen := map[repo.ID]bool{}
 	var walk func(id repo.ID) error
 	walk = func(id repo.ID) error {

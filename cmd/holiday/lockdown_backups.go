@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -135,51 +134,20 @@ func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 // backupProgress prints each host's source about every 5 s: files,
 // bytes read, bytes sent, the rate and the time left.
 func backupProgress(w io.Writer) func(host, source string, st hostbackup.Stats) {
-	var mu sync.Mutex
-	last := map[string]time.Time{}
+	p := newLineThrottle(w)
 	return func(host, source string, st hostbackup.Stats) {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Since(last[host]) < 5*time.Second {
-			return
-		}
-		last[host] = time.Now()
-		fmt.Fprintln(w, progressLine(host, source, st))
+		p.print(host, func() string { return progressLine(host, source, st) })
 	}
 }
 
 // progressLine is one progress line of a host's source. The time left is
-// the bytes still to go (the walk's total so far, or the disk's size)
-// at the rate of the bytes behind so far; a dump, whose size is unknown
-// until its end, has none.
+// the bytes still to go (the walk's total so far, the disk's size, or
+// about the previous dump's size) at the rate of the bytes behind so far;
+// a dump without an earlier one has none.
 func progressLine(host, source string, st hostbackup.Stats) string {
-	secs := max(st.Elapsed.Seconds(), 0.001)
-	line := fmt.Sprintf("%-10s backup %s: %d files, %s read, %s sent, %s/s", host, source, st.Files,
-		repocmd.Human(st.Bytes), repocmd.Human(st.BytesSent), repocmd.Human(int64(float64(st.Bytes)/secs)))
-	if st.Total <= 0 {
-		return line
-	}
-	done := min(st.Done, st.Total)
-	line += fmt.Sprintf(", %d%% of %s", done*100/st.Total, repocmd.Human(st.Total))
-	if done <= 0 || st.Elapsed < time.Second {
-		return line + ", ETA ?"
-	}
-	left := time.Duration(float64(st.Total-done) / (float64(done) / secs) * float64(time.Second))
-	return line + ", ETA " + etaString(left)
-}
-
-// etaString rounds a time left for reading: 45s, 3m05s, 2h10m.
-func etaString(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Round(time.Second)/time.Second))
-	case d < time.Hour:
-		d = d.Round(time.Second)
-		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
-	default:
-		d = d.Round(time.Minute)
-		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
-	}
+	counts := fmt.Sprintf("%d files, %s read, %s sent", st.Files, repocmd.Human(st.Bytes), repocmd.Human(st.BytesSent))
+	return progressText(host, "backup "+source, progressFigures{counts: counts, bytes: st.Bytes,
+		total: st.Total, done: st.Done, estimate: st.Estimated, elapsed: st.Elapsed})
 }
 
 // printBaseline is the summary's baseline line of a host (lockdown).

@@ -1,40 +1,39 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/holiday-ops/holiday/backup/hostbackup"
+	"github.com/holiday-ops/holiday/internal/golden"
 )
 
+// TestProgressLine: a host's source's progress lines, against
+// testdata/progress-backup.golden (go test -update rewrites it).
 func TestProgressLine(t *testing.T) {
 	const mib = 1 << 20
+	var out strings.Builder
 	for _, c := range []struct {
-		name string
-		st   hostbackup.Stats
-		want string
+		name, source string
+		st           hostbackup.Stats
 	}{
-		{"files half way", hostbackup.Stats{Files: 120, Bytes: 100 * mib, BytesSent: 40 * mib, Elapsed: 10 * time.Second, Total: 200 * mib, Done: 100 * mib},
-			"sys1       backup files /etc: 120 files, 100.0 MiB read, 40.0 MiB sent, 10.0 MiB/s, 50% of 200.0 MiB, ETA 10s"},
-		{"unchanged files count as done", hostbackup.Stats{Files: 5000, Bytes: 10 * mib, Elapsed: 5 * time.Second, Total: 1000 * mib, Done: 500 * mib},
-			"sys1       backup files /etc: 5000 files, 10.0 MiB read, 0 B sent, 2.0 MiB/s, 50% of 1000.0 MiB, ETA 5s"},
-		{"disk, minutes", hostbackup.Stats{Files: 0, Bytes: 1024 * mib, Elapsed: 10 * time.Second, Total: 64 * 1024 * mib, Done: 1024 * mib},
-			"sys1       backup files /etc: 0 files, 1.00 GiB read, 0 B sent, 102.4 MiB/s, 1% of 64.00 GiB, ETA 10m30s"},
-		{"hours", hostbackup.Stats{Bytes: mib, Elapsed: 10 * time.Second, Total: 1024 * mib, Done: mib},
-			"sys1       backup files /etc: 0 files, 1.0 MiB read, 0 B sent, 102.4 KiB/s, 0% of 1.00 GiB, ETA 2h51m"},
-		{"nothing done yet", hostbackup.Stats{Elapsed: 3 * time.Second, Total: 10 * mib},
-			"sys1       backup files /etc: 0 files, 0 B read, 0 B sent, 0 B/s, 0% of 10.0 MiB, ETA ?"},
-		{"a file grew past the walk's total", hostbackup.Stats{Bytes: 12 * mib, Elapsed: 2 * time.Second, Total: 10 * mib, Done: 12 * mib},
-			"sys1       backup files /etc: 0 files, 12.0 MiB read, 0 B sent, 6.0 MiB/s, 100% of 10.0 MiB, ETA 0s"},
-		{"dump: size unknown, no ETA", hostbackup.Stats{Files: 0, Bytes: 30 * mib, BytesSent: 30 * mib, Elapsed: 3 * time.Second},
-			"sys1       backup files /etc: 0 files, 30.0 MiB read, 30.0 MiB sent, 10.0 MiB/s"},
+		{"files half way", "files /etc", hostbackup.Stats{Files: 120, Bytes: 100 * mib, BytesSent: 40 * mib, Elapsed: 10 * time.Second, Total: 200 * mib, Done: 100 * mib}},
+		{"unchanged files count as done", "files /etc", hostbackup.Stats{Files: 5000, Bytes: 10 * mib, Elapsed: 5 * time.Second, Total: 1000 * mib, Done: 500 * mib}},
+		{"disk, minutes", "disk /dev/vdb", hostbackup.Stats{Files: 0, Bytes: 1024 * mib, Elapsed: 10 * time.Second, Total: 64 * 1024 * mib, Done: 1024 * mib}},
+		{"hours", "files /etc", hostbackup.Stats{Bytes: mib, Elapsed: 10 * time.Second, Total: 1024 * mib, Done: mib}},
+		{"nothing done yet", "files /etc", hostbackup.Stats{Elapsed: 3 * time.Second, Total: 10 * mib}},
+		{"a file grew past the walk's total", "files /etc", hostbackup.Stats{Bytes: 12 * mib, Elapsed: 2 * time.Second, Total: 10 * mib, Done: 12 * mib}},
+		{"dump without an earlier one: size unknown, no ETA", "postgres shop", hostbackup.Stats{Files: 0, Bytes: 30 * mib, BytesSent: 30 * mib, Elapsed: 3 * time.Second}},
+		{"dump: about the previous dump's size", "postgres shop", hostbackup.Stats{Bytes: 30 * mib, BytesSent: 30 * mib, Elapsed: 3 * time.Second, Total: 60 * mib, Done: 30 * mib, Estimated: true}},
+		{"dump: estimate, nothing behind yet", "mysql shop", hostbackup.Stats{Elapsed: 2 * time.Second, Total: 60 * mib, Estimated: true}},
+		{"dump: grown past the previous dump's size", "postgres shop", hostbackup.Stats{Bytes: 70 * mib, BytesSent: 70 * mib, Elapsed: 7 * time.Second, Total: 60 * mib, Done: 70 * mib, Estimated: true}},
+		{"pre-rollback dump (holiday rollback --replace)", "pre-rollback postgres database shop", hostbackup.Stats{Bytes: 3 * mib, BytesSent: 3 * mib, Elapsed: 3 * time.Second, Total: 12 * mib, Done: 3 * mib, Estimated: true}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := progressLine("sys1", "files /etc", c.st); got != c.want {
-				t.Errorf("\ngot  %q\nwant %q", got, c.want)
-			}
-		})
+		fmt.Fprintf(&out, "# %s\n%s\n", c.name, progressLine("sys1", c.source, c.st))
 	}
+	golden.Check(t, "testdata/progress-backup.golden", []byte(out.String()))
 }
 
 func TestETAString(t *testing.T) {

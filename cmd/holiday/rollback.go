@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repocmd"
 	"github.com/holiday-ops/holiday/restore"
 )
@@ -59,10 +60,8 @@ unless --yes; without a terminal to ask on, it needs --yes.`,
 			}
 			defer unlock()
 			o.Repo, o.Version = r, "holiday "+version
-			if tty, ok := cmd.ErrOrStderr().(*os.File); ok && !f.json && isTerminal(tty) {
-				o.Progress = func(files int, bytes int64) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "\r%s: %d files (or blocks), %d bytes written", args[0], files, bytes)
-				}
+			if tty, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(tty) {
+				o.Progress, o.SnapshotProgress = rollbackProgress(tty, o.Host.Name)
 			}
 			if in, ok := cmd.InOrStdin().(*os.File); ok && isTerminal(in) {
 				o.Confirm = func(q string) (bool, error) {
@@ -76,9 +75,6 @@ unless --yes; without a terminal to ask on, it needs --yes.`,
 				}
 			}
 			res, err := restore.Rollback(cmd.Context(), ao, conn, o)
-			if o.Progress != nil {
-				fmt.Fprintln(cmd.ErrOrStderr())
-			}
 			if err != nil {
 				return err
 			}
@@ -109,6 +105,34 @@ unless --yes; without a terminal to ask on, it needs --yes.`,
 	cmd.MarkFlagsMutuallyExclusive("into", "replace")
 	cmd.MarkFlagsMutuallyExclusive("device", "database", "path")
 	return cmd
+}
+
+// rollbackProgress prints a rollback's progress about every 5 s: its
+// pre-rollback snapshot's as a backup's, then its writing's (what is
+// written of the total, the rate and the time left).
+func rollbackProgress(w io.Writer, host string) (func(what string, p restore.Progress), func(what string, st hostbackup.Stats)) {
+	t := newLineThrottle(w)
+	writing := func(what string, p restore.Progress) {
+		t.print(host, func() string { return rollbackLine(host, what, p) })
+	}
+	snapshot := func(what string, st hostbackup.Stats) {
+		t.print(host, func() string { return progressLine(host, what, st) })
+	}
+	return writing, snapshot
+}
+
+// rollbackLine is one progress line of a rollback's writing.
+func rollbackLine(host, what string, p restore.Progress) string {
+	counts := repocmd.Human(p.Bytes) + " written"
+	switch p.Kind {
+	case "files":
+		counts = fmt.Sprintf("%d files, %s", p.Files, counts)
+	case "disk":
+		counts = fmt.Sprintf("%d blocks, %s", p.Blocks, counts)
+	default: // a database's dump
+		counts = repocmd.Human(p.Bytes) + " loaded"
+	}
+	return progressText(host, "rollback "+what, progressFigures{counts: counts, bytes: p.Bytes, total: p.Total, done: p.Bytes, elapsed: p.Elapsed})
 }
 
 func printRollback(w io.Writer, res restore.RollbackResult) {
@@ -142,6 +166,9 @@ func printRollback(w io.Writer, res restore.RollbackResult) {
 	}
 	if d := res.DiskApplied; d != nil {
 		fmt.Fprintf(w, "%s: wrote %d blocks (%d bytes) to %s\n", res.Host, d.Blocks, d.Bytes, res.Device)
+	}
+	if p := res.Written; p != nil && res.Database != "" {
+		fmt.Fprintf(w, "%s: loaded %s in %s\n", res.Host, repocmd.Human(p.Bytes), etaString(p.Elapsed))
 	}
 	if r := res.Run; r != nil {
 		for _, h := range r.Hosts {

@@ -40,6 +40,13 @@ for root in sys.argv[1:]:
             print(" ".join(line))
 `
 
+// writtenJSON is rollback --json's final figures of the writing.
+type writtenJSON struct {
+	Kind                        string
+	Files, Blocks, Bytes, Total int64
+	Elapsed                     int64 `json:"elapsed_ns"`
+}
+
 func hostTree(t *testing.T, h *labtest.Host, roots ...string) string {
 	t.Helper()
 	return h.MustSSH(t, "root", "python3 -c '"+treeState+"' "+strings.Join(roots, " "))
@@ -184,6 +191,7 @@ touch -d '2020-01-01' /var/www/html/rb/index.html`)
 	var res struct {
 		PreSnapshot string `json:"pre_rollback_snapshot"`
 		Applied     struct{ Written, Meta, Removed int }
+		Written     writtenJSON
 		Run         struct {
 			Run   string
 			Hosts []struct {
@@ -197,6 +205,10 @@ touch -d '2020-01-01' /var/www/html/rb/index.html`)
 	}
 	if res.PreSnapshot == "" || res.Applied.Removed != 2 || res.Applied.Written < 4 || len(res.Run.Hosts) != 1 || res.Run.Hosts[0].Status != "done" {
 		t.Fatalf("rollback result: %+v", res)
+	}
+	// the final figures: every byte of the changed files' content sent
+	if w := res.Written; w.Kind != "files" || w.Files < 1 || w.Total <= 0 || w.Bytes != w.Total || w.Elapsed <= 0 {
+		t.Errorf("rollback --json written: %+v; want files, all of the content's bytes", w)
 	}
 	if _, err := os.Stat(res.Run.Hosts[0].Journal); err != nil {
 		t.Errorf("no journal of the rollback run: %v", err)
@@ -331,6 +343,7 @@ func TestRollbackDiskLab(t *testing.T) {
 	var rr struct {
 		PreSnapshot string                      `json:"pre_rollback_snapshot"`
 		DiskApplied struct{ Blocks, Bytes int } `json:"disk_applied"`
+		Written     writtenJSON
 		Run         struct{ Hosts []struct{ Status string } }
 	}
 	if err := json.Unmarshal([]byte(out), &rr); err != nil || code != 0 {
@@ -338,6 +351,9 @@ func TestRollbackDiskLab(t *testing.T) {
 	}
 	if rr.PreSnapshot == "" || rr.DiskApplied.Blocks != 1 || rr.DiskApplied.Bytes != 4<<20 || rr.Run.Hosts[0].Status != "done" {
 		t.Fatalf("rollback of one zeroed block: %+v", rr)
+	}
+	if w := rr.Written; w.Kind != "disk" || w.Blocks != 1 || w.Bytes != 4<<20 || w.Total != 4<<20 || w.Elapsed <= 0 {
+		t.Errorf("rollback --json written: %+v; want the one block of 4 MiB of 4 MiB", w)
 	}
 	if got := sha(); got != before {
 		t.Fatalf("after rollback the disk's sha256 is %s, the image's %s", got, before)
@@ -447,9 +463,13 @@ func TestRollbackDatabaseLab(t *testing.T) {
 			out, _, code := rollback("--snapshot", snap, "--replace", "--yes", "--json")
 			var rr struct {
 				PreSnapshot string `json:"pre_rollback_snapshot"`
+				Written     writtenJSON
 			}
 			if json.Unmarshal([]byte(out), &rr); code != 0 || rr.PreSnapshot == "" {
 				t.Fatalf("--replace --yes: exit %d, %s", code, out)
+			}
+			if w := rr.Written; w.Kind != e.engine || w.Total <= 0 || w.Bytes != w.Total || w.Elapsed <= 0 {
+				t.Errorf("--replace --json written: %+v; want the whole dump's bytes loaded", w)
 			}
 			if got := query("shop"); got != seeded {
 				t.Fatalf("after --replace shop holds %q, want the seeded rows", got)
