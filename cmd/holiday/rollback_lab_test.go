@@ -19,7 +19,9 @@ import (
 // treeState lists every node under the roots on the host as one line
 // each: type, mode, owner, size, mtime in ns, symlink target, hard-link
 // count, sha256 of a file's content and the xattrs. Access times are
-// left out (reading moves them).
+// left out (reading moves them), and so is a directory's size: it is the
+// filesystem's bookkeeping, not content (on the lab's overlay a directory
+// copied up to the upper layer by any metadata change reports another).
 const treeState = `
 import hashlib, os, stat, sys
 for root in sys.argv[1:]:
@@ -27,7 +29,7 @@ for root in sys.argv[1:]:
         dirs.sort()
         for p in [d] + sorted(os.path.join(d, f) for f in files) + sorted(os.path.join(d, x) for x in dirs if os.path.islink(os.path.join(d, x))):
             st = os.lstat(p)
-            line = [p, oct(st.st_mode), "%d:%d" % (st.st_uid, st.st_gid), str(st.st_size), str(st.st_mtime_ns)]
+            line = [p, oct(st.st_mode), "%d:%d" % (st.st_uid, st.st_gid), "-" if stat.S_ISDIR(st.st_mode) else str(st.st_size), str(st.st_mtime_ns)]
             if stat.S_ISLNK(st.st_mode):
                 line.append("-> " + os.readlink(p))
             else:
