@@ -199,6 +199,8 @@ type blobJob struct {
 // a file the host could not read fails the snapshot (a vanished one is
 // left out). On error no snapshot is written; what was packed stays
 // unreferenced, and the caller must close the link without reusing it.
+// Every pack stored through s from then on is read back as it is
+// stored (repo.VerifyWrites): Verify gives the backup's verdict.
 func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*repo.Snapshot, Result, Stats, error) {
 	start := time.Now()
 	// every pack of the run is read back as it is stored, on the run's
