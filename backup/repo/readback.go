@@ -34,7 +34,7 @@ import (
 // not read back yet fails with its cause. Calling it again does nothing.
 //
 // The backend must let a Load see a file as soon as its Save returned:
-// the local backend renames a complete file into place, and S3
+// the local backend links a complete, synced file into place, and S3
 // (AWS, versitygw) gives read-after-write consistency for new objects.
 func (r *Repository) VerifyWrites(ctx context.Context) {
 	r.rb.CompareAndSwap(nil, &readBack{ctx: ctx, r: r, packs: map[ID]*packCheck{}, max: runtime.GOMAXPROCS(0)})
@@ -49,8 +49,7 @@ type readBack struct {
 	packs   map[ID]*packCheck
 	queue   []*packCheck // stored, not read back yet
 	readers int
-	// blobs checked, sound or not (tests count them)
-	checked atomic.Int64
+	checked atomic.Int64 // blobs checked, sound or not
 }
 
 // packCheck is one pack's read-back: done is closed when it is over;
@@ -90,15 +89,16 @@ func (rb *readBack) check(id ID) *packCheck {
 	return rb.packs[id]
 }
 
-// packBufs are the readers' buffers (a pack, a blob's plaintext): a
-// reader exits when nothing is queued, its buffers stay for the next.
-var packBufs = sync.Pool{New: func() any { return new([]byte) }}
+// packBufs and plainBufs are the readers' buffers (a pack; a compressed
+// blob's plaintext): a reader exits when nothing is queued, its buffers
+// stay for the next.
+var packBufs, plainBufs = sync.Pool{New: func() any { return new([]byte) }}, sync.Pool{New: func() any { return new([]byte) }}
 
 // read is one reader: it checks queued packs until none is left.
 func (rb *readBack) read() {
-	pack, plain := packBufs.Get().(*[]byte), packBufs.Get().(*[]byte)
+	pack, plain := packBufs.Get().(*[]byte), plainBufs.Get().(*[]byte)
 	defer packBufs.Put(pack)
-	defer packBufs.Put(plain)
+	defer plainBufs.Put(plain)
 	for {
 		rb.mu.Lock()
 		if len(rb.queue) == 0 {
