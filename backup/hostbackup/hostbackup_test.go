@@ -474,7 +474,6 @@ func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 // fails naming that pack and chunk, h2's, whose chunks were read back
 // sound from the same pack, passes.
 func TestVerifySeveralHosts(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one data pack being filled
 	ctx := context.Background()
 	dir := t.TempDir()
 	be := newPackWatch(t, filepath.Join(dir, "repo"))
@@ -505,6 +504,9 @@ func TestVerifySeveralHosts(t *testing.T) {
 	}
 	be.readOnce(t, r)
 
+	// one data pack being filled (the writer starts again after the
+	// flushes above, with one packer)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	// damage the first blob of the next pack that holds only chunks
 	var once atomic.Bool
 	be.Mangle = func(h backend.Handle, b []byte) []byte {
