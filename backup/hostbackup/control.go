@@ -199,8 +199,13 @@ type blobJob struct {
 // a file the host could not read fails the snapshot (a vanished one is
 // left out). On error no snapshot is written; what was packed stays
 // unreferenced, and the caller must close the link without reusing it.
+// Every pack stored through s from then on is read back as it is
+// stored (repo.VerifyWrites): Verify gives the backup's verdict.
 func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*repo.Snapshot, Result, Stats, error) {
 	start := time.Now()
+	// every pack of the run is read back as it is stored, on the run's
+	// context (Verify waits for this backup's)
+	s.R.VerifyWrites(s.ctx)
 	c := &control{s: s, link: link, req: req, o: o, b: newBuilder(), files: map[int64]fileRef{}, kept: map[int64]bool{}, asked: map[repo.ID]bool{}, zeros: map[uint32]repo.ID{},
 		jobs: make(chan blobJob, 2*runtime.GOMAXPROCS(0))}
 	if o.Known == nil {
@@ -529,43 +534,32 @@ func (c *control) zero(ctx context.Context, n uint32) (repo.ID, error) {
 	return id, nil
 }
 
-// Verify reads back what a backup wrote: the trees it stored and the
-// data blobs the host sent (st.NewTrees, st.NewBlobs), each decrypted and
-// hashed, and checks that the index holds the snapshot's root tree. A
-// tree or blob the repository already held was read back by the backup
-// that wrote it and is not read again (an unchanged run writes no tree),
-// and every tree the new ones name was either written by this backup or
-// found in the index when it was saved. A blob that cannot be read back
-// fails the host's backup before anything on it stops.
+// Verify checks what a backup wrote: that the index holds the snapshot's
+// root tree, and that the trees it stored and the data blobs the host sent
+// (st.NewTrees, st.NewBlobs) were read back from the storage sound. Backup
+// turns on the repository's read-back (repo.VerifyWrites), which reads
+// each pack back as soon as it is stored, in the background, and checks
+// its header and every blob in it (decrypted, hashed, a tree parsed);
+// Verify waits for the packs holding this backup's blobs and nothing
+// else, so one host's verdict neither waits for nor takes the blame of
+// another's blobs in the same packs. A blob that no pack read back holds
+// (one stored before, by another host's earlier run) is read and
+// checked now. A tree or blob the host's own earlier snapshots held was
+// checked when they were taken and is not in st (an unchanged run writes
+// no tree); every tree the new ones name was either written by this
+// backup or found in the index when it was saved. An error names the
+// blob and its pack, and fails the host's backup before anything on it
+// stops.
 func Verify(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, st Stats) error {
 	if sn.Tree == nil || !r.Index().Has(repo.BlobHandle{ID: *sn.Tree, Type: repo.TreeBlob}) {
 		return errors.New("the snapshot's root tree is not in the index")
 	}
+	bhs := make([]repo.BlobHandle, 0, len(st.NewTrees)+len(st.NewBlobs))
 	for _, id := range st.NewTrees {
-		if _, err := r.LoadTree(ctx, id); err != nil {
-			return err
-		}
+		bhs = append(bhs, repo.BlobHandle{ID: id, Type: repo.TreeBlob})
 	}
-	blobs := st.NewBlobs
-	// the blobs in as many runs as there are cores, each in the order
-	// they were written (so mostly pack by pack)
-	g, gctx := errgroup.WithContext(ctx)
-	n := runtime.GOMAXPROCS(0)
-	per := (len(blobs) + n - 1) / n
-	for part := range slices.Chunk(blobs, max(per, 1)) {
-		g.Go(func() error {
-			var buf []byte
-			for _, id := range part {
-				if err := gctx.Err(); err != nil {
-					return err
-				}
-				var err error
-				if buf, err = r.LoadBlob(gctx, repo.DataBlob, id, buf); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	for _, id := range st.NewBlobs {
+		bhs = append(bhs, repo.BlobHandle{ID: id, Type: repo.DataBlob})
 	}
-	return g.Wait()
+	return r.WaitVerified(ctx, bhs)
 }

@@ -3,17 +3,26 @@ package hostbackup
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/holiday-ops/holiday/backup/backend"
+	"github.com/holiday-ops/holiday/backup/backend/faulty"
 	"github.com/holiday-ops/holiday/backup/backend/local"
 	"github.com/holiday-ops/holiday/backup/backend/mem"
 	"github.com/holiday-ops/holiday/backup/repo"
@@ -280,17 +289,98 @@ func TestBuilder(t *testing.T) {
 	}
 }
 
-// TestVerifyReadsBackWhatItWrote: Verify reads back the trees and chunks a
-// backup stored and nothing older (an unchanged backup stores no tree and
-// sends no chunk), and a damaged pack of the backup fails it. The
-// earlier snapshots' blobs (KnownLater) arrive in the background.
-func TestVerifyReadsBackWhatItWrote(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	be, err := local.Create(filepath.Join(dir, "repo"))
+// packWatch is a repository backend (on a directory) that counts the
+// packs stored and how each is read, and can damage packs as they are
+// stored (Mangle: a store that mangles what it was given).
+type packWatch struct {
+	*faulty.Backend
+	backend.TempFiler // the directory's: packs are not written to $TMPDIR, which the tests back up
+	mu                sync.Mutex
+	stored            map[string]bool // pack names
+	whole             map[string]int  // pack name → loads of the whole pack
+	ranged            int             // loads of part of a pack (a blob)
+}
+
+func newPackWatch(t *testing.T, dir string) *packWatch {
+	t.Helper()
+	be, err := local.Create(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := &packWatch{Backend: faulty.New(be), TempFiler: be, stored: map[string]bool{}, whole: map[string]int{}}
+	w.OnlyTypes = map[backend.FileType]bool{backend.PackFile: true}
+	w.OnLoad = func(h backend.Handle, length int, offset int64) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if length == 0 && offset == 0 {
+			w.whole[h.Name]++
+		} else {
+			w.ranged++
+		}
+	}
+	return w
+}
+
+func (w *packWatch) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) error {
+	err := w.Backend.Save(ctx, h, rd)
+	if err == nil && h.Type == backend.PackFile {
+		w.mu.Lock()
+		w.stored[h.Name] = true
+		w.mu.Unlock()
+	}
+	return err
+}
+
+// verify runs Verify and checks that it read no blob by itself (the
+// read-back did).
+func (w *packWatch) verify(t *testing.T, r *repo.Repository, sn *repo.Snapshot, st Stats) error {
+	t.Helper()
+	w.mu.Lock()
+	before := w.ranged
+	w.mu.Unlock()
+	err := Verify(context.Background(), r, sn, st)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ranged != before {
+		t.Errorf("Verify read %d blobs one by one; want none (the packs were read back)", w.ranged-before)
+	}
+	return err
+}
+
+// readOnce checks that every pack stored was read back exactly once,
+// whole, and returns how many blobs the packs stored hold.
+func (w *packWatch) readOnce(t *testing.T, r *repo.Repository) int {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.whole) != len(w.stored) {
+		t.Errorf("%d packs stored, %d read back; want each pack read back once", len(w.stored), len(w.whole))
+	}
+	for p := range w.stored {
+		if w.whole[p] != 1 {
+			t.Errorf("pack %.8s read back %d times, want once", p, w.whole[p])
+		}
+	}
+	n := 0
+	r.Index().Each(func(pb repo.PackedBlob) bool {
+		if _, ok := w.stored[pb.Pack.String()]; ok {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+// TestVerifyReadsBackWhatItWrote: the packs a backup stores are read
+// back as they are stored, each once and whole, and the blobs in them
+// are exactly the trees and chunks the backup wrote (an unchanged backup
+// stores no tree, sends no chunk and reads nothing back); a store that
+// damages a pack as it stores it fails the backup's Verify, naming the
+// pack and the blob.
+func TestVerifyReadsBackWhatItWrote(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	be := newPackWatch(t, filepath.Join(dir, "repo"))
 	r, err := repo.Init(ctx, be, "pw")
 	if err != nil {
 		t.Fatal(err)
@@ -305,15 +395,22 @@ func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	if len(st.NewTrees) < 4 || len(st.NewBlobs) != 3 {
 		t.Fatalf("first backup: %d new trees, %d new chunks; want every folder's tree and the 3 files' chunks", len(st.NewTrees), len(st.NewBlobs))
 	}
-	if err := Verify(ctx, r, first, st); err != nil {
+	if err := be.verify(t, r, first, st); err != nil {
 		t.Fatalf("verify of a sound backup: %v", err)
+	}
+	if n := be.readOnce(t, r); n != len(st.NewTrees)+len(st.NewBlobs) {
+		t.Errorf("the packs read back hold %d blobs; the backup wrote %d trees and %d chunks", n, len(st.NewTrees), len(st.NewBlobs))
 	}
 	// the first walk may have moved the folders' atimes (relatime):
 	// the third backup is the unchanged one
-	between, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
+	between, stb, err := backupFiles(t, s, "h1", []string{src}, nil, first, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := be.verify(t, r, between, stb); err != nil {
+		t.Fatal(err)
+	}
+	be.readOnce(t, r)
 	second, st2, err := backupFiles(t, s, "h1", []string{src}, nil, between, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
 	if err != nil {
 		t.Fatal(err)
@@ -321,33 +418,156 @@ func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	if len(st2.NewTrees) != 0 || len(st2.NewBlobs) != 0 || st2.Unchanged != 3 {
 		t.Errorf("unchanged backup: %+v, %d new trees; want nothing new", st2, len(st2.NewTrees))
 	}
-	if err := Verify(ctx, r, second, st2); err != nil {
+	if err := be.verify(t, r, second, st2); err != nil {
 		t.Errorf("verify of an unchanged backup: %v", err)
 	}
-	// damage every pack the first backup wrote: its verify must fail
-	packs, _ := filepath.Glob(filepath.Join(dir, "repo", "data", "*", "*"))
-	if len(packs) == 0 {
-		t.Fatal("no packs written")
+	be.readOnce(t, r)
+
+	// the store flips the first byte of every pack it stores from now
+	// on: the first blob of each (this backup's) fails, and Verify with
+	// it, naming one of them and counting the others
+	var mu sync.Mutex
+	damaged := map[string]bool{}
+	be.Mangle = func(h backend.Handle, b []byte) []byte {
+		mu.Lock()
+		damaged[h.Name] = true
+		mu.Unlock()
+		b[0] ^= 1
+		return b
 	}
-	for _, p := range packs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[40] ^= 0xff
-		os.Chmod(p, 0o600)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	writeTree(t, src, map[string]string{"d": "delta", "sub/e": "epsilon"})
+	third, st3, err := backupFiles(t, s, "h1", []string{src}, nil, second, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := Verify(ctx, r, first, st); err == nil {
-		t.Error("verify of a damaged backup passed")
+	err = be.verify(t, r, third, st3)
+	if err == nil {
+		t.Fatal("verify of a backup whose packs the store damaged passed")
+	}
+	named := false
+	r.Index().Each(func(pb repo.PackedBlob) bool {
+		if damaged[pb.Pack.String()] && pb.Offset == 0 && strings.Contains(err.Error(), pb.Pack.Str()) && strings.Contains(err.Error(), pb.ID.Str()) {
+			named = true
+		}
+		return true
+	})
+	more := ""
+	if len(damaged) > 1 {
+		more = fmt.Sprintf("(and %d more blobs not verified)", len(damaged)-1)
+	}
+	if !named || !strings.Contains(err.Error(), more) || !strings.Contains(err.Error(), "MAC mismatch") {
+		t.Errorf("verify of a damaged backup: %v; want the first blob of one of the %d damaged packs named, %q", err, len(damaged), more)
 	}
 	// a snapshot whose root the index does not hold
 	bad := *second
 	bad.Tree = &repo.ID{1}
 	if err := Verify(ctx, r, &bad, Stats{}); err == nil || !strings.Contains(err.Error(), "root tree") {
 		t.Errorf("verify of a snapshot without its root: %v", err)
+	}
+}
+
+// TestVerifySeveralHosts: hosts backing up at once into one Store each
+// get their own verdict. Four hosts at once: every pack is read back
+// once and each host verifies. Then one pack holds two hosts' chunks
+// (h2 runs its whole backup while h1's chunks wait in the pack being
+// filled) and the store damages h1's first chunk in it: h1's Verify
+// fails naming that pack and chunk, h2's, whose chunks were read back
+// sound from the same pack, passes.
+func TestVerifySeveralHosts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	be := newPackWatch(t, filepath.Join(dir, "repo"))
+	r, err := repo.Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(ctx, r)
+	rnd := func(seed byte) string {
+		b := make([]byte, 100<<10)
+		rand.NewChaCha8([32]byte{seed}).Read(b)
+		return string(b)
+	}
+	var g errgroup.Group
+	for i := range 4 {
+		g.Go(func() error {
+			src := filepath.Join(dir, fmt.Sprintf("host%d", i))
+			writeTree(t, src, map[string]string{"x": rnd(byte(10 + i)), "sub/y": rnd(byte(20 + i))})
+			sn, st, err := backupFiles(t, s, fmt.Sprintf("host%d", i), []string{src}, nil, nil, nil)
+			if err == nil {
+				err = be.verify(t, r, sn, st)
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	be.readOnce(t, r)
+
+	// one data pack being filled (the writer starts again after the
+	// flushes above, with one packer)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	// damage the first blob of the next pack that holds only chunks
+	var once atomic.Bool
+	be.Mangle = func(h backend.Handle, b []byte) []byte {
+		hl := int(binary.LittleEndian.Uint32(b[len(b)-4:]))
+		blobs, err := r.OpenPackHeader(repo.ID{}, b[len(b)-4-hl:len(b)-4])
+		if err != nil || slices.ContainsFunc(blobs, func(pb repo.PackedBlob) bool { return pb.Type != repo.DataBlob }) || !once.CompareAndSwap(false, true) {
+			return nil
+		}
+		b[0] ^= 1
+		return b
+	}
+	src1, src2 := filepath.Join(dir, "h1"), filepath.Join(dir, "h2")
+	writeTree(t, src1, map[string]string{"a": rnd(1), "b": rnd(2)})
+	writeTree(t, src2, map[string]string{"c": rnd(3), "d": rnd(4)})
+	type verdict struct {
+		st  Stats
+		err error
+	}
+	h2done := make(chan verdict, 1)
+	h2 := func() {
+		sn, st, err := backupFiles(t, s, "h2", []string{src2}, nil, nil, nil)
+		if err == nil {
+			err = Verify(ctx, r, sn, st)
+		}
+		h2done <- verdict{st, err}
+	}
+	// h1's last message waits until its chunks are in the pack being
+	// filled and h2's backup is over
+	req := Request{Source: SourceFiles, Paths: []string{src1}, Polynomial: uint64(r.Config().ChunkerPolynomial)}
+	var v2 verdict
+	l := startHost(t, req, func(ft agentproto.FrameType, p []byte) []byte {
+		var up Up
+		if ft == agentproto.FrameMessage && json.Unmarshal(p, &up) == nil && up.Done {
+			for plain, _ := r.Added(); plain < 2*100<<10; plain, _ = r.Added() {
+				time.Sleep(time.Millisecond)
+			}
+			go h2()
+			v2 = <-h2done
+		}
+		return p
+	})
+	sn1, _, st1, err := Backup(ctx, s, l, req, Options{Hostname: "h1", Paths: []string{src1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err1 := Verify(ctx, r, sn1, st1)
+	if v2.err != nil {
+		t.Errorf("h2, whose chunks were read back sound: %v", v2.err)
+	}
+	pb, _ := r.Index().Lookup(repo.BlobHandle{ID: st1.NewBlobs[0], Type: repo.DataBlob})
+	holds := func(st Stats) bool {
+		return slices.ContainsFunc(st.NewBlobs, func(id repo.ID) bool {
+			q, _ := r.Index().Lookup(repo.BlobHandle{ID: id, Type: repo.DataBlob})
+			return q.Pack == pb.Pack
+		})
+	}
+	if pb.Offset != 0 || !holds(v2.st) {
+		t.Fatalf("h1's first chunk at %d of pack %s, h2 has chunks in it: %v; want the pack shared, h1's chunk first", pb.Offset, pb.Pack.Str(), holds(v2.st))
+	}
+	if err1 == nil || !strings.Contains(err1.Error(), pb.Pack.Str()) || !strings.Contains(err1.Error(), pb.ID.Str()) {
+		t.Errorf("h1, whose first chunk the store damaged: %v; want pack %s and chunk %s named", err1, pb.Pack.Str(), pb.ID.Str())
 	}
 }
 

@@ -2,7 +2,8 @@
 // agent on a host walks, reads, chunks and hashes a source (a file tree, a
 // block device or a dump stream); the control node decides which chunks
 // it needs, verifies each one's hash on arrival, and alone compresses,
-// encrypts, packs and writes them into the repository. The host never
+// encrypts, packs and writes them into the repository, which reads each
+// pack back as it is stored (Verify waits for a backup's). The host never
 // receives a password, key or storage credential, and never learns
 // whether another host's data is in the repository.
 //

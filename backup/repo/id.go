@@ -1,7 +1,8 @@
 // Package repo is holiday's implementation of restic's repository format,
 // version 2: config, password keys, encrypted and compressed unpacked
 // files (snapshots, index, locks), packs of blobs with the header at the
-// end, the in-memory index, trees and snapshots, locks, and check.
+// end (read back as they are stored, when asked: VerifyWrites), the
+// in-memory index, trees and snapshots, locks, and check.
 // Stock restic opens what it writes and it opens what restic writes.
 //
 // Blobs flow through it in pieces of at most a chunk (8 MiB); a file

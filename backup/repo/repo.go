@@ -77,6 +77,8 @@ type Repository struct {
 	wmu sync.Mutex
 	w   *writer // write side, set up on first SaveBlob
 
+	rb atomic.Pointer[readBack] // VerifyWrites: the packs stored since
+
 	lockHost string // SetLockHost; "" means the machine's hostname
 }
 

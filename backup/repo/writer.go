@@ -286,6 +286,11 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 	if err != nil {
 		return fmt.Errorf("store pack: %w", err)
 	}
+	// the read-back is queued before the blobs are indexed: whoever finds
+	// a blob in the index finds its pack's check too
+	if rb := r.rb.Load(); rb != nil {
+		rb.stored(id, p.size(), p.entries)
+	}
 	pj := PackJSON{ID: id}
 	for _, e := range p.entries {
 		r.idx.Add(e)
@@ -391,12 +396,15 @@ func (r *Repository) Flush(ctx context.Context) error {
 
 // Added reports the plaintext and stored bytes of new blobs so far.
 func (r *Repository) Added() (plain, stored int64) {
-	if r.w == nil {
+	r.wmu.Lock()
+	w := r.w
+	r.wmu.Unlock()
+	if w == nil {
 		return 0, 0
 	}
-	r.w.mu.Lock()
-	defer r.w.mu.Unlock()
-	return r.w.added, r.w.addedPacked
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.added, w.addedPacked
 }
 
 // LoadBlob reads, verifies and returns a blob, appending to buf[:0]. If a
@@ -433,17 +441,21 @@ func (r *Repository) loadPacked(ctx context.Context, pb PackedBlob, buf []byte) 
 	if err != nil {
 		return nil, fmt.Errorf("%v blob %s in pack %s: %w", pb.Type, pb.ID.Str(), pb.Pack.Str(), err)
 	}
-	return r.openBlob(pb, sealed, buf)
+	return r.openBlob(pb, sealed, buf, false)
 }
 
-// openBlob decrypts, decompresses and verifies one sealed blob.
-func (r *Repository) openBlob(pb PackedBlob, sealed, buf []byte) ([]byte, error) {
+// openBlob decrypts, decompresses and verifies one sealed blob,
+// appending the plaintext to buf[:0]; sealed is overwritten. With
+// inPlace, an uncompressed blob's plaintext is left where it lay in
+// sealed and returned from there (no copy).
+func (r *Repository) openBlob(pb PackedBlob, sealed, buf []byte, inPlace bool) ([]byte, error) {
 	var out []byte
 	var err error
-	if pb.UncompressedLength > 0 {
+	if pb.UncompressedLength > 0 || inPlace {
 		var pt []byte
 		pt, err = r.key.Open(sealed[crypto.Extension-16:crypto.Extension-16], sealed) // in place: the plaintext lands where the ciphertext was
-		if err == nil {
+		out = pt
+		if err == nil && pb.UncompressedLength > 0 {
 			out, err = r.decoder().DecodeAll(pt, buf[:0])
 			if err == nil && len(out) != int(pb.UncompressedLength) {
 				err = fmt.Errorf("decompressed to %d bytes, index says %d", len(out), pb.UncompressedLength)
@@ -464,5 +476,5 @@ func (r *Repository) openBlob(pb PackedBlob, sealed, buf []byte) ([]byte, error)
 // OpenBlob decrypts, decompresses and verifies a sealed blob read from a
 // pack, appending the plaintext to buf[:0]; sealed is overwritten.
 func (r *Repository) OpenBlob(pb PackedBlob, sealed, buf []byte) ([]byte, error) {
-	return r.openBlob(pb, sealed, buf)
+	return r.openBlob(pb, sealed, buf, false)
 }

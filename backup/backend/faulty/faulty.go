@@ -1,5 +1,6 @@
 // Package faulty wraps a backend and injects failures for tests: fail the
-// Nth save or load, truncate or corrupt what a load returns.
+// Nth save or load, truncate or corrupt what a load returns, store other
+// bytes than a save was given; and it lets a test watch the loads.
 //
 // It must never import the repository (backup/repo) or anything above
 // backup.
@@ -30,6 +31,12 @@ type Backend struct {
 	Truncate  map[int]int  // Load number → bytes to drop from its end
 	Corrupt   map[int]int  // Load number → offset in the returned range whose byte is flipped
 	OnlyTypes map[backend.FileType]bool
+	// Mangle, when set, is given the bytes of each counted Save and
+	// returns what is stored instead, the Save succeeding: a store that
+	// loses or damages what it was given (nil keeps them).
+	Mangle func(h backend.Handle, b []byte) []byte
+	// OnLoad, when set, is called at each counted Load, before it runs.
+	OnLoad func(h backend.Handle, length int, offset int64)
 }
 
 // New wraps be with no faults scheduled.
@@ -41,7 +48,8 @@ func (b *Backend) counts(h backend.Handle) bool {
 	return b.OnlyTypes == nil || b.OnlyTypes[h.Type]
 }
 
-// Save fails with ErrInjected when its number is scheduled, storing nothing.
+// Save fails with ErrInjected when its number is scheduled, storing
+// nothing; with Mangle, it stores what Mangle makes of the bytes.
 func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) error {
 	if b.counts(h) {
 		b.mu.Lock()
@@ -51,6 +59,19 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) 
 		if fail {
 			return ErrInjected
 		}
+		if b.Mangle != nil {
+			if _, err := rd.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			buf, err := io.ReadAll(rd)
+			if err != nil {
+				return err
+			}
+			if m := b.Mangle(h, buf); m != nil {
+				buf = m
+			}
+			return b.Backend.Save(ctx, h, bytes.NewReader(buf))
+		}
 	}
 	return b.Backend.Save(ctx, h, rd)
 }
@@ -59,6 +80,9 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) 
 func (b *Backend) Load(ctx context.Context, h backend.Handle, length int, offset int64) (io.ReadCloser, error) {
 	if !b.counts(h) {
 		return b.Backend.Load(ctx, h, length, offset)
+	}
+	if b.OnLoad != nil {
+		b.OnLoad(h, length, offset)
 	}
 	b.mu.Lock()
 	b.loads++

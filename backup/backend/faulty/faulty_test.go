@@ -46,6 +46,20 @@ func TestFaults(t *testing.T) {
 				t.Errorf("got %q", got)
 			}
 		}},
+		{"mangle", func(b *faulty.Backend) {
+			b.Mangle = func(_ backend.Handle, p []byte) []byte { return append(p[:4:4], '!') }
+		}, func(t *testing.T, got []byte, le, se error) {
+			if se != nil || string(got) != "hell!" {
+				t.Errorf("save %v, got %q", se, got)
+			}
+		}},
+		{"mangle keeps", func(b *faulty.Backend) {
+			b.Mangle = func(backend.Handle, []byte) []byte { return nil }
+		}, func(t *testing.T, got []byte, le, se error) {
+			if se != nil || string(got) != "hello" {
+				t.Errorf("save %v, got %q", se, got)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := faulty.New(mem.New())
@@ -58,5 +72,37 @@ func TestFaults(t *testing.T) {
 			}
 			tc.check(t, got, le, se)
 		})
+	}
+}
+
+// OnLoad sees every counted load with its range, and only those.
+func TestOnLoad(t *testing.T) {
+	ctx := context.Background()
+	b := faulty.New(mem.New())
+	b.OnlyTypes = map[backend.FileType]bool{backend.PackFile: true}
+	type load struct {
+		h      backend.Handle
+		length int
+		offset int64
+	}
+	var seen []load
+	b.OnLoad = func(h backend.Handle, length int, offset int64) { seen = append(seen, load{h, length, offset}) }
+	pack := backend.Handle{Type: backend.PackFile, Name: "abcd"}
+	idx := backend.Handle{Type: backend.IndexFile, Name: "abcd"}
+	for _, h := range []backend.Handle{pack, idx} {
+		if err := b.Save(ctx, h, bytes.NewReader([]byte("hello"))); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range [][2]int{{0, 0}, {2, 1}} {
+			rd, err := b.Load(ctx, h, r[0], int64(r[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd.Close()
+		}
+	}
+	want := []load{{pack, 0, 0}, {pack, 2, 1}}
+	if len(seen) != len(want) || seen[0] != want[0] || seen[1] != want[1] {
+		t.Errorf("OnLoad saw %v, want %v", seen, want)
 	}
 }

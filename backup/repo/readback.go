@@ -1,0 +1,288 @@
+package repo
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/holiday-ops/holiday/backup/backend"
+	"github.com/holiday-ops/holiday/backup/crypto"
+)
+
+// The read-back of written packs: a backup is verified against what the
+// storage holds, not what was in memory (a store that lost or mangled
+// bytes is caught before anything relies on the backup), and the reading
+// overlaps the writing instead of following it.
+
+// VerifyWrites turns on the read-back of every pack this repository
+// stores from now on. Once a pack is stored, a background reader loads it
+// back from the backend in one sequential read and checks it: its size,
+// its header (MAC, and that it lists exactly the blobs written into it,
+// in their places), and every blob decrypted (MAC), decompressed and
+// hashed against its ID, a tree blob also parsed. WaitVerified reports
+// the outcome per blob. There are at most GOMAXPROCS readers, each
+// holding one pack (16 MiB, more only for a blob larger than that) and
+// one blob's plaintext. ctx bounds the readers: once it is done, a pack
+// not read back yet fails with its cause. Calling it again does nothing.
+//
+// The backend must let a Load see a file as soon as its Save returned:
+// the local backend links a complete, synced file into place, and S3
+// (AWS, versitygw) gives read-after-write consistency for new objects.
+func (r *Repository) VerifyWrites(ctx context.Context) {
+	r.rb.CompareAndSwap(nil, &readBack{ctx: ctx, r: r, packs: map[ID]*packCheck{}, max: runtime.GOMAXPROCS(0)})
+}
+
+// readBack holds the checks of the packs stored since VerifyWrites.
+type readBack struct {
+	ctx     context.Context
+	r       *Repository
+	max     int // readers
+	mu      sync.Mutex
+	packs   map[ID]*packCheck
+	queue   []*packCheck // stored, not read back yet
+	readers int
+	checked atomic.Int64 // blobs checked, sound or not
+}
+
+// packCheck is one pack's read-back: done is closed when it is over;
+// then err says why the pack as a whole failed (its read, size or
+// header: every blob in it is unverified), and bad the blobs that failed
+// on their own.
+type packCheck struct {
+	id    ID
+	size  int
+	blobs []PackedBlob // as written, in order; dropped once checked
+	done  chan struct{}
+	err   error
+	bad   map[BlobHandle]error
+}
+
+// stored queues a pack that was just stored for its read-back.
+func (rb *readBack) stored(id ID, size int, blobs []PackedBlob) {
+	c := &packCheck{id: id, size: size, blobs: slices.Clone(blobs), done: make(chan struct{})}
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	rb.packs[id] = c
+	rb.queue = append(rb.queue, c)
+	if rb.readers < rb.max {
+		rb.readers++
+		go rb.read()
+	}
+}
+
+// check is the read-back of pack id, or nil when it was not stored
+// since VerifyWrites.
+func (rb *readBack) check(id ID) *packCheck {
+	if rb == nil {
+		return nil
+	}
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return rb.packs[id]
+}
+
+// packBufs and plainBufs are the readers' buffers (a pack; a compressed
+// blob's plaintext): a reader exits when nothing is queued, its buffers
+// stay for the next.
+var packBufs, plainBufs = sync.Pool{New: func() any { return new([]byte) }}, sync.Pool{New: func() any { return new([]byte) }}
+
+// read is one reader: it checks queued packs until none is left.
+func (rb *readBack) read() {
+	pack, plain := packBufs.Get().(*[]byte), plainBufs.Get().(*[]byte)
+	defer packBufs.Put(pack)
+	defer plainBufs.Put(plain)
+	for {
+		rb.mu.Lock()
+		if len(rb.queue) == 0 {
+			rb.readers--
+			rb.mu.Unlock()
+			return
+		}
+		c := rb.queue[0]
+		rb.queue[0] = nil
+		rb.queue = rb.queue[1:]
+		rb.mu.Unlock()
+		c.err = rb.checkPack(c, pack, plain)
+		c.blobs = nil
+		close(c.done)
+	}
+}
+
+// checkPack reads a pack back and checks it, recording the blobs that
+// fail on their own in c.bad; the error is the pack's as a whole.
+func (rb *readBack) checkPack(c *packCheck, pack, plain *[]byte) error {
+	if err := rb.ctx.Err(); err != nil {
+		return fmt.Errorf("not read back: %w", context.Cause(rb.ctx))
+	}
+	r := rb.r
+	rd, err := r.be.Load(rb.ctx, backend.Handle{Type: backend.PackFile, Name: c.id.String()}, 0, 0)
+	if err != nil {
+		return err
+	}
+	// one byte more than written: a longer file is caught too
+	if cap(*pack) < c.size+1 {
+		*pack = make([]byte, c.size+1)
+	}
+	b := (*pack)[:c.size+1]
+	n, err := io.ReadFull(rd, b)
+	rd.Close()
+	switch {
+	case err == nil:
+		return fmt.Errorf("the stored pack is longer than the %d bytes written", c.size)
+	case !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF):
+		return err
+	case n != c.size:
+		return fmt.Errorf("the stored pack holds %d of the %d bytes written", n, c.size)
+	}
+	b = b[:c.size]
+
+	// the header: its length, MAC and entries, exactly as written
+	var end int
+	for _, pb := range c.blobs {
+		end += int(pb.Length)
+	}
+	hl := int(binary.LittleEndian.Uint32(b[len(b)-4:]))
+	if hl != len(b)-4-end {
+		return fmt.Errorf("header length %d, %d written: %w", hl, len(b)-4-end, ErrPackHeader)
+	}
+	sealed := b[end : end+hl]
+	hdr, err := r.key.Open(sealed[crypto.Extension-16:crypto.Extension-16], sealed) // in place
+	if err != nil {
+		return fmt.Errorf("header: %w: %w", err, ErrPackHeader)
+	}
+	listed, err := ParsePackHeader(hdr, c.id)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, ErrPackHeader)
+	}
+	if !slices.Equal(listed, c.blobs) {
+		return fmt.Errorf("the header lists other blobs than were written into the pack: %w", ErrPackHeader)
+	}
+
+	// every blob, decrypted where it lies
+	for _, pb := range c.blobs {
+		rb.checked.Add(1)
+		pt, err := r.openBlob(pb, b[pb.Offset:pb.Offset+pb.Length], (*plain)[:0], true)
+		if err == nil && pb.Type == TreeBlob {
+			if _, err = DecodeTree(pt, pb.ID); err != nil {
+				err = fmt.Errorf("%v blob %s in pack %s: %w", pb.Type, pb.ID.Str(), c.id.Str(), err)
+			}
+		}
+		if pb.UncompressedLength > 0 && cap(pt) > cap(*plain) {
+			*plain = pt[:0] // a decompressed blob grew the buffer: keep it
+		}
+		if err != nil {
+			if c.bad == nil {
+				c.bad = map[BlobHandle]error{}
+			}
+			c.bad[pb.BlobHandle] = err
+		}
+	}
+	return nil
+}
+
+// blobErr is why blob bh of a checked pack is not verified, or nil.
+func (c *packCheck) blobErr(bh BlobHandle) error {
+	if c.err != nil {
+		return fmt.Errorf("%v blob %s in pack %s: reading the pack back: %w", bh.Type, bh.ID.Str(), c.id.Str(), c.err)
+	}
+	return c.bad[bh]
+}
+
+// WaitVerified waits until every blob in blobs is verified and returns
+// why any is not, naming the blob and its pack (the first failure, and
+// how many more). A blob is verified by the read-back of a pack holding
+// it that was stored since VerifyWrites; a blob that only packs stored
+// otherwise hold (an earlier run's, or before VerifyWrites) is read and
+// checked now, as LoadBlob does, in parallel. Every blob must be in the
+// index (Flush first). Each pack is waited for once whatever the number
+// of its blobs asked about; ctx ends the wait, not the read-backs.
+func (r *Repository) WaitVerified(ctx context.Context, blobs []BlobHandle) error {
+	rb := r.rb.Load()
+	var errs []error
+	var now []BlobHandle // in no pack read back since VerifyWrites
+	for _, bh := range blobs {
+		copies := r.idx.LookupAll(bh)
+		if len(copies) == 0 {
+			errs = append(errs, fmt.Errorf("%v blob %s is not in the index", bh.Type, bh.ID.Str()))
+			continue
+		}
+		var failed error
+		verified, other := false, false
+		for _, pb := range copies {
+			c := rb.check(pb.Pack)
+			if c == nil {
+				other = true
+				continue
+			}
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			if failed = c.blobErr(bh); failed == nil {
+				verified = true
+				break
+			}
+		}
+		switch {
+		case verified:
+		case other:
+			// a copy the read-back did not see may be sound (LoadBlob
+			// tries every copy, as a restore does)
+			now = append(now, bh)
+		default:
+			errs = append(errs, failed)
+		}
+	}
+	if len(now) > 0 {
+		errs = append(errs, r.loadAll(ctx, now)...)
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return fmt.Errorf("%w (and %d more blobs not verified)", errs[0], len(errs)-1)
+}
+
+// loadAll reads and checks blobs in as many runs as there are cores,
+// each in the order given (so mostly pack by pack).
+func (r *Repository) loadAll(ctx context.Context, blobs []BlobHandle) []error {
+	var mu sync.Mutex
+	var errs []error
+	var g errgroup.Group
+	n := runtime.GOMAXPROCS(0)
+	for part := range slices.Chunk(blobs, max((len(blobs)+n-1)/n, 1)) {
+		g.Go(func() error {
+			var buf []byte
+			for _, bh := range part {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				var err error
+				if buf, err = r.LoadBlob(ctx, bh.Type, bh.ID, buf); err == nil && bh.Type == TreeBlob {
+					_, err = DecodeTree(buf, bh.ID)
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
