@@ -11,8 +11,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/holiday-ops/holiday/backup/backend"
+	"github.com/holiday-ops/holiday/backup/backend/faulty"
 	"github.com/holiday-ops/holiday/backup/backend/local"
 	"github.com/holiday-ops/holiday/backup/backend/mem"
 	"github.com/holiday-ops/holiday/backup/repo"
@@ -394,5 +398,66 @@ func TestPolynomialLater(t *testing.T) {
 	}()
 	if err := <-l.done; err == nil || !strings.Contains(err.Error(), "without a valid chunker polynomial") {
 		t.Errorf("host asked to read without a polynomial: %v", err)
+	}
+}
+
+// TestLockConflictStopsBackup: under a shared lock confirmed in the
+// background (repo.LockSharedAsync, as `holiday backup` takes it), an
+// exclusive lock that appears during the settle wait — another node's
+// prune whose first check missed ours — stops the backup before any
+// index or snapshot is written: the error says whose lock it is, and
+// nothing refers to what crossed. Without the racer the same backup is
+// stored.
+func TestLockConflictStopsBackup(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		racer           bool
+		snapshots, idxs int
+	}{
+		{"no conflict", false, 1, 1},
+		{"exclusive lock during the settle wait", true, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			be := faulty.New(mem.New())
+			r, err := repo.Init(ctx, be, "pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var raced atomic.Bool
+			be.AfterSave = func(h backend.Handle) {
+				if !tc.racer || h.Type != backend.LockFile || !raced.CompareAndSwap(false, true) {
+					return
+				}
+				doc, _ := json.Marshal(repo.Lock{Time: time.Now(), Exclusive: true, Hostname: "maintenance", Username: "ops", PID: 4242})
+				if _, err := r.SaveUnpacked(ctx, backend.LockFile, doc); err != nil {
+					t.Error(err)
+				}
+			}
+			h, err := r.LockSharedAsync(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Unlock(ctx)
+			src := t.TempDir()
+			rnd := make([]byte, 1<<20)
+			rand.NewChaCha8([32]byte{2}).Read(rnd)
+			writeTree(t, src, map[string]string{"etc/a.conf": "alpha", "data": string(rnd)})
+			sn, _, err := backupFiles(t, NewStore(ctx, r), "h1", []string{src}, nil, nil, nil)
+			if tc.racer {
+				if !errors.Is(err, repo.ErrLocked) || sn != nil || !strings.Contains(err.Error(), "an exclusive lock") || !strings.Contains(err.Error(), "on maintenance") {
+					t.Fatalf("snapshot %v, err %v; want none, and the exclusive lock on maintenance named", sn, err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			for ft, want := range map[backend.FileType]int{backend.SnapshotFile: tc.snapshots, backend.IndexFile: tc.idxs} {
+				n := 0
+				_ = be.List(ctx, ft, func(backend.FileInfo) error { n++; return nil })
+				if n != want {
+					t.Errorf("%d %v files, want %d", n, ft, want)
+				}
+			}
+		})
 	}
 }

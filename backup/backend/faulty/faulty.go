@@ -1,5 +1,6 @@
 // Package faulty wraps a backend and injects failures for tests: fail the
-// Nth save or load, truncate or corrupt what a load returns.
+// Nth save or load, truncate or corrupt what a load returns, or let
+// another writer's file appear right after a save (a racing lock).
 //
 // It must never import the repository (backup/repo) or anything above
 // backup.
@@ -30,6 +31,11 @@ type Backend struct {
 	Truncate  map[int]int  // Load number → bytes to drop from its end
 	Corrupt   map[int]int  // Load number → offset in the returned range whose byte is flipped
 	OnlyTypes map[backend.FileType]bool
+	// AfterSave, when set, runs after every Save that stored its file,
+	// before Save returns: what another process writes at that moment
+	// (a conflicting lock that appears just after this one's was
+	// written). Its own saves through the wrapper call it again.
+	AfterSave func(h backend.Handle)
 }
 
 // New wraps be with no faults scheduled.
@@ -52,7 +58,13 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) 
 			return ErrInjected
 		}
 	}
-	return b.Backend.Save(ctx, h, rd)
+	if err := b.Backend.Save(ctx, h, rd); err != nil {
+		return err
+	}
+	if b.AfterSave != nil {
+		b.AfterSave(h)
+	}
+	return nil
 }
 
 // Load fails, truncates or corrupts as scheduled.
