@@ -72,8 +72,12 @@ func fixTime(t time.Time) time.Time {
 // strconv.Quote rules (without the quotes), so names that are not UTF-8
 // survive; a symlink target that is not UTF-8 also goes to linktarget_raw.
 func (n Node) MarshalJSON() ([]byte, error) {
-	type nodeJSON Node
-	nj := nodeJSON(n)
+	return json.Marshal(n.toJSON())
+}
+
+// toJSON is the node as MarshalJSON writes it, field by field.
+func (n *Node) toJSON() nodeJSON {
+	nj := nodeJSON(*n)
 	q := strconv.Quote(n.Name)
 	nj.Name = q[1 : len(q)-1]
 	nj.ModTime = fixTime(n.ModTime)
@@ -83,23 +87,31 @@ func (n Node) MarshalJSON() ([]byte, error) {
 	if !utf8.ValidString(n.LinkTarget) {
 		nj.LinkTargetRaw = []byte(n.LinkTarget)
 	}
-	return json.Marshal(nj)
+	return nj
 }
+
+// nodeJSON is Node without its JSON methods: what encoding/json reads
+// and writes field by field.
+type nodeJSON Node
 
 // UnmarshalJSON reverses MarshalJSON.
 func (n *Node) UnmarshalJSON(b []byte) error {
-	type nodeJSON Node
-	nj := (*nodeJSON)(n)
-	if err := json.Unmarshal(b, nj); err != nil {
+	if err := json.Unmarshal(b, (*nodeJSON)(n)); err != nil {
 		return err
 	}
-	name, err := strconv.Unquote(`"` + nj.Name + `"`)
+	return n.fromJSON()
+}
+
+// fromJSON undoes what MarshalJSON did to a node decoded field by field:
+// the name's quoting, a symlink target kept raw.
+func (n *Node) fromJSON() error {
+	name, err := strconv.Unquote(`"` + n.Name + `"`)
 	if err != nil {
-		return fmt.Errorf("node name %q: %w", nj.Name, err)
+		return fmt.Errorf("node name %q: %w", n.Name, err)
 	}
 	n.Name = name
-	if nj.LinkTargetRaw != nil {
-		n.LinkTarget = string(nj.LinkTargetRaw)
+	if n.LinkTargetRaw != nil {
+		n.LinkTarget = string(n.LinkTargetRaw)
 		n.LinkTargetRaw = nil
 	}
 	return nil
@@ -144,7 +156,16 @@ func (t *Tree) Encode() ([]byte, error) {
 	if t.Nodes == nil {
 		t.Nodes = []*Node{}
 	}
-	b, err := json.Marshal(t)
+	// the nodes as MarshalJSON writes them, in one Marshal: through
+	// MarshalJSON, encoding/json would check and copy each node's
+	// output once more
+	out := struct {
+		Nodes []nodeJSON `json:"nodes"`
+	}{make([]nodeJSON, len(t.Nodes))}
+	for i, n := range t.Nodes {
+		out.Nodes[i] = n.toJSON()
+	}
+	b, err := json.Marshal(out)
 	if err != nil {
 		return nil, err
 	}
@@ -170,11 +191,30 @@ func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
 	return DecodeTree(b, id)
 }
 
-// DecodeTree parses a tree blob.
+// DecodeTree parses a tree blob. Its nodes are decoded field by field in
+// one pass over the blob and then fixed up as Node.UnmarshalJSON does:
+// through UnmarshalJSON, encoding/json would scan each node's bytes
+// twice more (to find its end, then to check it again).
 func DecodeTree(b []byte, id ID) (*Tree, error) {
-	var t Tree
-	if err := json.Unmarshal(b, &t); err != nil {
+	var raw struct {
+		Nodes []*nodeJSON `json:"nodes"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("tree %s: %w", id.Str(), err)
 	}
-	return &t, nil
+	t := &Tree{}
+	if raw.Nodes != nil {
+		t.Nodes = make([]*Node, len(raw.Nodes))
+	}
+	for i, nj := range raw.Nodes {
+		if nj == nil {
+			return nil, fmt.Errorf("tree %s: node %d is null", id.Str(), i)
+		}
+		n := (*Node)(nj)
+		if err := n.fromJSON(); err != nil {
+			return nil, fmt.Errorf("tree %s: %w", id.Str(), err)
+		}
+		t.Nodes[i] = n
+	}
+	return t, nil
 }
