@@ -135,14 +135,15 @@ func (b *Backups) dumps() Dumps {
 
 // knownFor returns the blobs host may be told the repository has: those
 // of its own earlier snapshots (read once per run, in the background
-// while the host walks its first source).
-func (b *Backups) knownFor(ctx context.Context, host string) (*hostbackup.Known, error) {
+// while the host walks its first source). trees shares the trees of the
+// host's parents with the parent walks.
+func (b *Backups) knownFor(ctx context.Context, host string, trees *hostbackup.Trees) (*hostbackup.Known, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if k := b.known[host]; k != nil {
 		return k, nil
 	}
-	k := hostbackup.HostKnownLater(context.WithoutCancel(ctx), b.Store.R, host)
+	k := hostbackup.HostKnownLater(context.WithoutCancel(ctx), b.Store.R, host, trees)
 	if b.known == nil {
 		b.known = map[string]*hostbackup.Known{}
 	}
@@ -258,7 +259,19 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	if err := bk.Ready(ctx); err != nil {
 		return rec(err)
 	}
-	known, err := bk.knownFor(ctx, h.Name)
+	// each files source's parent: files unchanged since are not read
+	// again, and its trees are read once for both walks (the parent's
+	// and the earlier snapshots')
+	parents, err := parentsOf(ctx, bk.Store.R, h.Name, b.Sources)
+	if err != nil {
+		return rec(fmt.Errorf("finding the previous snapshots: %w", err))
+	}
+	var roots []repo.ID
+	for _, p := range parents {
+		roots = append(roots, *p.Tree)
+	}
+	trees := hostbackup.NewTrees(bk.Store.R, roots...)
+	known, err := bk.knownFor(ctx, h.Name, trees)
 	if err != nil {
 		return rec(fmt.Errorf("reading the host's earlier snapshots: %w", err))
 	}
@@ -270,6 +283,9 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 		for _, j := range jobs {
 			s := early // the first job's, started above
 			early = nil
+			if j.kind == "files" {
+				j.parent, j.trees = parents[pathsKey(j.paths)], trees
+			}
 			t, err := bk.take(ctx, h, st, s, known, j)
 			if t != nil {
 				done.Snapshots = append(done.Snapshots, *t)
@@ -287,6 +303,10 @@ type job struct {
 	kind, what string
 	req        hostbackup.Request
 	paths      []string
+	// parent is a files source's previous snapshot (nil: none), whose
+	// trees come through trees
+	parent *repo.Snapshot
+	trees  *hostbackup.Trees
 }
 
 func (b HostBackup) jobs(ctx context.Context, h *Host, src *plans.BackupSource) ([]job, error) {
@@ -343,14 +363,8 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, s *agentctl.S
 	if bk.Pin {
 		tags = append(tags, repo.PinTags(bk.Until)...)
 	}
-	o := hostbackup.Options{Hostname: h.Name, Paths: j.paths, Tags: tags, ProgramVersion: "holiday " + bk.Version, Known: known}
-	if j.kind == "files" {
-		parent, err := latest(ctx, r, h.Name, "kind:files", j.paths)
-		if err != nil {
-			return nil, fmt.Errorf("finding the previous snapshot: %w", err)
-		}
-		o.Parent = parent
-	}
+	o := hostbackup.Options{Hostname: h.Name, Paths: j.paths, Tags: tags, ProgramVersion: "holiday " + bk.Version, Known: known,
+		Parent: j.parent, Trees: j.trees}
 	if j.kind == "disk" {
 		o.MoreTags = func(res hostbackup.Result) []string {
 			if res.Frozen {
@@ -384,21 +398,39 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, s *agentctl.S
 	return t, nil
 }
 
-// latest is the newest snapshot of host with tag and exactly paths.
-func latest(ctx context.Context, r *repo.Repository, host, tag string, paths []string) (*repo.Snapshot, error) {
+// parentsOf finds the parent of each files source of host: its newest
+// kind:files snapshot of exactly the source's paths, by pathsKey (a
+// source without one is left out).
+func parentsOf(ctx context.Context, r *repo.Repository, host string, sources []*plans.BackupSource) (map[string]*repo.Snapshot, error) {
+	want := map[string]bool{}
+	for _, src := range sources {
+		if len(src.Files) > 0 {
+			want[pathsKey(src.Files)] = true
+		}
+	}
+	out := map[string]*repo.Snapshot{}
+	if len(want) == 0 {
+		return out, nil
+	}
 	sns, err := r.Snapshots(ctx, func(repo.ID, error) {})
 	if err != nil {
 		return nil, err
 	}
 	for i := len(sns) - 1; i >= 0; i-- {
 		sn := sns[i]
-		sp := slices.Clone(sn.Paths)
-		slices.Sort(sp)
-		if sn.Hostname == host && slices.Contains(sn.Tags, tag) && slices.Equal(sp, paths) {
-			return sn, nil
+		key := pathsKey(sn.Paths)
+		if sn.Hostname == host && sn.Tree != nil && slices.Contains(sn.Tags, "kind:files") && want[key] && out[key] == nil {
+			out[key] = sn
 		}
 	}
-	return nil, nil
+	return out, nil
+}
+
+// pathsKey names a set of paths whatever their order.
+func pathsKey(paths []string) string {
+	p := slices.Clone(paths)
+	slices.Sort(p)
+	return strings.Join(p, "\x00")
 }
 
 // Verify: the snapshots are in the repository; the host has nothing to

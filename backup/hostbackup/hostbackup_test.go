@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -313,11 +315,11 @@ func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	}
 	// the first walk may have moved the folders' atimes (relatime):
 	// the third backup is the unchanged one
-	between, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, HostKnownLater(ctx, r, "h1"))
+	between, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, HostKnownLater(ctx, r, "h1", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, st2, err := backupFiles(t, s, "h1", []string{src}, nil, between, HostKnownLater(ctx, r, "h1"))
+	second, st2, err := backupFiles(t, s, "h1", []string{src}, nil, between, HostKnownLater(ctx, r, "h1", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,5 +461,94 @@ func TestLockConflictStopsBackup(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// countingBackend counts the pack reads.
+type countingBackend struct {
+	backend.Backend
+	packLoads atomic.Int64
+}
+
+func (b *countingBackend) Load(ctx context.Context, h backend.Handle, length int, offset int64) (io.ReadCloser, error) {
+	if h.Type == backend.PackFile {
+		b.packLoads.Add(1)
+	}
+	return b.Backend.Load(ctx, h, length, offset)
+}
+
+// TestTreesReadOnce: HostKnownLater's walk (side by side) and the parent
+// walk share the parent's trees (Trees): an unchanged backup reads each
+// tree of the host's snapshots once, and the set is exactly the blobs of
+// the host's own snapshots, as a plain walk finds them.
+func TestTreesReadOnce(t *testing.T) {
+	ctx := context.Background()
+	be := &countingBackend{Backend: mem.New()}
+	r, err := repo.Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(ctx, r)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "h1")
+	files := map[string]string{}
+	for i := range 40 {
+		files[fmt.Sprintf("d%d/sub%d/f%d", i%8, i%3, i)] = fmt.Sprintf("file %d", i)
+	}
+	writeTree(t, src, files)
+	writeTree(t, filepath.Join(dir, "h2"), map[string]string{"x/other": "another host's file"})
+	first, _, err := backupFiles(t, s, "h1", []string{src}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := backupFiles(t, s, "h2", []string{filepath.Join(dir, "h2")}, nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, src, map[string]string{"d1/new": "a new file"})
+	parent, _, err := backupFiles(t, s, "h1", []string{src}, nil, first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// what a plain walk of h1's snapshots finds
+	want := map[repo.ID]struct{}{}
+	distinct := map[repo.ID]bool{}
+	var walk func(id repo.ID)
+	walk = func(id repo.ID) {
+		if distinct[id] {
+			return
+		}
+		distinct[id] = true
+		tr, err := r.LoadTree(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range tr.Nodes {
+			for _, c := range n.Content {
+				want[c] = struct{}{}
+			}
+			if n.Subtree != nil {
+				walk(*n.Subtree)
+			}
+		}
+	}
+	walk(*first.Tree)
+	walk(*parent.Tree)
+
+	be.packLoads.Store(0)
+	trees := NewTrees(r, *parent.Tree)
+	known := HostKnownLater(ctx, r, "h1", trees)
+	req := Request{Source: SourceFiles, Paths: []string{src}, Polynomial: uint64(r.Config().ChunkerPolynomial)}
+	_, _, st, err := Backup(ctx, s, startHost(t, req, nil), req, Options{Hostname: "h1", Paths: req.Paths, Parent: parent, Known: known, Trees: trees})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Unchanged != 41 || st.BlobsSent != 0 {
+		t.Errorf("unchanged backup: %d files unchanged, %d chunks sent; want 41 and none", st.Unchanged, st.BlobsSent)
+	}
+	if n := be.packLoads.Load(); n != int64(len(distinct)) {
+		t.Errorf("%d tree reads for %d distinct trees of the host: each must be read once", n, len(distinct))
+	}
+	if !maps.Equal(known.ids, want) {
+		t.Errorf("HostKnown holds %d blobs, a plain walk of the host's snapshots %d", len(known.ids), len(want))
 	}
 }
