@@ -404,6 +404,48 @@ func TestFresh(t *testing.T) {
 	}
 }
 
+// TestPrepare: the session Prepare opens (the agent started, its hello
+// done) is the one the next operation runs on; one kept across a Release
+// is not, and the agent works on after it.
+func TestPrepare(t *testing.T) {
+	a, _ := builds(t)
+	e := newEnv(t)
+	c := e.dial(t, "root")
+	ag, err := agentctl.Deploy(ctxT(t), c, e.opts(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ag.Release()
+	ping := func() int {
+		t.Helper()
+		s, err := ag.Start(ctxT(t), "ping", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Result(nil); err != nil {
+			t.Fatal(err)
+		}
+		return s.Peer.PID
+	}
+	prepared, err := ag.Prepare(ctxT(t))
+	if err != nil || prepared.PID == 0 || prepared.Build != a.SHA256 {
+		t.Fatalf("Prepare: %+v, %v", prepared, err)
+	}
+	if pid := ping(); pid != prepared.PID {
+		t.Errorf("the operation after Prepare ran in agent %d, not in the prepared %d", pid, prepared.PID)
+	}
+	// the ping's session waits for the next operation: Prepare keeps it
+	again, err := ag.Prepare(ctxT(t))
+	if err != nil || again.PID != prepared.PID {
+		t.Errorf("Prepare beside an idle session: %+v, %v; want agent %d", again, err, prepared.PID)
+	}
+	ag.Release()
+	if pid := ping(); pid == prepared.PID {
+		t.Errorf("agent %d ran an operation after Release", pid)
+	}
+}
+
 func TestSudo(t *testing.T) {
 	a, _ := builds(t)
 	e := newEnv(t)
