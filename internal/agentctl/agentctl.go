@@ -212,6 +212,9 @@ type Agent struct {
 	// released counts Release calls: a session Prepare opened across
 	// one is not kept
 	released int
+	// preparing is closed when the session Prepare is opening is kept
+	// (nil when none is being opened)
+	preparing chan struct{}
 }
 
 // Error is an agent-level failure on one host, worded for the operator.
@@ -571,9 +574,21 @@ var closeWait = 5 * time.Second
 // each holds one of the connection's session slots.
 const maxIdle = 1
 
-// Start sends the request on an idle session of this agent, or on a new
-// one (session, agent start, hello). The caller must Close the stream.
+// Start sends the request on an idle session of this agent (or one
+// Prepare is opening), or on a new one (session, agent start, hello).
+// The caller must Close the stream.
 func (a *Agent) Start(ctx context.Context, op string, args any) (*Stream, error) {
+	return a.start(ctx, op, args, true)
+}
+
+// StartOwn is Start on a new session, never an idle or prepared one:
+// for an operation that keeps its session for the whole run (the run
+// lock), which Prepare's session is not meant for.
+func (a *Agent) StartOwn(ctx context.Context, op string, args any) (*Stream, error) {
+	return a.start(ctx, op, args, false)
+}
+
+func (a *Agent) start(ctx context.Context, op string, args any, reuse bool) (*Stream, error) {
 	fail := func(err error) (*Stream, error) {
 		return nil, &Error{Host: a.conn.Label(), Op: op, Err: err}
 	}
@@ -587,7 +602,14 @@ func (a *Agent) Start(ctx context.Context, op string, args any) (*Stream, error)
 	}
 	start := time.Now()
 	for {
-		ss, reused := a.takeIdle(), true
+		var ss *session
+		reused := reuse
+		if reuse {
+			ss = a.takeIdle()
+			if ss == nil && a.waitPrepared(ctx) {
+				ss = a.takeIdle()
+			}
+		}
 		if ss == nil {
 			var err error
 			if ss, err = a.openSession(ctx, op); err != nil {
@@ -670,27 +692,51 @@ func (a *Agent) openSession(ctx context.Context, op string) (*session, error) {
 // the hello of the agent kept (or already waiting).
 func (a *Agent) Prepare(ctx context.Context) (agentproto.Hello, error) {
 	a.mu.Lock()
-	if n := len(a.idle); n > 0 {
-		peer := a.idle[n-1].peer
+	if n := len(a.idle); n > 0 || a.preparing != nil {
+		var peer agentproto.Hello
+		if n > 0 {
+			peer = a.idle[n-1].peer
+		}
 		a.mu.Unlock()
 		return peer, nil
 	}
 	released := a.released
+	done := make(chan struct{})
+	a.preparing = done
 	a.mu.Unlock()
 	ss, err := a.openSession(ctx, "next")
-	if err != nil {
-		return agentproto.Hello{}, &Error{Host: a.conn.Label(), Op: "start", Err: err}
-	}
 	a.mu.Lock()
-	keep := a.released == released && len(a.idle) < maxIdle
+	keep := err == nil && a.released == released && len(a.idle) < maxIdle
 	if keep {
 		a.idle = append(a.idle, ss)
 	}
+	a.preparing = nil
+	close(done)
 	a.mu.Unlock()
+	if err != nil {
+		return agentproto.Hello{}, &Error{Host: a.conn.Label(), Op: "start", Err: err}
+	}
 	if !keep {
 		ss.close()
 	}
 	return ss.peer, nil
+}
+
+// waitPrepared waits for the session Prepare is opening, if any, and
+// says whether there was one.
+func (a *Agent) waitPrepared(ctx context.Context) bool {
+	a.mu.Lock()
+	done := a.preparing
+	a.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (a *Agent) takeIdle() *session {

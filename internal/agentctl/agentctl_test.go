@@ -405,8 +405,8 @@ func TestFresh(t *testing.T) {
 }
 
 // TestPrepare: the session Prepare opens (the agent started, its hello
-// done) is the one the next operation runs on; one kept across a Release
-// is not, and the agent works on after it.
+// done) is the one the next operation runs on, not one started with
+// StartOwn; after a Release it is not, and the agent works on.
 func TestPrepare(t *testing.T) {
 	a, _ := builds(t)
 	e := newEnv(t)
@@ -432,6 +432,16 @@ func TestPrepare(t *testing.T) {
 	if err != nil || prepared.PID == 0 || prepared.Build != a.SHA256 {
 		t.Fatalf("Prepare: %+v, %v", prepared, err)
 	}
+	// an operation that keeps its session (the run lock) gets one of its
+	// own and leaves the prepared one to the next
+	own, err := ag.StartOwn(ctxT(t), "ping", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := own.Result(nil); err != nil || own.Peer.PID == prepared.PID {
+		t.Errorf("StartOwn ran in agent %d (%v), the prepared one is %d", own.Peer.PID, err, prepared.PID)
+	}
+	defer own.Close()
 	if pid := ping(); pid != prepared.PID {
 		t.Errorf("the operation after Prepare ran in agent %d, not in the prepared %d", pid, prepared.PID)
 	}
