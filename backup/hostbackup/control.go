@@ -391,7 +391,10 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 	var v Verdict
 	for i := range es {
 		e := &es[i]
-		n := &e.Node
+		n, err := e.Node.Node()
+		if err != nil {
+			return fmt.Errorf("host-backup: the host's walk: entry %d: %w", e.Seq, err)
+		}
 		n.Content, n.Subtree = nil, nil
 		if c.req.Source != SourceFiles && (len(es) != 1 || e.Seq != 0 || n.Type != repo.NodeFile || len(c.files) > 0) {
 			return errors.New("host-backup: a disk or a dump is one file")

@@ -240,6 +240,28 @@ func TestTreeCodecOnePass(t *testing.T) {
 	if want = append(want, '\n'); !bytes.Equal(got, want) {
 		t.Fatalf("Encode:\n%s\nnode by node:\n%s", got, want)
 	}
+	for _, n := range tr.Nodes {
+		// a node alone (a walk's entry on the wire), and back
+		nj := n.JSON()
+		one, err := json.Marshal(nj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if viaMethod, _ := json.Marshal(n); !bytes.Equal(one, viaMethod) {
+			t.Errorf("NodeJSON of %q: %s, MarshalJSON: %s", n.Name, one, viaMethod)
+		}
+		var back repo.NodeJSON
+		if err := json.Unmarshal(one, &back); err != nil {
+			t.Fatal(err)
+		}
+		bn, err := back.Node()
+		if err != nil || bn.Name != n.Name || bn.LinkTarget != n.LinkTarget {
+			t.Fatalf("NodeJSON of %q comes back as %+v, %v", n.Name, bn, err)
+		}
+		if again, _ := json.Marshal(bn); !bytes.Equal(again, one) {
+			t.Errorf("NodeJSON of %q does not come back: %s, then %s", n.Name, one, again)
+		}
+	}
 	var slow repo.Tree
 	if err := json.Unmarshal(got, &slow); err != nil {
 		t.Fatal(err)

@@ -72,12 +72,12 @@ func fixTime(t time.Time) time.Time {
 // strconv.Quote rules (without the quotes), so names that are not UTF-8
 // survive; a symlink target that is not UTF-8 also goes to linktarget_raw.
 func (n Node) MarshalJSON() ([]byte, error) {
-	return json.Marshal(n.toJSON())
+	return json.Marshal(n.JSON())
 }
 
-// toJSON is the node as MarshalJSON writes it, field by field.
-func (n *Node) toJSON() nodeJSON {
-	nj := nodeJSON(*n)
+// JSON is the node as MarshalJSON writes it, field by field.
+func (n *Node) JSON() NodeJSON {
+	nj := NodeJSON(*n)
 	q := strconv.Quote(n.Name)
 	nj.Name = q[1 : len(q)-1]
 	nj.ModTime = fixTime(n.ModTime)
@@ -90,16 +90,29 @@ func (n *Node) toJSON() nodeJSON {
 	return nj
 }
 
-// nodeJSON is Node without its JSON methods: what encoding/json reads
-// and writes field by field.
-type nodeJSON Node
+// NodeJSON is a Node as restic's JSON holds it — its name quoted as Go
+// quotes it (without the quotes), a link target that is not UTF-8 also
+// raw — without Node's JSON methods: many of them (a tree, a batch of a
+// walk) are encoded and decoded in one pass, where through Node's
+// methods encoding/json checks and copies each node's bytes again.
+// Node.JSON makes one; NodeJSON.Node turns it back.
+type NodeJSON Node
 
 // UnmarshalJSON reverses MarshalJSON.
 func (n *Node) UnmarshalJSON(b []byte) error {
-	if err := json.Unmarshal(b, (*nodeJSON)(n)); err != nil {
+	if err := json.Unmarshal(b, (*NodeJSON)(n)); err != nil {
 		return err
 	}
 	return n.fromJSON()
+}
+
+// Node turns nj, as decoded, into its Node in place and returns it.
+func (nj *NodeJSON) Node() (*Node, error) {
+	n := (*Node)(nj)
+	if err := n.fromJSON(); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // fromJSON undoes what MarshalJSON did to a node decoded field by field:
@@ -160,10 +173,10 @@ func (t *Tree) Encode() ([]byte, error) {
 	// MarshalJSON, encoding/json would check and copy each node's
 	// output once more
 	out := struct {
-		Nodes []nodeJSON `json:"nodes"`
-	}{make([]nodeJSON, len(t.Nodes))}
+		Nodes []NodeJSON `json:"nodes"`
+	}{make([]NodeJSON, len(t.Nodes))}
 	for i, n := range t.Nodes {
-		out.Nodes[i] = n.toJSON()
+		out.Nodes[i] = n.JSON()
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -197,7 +210,7 @@ func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
 // twice more (to find its end, then to check it again).
 func DecodeTree(b []byte, id ID) (*Tree, error) {
 	var raw struct {
-		Nodes []*nodeJSON `json:"nodes"`
+		Nodes []*NodeJSON `json:"nodes"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("tree %s: %w", id.Str(), err)
@@ -210,8 +223,8 @@ func DecodeTree(b []byte, id ID) (*Tree, error) {
 		if nj == nil {
 			return nil, fmt.Errorf("tree %s: node %d is null", id.Str(), i)
 		}
-		n := (*Node)(nj)
-		if err := n.fromJSON(); err != nil {
+		n, err := nj.Node()
+		if err != nil {
 			return nil, fmt.Errorf("tree %s: %w", id.Str(), err)
 		}
 		t.Nodes[i] = n
