@@ -136,8 +136,9 @@ func (b *Backups) dumps() Dumps {
 
 // knownFor returns the blobs host may be told the repository has: those
 // of its own earlier snapshots (read once per run, in the background
-// while the host walks its first source).
-func (b *Backups) knownFor(ctx context.Context, host string) (*hostbackup.Known, error) {
+// while the host walks its first source). trees shares the trees of the
+// host's parents with the parent walks.
+func (b *Backups) knownFor(ctx context.Context, host string, trees *hostbackup.Trees) (*hostbackup.Known, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if k := b.known[host]; k != nil {
@@ -149,7 +150,7 @@ func (b *Backups) knownFor(ctx context.Context, host string) (*hostbackup.Known,
 		if err != nil {
 			return nil, err
 		}
-		return hostbackup.HostKnownIn(ctx, b.Store.R, sns, host)
+		return hostbackup.HostKnownIn(ctx, b.Store.R, sns, host, trees)
 	})
 	if b.known == nil {
 		b.known = map[string]*hostbackup.Known{}
@@ -266,7 +267,14 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	if err := bk.Ready(ctx); err != nil {
 		return rec(err)
 	}
-	known, err := bk.knownFor(ctx, h.Name)
+	// the trees of each files source's parent (fromPrevious) are read
+	// once for both walks: the parent's and the earlier snapshots'
+	roots, err := bk.parentRoots(ctx, h.Name, b.Sources)
+	if err != nil {
+		return rec(fmt.Errorf("finding the previous snapshots: %w", err))
+	}
+	trees := hostbackup.NewTrees(bk.Store.R, roots...)
+	known, err := bk.knownFor(ctx, h.Name, trees)
 	if err != nil {
 		return rec(fmt.Errorf("reading the host's earlier snapshots: %w", err))
 	}
@@ -278,6 +286,9 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 		for _, j := range jobs {
 			s := early // the first job's, started above
 			early = nil
+			if j.kind == "files" {
+				j.trees = trees
+			}
 			t, err := bk.take(ctx, h, st, s, known, j)
 			if t != nil {
 				done.Snapshots = append(done.Snapshots, *t)
@@ -295,6 +306,9 @@ type job struct {
 	kind, what string
 	req        hostbackup.Request
 	paths      []string
+	// trees loads a files source's parent's trees, shared with the
+	// host's known-blobs walk (nil: its own)
+	trees *hostbackup.Trees
 }
 
 func (b HostBackup) jobs(ctx context.Context, h *Host, src *plans.BackupSource) ([]job, error) {
@@ -386,6 +400,27 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, s *agentctl.S
 		return t, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
 	}
 	return t, nil
+}
+
+// parentRoots are the root trees of the parents of host's files sources
+// (fromPrevious), from the run's listing.
+func (bk *Backups) parentRoots(ctx context.Context, host string, sources []*plans.BackupSource) ([]repo.ID, error) {
+	var roots []repo.ID
+	for _, src := range sources {
+		if len(src.Files) == 0 {
+			continue
+		}
+		sns, err := bk.snapshots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		paths := slices.Clone(src.Files)
+		slices.Sort(paths)
+		if p := hostbackup.Previous(sns, host, "kind:files", paths); p != nil && p.Tree != nil {
+			roots = append(roots, *p.Tree)
+		}
+	}
+	return roots, nil
 }
 
 // Verify: the snapshots are in the repository; the host has nothing to

@@ -60,7 +60,7 @@ func (bk *Backups) fromPrevious(ctx context.Context, host string, j job, o *host
 		if err != nil {
 			return fmt.Errorf("finding the previous snapshot: %w", err)
 		}
-		o.Parent = hostbackup.Previous(sns, host, "kind:files", j.paths)
+		o.Parent, o.Trees = hostbackup.Previous(sns, host, "kind:files", j.paths), j.trees
 	case j.req.Source == hostbackup.SourceStream && bk.Progress != nil:
 		var size atomic.Int64
 		o.Expected = size.Load

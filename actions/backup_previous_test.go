@@ -128,7 +128,7 @@ func TestDumpEstimate(t *testing.T) {
 		t.Errorf("files: parent %v, Expected set %v; want %s and none", files.Parent, files.Expected != nil, ids["files"].Str())
 	}
 	for _, host := range []string{"sys1", "sys2", "sys3"} {
-		k, err := bk.knownFor(ctx, host)
+		k, err := bk.knownFor(ctx, host, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/holiday-ops/holiday/internal/agentproto"
 	"github.com/holiday-ops/holiday/internal/runlock"
 )
 
@@ -75,6 +76,15 @@ func (o *Options) hold(ctx, runCtx context.Context, name string, connect func(co
 		// real one does.
 		return hd, nil
 	}
+	if p, ok := h.Agent.(preparer); ok {
+		// the agent of the host's next operation starts beside the
+		// run lock's
+		go func() {
+			if _, err := p.Prepare(ctx); err != nil {
+				o.Log.Debug("agent session for the next operation", "host", name, "err", err)
+			}
+		}()
+	}
 	err = runlock.Wait(ctx, o.Wait-time.Since(start), func() error {
 		rl, stale, err := runlock.Host(context.WithoutCancel(runCtx), st, me)
 		if err != nil {
@@ -94,6 +104,12 @@ func (o *Options) hold(ctx, runCtx context.Context, name string, connect func(co
 		o.progress(Progress{Host: name, What: n})
 	}
 	return hd, nil
+}
+
+// preparer starts the session of an agent's next operation ahead of it
+// (agentctl.Agent).
+type preparer interface {
+	Prepare(ctx context.Context) (agentproto.Hello, error)
 }
 
 // unreachableError is a host that could not be reached (or its agent

@@ -129,6 +129,14 @@ type Options struct {
 	// repository as Backups, tagged with the run and pinned like them);
 	// a baseline step fails without it.
 	Baselines BaselineStore
+	// RepoLock, when set, waits for the second check of the run's
+	// repository lock (repo.Repository.LockValid: a lock taken with
+	// repo.LockSharedAsync is confirmed in the background while the
+	// hosts connect) and says why the repository cannot be relied on.
+	// Every host asks it before its first journal entry: a conflicting
+	// lock found late (a prune that started at the same moment) refuses
+	// the hosts unchanged, before any backup step or service stop.
+	RepoLock func() error
 	// Wait queues behind another run holding a host, up to this long;
 	// 0 refuses a busy host at once.
 	Wait time.Duration
@@ -564,6 +572,14 @@ func lockdownHost(ctx context.Context, o *Options, j Job) (out HostResult) {
 		// the host's walk)
 		if err := o.Backups.Ready(hctx); err != nil {
 			err = fmt.Errorf("nothing was changed on it: backups: %w", err)
+			r.hr.Status, r.hr.Error = HostRefused, err.Error()
+			o.progress(Progress{Host: j.Name, What: "refused", Err: err})
+			return r.hr
+		}
+	}
+	if o.RepoLock != nil {
+		if err := o.RepoLock(); err != nil {
+			err = fmt.Errorf("nothing was changed on it: the repository: %w", err)
 			r.hr.Status, r.hr.Error = HostRefused, err.Error()
 			o.progress(Progress{Host: j.Name, What: "refused", Err: err})
 			return r.hr

@@ -47,7 +47,7 @@ func (s BackupSnapshotter) take(ctx context.Context, h *actions.Host, req hostba
 	if err != nil {
 		return nil, err
 	}
-	known, err := hostbackup.HostKnownIn(ctx, r, sns, h.Name)
+	known, err := hostbackup.HostKnownIn(ctx, r, sns, h.Name, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,12 @@ func scryptKey(password, salt []byte, N, r, p, keyLen int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	lanes := laneCount(N, r, p, runtime.GOMAXPROCS(0))
+	procs := runtime.GOMAXPROCS(0)
+	lanes := laneCount(N, r, p, procs)
+	if lanes >= procs {
+		// the lanes take every P: one more, for the rest of the process
+		defer spareProc()()
+	}
 	next := make(chan int, p)
 	for i := range p {
 		next <- i
@@ -70,6 +75,38 @@ func scryptKey(password, salt []byte, N, r, p, keyLen int) ([]byte, error) {
 }
 
 const maxInt = int(^uint(0) >> 1)
+
+// spare counts the derivations that added a P (spareProc); base is
+// GOMAXPROCS before the first of them.
+var spare struct {
+	sync.Mutex
+	n, base int
+}
+
+// spareProc adds one P while a derivation's lanes fill all the others,
+// and returns what gives it back (after the last derivation running).
+// Without it every other goroutine of the process — an SSH handshake
+// that overlaps the derivation, the file writes beside it — waits for
+// the scheduler to poll the network and preempt a lane, up to 10 ms at
+// each step, and a handshake of a few round trips takes three times as
+// long; the P's thread is the kernel's to schedule on the cores the
+// lanes use, and goes idle when nothing else runs.
+func spareProc() func() {
+	spare.Lock()
+	if spare.n == 0 {
+		spare.base = runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(spare.base + 1)
+	}
+	spare.n++
+	spare.Unlock()
+	return func() {
+		spare.Lock()
+		if spare.n--; spare.n == 0 {
+			runtime.GOMAXPROCS(spare.base)
+		}
+		spare.Unlock()
+	}
+}
 
 // romix is RFC 7914's scryptROMix on one lane b (128·r bytes, read and
 // written as little-endian 32-bit words); v holds N blocks of 32·r

@@ -3,6 +3,7 @@ package crypto
 import (
 	"bytes"
 	"encoding/hex"
+	"runtime"
 	"testing"
 
 	"golang.org/x/crypto/scrypt"
@@ -75,5 +76,47 @@ func TestLaneCount(t *testing.T) {
 		if got := laneCount(c.N, c.r, c.p, c.procs); got != c.want {
 			t.Errorf("laneCount(N=%d, r=%d, p=%d, procs=%d) = %d, want %d", c.N, c.r, c.p, c.procs, got, c.want)
 		}
+	}
+}
+
+// TestSpareProc: a derivation whose lanes take every P adds one for the
+// rest of the process while it runs (one that leaves a P free adds
+// none), and derivations side by side give it back once, after the last.
+func TestSpareProc(t *testing.T) {
+	base := runtime.GOMAXPROCS(0)
+	first := spareProc()
+	second := spareProc()
+	if got := runtime.GOMAXPROCS(0); got != base+1 {
+		t.Fatalf("two derivations: GOMAXPROCS %d, want %d", got, base+1)
+	}
+	first()
+	if got := runtime.GOMAXPROCS(0); got != base+1 {
+		t.Fatalf("one derivation still running: GOMAXPROCS %d, want %d", got, base+1)
+	}
+	second()
+	if got := runtime.GOMAXPROCS(0); got != base {
+		t.Fatalf("after both: GOMAXPROCS %d, want %d", got, base)
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := scryptKey([]byte("pw"), make([]byte, 16), 1<<14, 8, base, 64); err != nil {
+			t.Error(err)
+		}
+	}()
+	seen := false
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			seen = seen || runtime.GOMAXPROCS(0) == base+1
+		}
+	}
+	// more cores than maxLanes: the lanes leave Ps free, none is added
+	want := laneCount(1<<14, 8, base, base) >= base
+	if seen != want || runtime.GOMAXPROCS(0) != base {
+		t.Errorf("a derivation with %d lanes on %d Ps: spare P seen %v, want %v; GOMAXPROCS after %d", laneCount(1<<14, 8, base, base), base, seen, want, runtime.GOMAXPROCS(0))
 	}
 }

@@ -118,6 +118,10 @@ type Options struct {
 	// Known are the blobs the host may be told the repository has
 	// (HostKnown); blobs it sends are added. nil: every blob is asked for.
 	Known *Known
+	// Trees, when set, loads the parent's trees (shared with
+	// HostKnownIn's walk: NewTrees with the parent's root kept); nil
+	// loads them from the repository.
+	Trees *Trees
 	// MoreTags, when set, adds tags from what the host reported (a disk
 	// read without freeze is crash-consistent).
 	MoreTags func(Result) []string
@@ -212,7 +216,11 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 		c.o.Known = NewKnown()
 	}
 	if o.Parent != nil && req.Source == SourceFiles {
-		c.parent = &parentTrees{load: s.R.LoadTree, root: o.Parent.Tree, trees: map[string]*repo.Tree{}}
+		load := s.R.LoadTree
+		if o.Trees != nil {
+			load = o.Trees.Load
+		}
+		c.parent = &parentTrees{load: load, root: o.Parent.Tree, trees: map[string]*repo.Tree{}}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for range runtime.GOMAXPROCS(0) {
@@ -410,7 +418,10 @@ func (c *control) nodes(ctx context.Context, es []Entry) error {
 	var v Verdict
 	for i := range es {
 		e := &es[i]
-		n := &e.Node
+		n, err := e.Node.Node()
+		if err != nil {
+			return fmt.Errorf("host-backup: the host's walk: entry %d: %w", e.Seq, err)
+		}
 		n.Content, n.Subtree = nil, nil
 		if c.req.Source != SourceFiles && (len(es) != 1 || e.Seq != 0 || n.Type != repo.NodeFile || len(c.files) > 0) {
 			return errors.New("host-backup: a disk or a dump is one file")

@@ -538,7 +538,7 @@ func (h *host) addNode(path string, n *repo.Node) error {
 	if len(h.nodes) == 0 {
 		h.nodesAt = time.Now()
 	}
-	h.nodes = append(h.nodes, Entry{Seq: h.seq, Path: path, Node: *n})
+	h.nodes = append(h.nodes, Entry{Seq: h.seq, Path: path, Node: n.JSON()})
 	h.seq++
 	if len(h.nodes) >= nodeBatch || time.Since(h.nodesAt) > nodeFlush {
 		return h.flushNodes()

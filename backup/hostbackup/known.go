@@ -2,8 +2,12 @@ package hostbackup
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/holiday-ops/holiday/backup/repo"
 )
@@ -66,45 +70,154 @@ func HostKnown(ctx context.Context, r *repo.Repository, host string) (*Known, er
 	if err != nil {
 		return nil, err
 	}
-	return HostKnownIn(ctx, r, sns, host)
+	return HostKnownIn(ctx, r, sns, host, nil)
 }
 
+// knownLoaders bounds the trees HostKnown loads at once: each is a read
+// (a request, on S3) and a decode.
+func knownLoaders() int { return max(4, runtime.GOMAXPROCS(0)) }
+
 // HostKnownIn is HostKnown on a listing of r's snapshots already made
-// (one per run, shared by its hosts).
-func HostKnownIn(ctx context.Context, r *repo.Repository, sns []*repo.Snapshot, host string) (*Known, error) {
+// (one per run, shared by its hosts), its trees loaded side by side.
+// trees, when set, shares the trees under its kept roots with the parent
+// walks of the same host's backups (Options.Trees): those snapshots are
+// walked first, through it.
+func HostKnownIn(ctx context.Context, r *repo.Repository, sns []*repo.Snapshot, host string, trees *Trees) (*Known, error) {
+	if trees == nil {
+		trees = NewTrees(r)
+	}
 	k := NewKnown()
+	// the parents first, to the end: the parent walks wait for those
+	// trees, and a tree they share with an older snapshot must be read
+	// under the parent to be kept
+	var kept, rest []*repo.Snapshot
+	for _, sn := range sns {
+		switch {
+		case sn.Hostname != host || sn.Tree == nil:
+		case trees.kept(*sn.Tree):
+			kept = append(kept, sn)
+		default:
+			rest = append(rest, sn)
+		}
+	}
+	var mu sync.Mutex
 	seen := map[repo.ID]bool{}
-	var walk func(id repo.ID) error
-	walk = func(id repo.ID) error {
-		if seen[id] {
-			return nil
-		}
-		seen[id] = true
-		t, err := r.LoadTree(ctx, id)
-		if err != nil {
-			return err
-		}
-		for _, n := range t.Nodes {
-			for _, c := range n.Content {
-				k.ids[c] = struct{}{}
+	for _, group := range [][]*repo.Snapshot{kept, rest} {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(knownLoaders())
+		var walk func(id repo.ID, keep bool) error
+		walk = func(id repo.ID, keep bool) error {
+			mu.Lock()
+			if seen[id] {
+				mu.Unlock()
+				return nil
 			}
-			if n.Subtree != nil {
-				if err := walk(*n.Subtree); err != nil {
-					return err
+			seen[id] = true
+			mu.Unlock()
+			t, err := trees.load(gctx, id, keep)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			for _, n := range t.Nodes {
+				for _, c := range n.Content {
+					k.ids[c] = struct{}{}
 				}
 			}
+			mu.Unlock()
+			for _, n := range t.Nodes {
+				if n.Subtree == nil {
+					continue
+				}
+				sub := *n.Subtree
+				// in a loader of its own while one is free, else here
+				if !g.TryGo(func() error { return walk(sub, keep) }) {
+					if err := walk(sub, keep); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
 		}
-		return nil
-	}
-	for _, sn := range sns {
-		if sn.Hostname != host || sn.Tree == nil {
-			continue
+		for _, sn := range group {
+			root, keep := *sn.Tree, trees.kept(*sn.Tree)
+			g.Go(func() error {
+				if err := walk(root, keep); err != nil {
+					return fmt.Errorf("reading %s's snapshot %s: %w", host, sn.ID.Str(), err)
+				}
+				return nil
+			})
 		}
-		if err := walk(*sn.Tree); err != nil {
-			return nil, fmt.Errorf("reading %s's snapshot %s: %w", host, sn.ID.Str(), err)
+		if err := g.Wait(); err != nil {
+			return nil, err
 		}
 	}
 	return k, nil
+}
+
+// Trees loads the trees of one host's backup step, sharing those under
+// the roots it keeps (the parents of the host's sources) between
+// HostKnown's walk and the parent walks (Options.Trees): each of them is
+// read and decoded once, by whichever walk comes first, and the other
+// waits for it. It holds only those, which a parent walk holds for its
+// whole backup anyway; drop it with the step.
+type Trees struct {
+	r     *repo.Repository
+	roots map[repo.ID]bool
+	mu    sync.Mutex
+	held  map[repo.ID]*treeLoad
+}
+
+type treeLoad struct {
+	done chan struct{}
+	t    *repo.Tree
+	err  error
+}
+
+// NewTrees returns a loader of r's trees that keeps those under roots.
+func NewTrees(r *repo.Repository, roots ...repo.ID) *Trees {
+	ts := &Trees{r: r, roots: map[repo.ID]bool{}, held: map[repo.ID]*treeLoad{}}
+	for _, id := range roots {
+		ts.roots[id] = true
+	}
+	return ts
+}
+
+// kept says whether id is one of the roots kept.
+func (ts *Trees) kept(id repo.ID) bool { return ts.roots[id] }
+
+// Load returns the tree id (a parent walk's: kept).
+func (ts *Trees) Load(ctx context.Context, id repo.ID) (*repo.Tree, error) {
+	return ts.load(ctx, id, true)
+}
+
+// load returns the tree id: one held (waiting while another walk loads
+// it), else loaded, and held when keep says it is under a kept root.
+func (ts *Trees) load(ctx context.Context, id repo.ID, keep bool) (*repo.Tree, error) {
+	ts.mu.Lock()
+	if l := ts.held[id]; l != nil {
+		ts.mu.Unlock()
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if l.err != nil && ctx.Err() == nil && (errors.Is(l.err, context.Canceled) || errors.Is(l.err, context.DeadlineExceeded)) {
+			// the walk that loaded it was stopped, not this one
+			return ts.r.LoadTree(ctx, id)
+		}
+		return l.t, l.err
+	}
+	if !keep {
+		ts.mu.Unlock()
+		return ts.r.LoadTree(ctx, id)
+	}
+	l := &treeLoad{done: make(chan struct{})}
+	ts.held[id] = l
+	ts.mu.Unlock()
+	l.t, l.err = ts.r.LoadTree(ctx, id)
+	close(l.done)
+	return l.t, l.err
 }
 
 // Has reports whether id is in the set.

@@ -87,12 +87,13 @@ type StreamSpec struct {
 }
 
 // Entry is one node of the walk: its absolute path and its metadata as
-// archiver.NodeFromFileInfo reads it, without content. Seq numbers the
-// entries of a session from 0.
+// archiver.NodeFromFileInfo reads it, without content, in the JSON form
+// of a tree's node (a batch of them crosses in one pass). Seq numbers
+// the entries of a session from 0.
 type Entry struct {
-	Seq  int64     `json:"seq"`
-	Path string    `json:"path"`
-	Node repo.Node `json:"node"`
+	Seq  int64         `json:"seq"`
+	Path string        `json:"path"`
+	Node repo.NodeJSON `json:"node"`
 }
 
 // Chunk is one blob of a file, in order. A zero block (disks) carries no

@@ -98,6 +98,15 @@ func (id ID) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads a hex string.
 func (id *ID) UnmarshalJSON(b []byte) error {
+	// the common case, 64 hex digits in quotes, without a second
+	// decoder (a tree holds one ID per chunk of every file)
+	if len(b) == 66 && b[0] == '"' && b[65] == '"' {
+		var p ID
+		if _, err := hex.Decode(p[:], b[1:65]); err == nil {
+			*id = p
+			return nil
+		}
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err

@@ -2,7 +2,10 @@ package repo
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -48,5 +51,38 @@ func TestZeroIDsBounded(t *testing.T) {
 	}
 	if zeroIDsN.Load() < maxZeroIDs {
 		t.Error("the count of cached zero IDs wrapped around")
+	}
+}
+
+// TestIDJSON: an ID reads from its quoted hex digits, however they are
+// written, and nothing else is taken for one.
+func TestIDJSON(t *testing.T) {
+	id := Hash([]byte("x"))
+	hexID := id.String()
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{`"` + hexID + `"`, true},
+		{`"` + strings.ToUpper(hexID) + `"`, true},
+		{`"\u00` + hex.EncodeToString([]byte(hexID[:1])) + hexID[1:] + `"`, true}, // an escaped digit
+		{`"` + hexID[:63] + `g"`, false},
+		{`"` + hexID[:62] + `"`, false},
+		{`"` + hexID + `0"`, false},
+		{`null`, false},
+		{`12`, false},
+	} {
+		var got ID
+		err := json.Unmarshal([]byte(tc.in), &got)
+		if tc.ok && (err != nil || got != id) {
+			t.Errorf("%s: %v, %v; want %v", tc.in, got, err, id)
+		}
+		if !tc.ok && (err == nil || got != ID{}) {
+			t.Errorf("%s: accepted as %v (err %v)", tc.in, got, err)
+		}
+	}
+	b, err := json.Marshal(id)
+	if err != nil || string(b) != `"`+hexID+`"` {
+		t.Errorf("Marshal: %s %v", b, err)
 	}
 }

@@ -6,10 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/holiday-ops/holiday/backup/backend"
 	"github.com/holiday-ops/holiday/backup/backend/faulty"
@@ -202,6 +206,83 @@ func TestTreeJSON(t *testing.T) {
 	}
 }
 
+// TestTreeCodecOnePass: Encode and DecodeTree (one Marshal or Unmarshal
+// for the whole tree) give exactly what encoding/json gives through
+// Node's own MarshalJSON and UnmarshalJSON, for nodes with every field
+// set: the bytes restic hashes, and the nodes read back.
+func TestTreeCodecOnePass(t *testing.T) {
+	at := time.Date(2026, 12, 6, 8, 0, 0, 123456789, time.FixedZone("x", 3600))
+	sub := repo.Hash([]byte("subtree"))
+	tr := &repo.Tree{}
+	for _, n := range []*repo.Node{
+		{Name: "plain", Type: "file", Mode: 0o644, ModTime: at, AccessTime: at.Add(time.Second), ChangeTime: at.UTC(), UID: 1000, GID: 1000,
+			User: "ops", Group: "ops", Inode: 42, DeviceID: 7, Size: 5, Links: 2, Content: []repo.ID{repo.Hash([]byte("a")), repo.Hash([]byte("b"))},
+			ExtendedAttributes: []repo.ExtendedAttribute{{Name: "user.x", Value: []byte{0, 1, 0xff}}}},
+		{Name: "dir <&>", Type: "dir", Mode: os.ModeDir | 0o755, ModTime: time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC), Subtree: &sub},
+		{Name: "bad\xff\n\"q\\", Type: "symlink", Mode: os.ModeSymlink | 0o777, LinkTarget: "x\xffy", ModTime: time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Name: "ü-dev", Type: "chardev", Mode: os.ModeDevice | os.ModeCharDevice | 0o600, Device: 0x0501, Error: "read: EIO"},
+		{Name: "empty", Type: "file", Content: []repo.ID{}},
+	} {
+		if err := tr.Insert(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := tr.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(struct {
+		Nodes []*repo.Node `json:"nodes"`
+	}{tr.Nodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want = append(want, '\n'); !bytes.Equal(got, want) {
+		t.Fatalf("Encode:\n%s\nnode by node:\n%s", got, want)
+	}
+	for _, n := range tr.Nodes {
+		// a node alone (a walk's entry on the wire), and back
+		nj := n.JSON()
+		one, err := json.Marshal(nj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if viaMethod, _ := json.Marshal(n); !bytes.Equal(one, viaMethod) {
+			t.Errorf("NodeJSON of %q: %s, MarshalJSON: %s", n.Name, one, viaMethod)
+		}
+		var back repo.NodeJSON
+		if err := json.Unmarshal(one, &back); err != nil {
+			t.Fatal(err)
+		}
+		bn, err := back.Node()
+		if err != nil || bn.Name != n.Name || bn.LinkTarget != n.LinkTarget {
+			t.Fatalf("NodeJSON of %q comes back as %+v, %v", n.Name, bn, err)
+		}
+		if again, _ := json.Marshal(bn); !bytes.Equal(again, one) {
+			t.Errorf("NodeJSON of %q does not come back: %s, then %s", n.Name, one, again)
+		}
+	}
+	var slow repo.Tree
+	if err := json.Unmarshal(got, &slow); err != nil {
+		t.Fatal(err)
+	}
+	fast, err := repo.DecodeTree(got, repo.Hash(got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fast, &slow) {
+		t.Errorf("DecodeTree:\n%+v\nnode by node:\n%+v", fast.Nodes, slow.Nodes)
+	}
+	if l := fast.Find("bad\xff\n\"q\\"); l == nil || l.LinkTarget != "x\xffy" || l.LinkTargetRaw != nil {
+		t.Errorf("name or link target not restored: %+v", l)
+	}
+	for _, bad := range []string{`{"nodes":[null]}`, `{"nodes":[{"name":"a\\"}]}`, `{"nodes":{}}`} {
+		if _, err := repo.DecodeTree([]byte(bad), repo.ID{}); err == nil {
+			t.Errorf("DecodeTree(%s) accepted", bad)
+		}
+	}
+}
+
 // TestConcurrentSaveBlob: blobs saved from many goroutines at once fill
 // several packs side by side; every pack is whole (its hash is its name,
 // its header agrees with the index, it stays near the pack size) and
@@ -290,4 +371,55 @@ func TestConcurrentSaveBlob(t *testing.T) {
 	if packs < 2 {
 		t.Errorf("%d packs for %d MiB", packs, workers*each*size>>20)
 	}
+}
+
+// BenchmarkTreeCodec: a tree of 100 files (two chunks each), encoded
+// and decoded in one pass (Encode, DecodeTree) and node by node
+// (encoding/json through Node's MarshalJSON and UnmarshalJSON).
+func BenchmarkTreeCodec(b *testing.B) {
+	at := time.Date(2026, 12, 6, 8, 0, 0, 123456789, time.UTC)
+	tr := &repo.Tree{}
+	for i := range 100 {
+		n := &repo.Node{Name: fmt.Sprintf("f%03d.conf", i), Type: "file", Mode: 0o644, ModTime: at, AccessTime: at, ChangeTime: at,
+			UID: 1000, GID: 1000, User: "ops", Group: "ops", Inode: uint64(1000 + i), DeviceID: 7, Size: 4096, Links: 1,
+			Content: []repo.ID{repo.Hash([]byte{byte(i), 0}), repo.Hash([]byte{byte(i), 1})}}
+		if err := tr.Insert(n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	blob, err := tr.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Encode", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := tr.Encode(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("MarshalNodeByNode", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := json.Marshal(struct {
+				Nodes []*repo.Node `json:"nodes"`
+			}{tr.Nodes}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("DecodeTree", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := repo.DecodeTree(blob, repo.ID{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("UnmarshalNodeByNode", func(b *testing.B) {
+		for b.Loop() {
+			var t repo.Tree
+			if err := json.Unmarshal(blob, &t); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -72,8 +72,12 @@ func fixTime(t time.Time) time.Time {
 // strconv.Quote rules (without the quotes), so names that are not UTF-8
 // survive; a symlink target that is not UTF-8 also goes to linktarget_raw.
 func (n Node) MarshalJSON() ([]byte, error) {
-	type nodeJSON Node
-	nj := nodeJSON(n)
+	return json.Marshal(n.JSON())
+}
+
+// JSON is the node as MarshalJSON writes it, field by field.
+func (n *Node) JSON() NodeJSON {
+	nj := NodeJSON(*n)
 	q := strconv.Quote(n.Name)
 	nj.Name = q[1 : len(q)-1]
 	nj.ModTime = fixTime(n.ModTime)
@@ -83,23 +87,44 @@ func (n Node) MarshalJSON() ([]byte, error) {
 	if !utf8.ValidString(n.LinkTarget) {
 		nj.LinkTargetRaw = []byte(n.LinkTarget)
 	}
-	return json.Marshal(nj)
+	return nj
 }
+
+// NodeJSON is a Node as restic's JSON holds it — its name quoted as Go
+// quotes it (without the quotes), a link target that is not UTF-8 also
+// raw — without Node's JSON methods: many of them (a tree, a batch of a
+// walk) are encoded and decoded in one pass, where through Node's
+// methods encoding/json checks and copies each node's bytes again.
+// Node.JSON makes one; NodeJSON.Node turns it back.
+type NodeJSON Node
 
 // UnmarshalJSON reverses MarshalJSON.
 func (n *Node) UnmarshalJSON(b []byte) error {
-	type nodeJSON Node
-	nj := (*nodeJSON)(n)
-	if err := json.Unmarshal(b, nj); err != nil {
+	if err := json.Unmarshal(b, (*NodeJSON)(n)); err != nil {
 		return err
 	}
-	name, err := strconv.Unquote(`"` + nj.Name + `"`)
+	return n.fromJSON()
+}
+
+// Node turns nj, as decoded, into its Node in place and returns it.
+func (nj *NodeJSON) Node() (*Node, error) {
+	n := (*Node)(nj)
+	if err := n.fromJSON(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// fromJSON undoes what MarshalJSON did to a node decoded field by field:
+// the name's quoting, a symlink target kept raw.
+func (n *Node) fromJSON() error {
+	name, err := strconv.Unquote(`"` + n.Name + `"`)
 	if err != nil {
-		return fmt.Errorf("node name %q: %w", nj.Name, err)
+		return fmt.Errorf("node name %q: %w", n.Name, err)
 	}
 	n.Name = name
-	if nj.LinkTargetRaw != nil {
-		n.LinkTarget = string(nj.LinkTargetRaw)
+	if n.LinkTargetRaw != nil {
+		n.LinkTarget = string(n.LinkTargetRaw)
 		n.LinkTargetRaw = nil
 	}
 	return nil
@@ -144,7 +169,16 @@ func (t *Tree) Encode() ([]byte, error) {
 	if t.Nodes == nil {
 		t.Nodes = []*Node{}
 	}
-	b, err := json.Marshal(t)
+	// the nodes as MarshalJSON writes them, in one Marshal: through
+	// MarshalJSON, encoding/json would check and copy each node's
+	// output once more
+	out := struct {
+		Nodes []NodeJSON `json:"nodes"`
+	}{make([]NodeJSON, len(t.Nodes))}
+	for i, n := range t.Nodes {
+		out.Nodes[i] = n.JSON()
+	}
+	b, err := json.Marshal(out)
 	if err != nil {
 		return nil, err
 	}
@@ -170,11 +204,30 @@ func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
 	return DecodeTree(b, id)
 }
 
-// DecodeTree parses a tree blob.
+// DecodeTree parses a tree blob. Its nodes are decoded field by field in
+// one pass over the blob and then fixed up as Node.UnmarshalJSON does:
+// through UnmarshalJSON, encoding/json would scan each node's bytes
+// twice more (to find its end, then to check it again).
 func DecodeTree(b []byte, id ID) (*Tree, error) {
-	var t Tree
-	if err := json.Unmarshal(b, &t); err != nil {
+	var raw struct {
+		Nodes []*NodeJSON `json:"nodes"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("tree %s: %w", id.Str(), err)
 	}
-	return &t, nil
+	t := &Tree{}
+	if raw.Nodes != nil {
+		t.Nodes = make([]*Node, len(raw.Nodes))
+	}
+	for i, nj := range raw.Nodes {
+		if nj == nil {
+			return nil, fmt.Errorf("tree %s: node %d is null", id.Str(), i)
+		}
+		n, err := nj.Node()
+		if err != nil {
+			return nil, fmt.Errorf("tree %s: %w", id.Str(), err)
+		}
+		t.Nodes[i] = n
+	}
+	return t, nil
 }

@@ -48,12 +48,11 @@ their summary follows the hosts'. A failed device does not stop the hosts.`,
 			if len(f.hosts) == 0 && !withoutDevices {
 				devices = lockdownDevices(cmd, p, o.RunID, f.json)
 			}
-			b, baselines, release, err := openRunRepo(cmd, p, jobs, o.RunID, withoutBackups, f.withoutBaseline)
+			release, err := openRunRepo(cmd, p, jobs, &o, withoutBackups, f.withoutBaseline)
 			if err != nil {
 				return err
 			}
 			defer release()
-			o.Backups, o.Baselines = b, baselines
 			res, err := actions.Lockdown(cmd.Context(), o, jobs)
 			if err != nil {
 				return planError(cmd.ErrOrStderr(), err)

@@ -20,11 +20,17 @@ import (
 )
 
 // openRunRepo opens the plan's repository once for the run, with a
-// shared lock held until release: for the backup steps (when a selected
-// host has backup sources and backups are not left out) and for the
-// baseline steps (whenever the plan names a repository: actions.StepsFor
-// gives every host one then). Both are nil when there is nothing to keep.
-func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run string, withoutBackups, withoutBaseline bool) (*actions.Backups, actions.BaselineStore, func(), error) {
+// shared lock held until release, and gives it to o: for the backup
+// steps (o.Backups, when a selected host has backup sources and backups
+// are not left out) and for the baseline steps (o.Baselines, whenever
+// the plan names a repository: actions.StepsFor gives every host one
+// then). Both stay nil when there is nothing to keep.
+//
+// The lock's second check for conflicting locks (repo.LockSharedAsync)
+// runs while the hosts connect; every host waits for it (o.RepoLock)
+// before anything is journaled or changed there, and the repository's
+// write guard waits for it before any index or snapshot is written.
+func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, o *actions.Options, withoutBackups, withoutBaseline bool) (func(), error) {
 	needBackups := false
 	for _, j := range jobs {
 		if j.Plan != nil && j.Plan.Backup != nil && !j.Plan.Backup.None && len(j.Plan.Backup.Sources) > 0 {
@@ -33,9 +39,9 @@ func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 	}
 	if p.Repository == nil || (!needBackups && withoutBaseline) {
 		if needBackups {
-			return nil, nil, nil, &usageError{fmt.Errorf("the plan backs up hosts but names no repository")}
+			return nil, &usageError{fmt.Errorf("the plan backs up hosts but names no repository")}
 		}
-		return nil, nil, func() {}, nil
+		return func() {}, nil
 	}
 	what := "baselines"
 	if needBackups {
@@ -44,17 +50,17 @@ func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 	e := actions.PlanRepoEnv(p.Repository)
 	e.Stdin, e.Stderr = cmd.InOrStdin(), cmd.ErrOrStderr()
 	ctx := cmd.Context()
-	r, release, err := e.Open(ctx, repocmd.SharedLock)
+	r, release, err := e.Open(ctx, repocmd.SharedLockAsync)
 	if err != nil && !needBackups {
-		return nil, nil, nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("%s: %w", what, err),
+		return nil, exitcode.WithHint(exitcode.Usage, fmt.Errorf("%s: %w", what, err),
 			"the plan's repository keeps each host's integrity baseline, which restore checks the host against; fix it, or lock down --without-baseline (restore then cannot check the hosts)")
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		release()
-		return nil, nil, nil, fmt.Errorf("%s: load the repository index: %w", what, err)
+		return nil, fmt.Errorf("%s: load the repository index: %w", what, err)
 	}
 	var until time.Time
 	if p.Window != nil {
@@ -63,16 +69,18 @@ func openRunRepo(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 	// One store for the run: backups and baselines share the repository's
 	// pack writer, on the run's context.
 	store := hostbackup.NewStore(context.WithoutCancel(ctx), r)
-	tags := append([]string{"run:" + run, "plan:" + p.Name}, repo.PinTags(until)...)
-	baselines := incident.RepoStore{R: r, StoreOptions: incident.StoreOptions{Tags: tags, ProgramVersion: "holiday " + version, Share: store}}
+	tags := append([]string{"run:" + o.RunID, "plan:" + p.Name}, repo.PinTags(until)...)
+	o.Baselines = incident.RepoStore{R: r, StoreOptions: incident.StoreOptions{Tags: tags, ProgramVersion: "holiday " + version, Share: store}}
+	o.RepoLock = r.LockValid
 	if !needBackups {
-		return nil, baselines, release, nil
+		return release, nil
 	}
-	b := &actions.Backups{Store: store, Run: run, Plan: p.Name, Pin: true, Until: until, Version: version}
+	b := &actions.Backups{Store: store, Run: o.RunID, Plan: p.Name, Pin: true, Until: until, Version: version}
 	if f, ok := cmd.ErrOrStderr().(*os.File); ok && isTerminal(f) {
 		b.Progress = backupProgress(f)
 	}
-	return b, baselines, release, nil
+	o.Backups = b
+	return release, nil
 }
 
 // openBackups opens the plan's repository once for the run, with a
@@ -99,8 +107,12 @@ func openBackups(cmd *cobra.Command, p *plans.Plan, jobs []actions.Job, run stri
 	e.Stdin, e.Stderr = cmd.InOrStdin(), cmd.ErrOrStderr()
 	ctx := cmd.Context()
 	// what is quick to check fails here, before any host is contacted;
-	// the key derivation and the index load overlap the connections
-	finish, err := e.OpenLater(ctx, repocmd.SharedLock)
+	// the key derivation and the index load overlap the connections, and
+	// the lock's second check overlaps the host's walk: the repository's
+	// write guard waits for it before any index or snapshot is written,
+	// and a conflict found then fails the host's backup step (a backup
+	// run changes nothing else on a host)
+	finish, err := e.OpenLater(ctx, repocmd.SharedLockAsync)
 	if err != nil {
 		return nil, nil, fmt.Errorf("backups: %w", err)
 	}

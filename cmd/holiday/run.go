@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/holiday-ops/holiday/actions"
+	"github.com/holiday-ops/holiday/internal/agentctl"
 	"github.com/holiday-ops/holiday/internal/exitcode"
 	"github.com/holiday-ops/holiday/internal/journal"
 	"github.com/holiday-ops/holiday/plans"
@@ -98,6 +99,9 @@ func (f *runFlags) setup(cmd *cobra.Command) (*plans.Plan, *actions.Connector, a
 	if err != nil {
 		return nil, nil, actions.Options{}, err
 	}
+	// the agent's SHA-256 (this executable's) from the last run, while
+	// the executable is the same file
+	agentctl.SetSelfCache(filepath.Join(f.stateDir, "agent-sha256"))
 	log := slog.New(slog.DiscardHandler)
 	if f.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

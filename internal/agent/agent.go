@@ -24,7 +24,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/holiday-ops/holiday/internal/agentproto"
 )
@@ -255,19 +254,6 @@ func isHex64(s string) bool {
 // for its hello).
 func MachineID() (string, error) { return readMachineID(nil) }
 
-// StatStamp is f's identity in the format of agentproto.StampSuffix.
-func StatStamp(f *os.File) (string, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return "", errors.New("no stat_t")
-	}
-	return fmt.Sprintf("%d %d %d %d.%09d", st.Size, st.Ino, st.Dev, st.Ctim.Sec, st.Ctim.Nsec), nil
-}
-
 // selfHash is the SHA-256 of the running executable: the name of its
 // directory when the stamp beside it (agentproto.StampSuffix) still matches the
 // running file, else hashed.
@@ -283,7 +269,7 @@ func selfHash(path string) (string, error) {
 	if real, err := os.Readlink(path); err == nil && filepath.Base(real) == "holiday" {
 		dir := filepath.Base(filepath.Dir(real))
 		if b, err := os.ReadFile(real + agentproto.StampSuffix); err == nil && isHex64(dir) {
-			if st, err := StatStamp(f); err == nil && strings.TrimSpace(string(b)) == st {
+			if st, err := agentproto.StatStamp(f); err == nil && strings.TrimSpace(string(b)) == st {
 				return dir, nil
 			}
 		}

@@ -194,7 +194,7 @@ func TestSelfHashStamp(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		st, err := StatStamp(f)
+		st, err := agentproto.StatStamp(f)
 		if err != nil {
 			t.Fatal(err)
 		}

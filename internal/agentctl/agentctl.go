@@ -31,6 +31,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/holiday-ops/holiday/internal/agentproto"
+	"github.com/holiday-ops/holiday/internal/atomicfile"
 	"github.com/holiday-ops/holiday/internal/sshx"
 )
 
@@ -53,13 +54,27 @@ type Binary struct {
 }
 
 var (
-	selfOnce sync.Once
-	self     Binary
-	selfErr  error
+	selfOnce  sync.Once
+	self      Binary
+	selfErr   error
+	selfCache string
 )
 
-// LoadBinary hashes the executable at path ("" is this process's own).
-// The process's own binary is hashed once.
+// SetSelfCache names a file that keeps this executable's SHA-256 from one
+// run to the next, beside the file's identity (agentproto.StatStamp:
+// size, inode, device, ctime). While the executable still has that
+// identity, LoadBinary("") takes the SHA-256 from there instead of
+// hashing its own tens of MB, which every run otherwise does between its
+// first SSH connection and the first host's probe. Any write, truncate,
+// rename over or chmod of the executable moves its ctime, and it is
+// hashed again. The file belongs in the control node's state directory
+// (root's, 0700): a wrong SHA-256 there could only make the agent's
+// upload fail its SHA-256 check on the host. Call it before the first
+// Deploy; "" (the default) hashes once per process.
+func SetSelfCache(path string) { selfCache = path }
+
+// LoadBinary hashes the executable at path ("" is this process's own:
+// hashed once, or read from SetSelfCache's file).
 func LoadBinary(path string) (Binary, error) {
 	if path == "" {
 		selfOnce.Do(func() {
@@ -68,7 +83,7 @@ func LoadBinary(path string) (Binary, error) {
 				selfErr = err
 				return
 			}
-			self, selfErr = LoadBinary(exe)
+			self, selfErr = loadCached(exe, selfCache)
 		})
 		return self, selfErr
 	}
@@ -77,12 +92,62 @@ func LoadBinary(path string) (Binary, error) {
 		return Binary{}, fmt.Errorf("agent binary: %w", err)
 	}
 	defer f.Close()
+	return hashBinary(path, f)
+}
+
+func hashBinary(path string, f *os.File) (Binary, error) {
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
 		return Binary{}, fmt.Errorf("agent binary %s: %w", path, err)
 	}
 	return Binary{Path: path, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
+
+// loadCached is LoadBinary(path) through the cache file (see
+// SetSelfCache; "" is none): its lines are the path, the file's
+// identity and its SHA-256.
+func loadCached(path, cache string) (Binary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Binary{}, fmt.Errorf("agent binary: %w", err)
+	}
+	defer f.Close()
+	if cache == "" {
+		return hashBinary(path, f)
+	}
+	stamp, err := agentproto.StatStamp(f)
+	if err != nil {
+		return hashBinary(path, f)
+	}
+	if b, err := os.ReadFile(cache); err == nil {
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if len(lines) == 3 && lines[0] == path && lines[1] == stamp && isSHA256(lines[2]) {
+			size, _ := strconv.ParseInt(strings.Fields(stamp)[0], 10, 64)
+			return Binary{Path: path, SHA256: lines[2], Size: size}, nil
+		}
+	}
+	bin, err := hashBinary(path, f)
+	if err != nil {
+		return bin, err
+	}
+	// the identity taken before the read: a write meanwhile moved the
+	// ctime, so the next run hashes again
+	_ = atomicfile.Write(cache, []byte(path+"\n"+stamp+"\n"+bin.SHA256+"\n"), 0o600)
+	return bin, nil
+}
+
+// isSHA256 says whether s is 64 lower-case hex digits.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Options says which binary to push and how to run it.
@@ -144,6 +209,12 @@ type Agent struct {
 
 	mu   sync.Mutex
 	idle []*session // sessions waiting for the next operation
+	// released counts Release calls: a session Prepare opened across
+	// one is not kept
+	released int
+	// preparing is closed when the session Prepare is opening is kept
+	// (nil when none is being opened)
+	preparing chan struct{}
 }
 
 // Error is an agent-level failure on one host, worded for the operator.
@@ -503,9 +574,21 @@ var closeWait = 5 * time.Second
 // each holds one of the connection's session slots.
 const maxIdle = 1
 
-// Start sends the request on an idle session of this agent, or on a new
-// one (session, agent start, hello). The caller must Close the stream.
+// Start sends the request on an idle session of this agent (or one
+// Prepare is opening), or on a new one (session, agent start, hello).
+// The caller must Close the stream.
 func (a *Agent) Start(ctx context.Context, op string, args any) (*Stream, error) {
+	return a.start(ctx, op, args, true)
+}
+
+// StartOwn is Start on a new session, never an idle or prepared one:
+// for an operation that keeps its session for the whole run (the run
+// lock), which Prepare's session is not meant for.
+func (a *Agent) StartOwn(ctx context.Context, op string, args any) (*Stream, error) {
+	return a.start(ctx, op, args, false)
+}
+
+func (a *Agent) start(ctx context.Context, op string, args any, reuse bool) (*Stream, error) {
 	fail := func(err error) (*Stream, error) {
 		return nil, &Error{Host: a.conn.Label(), Op: op, Err: err}
 	}
@@ -519,7 +602,14 @@ func (a *Agent) Start(ctx context.Context, op string, args any) (*Stream, error)
 	}
 	start := time.Now()
 	for {
-		ss, reused := a.takeIdle(), true
+		var ss *session
+		reused := reuse
+		if reuse {
+			ss = a.takeIdle()
+			if ss == nil && a.waitPrepared(ctx) {
+				ss = a.takeIdle()
+			}
+		}
 		if ss == nil {
 			var err error
 			if ss, err = a.openSession(ctx, op); err != nil {
@@ -592,6 +682,63 @@ func (a *Agent) openSession(ctx context.Context, op string) (*session, error) {
 	return ss, nil
 }
 
+// Prepare opens the session of the next operation now — an SSH
+// session, the agent (through sudo), its hello — and keeps it for the
+// next Start, which then only sends its request. A run calls it beside
+// its first operation (the run lock, which keeps a session of its own for
+// the whole run), so that the operation after that does not wait for an
+// agent to start. Nothing but the hello reaches the agent before the
+// next operation's request; Release ends the session unused. It returns
+// the hello of the agent kept (or already waiting).
+func (a *Agent) Prepare(ctx context.Context) (agentproto.Hello, error) {
+	a.mu.Lock()
+	if n := len(a.idle); n > 0 || a.preparing != nil {
+		var peer agentproto.Hello
+		if n > 0 {
+			peer = a.idle[n-1].peer
+		}
+		a.mu.Unlock()
+		return peer, nil
+	}
+	released := a.released
+	done := make(chan struct{})
+	a.preparing = done
+	a.mu.Unlock()
+	ss, err := a.openSession(ctx, "next")
+	a.mu.Lock()
+	keep := err == nil && a.released == released && len(a.idle) < maxIdle
+	if keep {
+		a.idle = append(a.idle, ss)
+	}
+	a.preparing = nil
+	close(done)
+	a.mu.Unlock()
+	if err != nil {
+		return agentproto.Hello{}, &Error{Host: a.conn.Label(), Op: "start", Err: err}
+	}
+	if !keep {
+		ss.close()
+	}
+	return ss.peer, nil
+}
+
+// waitPrepared waits for the session Prepare is opening, if any, and
+// says whether there was one.
+func (a *Agent) waitPrepared(ctx context.Context) bool {
+	a.mu.Lock()
+	done := a.preparing
+	a.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 func (a *Agent) takeIdle() *session {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -619,6 +766,7 @@ func (a *Agent) Release() {
 	a.mu.Lock()
 	idle := a.idle
 	a.idle = nil
+	a.released++
 	a.mu.Unlock()
 	for _, ss := range idle {
 		ss.close()

@@ -404,6 +404,58 @@ func TestFresh(t *testing.T) {
 	}
 }
 
+// TestPrepare: the session Prepare opens (the agent started, its hello
+// done) is the one the next operation runs on, not one started with
+// StartOwn; after a Release it is not, and the agent works on.
+func TestPrepare(t *testing.T) {
+	a, _ := builds(t)
+	e := newEnv(t)
+	c := e.dial(t, "root")
+	ag, err := agentctl.Deploy(ctxT(t), c, e.opts(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ag.Release()
+	ping := func() int {
+		t.Helper()
+		s, err := ag.Start(ctxT(t), "ping", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.Result(nil); err != nil {
+			t.Fatal(err)
+		}
+		return s.Peer.PID
+	}
+	prepared, err := ag.Prepare(ctxT(t))
+	if err != nil || prepared.PID == 0 || prepared.Build != a.SHA256 {
+		t.Fatalf("Prepare: %+v, %v", prepared, err)
+	}
+	// an operation that keeps its session (the run lock) gets one of its
+	// own and leaves the prepared one to the next
+	own, err := ag.StartOwn(ctxT(t), "ping", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := own.Result(nil); err != nil || own.Peer.PID == prepared.PID {
+		t.Errorf("StartOwn ran in agent %d (%v), the prepared one is %d", own.Peer.PID, err, prepared.PID)
+	}
+	defer own.Close()
+	if pid := ping(); pid != prepared.PID {
+		t.Errorf("the operation after Prepare ran in agent %d, not in the prepared %d", pid, prepared.PID)
+	}
+	// the ping's session waits for the next operation: Prepare keeps it
+	again, err := ag.Prepare(ctxT(t))
+	if err != nil || again.PID != prepared.PID {
+		t.Errorf("Prepare beside an idle session: %+v, %v; want agent %d", again, err, prepared.PID)
+	}
+	ag.Release()
+	if pid := ping(); pid == prepared.PID {
+		t.Errorf("agent %d ran an operation after Release", pid)
+	}
+}
+
 func TestSudo(t *testing.T) {
 	a, _ := builds(t)
 	e := newEnv(t)

@@ -39,7 +39,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
+	"syscall"
 )
 
 // Version is the protocol version. Bump it on any incompatible change.
@@ -309,3 +311,16 @@ func ServerHello(c *Conn, mine Hello) (Hello, error) {
 // set back), so neither the probe nor the agent hashes ~12 MB again on
 // every session. Only root can write it: the agent directory is 0700 root.
 const StampSuffix = ".stamp"
+
+// StatStamp is f's identity in the format of StampSuffix.
+func StatStamp(f *os.File) (string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", errors.New("no stat_t")
+	}
+	return fmt.Sprintf("%d %d %d %d.%09d", st.Size, st.Ino, st.Dev, st.Ctim.Sec, st.Ctim.Nsec), nil
+}

@@ -86,6 +86,12 @@ type Starter interface {
 	Start(ctx context.Context, op string, args any) (*agentctl.Stream, error)
 }
 
+// ownStarter starts an operation on a session of its own
+// (*agentctl.Agent).
+type ownStarter interface {
+	StartOwn(ctx context.Context, op string, args any) (*agentctl.Stream, error)
+}
+
 // HostLock is a run lock held on a host by an agent session.
 type HostLock struct {
 	s *agentctl.Stream
@@ -96,7 +102,13 @@ type HostLock struct {
 // Ctrl-C still holds the lock): pass context.WithoutCancel of the run's.
 // A busy host is a *BusyError naming the other run.
 func Host(ctx context.Context, a Starter, me Holder) (*HostLock, *Stale, error) {
-	s, err := a.Start(ctx, OpName, me)
+	start := a.Start
+	if o, ok := a.(ownStarter); ok {
+		// the lock keeps its session for the whole run: not the one
+		// prepared for the run's next operation
+		start = o.StartOwn
+	}
+	s, err := start(ctx, OpName, me)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,6 +1,7 @@
 // Package faulty wraps a backend and injects failures for tests: fail the
 // Nth save or load, truncate or corrupt what a load returns, store other
-// bytes than a save was given; and it lets a test watch the loads.
+// bytes than a save was given, or let another writer's file appear right
+// after a save (a racing lock); and it lets a test watch the loads.
 //
 // It must never import the repository (backup/repo) or anything above
 // backup.
@@ -37,6 +38,11 @@ type Backend struct {
 	Mangle func(h backend.Handle, b []byte) []byte
 	// OnLoad, when set, is called at each counted Load, before it runs.
 	OnLoad func(h backend.Handle, length int, offset int64)
+	// AfterSave, when set, runs after every Save that stored its file,
+	// before Save returns: what another process writes at that moment
+	// (a conflicting lock that appears just after this one's was
+	// written). Its own saves through the wrapper call it again.
+	AfterSave func(h backend.Handle)
 }
 
 // New wraps be with no faults scheduled.
@@ -73,7 +79,13 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker) 
 			return b.Backend.Save(ctx, h, bytes.NewReader(buf))
 		}
 	}
-	return b.Backend.Save(ctx, h, rd)
+	if err := b.Backend.Save(ctx, h, rd); err != nil {
+		return err
+	}
+	if b.AfterSave != nil {
+		b.AfterSave(h)
+	}
+	return nil
 }
 
 // Load fails, truncates or corrupts as scheduled.

@@ -24,40 +24,54 @@ func TestFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		setup func(b *faulty.Backend)
-		check func(t *testing.T, got []byte, loadErr, saveErr error)
+		check func(t *testing.T, b *faulty.Backend, got []byte, loadErr, saveErr error)
 	}{
-		{"fail save", func(b *faulty.Backend) { b.FailSave[1] = true }, func(t *testing.T, got []byte, le, se error) {
+		{"fail save", func(b *faulty.Backend) { b.FailSave[1] = true }, func(t *testing.T, b *faulty.Backend, got []byte, le, se error) {
 			if !errors.Is(se, faulty.ErrInjected) || !errors.Is(le, backend.ErrNotExist) {
 				t.Errorf("save %v, load %v", se, le)
 			}
 		}},
-		{"fail load", func(b *faulty.Backend) { b.FailLoad[1] = true }, func(t *testing.T, got []byte, le, se error) {
+		{"fail load", func(b *faulty.Backend) { b.FailLoad[1] = true }, func(t *testing.T, b *faulty.Backend, got []byte, le, se error) {
 			if !errors.Is(le, faulty.ErrInjected) {
 				t.Errorf("load %v", le)
 			}
 		}},
-		{"truncate", func(b *faulty.Backend) { b.Truncate[1] = 2 }, func(t *testing.T, got []byte, le, se error) {
+		{"truncate", func(b *faulty.Backend) { b.Truncate[1] = 2 }, func(t *testing.T, b *faulty.Backend, got []byte, le, se error) {
 			if string(got) != "hel" {
 				t.Errorf("got %q", got)
 			}
 		}},
-		{"corrupt", func(b *faulty.Backend) { b.Corrupt[1] = 0 }, func(t *testing.T, got []byte, le, se error) {
+		{"corrupt", func(b *faulty.Backend) { b.Corrupt[1] = 0 }, func(t *testing.T, b *faulty.Backend, got []byte, le, se error) {
 			if string(got) != "iello" {
 				t.Errorf("got %q", got)
 			}
 		}},
 		{"mangle", func(b *faulty.Backend) {
 			b.Mangle = func(_ backend.Handle, p []byte) []byte { return append(p[:4:4], '!') }
-		}, func(t *testing.T, got []byte, le, se error) {
+		}, func(t *testing.T, _ *faulty.Backend, got []byte, le, se error) {
 			if se != nil || string(got) != "hell!" {
 				t.Errorf("save %v, got %q", se, got)
 			}
 		}},
 		{"mangle keeps", func(b *faulty.Backend) {
 			b.Mangle = func(backend.Handle, []byte) []byte { return nil }
-		}, func(t *testing.T, got []byte, le, se error) {
+		}, func(t *testing.T, _ *faulty.Backend, got []byte, le, se error) {
 			if se != nil || string(got) != "hello" {
 				t.Errorf("save %v, got %q", se, got)
+			}
+		}},
+		{"after save", func(b *faulty.Backend) {
+			b.AfterSave = func(h backend.Handle) {
+				if h.Name == "abcd" {
+					b.Save(ctx, backend.Handle{Type: backend.LockFile, Name: "ef01"}, bytes.NewReader([]byte("x")))
+				}
+			}
+		}, func(t *testing.T, b *faulty.Backend, got []byte, le, se error) {
+			if string(got) != "hello" || se != nil {
+				t.Errorf("got %q, save %v", got, se)
+			}
+			if _, err := b.Stat(ctx, backend.Handle{Type: backend.LockFile, Name: "ef01"}); err != nil {
+				t.Errorf("the file saved after the save: %v", err)
 			}
 		}},
 	} {
@@ -70,7 +84,7 @@ func TestFaults(t *testing.T) {
 			if le == nil {
 				got, _ = io.ReadAll(rd)
 			}
-			tc.check(t, got, le, se)
+			tc.check(t, b, got, le, se)
 		})
 	}
 }
