@@ -123,6 +123,10 @@ type Options struct {
 	MoreTags func(Result) []string
 	// Progress, when set, is called about once a second.
 	Progress func(Stats)
+	// Started is when the Request was sent, when that was before Backup
+	// (a source started while the repository was opening): the
+	// snapshot's time and Elapsed count from it. Zero: from Backup's call.
+	Started time.Time
 }
 
 // Stats count one source's backup.
@@ -192,7 +196,10 @@ type blobJob struct {
 // left out). On error no snapshot is written; what was packed stays
 // unreferenced, and the caller must close the link without reusing it.
 func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*repo.Snapshot, Result, Stats, error) {
-	start := time.Now()
+	start := o.Started
+	if start.IsZero() {
+		start = time.Now()
+	}
 	c := &control{s: s, link: link, req: req, o: o, b: newBuilder(), files: map[int64]fileRef{}, kept: map[int64]bool{}, asked: map[repo.ID]bool{}, zeros: map[uint32]repo.ID{},
 		jobs: make(chan blobJob, 2*runtime.GOMAXPROCS(0))}
 	if o.Known == nil {
@@ -200,6 +207,13 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	}
 	if o.Parent != nil && req.Source == SourceFiles {
 		c.parent = &parentTrees{load: s.R.LoadTree, root: o.Parent.Tree, trees: map[string]*repo.Tree{}}
+	}
+	if req.Source == SourceStream && req.Polynomial == 0 {
+		// a dump started before the repository was open: its output is
+		// held on the host until this comes
+		if err := link.WriteJSON(agentproto.FrameMessage, Down{Polynomial: uint64(s.R.Config().ChunkerPolynomial)}); err != nil {
+			return nil, Result{}, Stats{}, halfway(fmt.Errorf("sending the chunker polynomial: %w", err))
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for range runtime.GOMAXPROCS(0) {
