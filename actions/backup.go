@@ -247,14 +247,23 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	if !ok {
 		return rec(errors.New("this host's agent cannot stream a backup"))
 	}
-	// While the repository is still opening (the key derivation), the
-	// first files source's walk starts already: the host walks meanwhile,
-	// and the chunker polynomial goes with the first verdict, before any
-	// file is read (hostbackup.Request.Polynomial).
+	// While the repository is still opening (the key derivation, the
+	// lock, the index), the first source starts already, without the
+	// chunker polynomial (hostbackup.Request.Polynomial): a files
+	// source's walk, whose first verdict carries it before any file is
+	// read, or, once the host has named the source's dumps, the first
+	// dump, whose output the host holds until it comes (not one checked
+	// by a scratch restore: that creates a database, and nothing on a
+	// host changes before the repository is open). Its failure (or the
+	// host's naming the dumps) is reported after the repository's own.
 	var early *agentctl.Stream
-	if !bk.opened() && len(b.Sources) > 0 && len(b.Sources[0].Files) > 0 {
-		if js, err := b.jobs(ctx, h, b.Sources[0]); err == nil && len(js) == 1 {
-			if early, err = st.Start(ctx, hostbackup.OpName, js[0].req); err != nil {
+	var first []job
+	var firstErr error
+	if !bk.opened() && len(b.Sources) > 0 && startsEarly(b.Sources[0]) {
+		if first, firstErr = b.jobs(ctx, h, b.Sources[0]); firstErr == nil && len(first) > 0 {
+			var err error
+			first[0].started = time.Now()
+			if early, err = st.Start(ctx, hostbackup.OpName, first[0].req); err != nil {
 				return rec(err)
 			}
 			defer func() {
@@ -267,6 +276,9 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	if err := bk.Ready(ctx); err != nil {
 		return rec(err)
 	}
+	if firstErr != nil {
+		return rec(firstErr)
+	}
 	// the trees of each files source's parent (fromPrevious) are read
 	// once for both walks: the parent's and the earlier snapshots'
 	roots, err := bk.parentRoots(ctx, h.Name, b.Sources)
@@ -278,10 +290,12 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	if err != nil {
 		return rec(fmt.Errorf("reading the host's earlier snapshots: %w", err))
 	}
-	for _, src := range b.Sources {
-		jobs, err := b.jobs(ctx, h, src)
-		if err != nil {
-			return rec(err)
+	for i, src := range b.Sources {
+		jobs := first // the first source's, named above
+		if i > 0 || jobs == nil {
+			if jobs, err = b.jobs(ctx, h, src); err != nil {
+				return rec(err)
+			}
 		}
 		for _, j := range jobs {
 			s := early // the first job's, started above
@@ -301,6 +315,20 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	return rec(nil)
 }
 
+// startsEarly says whether src may start before the repository is open:
+// a files source, or dumps without a scratch restore.
+func startsEarly(src *plans.BackupSource) bool {
+	switch {
+	case len(src.Files) > 0:
+		return true
+	case src.Postgres != nil:
+		return !src.Postgres.RestoreCheck
+	case src.MySQL != nil:
+		return !src.MySQL.RestoreCheck
+	}
+	return false
+}
+
 // job is one snapshot to take.
 type job struct {
 	kind, what string
@@ -308,7 +336,8 @@ type job struct {
 	paths      []string
 	// trees loads a files source's parent's trees, shared with the
 	// host's known-blobs walk (nil: its own)
-	trees *hostbackup.Trees
+	trees   *hostbackup.Trees
+	started time.Time // when its Request went out before the repository was open
 }
 
 func (b HostBackup) jobs(ctx context.Context, h *Host, src *plans.BackupSource) ([]job, error) {
@@ -365,7 +394,7 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, s *agentctl.S
 	if bk.Pin {
 		tags = append(tags, repo.PinTags(bk.Until)...)
 	}
-	o := hostbackup.Options{Hostname: h.Name, Paths: j.paths, Tags: tags, ProgramVersion: "holiday " + bk.Version, Known: known}
+	o := hostbackup.Options{Hostname: h.Name, Paths: j.paths, Tags: tags, ProgramVersion: "holiday " + bk.Version, Known: known, Started: j.started}
 	if err := bk.fromPrevious(ctx, h.Name, j, &o); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -150,6 +151,9 @@ func Start(ctx context.Context, s Spec) (*Dump, error) {
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
+	}
+	if f, ok := out.(*os.File); ok {
+		widenPipe(f)
 	}
 	d := &Dump{spec: s, cmd: cmd, out: out, stderr: &stderrTail{}}
 	cmd.Stderr = d.stderr

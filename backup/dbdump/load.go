@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -50,14 +51,14 @@ func Verify(ctx context.Context, s Spec, r io.Reader, scratch bool) error {
 }
 
 func verifyPostgres(ctx context.Context, s Spec, r io.Reader, m *marks, scratch bool) error {
-	list := tool{name: "pg_restore --list", argv: []string{"pg_restore", "--list"}, user: s.user()}
+	list := tool{name: "pg_restore --list", argv: []string{"pg_restore", "--list"}, user: s.user(), background: true}
 	if !scratch {
-		read := tool{name: "pg_restore", argv: []string{"pg_restore", "--file=/dev/null"}, user: s.user()}
+		read := tool{name: "pg_restore", argv: []string{"pg_restore", "--file=/dev/null"}, user: s.user(), background: true}
 		return feed(ctx, r, m, s, list, read)
 	}
 	return withScratch(ctx, s, func(name string) error {
 		restore := tool{name: "pg_restore into scratch database " + name, argv: []string{"pg_restore", "--no-password", "--exit-on-error",
-			"--no-owner", "--no-privileges", "--dbname=" + pgConninfo(name)}, user: s.user()}
+			"--no-owner", "--no-privileges", "--dbname=" + pgConninfo(name)}, user: s.user(), background: true}
 		return feed(ctx, r, m, s, list, restore)
 	})
 }
@@ -238,15 +239,18 @@ func loadInto(ctx context.Context, s Spec, r io.Reader, m *marks, db string) err
 	return loadMySQL(ctx, s, r, m, db, false)
 }
 
-func loadMySQL(ctx context.Context, s Spec, r io.Reader, m *marks, db string, header bool) error {
-	if header {
+// loadMySQL loads the dump r into db. check is Verify's scratch load: r
+// starts with holiday's header line, and the client runs in the
+// background (tool.background).
+func loadMySQL(ctx context.Context, s Spec, r io.Reader, m *marks, db string, check bool) error {
+	if check {
 		// A missing header is reported by marks.check once the stream
 		// has been read.
 		br := bufio.NewReader(r)
 		mysqlHeader(br)
 		r = br
 	}
-	load := tool{name: "mariadb loading into " + db, argv: []string{"mariadb", "--batch", "--database=" + db}, alt: []string{"mysql"}, user: "root"}
+	load := tool{name: "mariadb loading into " + db, argv: []string{"mariadb", "--batch", "--database=" + db}, alt: []string{"mysql"}, user: "root", background: check}
 	return feed(ctx, r, m, s, load)
 }
 
@@ -387,17 +391,22 @@ func feed(ctx context.Context, r io.Reader, m *marks, s Spec, tools ...tool) err
 			killAll()
 			return err
 		}
-		in, err := cmd.StdinPipe()
+		pr, in, err := os.Pipe()
 		if err != nil {
 			killAll()
 			return err
 		}
+		widenPipe(in)
 		x := &running{t: t, cmd: cmd, in: in, stderr: &stderrTail{}}
-		cmd.Stdout, cmd.Stderr = io.Discard, x.stderr
-		if err := cmd.Start(); err != nil {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, io.Discard, x.stderr
+		err = cmd.Start()
+		pr.Close() // the tool's end, now the tool's alone
+		if err != nil {
+			in.Close()
 			killAll()
 			return fmt.Errorf("starting %s: %w", t.name, err)
 		}
+		t.started(cmd)
 		rs = append(rs, x)
 	}
 	buf := make([]byte, 256<<10)

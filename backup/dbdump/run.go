@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // toolPath is the PATH the tools are found in: the agent runs under sudo's
@@ -41,6 +43,45 @@ type tool struct {
 	// alt are other names for argv[0] (mariadb-dump → mysqldump).
 	alt  []string
 	user string
+	// background: the tool verifies a dump running beside it and gets
+	// the CPU only after the dump (niceness backgroundNice, started).
+	background bool
+}
+
+// backgroundNice is a background tool's niceness. A dump tool like
+// pg_dump -Fc is single-threaded (it compresses as it goes) and is the
+// whole backup's critical path: on a small host, every moment its
+// verifier takes the CPU from it adds to the backup's time, while the
+// verifier, a bounded queue behind, has the rest of the dump's time to
+// catch up. Nothing of the database server itself is reniced.
+const backgroundNice = 10
+
+// started does what a tool needs once it runs: a background tool's whole
+// process group (the tool runs as a group leader) goes to
+// backgroundNice. It is best effort: a tool at the usual priority is
+// still correct, only slower for the dump beside it.
+func (t tool) started(cmd *exec.Cmd) {
+	if t.background {
+		unix.Setpriority(unix.PRIO_PGRP, cmd.Process.Pid, backgroundNice)
+	}
+}
+
+// pipeSize is the pipe buffer asked for between a dump tool and the agent
+// and between the agent and a verifier. Linux's default, 64 KiB, is a
+// few milliseconds of pg_dump's output: a reader off the CPU for longer
+// (two cores, a verifier and the SSH link beside the dump) would stop the
+// dump on its write.
+const pipeSize = 1 << 20
+
+// widenPipe asks for pipeSize on the pipe f is an end of, best effort
+// (the kernel may refuse: pipe-max-size, a user's pipe quota); the usual
+// size is slower, not wrong.
+func widenPipe(f *os.File) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
 }
 
 // command builds the exec.Cmd: the tool found on toolPath, a clean
@@ -158,7 +199,7 @@ func exitError(what string, err error, stderr string) error {
 	switch {
 	case errors.As(err, &ee):
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			how = fmt.Sprintf("was killed by signal %s", unix(ws.Signal()))
+			how = fmt.Sprintf("was killed by signal %s", signalName(ws.Signal()))
 		} else {
 			how = fmt.Sprintf("exited with status %d", ee.ExitCode())
 		}
@@ -171,7 +212,7 @@ func exitError(what string, err error, stderr string) error {
 	return fmt.Errorf("%s %s", what, how)
 }
 
-func unix(sig syscall.Signal) string {
+func signalName(sig syscall.Signal) string {
 	switch sig {
 	case syscall.SIGKILL:
 		return "KILL"

@@ -6,8 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 // TestStartVerified: a dump verified as it is read passes only when the
@@ -72,5 +77,48 @@ tail -c 3 ` + seen + ` | grep -q END || { echo 'pg_restore: error: could not rea
 				t.Fatalf("Wait = %v\nwant one line with %q", werr, c.want)
 			}
 		})
+	}
+}
+
+// TestVerifierInBackground: the verifier's tools run niced by
+// backgroundNice (the dump tool, the backup's critical path, at the
+// agent's own priority), and the dump's pipe and the verifiers' are
+// widened to pipeSize.
+func TestVerifierInBackground(t *testing.T) {
+	base, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base = 20 - base // the kernel's 40..1 back to nice's -20..19
+	if base+backgroundNice > 19 {
+		testenv.Skip(t, "this test already runs at niceness "+strconv.Itoa(base)+": no room to go lower")
+	}
+	dir := t.TempDir()
+	nice := func(name string) string { return `nice >` + filepath.Join(dir, name) + "\n" }
+	// the verifiers say their niceness once they have read: their input
+	// comes after they were reniced
+	fakeTools(t, map[string]string{
+		"pg_dump":    nice("pg_dump") + `printf 'PGDMP\001END'`,
+		"pg_restore": `if [ "$1" = --list ]; then head -c 6 >/dev/null; ` + nice("list") + `exit 0; fi` + "\n" + `cat >/dev/null; ` + nice("read"),
+	})
+	d, err := StartVerified(context.Background(), Spec{Engine: Postgres, Database: "shop", User: me(t)}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe, err := unix.FcntlInt(d.d.out.(*os.File).Fd(), unix.F_GETPIPE_SZ, 0)
+	if err != nil || pipe != pipeSize {
+		t.Errorf("the dump's pipe holds %d bytes (%v); want %d", pipe, err, pipeSize)
+	}
+	if _, err := io.ReadAll(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"pg_dump": base, "list": base + backgroundNice, "read": base + backgroundNice} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if got, _ := strconv.Atoi(strings.TrimSpace(string(b))); err != nil || got != want {
+			t.Errorf("%s ran at niceness %q (%v); want %d", name, b, err, want)
+		}
 	}
 }

@@ -132,6 +132,10 @@ type Options struct {
 	// dump's size is known only at its end); 0 while it is not known.
 	// Progress then reports it as Total, marked Estimated.
 	Expected func() int64
+	// Started is when the Request was sent, when that was before Backup
+	// (a source started while the repository was opening): the
+	// snapshot's time and Elapsed count from it. Zero: from Backup's call.
+	Started time.Time
 }
 
 // Stats count one source's backup.
@@ -206,7 +210,10 @@ type blobJob struct {
 // Every pack stored through s from then on is read back as it is
 // stored (repo.VerifyWrites): Verify gives the backup's verdict.
 func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*repo.Snapshot, Result, Stats, error) {
-	start := time.Now()
+	start := o.Started
+	if start.IsZero() {
+		start = time.Now()
+	}
 	// every pack of the run is read back as it is stored, on the run's
 	// context (Verify waits for this backup's)
 	s.R.VerifyWrites(s.ctx)
@@ -221,6 +228,13 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 			load = o.Trees.Load
 		}
 		c.parent = &parentTrees{load: load, root: o.Parent.Tree, trees: map[string]*repo.Tree{}}
+	}
+	if req.Source == SourceStream && req.Polynomial == 0 {
+		// a dump started before the repository was open: its output is
+		// held on the host until this comes
+		if err := link.WriteJSON(agentproto.FrameMessage, Down{Polynomial: uint64(s.R.Config().ChunkerPolynomial)}); err != nil {
+			return nil, Result{}, Stats{}, halfway(fmt.Errorf("sending the chunker polynomial: %w", err))
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for range runtime.GOMAXPROCS(0) {

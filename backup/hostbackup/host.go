@@ -93,6 +93,7 @@ type host struct {
 	wants  []Want         // wants not yet taken by the sender
 	owedV  int            // verdicts the control node still owes
 	owedW  int            // wants the control node still owes
+	owedP  bool           // a stream's polynomial is still owed (a Request without it)
 	held   int            // bytes of chunk data in the window
 	queue  []heldBatch    // Up{Contents} sent, awaiting their want
 	ended  bool           // no more batches
@@ -142,6 +143,10 @@ func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result
 	switch {
 	case req.Source == SourceFiles && req.Polynomial == 0:
 		// comes with the first verdict, before any file is read (recv)
+	case req.Source == SourceStream && req.Polynomial == 0:
+		// the control node's first message (recv); the dump starts
+		// meanwhile and its output is held (holdUntilPolynomial)
+		h.owedP = true
 	case req.Source != SourceDisk:
 		if !h.pol.Irreducible() {
 			return nil, fmt.Errorf("host-backup: the chunker polynomial %#x is not valid", req.Polynomial)
@@ -195,7 +200,7 @@ func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result
 func (h *host) recv() {
 	for {
 		h.mu.Lock()
-		for h.err == nil && h.owedV+h.owedW == 0 {
+		for h.err == nil && h.owedV+h.owedW == 0 && !h.owedP {
 			if h.ended {
 				h.mu.Unlock()
 				return
@@ -222,9 +227,17 @@ func (h *host) recv() {
 			return
 		}
 		h.mu.Lock()
-		if d.Polynomial != 0 && h.ch == nil && h.req.Source == SourceFiles {
+		if d.Polynomial != 0 && h.ch == nil && h.req.Source != SourceDisk {
 			if pol := chunker.Pol(d.Polynomial); pol.Irreducible() {
 				h.pol, h.ch = pol, chunker.New(bytes.NewReader(nil), pol)
+			}
+		}
+		if h.owedP {
+			h.owedP = false
+			if h.ch == nil {
+				h.mu.Unlock()
+				h.fail(fmt.Errorf("host-backup: the chunker polynomial %#x is not valid", d.Polynomial))
+				return
 			}
 		}
 		if v := d.Verdict; v != nil && len(v.Read) > 0 && h.ch == nil {

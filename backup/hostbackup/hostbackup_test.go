@@ -54,7 +54,7 @@ func (l *pipeLink) Result(v any) error {
 func startHost(t testing.TB, req Request, tamper func(agentproto.FrameType, []byte) []byte) *pipeLink {
 	t.Helper()
 	toHostR, toHostW := io.Pipe()
-	fromHostR, fromHostW := io.Pipe()
+	fromHostR, fromHostW := newBufPipe()
 	hostConn := agentproto.NewConn(toHostR, fromHostW)
 	var out io.Reader = fromHostR
 	if tamper != nil {
@@ -87,6 +87,52 @@ func startHost(t testing.TB, req Request, tamper func(agentproto.FrameType, []by
 	}()
 	t.Cleanup(func() { toHostW.Close(); fromHostR.Close() })
 	return l
+}
+
+// bufPipe is a pipe whose writes never wait for its reader, as an SSH
+// channel's window lets the host write ahead of the control node's reads.
+type bufPipe struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	buf    bytes.Buffer
+	closed bool
+}
+
+func newBufPipe() (*bufPipe, *bufPipe) {
+	p := &bufPipe{}
+	p.cond = sync.NewCond(&p.mu)
+	return p, p
+}
+
+func (p *bufPipe) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0, io.ErrClosedPipe
+	}
+	p.buf.Write(b)
+	p.cond.Broadcast()
+	return len(b), nil
+}
+
+func (p *bufPipe) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.buf.Len() == 0 && !p.closed {
+		p.cond.Wait()
+	}
+	if p.buf.Len() == 0 {
+		return 0, io.EOF
+	}
+	return p.buf.Read(b)
+}
+
+func (p *bufPipe) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	return nil
 }
 
 func testRepo(t *testing.T) (*Store, *repo.Repository) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/holiday-ops/holiday/backup/repo"
@@ -211,7 +212,11 @@ func (h *host) stream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s dump of %s: %w", s.Engine, s.Name, err)
 	}
-	size, err := h.chunkStream(ctx, 0, d)
+	rd, err := h.holdUntilPolynomial(d)
+	var size uint64
+	if err == nil {
+		size, err = h.chunkStream(ctx, 0, rd)
+	}
 	if werr := d.Wait(); err == nil {
 		err = werr
 	}
@@ -221,3 +226,53 @@ func (h *host) stream(ctx context.Context) error {
 	h.res.Files = 1
 	return h.endFile(ctx, 0, size, nil)
 }
+
+// holdMax bounds the dump output held while the chunker polynomial is
+// still to come: a dump that outruns it waits on its pipe.
+const holdMax = 32 << 20
+
+// holdUntilPolynomial returns d as the chunker is to read it. A dump
+// started before the control node had opened the repository (a Request
+// without the polynomial) runs meanwhile: what it writes is read and held,
+// up to holdMax, until the polynomial comes (recv), and is then read first.
+// The dump's own end or failure while held is kept for after the held
+// bytes, where the chunker meets it as it would have.
+func (h *host) holdUntilPolynomial(d io.Reader) (io.Reader, error) {
+	var held []byte
+	var rerr error
+	for {
+		h.mu.Lock()
+		for h.err == nil && h.ch == nil && (len(held) >= holdMax || rerr != nil) {
+			h.cond.Wait()
+		}
+		ready, err := h.ch != nil, h.err
+		h.mu.Unlock()
+		if err != nil {
+			return nil, fatal{err}
+		}
+		if ready {
+			break
+		}
+		if len(held) == cap(held) {
+			held = slices.Grow(held, min(max(len(held), 1<<20), holdMax-len(held)))
+		}
+		n, err := d.Read(held[len(held):min(cap(held), holdMax)])
+		held = held[:len(held)+n]
+		if err != nil {
+			rerr = err
+		}
+	}
+	if held == nil {
+		return d, nil
+	}
+	var rest io.Reader = d
+	if rerr != nil {
+		rest = errReader{rerr}
+	}
+	return io.MultiReader(bytes.NewReader(held), rest), nil
+}
+
+// errReader is a reader that has ended with err (io.EOF: at its end).
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

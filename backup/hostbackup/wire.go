@@ -18,7 +18,9 @@
 //	agent → control  Up{Nodes}        every entry of the walk, in order
 //	control → agent  Down{Verdict}    which of those files to read (the others are unchanged);
 //	                                  the first one carries the chunker polynomial when the
-//	                                  Request did not (a walk started before the repository was open)
+//	                                  Request did not (a walk started before the repository was open);
+//	                                  a dump gets no verdict, and a Down{Polynomial} first thing
+//	                                  when its Request had none
 //	agent → control  Up{Contents}     the chunk IDs of files read, batched
 //	control → agent  Down{Want}       which of those chunks to send
 //	agent → control  Data frames      exactly the chunks wanted, in order
@@ -64,7 +66,10 @@ type Request struct {
 	// Polynomial is the repository's chunker polynomial. A files source
 	// may leave it 0 and start walking before the control node has
 	// opened the repository: the first Down{Verdict} then carries it,
-	// and no file is read before.
+	// and no file is read before. A stream may leave it 0 too: the dump
+	// starts at once, the host holds its output (up to holdMax, then the
+	// dump waits on its pipe) and chunks it once the control node's
+	// first message, Down{Polynomial}, has come.
 	Polynomial uint64 `json:"polynomial"`
 }
 
@@ -141,7 +146,8 @@ type Want struct {
 type Down struct {
 	Verdict *Verdict `json:"verdict,omitempty"`
 	Want    *Want    `json:"want,omitempty"`
-	// Polynomial comes with the first Verdict when the Request had none.
+	// Polynomial comes with the first Verdict when the Request had none
+	// (a stream's: alone, as the first message).
 	Polynomial uint64 `json:"polynomial,omitempty"`
 }
 
