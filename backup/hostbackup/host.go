@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -84,6 +85,16 @@ type host struct {
 	cbuf []byte // the chunker's output buffer, one for the operation
 	seq  int64
 	res  Result
+	// window is the bound on chunk data held (the window tunable;
+	// smaller in tests)
+	window int
+	// unasked: the control node needs every chunk (Down.Unasked); the
+	// chunks are neither hashed nor offered any more
+	unasked atomic.Bool
+	// spare holds disk block buffers the sender is done with, for the
+	// next blocks (a block is as large as 16 MiB: allocating and
+	// zeroing one per block costs more than hashing it)
+	spare chan []byte
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -111,6 +122,9 @@ type host struct {
 type heldBatch struct {
 	data  [][]byte
 	bytes int
+	// up is an unasked batch's message, which the sender writes just
+	// before its data (no want to wait for)
+	up *Up
 }
 
 type pendingFile struct {
@@ -135,10 +149,35 @@ func (h *host) failed() error {
 }
 
 func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result, error) {
+	return newHost(conn, req).serve(ctx, (*host).source)
+}
+
+func newHost(conn *agentproto.Conn, req Request) *host {
+	h := &host{conn: conn, req: req, pol: chunker.Pol(req.Polynomial), upto: -1, read: map[int64]bool{}, sendOK: make(chan struct{}), window: window}
+	h.cond = sync.NewCond(&h.mu)
+	return h
+}
+
+// source reads the Request's source.
+func (h *host) source(ctx context.Context) error {
+	switch h.req.Source {
+	case SourceFiles:
+		return h.files(ctx)
+	case SourceDisk:
+		return h.disk(ctx)
+	case SourceStream:
+		return h.stream(ctx)
+	}
+	return fmt.Errorf("host-backup: unknown source %q", h.req.Source)
+}
+
+// serve runs the operation: read (the source) on this goroutine, the
+// control node's answers and the data sent beside it.
+func (h *host) serve(ctx context.Context, read func(*host, context.Context) error) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	h := &host{conn: conn, req: req, pol: chunker.Pol(req.Polynomial), upto: -1, read: map[int64]bool{}, cancel: cancel, sendOK: make(chan struct{})}
-	h.cond = sync.NewCond(&h.mu)
+	h.cancel = cancel
+	req := h.req
 	switch {
 	case req.Source == SourceFiles && req.Polynomial == 0:
 		// comes with the first verdict, before any file is read (recv)
@@ -154,17 +193,7 @@ func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result
 	go func() { defer close(recvDone); h.recv() }()
 	go h.sender()
 
-	var err error
-	switch req.Source {
-	case SourceFiles:
-		err = h.files(ctx)
-	case SourceDisk:
-		err = h.disk(ctx)
-	case SourceStream:
-		err = h.stream(ctx)
-	default:
-		err = fmt.Errorf("host-backup: unknown source %q", req.Source)
-	}
+	err := read(h, ctx)
 	if err == nil {
 		err = h.flushContents(ctx)
 	}
@@ -244,6 +273,9 @@ func (h *host) recv() {
 		if d.Want != nil {
 			h.owedW--
 			h.wants = append(h.wants, *d.Want)
+			if d.Unasked {
+				h.unasked.Store(true)
+			}
 		}
 		h.cond.Broadcast()
 		h.mu.Unlock()
@@ -256,25 +288,24 @@ func (h *host) sender() {
 	defer close(h.sendOK)
 	for {
 		h.mu.Lock()
-		for h.err == nil && (len(h.queue) == 0 || len(h.wants) == 0) && !(h.ended && len(h.queue) == 0) {
+		ready := func() bool { return len(h.queue) > 0 && (h.queue[0].up != nil || len(h.wants) > 0) }
+		for h.err == nil && !ready() && !(h.ended && len(h.queue) == 0) {
 			h.cond.Wait()
 		}
 		if h.err != nil || len(h.queue) == 0 {
 			h.mu.Unlock()
 			return
 		}
-		b, w := h.queue[0], h.wants[0]
-		h.queue, h.wants = h.queue[1:], h.wants[1:]
+		b := h.queue[0]
+		h.queue = h.queue[1:]
+		var w Want
+		if b.up == nil {
+			w, h.wants = h.wants[0], h.wants[1:]
+		}
 		h.mu.Unlock()
-		for _, i := range w.Need {
-			if i < 0 || int(i) >= len(b.data) || b.data[i] == nil {
-				h.fail(fmt.Errorf("host-backup: the control node asked for chunk %d of a batch of %d it cannot have", i, len(b.data)))
-				return
-			}
-			if err := h.conn.WriteFrame(agentproto.FrameData, b.data[i]); err != nil {
-				h.fail(fmt.Errorf("sending data: %w", err))
-				return
-			}
+		if err := h.sendBatch(b, w); err != nil {
+			h.fail(err)
+			return
 		}
 		h.mu.Lock()
 		h.held -= b.bytes
@@ -283,20 +314,82 @@ func (h *host) sender() {
 	}
 }
 
+// sendBatch sends the data of one batch: the chunks w asks for, or,
+// unasked, its message and then every chunk's. The disk buffers go back
+// to spare.
+func (h *host) sendBatch(b heldBatch, w Want) error {
+	defer h.recycle(b.data)
+	if b.up != nil {
+		if err := h.conn.WriteJSON(agentproto.FrameMessage, b.up); err != nil {
+			return fmt.Errorf("sending chunk lengths: %w", err)
+		}
+		for _, d := range b.data {
+			if d == nil {
+				continue
+			}
+			if err := h.conn.WriteFrame(agentproto.FrameData, d); err != nil {
+				return fmt.Errorf("sending data: %w", err)
+			}
+		}
+		return nil
+	}
+	for _, i := range w.Need {
+		if i < 0 || int(i) >= len(b.data) || b.data[i] == nil {
+			return fmt.Errorf("host-backup: the control node asked for chunk %d of a batch of %d it cannot have", i, len(b.data))
+		}
+		if err := h.conn.WriteFrame(agentproto.FrameData, b.data[i]); err != nil {
+			return fmt.Errorf("sending data: %w", err)
+		}
+	}
+	return nil
+}
+
+// block returns a buffer of n bytes for a disk block, a spare one if
+// there is one.
+func (h *host) block(n int) []byte {
+	select {
+	case b := <-h.spare:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]byte, n)
+}
+
+// recycle gives disk block buffers back to spare (other sources have
+// none).
+func (h *host) recycle(bufs [][]byte) {
+	if h.spare == nil {
+		return
+	}
+	for _, b := range bufs {
+		if b == nil {
+			continue
+		}
+		select {
+		case h.spare <- b:
+		default:
+		}
+	}
+}
+
 // addChunk adds one chunk of file seq to the batch being filled; data
 // nil is a zero block. It waits for room in the window.
 func (h *host) addChunk(ctx context.Context, seq int64, data []byte, zero bool) error {
 	var id repo.ID
-	if !zero {
+	if !zero && !h.unasked.Load() {
 		id = sha256.Sum256(data)
 	}
 	return h.addHashed(ctx, seq, data, id, zero)
 }
 
-// addHashed is addChunk with the chunk's SHA-256 (id) already computed.
+// addHashed is addChunk with the chunk's SHA-256 (id) already computed
+// (or not, once unasked).
 func (h *host) addHashed(ctx context.Context, seq int64, data []byte, id repo.ID, zero bool) error {
 	c := Chunk{Len: uint32(len(data)), Zero: zero, ID: id}
 	if zero {
+		h.recycle([][]byte{data})
 		c.ID, data = repo.ID{}, nil
 	}
 	if n := len(h.contents); n == 0 || h.contents[n-1].Seq != seq || !h.contents[n-1].More {
@@ -340,7 +433,7 @@ func (h *host) flushContents(ctx context.Context) error {
 	up := Up{Contents: h.contents}
 	h.contents, h.data, h.bytes = nil, nil, 0
 	h.mu.Lock()
-	for h.err == nil && h.held > 0 && h.held+b.bytes > window {
+	for h.err == nil && h.held > 0 && h.held+b.bytes > h.window {
 		h.cond.Wait()
 	}
 	if h.err != nil {
@@ -348,13 +441,29 @@ func (h *host) flushContents(ctx context.Context) error {
 		h.mu.Unlock()
 		return fatal{err}
 	}
+	if h.unasked.Load() {
+		// the sender writes it, right before its data; chunks hashed
+		// before the control node's answer arrived go without their IDs
+		for i := range up.Contents {
+			for j := range up.Contents[i].Chunks {
+				up.Contents[i].Chunks[j].ID = repo.ID{}
+			}
+		}
+		up.Unasked = true
+		b.up = &up
+	}
 	h.held += b.bytes
 	h.queue = append(h.queue, b)
-	h.owedW++
+	if b.up == nil {
+		h.owedW++
+	}
 	h.cond.Broadcast()
 	h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return fatal{err}
+	}
+	if b.up != nil {
+		return nil
 	}
 	if err := h.conn.WriteJSON(agentproto.FrameMessage, up); err != nil {
 		return fatal{fmt.Errorf("sending chunk IDs: %w", err)}

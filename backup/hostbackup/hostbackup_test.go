@@ -42,6 +42,12 @@ func (l *pipeLink) Result(v any) error {
 // host's frames on their way (a lying host).
 func startHost(t *testing.T, req Request, tamper func(agentproto.FrameType, []byte) []byte) *pipeLink {
 	t.Helper()
+	return startHostWith(t, tamper, func(ctx context.Context, conn *agentproto.Conn) (*Result, error) { return serveHost(ctx, conn, req) })
+}
+
+// startHostWith is startHost with the host's side of the operation given.
+func startHostWith(t *testing.T, tamper func(agentproto.FrameType, []byte) []byte, serve func(context.Context, *agentproto.Conn) (*Result, error)) *pipeLink {
+	t.Helper()
 	toHostR, toHostW := io.Pipe()
 	fromHostR, fromHostW := io.Pipe()
 	hostConn := agentproto.NewConn(toHostR, fromHostW)
@@ -64,7 +70,7 @@ func startHost(t *testing.T, req Request, tamper func(agentproto.FrameType, []by
 	}
 	l := &pipeLink{Conn: agentproto.NewConn(out, toHostW), done: make(chan error, 1)}
 	go func() {
-		res, err := serveHost(context.Background(), hostConn, req)
+		res, err := serve(context.Background(), hostConn)
 		r := agentproto.Result{}
 		if err != nil {
 			r.Error = &agentproto.RemoteError{Code: "failed", Message: err.Error()}

@@ -118,7 +118,8 @@ func isZero(b []byte) bool {
 
 // readDisk reads the device block by block. Reading and hashing overlap:
 // one goroutine reads, up to GOMAXPROCS blocks are checked for zeros and
-// hashed at once, and the blocks are added in order.
+// hashed at once (once unasked, only checked), and the blocks are added
+// in order. The blocks' buffers are reused once sent.
 func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) error {
 	name := filepath.Base(h.req.Device)
 	if err := h.addNode("/"+name, streamNode(name, uint64(size))); err != nil {
@@ -131,11 +132,14 @@ func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) err
 	defer cancel()
 	par := runtime.GOMAXPROCS(0)
 	blocks := make(chan *diskBlock, par)
+	// as many as the window, the batch being filled and the blocks
+	// being read and hashed hold
+	h.spare = make(chan []byte, (h.window+batchBytes)/bs+2*par+2)
 	go func() {
 		defer close(blocks)
 		sem := make(chan struct{}, par)
 		for read := int64(0); read < size; {
-			b := &diskBlock{buf: make([]byte, min(int64(bs), size-read)), done: make(chan struct{})}
+			b := &diskBlock{buf: h.block(int(min(int64(bs), size-read))), done: make(chan struct{})}
 			n, err := io.ReadFull(f, b.buf)
 			if err != nil {
 				b.err = fmt.Errorf("disk %s: read at %d: %w", h.req.Device, read, err)
@@ -145,7 +149,7 @@ func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) err
 				sem <- struct{}{}
 				go func() {
 					defer func() { <-sem }()
-					if b.zero = isZero(b.buf); !b.zero {
+					if b.zero = isZero(b.buf); !b.zero && !h.unasked.Load() {
 						b.id = sha256.Sum256(b.buf)
 					}
 					close(b.done)
