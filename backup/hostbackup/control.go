@@ -24,7 +24,8 @@ import (
 // (agentctl's Stream after Start sent the Request).
 type Link interface {
 	WriteJSON(t agentproto.FrameType, v any) error
-	ReadFrame() (agentproto.FrameType, []byte, error)
+	// ReadFrameInto reads the next frame, into buf when it fits.
+	ReadFrameInto(buf []byte) (agentproto.FrameType, []byte, error)
 	// Result reads the operation's Result frame.
 	Result(v any) error
 }
@@ -170,6 +171,7 @@ type control struct {
 	late      []lateID // chunks sent unasked, whose IDs the workers compute
 	zeros     map[uint32]repo.ID
 	jobs      chan blobJob
+	spare     chan []byte // frame buffers the workers are done with
 	stats     Stats
 	bytes     atomic.Int64 // Stats.Bytes, for progress
 	total     atomic.Int64 // Stats.Total
@@ -217,6 +219,8 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	start := time.Now()
 	c := &control{s: s, link: link, req: req, o: o, b: newBuilder(), files: map[int64]fileRef{}, kept: map[int64]bool{}, asked: map[repo.ID]bool{}, zeros: map[uint32]repo.ID{},
 		jobs: make(chan blobJob, 2*runtime.GOMAXPROCS(0))}
+	// the frames queued, being stored, and the one being read
+	c.spare = make(chan []byte, cap(c.jobs)+runtime.GOMAXPROCS(0)+1)
 	if o.Known == nil {
 		c.o.Known = NewKnown()
 	}
@@ -309,8 +313,32 @@ func (c *control) worker(ctx context.Context) error {
 		if err := c.s.SaveBlob(ctx, j.data, j.id); err != nil {
 			return fmt.Errorf("store chunk: %w", err)
 		}
+		c.recycle(j.data) // SaveBlob keeps none of it
 	}
 	return nil
+}
+
+// buffer returns a frame buffer the workers are done with, or nil (the
+// frame then gets a new one).
+func (c *control) buffer() []byte {
+	select {
+	case b := <-c.spare:
+		return b
+	default:
+		return nil
+	}
+}
+
+// recycle keeps b for a later frame if it could hold a chunk (JSON
+// messages are small).
+func (c *control) recycle(b []byte) {
+	if cap(b) < MinBlockSize {
+		return
+	}
+	select {
+	case c.spare <- b:
+	default:
+	}
 }
 
 func (c *control) submit(ctx context.Context, j blobJob) error {
@@ -329,7 +357,7 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		t, p, err := c.link.ReadFrame()
+		t, p, err := c.link.ReadFrameInto(c.buffer())
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				// the session's end says why: the agent killed, or the
@@ -358,7 +386,9 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 			}
 		case agentproto.FrameMessage:
 			var up Up
-			if err := json.Unmarshal(p, &up); err != nil {
+			err := json.Unmarshal(p, &up)
+			c.recycle(p) // up holds none of it
+			if err != nil {
 				return res, fmt.Errorf("host-backup: bad message from the host: %w", err)
 			}
 			if len(up.Nodes) > 0 {

@@ -184,7 +184,12 @@ func (c *Conn) WriteJSON(t FrameType, v any) error {
 
 // ReadFrame reads the next frame. io.EOF means the peer closed cleanly
 // between frames; io.ErrUnexpectedEOF means it stopped inside one.
-func (c *Conn) ReadFrame() (FrameType, []byte, error) {
+func (c *Conn) ReadFrame() (FrameType, []byte, error) { return c.ReadFrameInto(nil) }
+
+// ReadFrameInto is ReadFrame with the payload read into buf when it has
+// the room (a receiver that reuses its buffers saves allocating and
+// zeroing megabytes per data frame), else into a new slice.
+func (c *Conn) ReadFrameInto(buf []byte) (FrameType, []byte, error) {
 	first := c.first
 	c.first = false
 	if _, err := io.ReadFull(c.r, c.hdr[:1]); err != nil {
@@ -208,7 +213,11 @@ func (c *Conn) ReadFrame() (FrameType, []byte, error) {
 		}
 		return 0, nil, fmt.Errorf("agent protocol: %s frame of %d bytes exceeds the %d limit", t, n, MaxFrame)
 	}
-	p := make([]byte, n)
+	p := buf[:0]
+	if cap(p) < int(n) {
+		p = make([]byte, n)
+	}
+	p = p[:n]
 	if _, err := io.ReadFull(c.r, p); err != nil {
 		return 0, nil, unexpected(err)
 	}

@@ -131,3 +131,31 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestReadFrameInto: a payload that fits goes into the caller's buffer,
+// a larger one into a new slice, and neither reads past its frame.
+func TestReadFrameInto(t *testing.T) {
+	var wire bytes.Buffer
+	c := NewConn(&wire, &wire)
+	for _, p := range []string{"small", strings.Repeat("x", 100), ""} {
+		if err := c.WriteFrame(FrameData, []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 0, 64)
+	for i, tc := range []struct {
+		want  string
+		inBuf bool
+	}{{"small", true}, {strings.Repeat("x", 100), false}, {"", true}} {
+		ft, p, err := c.ReadFrameInto(buf)
+		if err != nil || ft != FrameData || string(p) != tc.want {
+			t.Fatalf("frame %d: %s %q %v; want %q", i, ft, p, err, tc.want)
+		}
+		if inBuf := cap(p) > 0 && &p[:1][0] == &buf[:1][0]; inBuf != tc.inBuf {
+			t.Errorf("frame %d: read into the caller's buffer %v, want %v", i, inBuf, tc.inBuf)
+		}
+	}
+	if _, _, err := c.ReadFrameInto(buf); err != io.EOF {
+		t.Errorf("after the last frame: %v, want EOF", err)
+	}
+}
