@@ -15,6 +15,9 @@ import (
 	"github.com/holiday-ops/holiday/internal/agentproto"
 )
 
+// headZeros in a seed of writeDisk zeroes its block's first page.
+const headZeros = 1 << 20
+
 // writeDisk writes an image of len(seeds) blocks of bs bytes: seed 0 is
 // a block of zeros, any other the random bytes of that seed (the same
 // seed twice, the same block twice).
@@ -23,7 +26,11 @@ func writeDisk(t *testing.T, seeds []uint64, bs int) (string, []byte) {
 	img := make([]byte, len(seeds)*bs)
 	for i, s := range seeds {
 		if s != 0 {
-			rand.NewChaCha8([32]byte{byte(s), byte(s >> 8)}).Read(img[i*bs : (i+1)*bs])
+			b := img[i*bs : (i+1)*bs]
+			rand.NewChaCha8([32]byte{byte(s), byte(s >> 8), byte(s >> 16)}).Read(b)
+			if s&headZeros != 0 {
+				clear(b[:headSize])
+			}
 		}
 	}
 	p := filepath.Join(t.TempDir(), "disk.img")
@@ -63,9 +70,10 @@ func (ft *frameTap) messages() []Up {
 }
 
 // backupDisk backs up the image at path as a disk of bs-byte blocks,
-// the host holding at most win bytes of chunk data (a window smaller
-// than a batch: the host waits for each answer before its next batch).
-func backupDisk(t *testing.T, s *Store, hostname, path string, bs int, known *Known, tap *frameTap) (*repo.Snapshot, Stats, error) {
+// the host holding at most two blocks of chunk data (a window smaller
+// than a batch: the host waits for each answer before its next batch);
+// frozen: every block is read on the host (none sent from the device).
+func backupDisk(t *testing.T, s *Store, hostname, path string, bs int, known *Known, tap *frameTap, frozen bool) (*repo.Snapshot, Stats, error) {
 	t.Helper()
 	req := Request{Source: SourceDisk, Device: "/dev/test-disk", BlockSize: bs}
 	l := startHostWith(t, tap.tamper, func(ctx context.Context, conn *agentproto.Conn) (*Result, error) {
@@ -81,7 +89,7 @@ func backupDisk(t *testing.T, s *Store, hostname, path string, bs int, known *Kn
 			if err != nil {
 				return err
 			}
-			return h.readDisk(ctx, f, fi.Size(), bs)
+			return h.readDisk(ctx, f, fi.Size(), bs, !frozen)
 		})
 	})
 	sn, _, st, err := Backup(context.Background(), s, l, req, Options{Hostname: hostname, Paths: []string{req.Device}, Known: known})
@@ -109,14 +117,15 @@ func unaskedUps(ups []Up) (n int, withID bool) {
 // its first batch by ID and told to send the rest unasked: no IDs, no
 // wants, zero blocks still never crossing, a block repeated within the
 // disk crossing twice but stored once; the snapshot holds the image byte
-// for byte and reads back. Once the host has a snapshot, its next backup
-// is asked by ID again (nothing crosses); another host is told nothing
-// of the first one's blocks.
+// for byte and reads back, whether the blocks went from the device
+// (spliced into the pipe) or, frozen, were all read by the host. Once the
+// host has a snapshot, its next backup is asked by ID again (nothing
+// crosses); another host is told nothing of the first one's blocks.
 func TestDiskUnasked(t *testing.T) {
-	s, r := testRepo(t)
 	const bs = 64 << 10
 	// 4 batches of 8 MiB (128 blocks not zeros each); every fifth block
-	// is zeros, block 450 repeats block 200
+	// is zeros, block 450 repeats block 200, blocks 7 and 300 start with
+	// a page of zeros
 	var seeds []uint64
 	nonzero, unique := 0, map[uint64]bool{}
 	for i := range 500 {
@@ -126,6 +135,8 @@ func TestDiskUnasked(t *testing.T) {
 			seed = 0
 		case i == 450:
 			seed = seeds[200]
+		case i == 7 || i == 300:
+			seed |= headZeros
 		}
 		seeds = append(seeds, seed)
 		if seed != 0 {
@@ -135,54 +146,62 @@ func TestDiskUnasked(t *testing.T) {
 	}
 	path, img := writeDisk(t, seeds, bs)
 
-	tap := &frameTap{}
-	first, st, err := backupDisk(t, s, "h1", path, bs, nil, tap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ups := tap.messages()
-	n, withID := unaskedUps(ups)
-	if n == 0 || withID {
-		t.Errorf("first backup: %d unasked batches (offering IDs: %v); want the batches after the first unasked, without IDs", n, withID)
-	}
-	if len(ups) < 2 || len(ups[1].Contents) == 0 || ups[1].Unasked || ups[1].Contents[0].Chunks[0].ID.IsNull() {
-		t.Errorf("the first batch was not offered by ID: %+v", ups[1:2])
-	}
-	if st.BlobsSent != int64(nonzero) || st.BytesSent != int64(nonzero*bs) {
-		t.Errorf("first backup sent %d chunks, %d bytes; want the %d blocks not zeros (the repeated one twice), %d bytes", st.BlobsSent, st.BytesSent, nonzero, nonzero*bs)
-	}
-	if len(st.NewBlobs) != len(unique) {
-		t.Errorf("first backup: %d new blobs; want %d (the repeat stored once)", len(st.NewBlobs), len(unique))
-	}
-	if got, ok := content(t, r, first, "/test-disk"); !ok || !bytes.Equal([]byte(got), img) {
-		t.Fatalf("the image read back differs (found %v, %d bytes of %d)", ok, len(got), len(img))
-	}
-	if err := Verify(context.Background(), r, first, st); err != nil {
-		t.Errorf("verify: %v", err)
-	}
+	for _, frozen := range []bool{false, true} {
+		t.Run(map[bool]string{false: "from the device", true: "frozen"}[frozen], func(t *testing.T) {
+			s, r := testRepo(t)
+			tap := &frameTap{}
+			first, st, err := backupDisk(t, s, "h1", path, bs, nil, tap, frozen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ups := tap.messages()
+			n, withID := unaskedUps(ups)
+			if n == 0 || withID {
+				t.Errorf("first backup: %d unasked batches (offering IDs: %v); want the batches after the first unasked, without IDs", n, withID)
+			}
+			if len(ups) < 2 || len(ups[1].Contents) == 0 || ups[1].Unasked || ups[1].Contents[0].Chunks[0].ID.IsNull() {
+				t.Errorf("the first batch was not offered by ID: %+v", ups[1:2])
+			}
+			if st.BlobsSent != int64(nonzero) || st.BytesSent != int64(nonzero*bs) {
+				t.Errorf("first backup sent %d chunks, %d bytes; want the %d blocks not zeros (the repeated one twice), %d bytes", st.BlobsSent, st.BytesSent, nonzero, nonzero*bs)
+			}
+			if len(st.NewBlobs) != len(unique) {
+				t.Errorf("first backup: %d new blobs; want %d (the repeat stored once)", len(st.NewBlobs), len(unique))
+			}
+			if got, ok := content(t, r, first, "/test-disk"); !ok || !bytes.Equal([]byte(got), img) {
+				t.Fatalf("the image read back differs (found %v, %d bytes of %d)", ok, len(got), len(img))
+			}
+			if err := Verify(context.Background(), r, first, st); err != nil {
+				t.Errorf("verify: %v", err)
+			}
+			if frozen {
+				return
+			}
 
-	// the host's own blocks now: offered by ID, none sent
-	known, err := HostKnown(context.Background(), r, "h1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tap = &frameTap{}
-	second, st, err := backupDisk(t, s, "h1", path, bs, known, tap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := unaskedUps(tap.messages()); n != 0 || st.BlobsSent != 0 {
-		t.Errorf("second backup: %d unasked batches, %d chunks sent; want every block offered by ID and none sent", n, st.BlobsSent)
-	}
-	if got, _ := content(t, r, second, "/test-disk"); !bytes.Equal([]byte(got), img) {
-		t.Error("the second snapshot's image differs")
-	}
+			// the host's own blocks now: offered by ID, none sent
+			known, err := HostKnown(context.Background(), r, "h1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tap = &frameTap{}
+			second, st, err := backupDisk(t, s, "h1", path, bs, known, tap, frozen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := unaskedUps(tap.messages()); n != 0 || st.BlobsSent != 0 {
+				t.Errorf("second backup: %d unasked batches, %d chunks sent; want every block offered by ID and none sent", n, st.BlobsSent)
+			}
+			if got, _ := content(t, r, second, "/test-disk"); !bytes.Equal([]byte(got), img) {
+				t.Error("the second snapshot's image differs")
+			}
 
-	// another host with the same blocks: sends them all, unasked
-	known, _ = HostKnown(context.Background(), r, "h2")
-	tap = &frameTap{}
-	if _, st, err = backupDisk(t, s, "h2", path, bs, known, tap); err != nil || st.BlobsSent != int64(nonzero) {
-		t.Errorf("another host's first backup: %d chunks sent, %v; want all %d", st.BlobsSent, err, nonzero)
+			// another host with the same blocks: sends them all, unasked
+			known, _ = HostKnown(context.Background(), r, "h2")
+			tap = &frameTap{}
+			if _, st, err = backupDisk(t, s, "h2", path, bs, known, tap, frozen); err != nil || st.BlobsSent != int64(nonzero) {
+				t.Errorf("another host's first backup: %d chunks sent, %v; want all %d", st.BlobsSent, err, nonzero)
+			}
+		})
 	}
 }
 
@@ -238,7 +257,7 @@ func TestUnaskedLies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, r := testRepo(t)
-			sn, _, err := backupDisk(t, s, "liar", path, bs, nil, &frameTap{lie: tc.lie})
+			sn, _, err := backupDisk(t, s, "liar", path, bs, nil, &frameTap{lie: tc.lie}, false)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || sn != nil {
 				t.Fatalf("snapshot %v, err %v; want %q and no snapshot", sn, err, tc.want)
 			}

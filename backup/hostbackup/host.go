@@ -96,31 +96,44 @@ type host struct {
 	// zeroing one per block costs more than hashing it)
 	spare chan []byte
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	err    error          // the first failure; everything stops
-	upto   int64          // verdicts are known up to this entry
-	read   map[int64]bool // files the control node wants read
-	wants  []Want         // wants not yet taken by the sender
-	owedV  int            // verdicts the control node still owes
-	owedW  int            // wants the control node still owes
-	held   int            // bytes of chunk data in the window
-	queue  []heldBatch    // Up{Contents} sent, awaiting their want
-	ended  bool           // no more batches
-	sendOK chan struct{}  // closed when the sender is done
-	cancel context.CancelFunc
+	mu      sync.Mutex
+	cond    *sync.Cond
+	err     error          // the first failure; everything stops
+	upto    int64          // verdicts are known up to this entry
+	read    map[int64]bool // files the control node wants read
+	wants   []Want         // wants not yet taken by the sender
+	owedV   int            // verdicts the control node still owes
+	owedW   int            // wants the control node still owes
+	held    int            // bytes of chunk data in the window
+	queue   []heldBatch    // Up{Contents} sent, awaiting their want
+	sending bool           // the sender has a batch out of the queue
+	ended   bool           // no more batches
+	sendOK  chan struct{}  // closed when the sender is done
+	cancel  context.CancelFunc
 
 	// the current batches being filled
 	nodes    []Entry
 	nodesAt  time.Time
 	contents []Content
-	data     [][]byte // data of the chunks of contents, in order (nil: zero)
+	data     []chunkData // data of the chunks of contents, in order (none: zero)
 	bytes    int
 	pending  []pendingFile // files sent whose verdict or read is to come
 }
 
+// chunkData is a chunk's data to send: in memory, or, for a disk block
+// sent unasked, where it is on the device (agentproto.WriteFrameFrom
+// has the kernel move it to the link from the page cache).
+type chunkData struct {
+	b   []byte
+	dev *os.File
+	off int64
+	n   int
+}
+
+func (d chunkData) none() bool { return d.b == nil && d.dev == nil }
+
 type heldBatch struct {
-	data  [][]byte
+	data  []chunkData
 	bytes int
 	// up is an unasked batch's message, which the sender writes just
 	// before its data (no want to wait for)
@@ -302,44 +315,77 @@ func (h *host) sender() {
 		if b.up == nil {
 			w, h.wants = h.wants[0], h.wants[1:]
 		}
+		h.sending = true
 		h.mu.Unlock()
 		if err := h.sendBatch(b, w); err != nil {
 			h.fail(err)
 			return
 		}
 		h.mu.Lock()
+		h.sending = false
 		h.held -= b.bytes
 		h.cond.Broadcast()
 		h.mu.Unlock()
 	}
 }
 
+// drain waits until the sender has sent every batch queued.
+func (h *host) drain() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for h.err == nil && (len(h.queue) > 0 || h.sending) {
+		h.cond.Wait()
+	}
+	if h.err != nil {
+		return fatal{h.err}
+	}
+	return nil
+}
+
 // sendBatch sends the data of one batch: the chunks w asks for, or,
 // unasked, its message and then every chunk's. The disk buffers go back
 // to spare.
 func (h *host) sendBatch(b heldBatch, w Want) error {
-	defer h.recycle(b.data)
+	defer func() {
+		for _, d := range b.data {
+			h.recycle(d.b)
+		}
+	}()
 	if b.up != nil {
 		if err := h.conn.WriteJSON(agentproto.FrameMessage, b.up); err != nil {
 			return fmt.Errorf("sending chunk lengths: %w", err)
 		}
 		for _, d := range b.data {
-			if d == nil {
+			if d.none() {
 				continue
 			}
-			if err := h.conn.WriteFrame(agentproto.FrameData, d); err != nil {
-				return fmt.Errorf("sending data: %w", err)
+			if err := h.sendData(d); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
 	for _, i := range w.Need {
-		if i < 0 || int(i) >= len(b.data) || b.data[i] == nil {
+		if i < 0 || int(i) >= len(b.data) || b.data[i].none() {
 			return fmt.Errorf("host-backup: the control node asked for chunk %d of a batch of %d it cannot have", i, len(b.data))
 		}
-		if err := h.conn.WriteFrame(agentproto.FrameData, b.data[i]); err != nil {
-			return fmt.Errorf("sending data: %w", err)
+		if err := h.sendData(b.data[i]); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// sendData sends one chunk's data frame.
+func (h *host) sendData(d chunkData) error {
+	if d.dev != nil {
+		if err := h.conn.WriteFrameFrom(agentproto.FrameData, d.dev, d.off, d.n); err != nil {
+			return fmt.Errorf("disk %s: sending data: %w", h.req.Device, err)
+		}
+		return nil
+	}
+	if err := h.conn.WriteFrame(agentproto.FrameData, d.b); err != nil {
+		return fmt.Errorf("sending data: %w", err)
 	}
 	return nil
 }
@@ -357,20 +403,15 @@ func (h *host) block(n int) []byte {
 	return make([]byte, n)
 }
 
-// recycle gives disk block buffers back to spare (other sources have
+// recycle gives a disk block buffer back to spare (other sources have
 // none).
-func (h *host) recycle(bufs [][]byte) {
-	if h.spare == nil {
+func (h *host) recycle(b []byte) {
+	if h.spare == nil || b == nil {
 		return
 	}
-	for _, b := range bufs {
-		if b == nil {
-			continue
-		}
-		select {
-		case h.spare <- b:
-		default:
-		}
+	select {
+	case h.spare <- b:
+	default:
 	}
 }
 
@@ -381,16 +422,16 @@ func (h *host) addChunk(ctx context.Context, seq int64, data []byte, zero bool) 
 	if !zero && !h.unasked.Load() {
 		id = sha256.Sum256(data)
 	}
-	return h.addHashed(ctx, seq, data, id, zero)
+	return h.addHashed(ctx, seq, chunkData{b: data, n: len(data)}, id, zero)
 }
 
 // addHashed is addChunk with the chunk's SHA-256 (id) already computed
 // (or not, once unasked).
-func (h *host) addHashed(ctx context.Context, seq int64, data []byte, id repo.ID, zero bool) error {
-	c := Chunk{Len: uint32(len(data)), Zero: zero, ID: id}
+func (h *host) addHashed(ctx context.Context, seq int64, data chunkData, id repo.ID, zero bool) error {
+	c := Chunk{Len: uint32(data.n), Zero: zero, ID: id}
 	if zero {
-		h.recycle([][]byte{data})
-		c.ID, data = repo.ID{}, nil
+		h.recycle(data.b)
+		c.ID, data = repo.ID{}, chunkData{}
 	}
 	if n := len(h.contents); n == 0 || h.contents[n-1].Seq != seq || !h.contents[n-1].More {
 		h.contents = append(h.contents, Content{Seq: seq, More: true})
@@ -398,7 +439,9 @@ func (h *host) addHashed(ctx context.Context, seq int64, data []byte, id repo.ID
 	ct := &h.contents[len(h.contents)-1]
 	ct.Chunks = append(ct.Chunks, c)
 	h.data = append(h.data, data)
-	h.bytes += len(data)
+	if !zero {
+		h.bytes += data.n
+	}
 	h.res.BytesRead += int64(c.Len)
 	if len(h.data) >= contentBatch || h.bytes >= batchBytes {
 		return h.flushContents(ctx)

@@ -49,7 +49,11 @@ func startHost(t *testing.T, req Request, tamper func(agentproto.FrameType, []by
 func startHostWith(t *testing.T, tamper func(agentproto.FrameType, []byte) []byte, serve func(context.Context, *agentproto.Conn) (*Result, error)) *pipeLink {
 	t.Helper()
 	toHostR, toHostW := io.Pipe()
-	fromHostR, fromHostW := io.Pipe()
+	// a real pipe, as the agent's stdout is: disk blocks are spliced into it
+	fromHostR, fromHostW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	hostConn := agentproto.NewConn(toHostR, fromHostW)
 	var out io.Reader = fromHostR
 	if tamper != nil {
@@ -80,7 +84,7 @@ func startHostWith(t *testing.T, tamper func(agentproto.FrameType, []byte) []byt
 		hostConn.WriteJSON(agentproto.FrameResult, r)
 		l.done <- err
 	}()
-	t.Cleanup(func() { toHostW.Close(); fromHostR.Close() })
+	t.Cleanup(func() { toHostW.Close(); fromHostR.Close(); fromHostW.Close() })
 	return l
 }
 
