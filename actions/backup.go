@@ -241,9 +241,11 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	// While the repository is still opening (the key derivation), the
 	// first files source's walk starts already: the host walks meanwhile,
 	// and the chunker polynomial goes with the first verdict, before any
-	// file is read (hostbackup.Request.Polynomial).
+	// file is read (hostbackup.Request.Polynomial). A first disk source
+	// starts reading likewise (fixed blocks need no polynomial), unless
+	// it is frozen: a freeze lasts the read, not the key derivation.
 	var early *agentctl.Stream
-	if !bk.opened() && len(b.Sources) > 0 && len(b.Sources[0].Files) > 0 {
+	if first := b.Sources; !bk.opened() && len(first) > 0 && (len(first[0].Files) > 0 || first[0].Disk != "" && !first[0].Freeze) {
 		if js, err := b.jobs(ctx, h, b.Sources[0]); err == nil && len(js) == 1 {
 			if early, err = st.Start(ctx, hostbackup.OpName, js[0].req); err != nil {
 				return rec(err)
