@@ -91,6 +91,11 @@ type host struct {
 	// unasked: the control node needs every chunk (Down.Unasked); the
 	// chunks are neither hashed nor offered any more
 	unasked atomic.Bool
+	// flushed: a batch of contents went out; answered is closed with
+	// the control node's first answer to one (Want): from then on,
+	// unasked says the mode
+	flushed  atomic.Bool
+	answered chan struct{}
 	// spare holds disk block buffers the sender is done with, for the
 	// next blocks (a block is as large as 16 MiB: allocating and
 	// zeroing one per block costs more than hashing it)
@@ -166,7 +171,8 @@ func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result
 }
 
 func newHost(conn *agentproto.Conn, req Request) *host {
-	h := &host{conn: conn, req: req, pol: chunker.Pol(req.Polynomial), upto: -1, read: map[int64]bool{}, sendOK: make(chan struct{}), window: window}
+	h := &host{conn: conn, req: req, pol: chunker.Pol(req.Polynomial), upto: -1, read: map[int64]bool{}, sendOK: make(chan struct{}), window: window,
+		answered: make(chan struct{})}
 	h.cond = sync.NewCond(&h.mu)
 	return h
 }
@@ -288,6 +294,11 @@ func (h *host) recv() {
 			h.wants = append(h.wants, *d.Want)
 			if d.Unasked {
 				h.unasked.Store(true)
+			}
+			select {
+			case <-h.answered:
+			default:
+				close(h.answered)
 			}
 		}
 		h.cond.Broadcast()
@@ -415,6 +426,22 @@ func (h *host) recycle(b []byte) {
 	}
 }
 
+// needIDs says whether a disk block read now is to be hashed: not once
+// the control node said unasked. Before its first answer that is not
+// known, and once a batch went out (hashed: the first batch is offered by
+// ID), the answer is waited for rather than hashing blocks whose IDs may
+// be dropped (a disk started before the repository is open reads ahead
+// for as long as that takes).
+func (h *host) needIDs(ctx context.Context) bool {
+	if h.flushed.Load() {
+		select {
+		case <-h.answered:
+		case <-ctx.Done():
+		}
+	}
+	return !h.unasked.Load()
+}
+
 // addChunk adds one chunk of file seq to the batch being filled; data
 // nil is a zero block. It waits for room in the window.
 func (h *host) addChunk(ctx context.Context, seq int64, data []byte, zero bool) error {
@@ -497,6 +524,7 @@ func (h *host) flushContents(ctx context.Context) error {
 	}
 	h.held += b.bytes
 	h.queue = append(h.queue, b)
+	h.flushed.Store(true)
 	if b.up == nil {
 		h.owedW++
 	}

@@ -157,7 +157,7 @@ func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int, fro
 				sem <- struct{}{}
 				go func() {
 					defer func() { <-sem }()
-					if b.zero = isZero(b.buf); !b.zero && !h.unasked.Load() {
+					if b.zero = isZero(b.buf); !b.zero && h.needIDs(ctx) {
 						b.id = sha256.Sum256(b.buf)
 					}
 					close(b.done)
