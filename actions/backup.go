@@ -251,8 +251,8 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	// lock, the index), the first source starts already, without the
 	// chunker polynomial (hostbackup.Request.Polynomial): a files
 	// source's walk, whose first verdict carries it before any file is
-	// read, or, once the host has named the source's dumps, the first
-	// dump, whose output the host holds until it comes (not one checked
+	// read, an unfrozen disk's read, or, once the host has named the
+	// source's dumps, the first dump, whose output the host holds until it comes (not one checked
 	// by a scratch restore: that creates a database, and nothing on a
 	// host changes before the repository is open). Its failure (or the
 	// host's naming the dumps) is reported after the repository's own.
@@ -316,11 +316,15 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 }
 
 // startsEarly says whether src may start before the repository is open:
-// a files source, or dumps without a scratch restore.
+// a files source, an unfrozen disk, or dumps without a scratch restore.
 func startsEarly(src *plans.BackupSource) bool {
 	switch {
 	case len(src.Files) > 0:
 		return true
+	case src.Disk != "":
+		// fixed blocks need no polynomial; a freeze lasts the read, not
+		// the key derivation
+		return !src.Freeze
 	case src.Postgres != nil:
 		return !src.Postgres.RestoreCheck
 	case src.MySQL != nil:

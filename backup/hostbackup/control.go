@@ -24,7 +24,8 @@ import (
 // (agentctl's Stream after Start sent the Request).
 type Link interface {
 	WriteJSON(t agentproto.FrameType, v any) error
-	ReadFrame() (agentproto.FrameType, []byte, error)
+	// ReadFrameInto reads the next frame, into buf when it fits.
+	ReadFrameInto(buf []byte) (agentproto.FrameType, []byte, error)
 	// Result reads the operation's Result frame.
 	Result(v any) error
 }
@@ -179,10 +180,14 @@ type control struct {
 	files     map[int64]fileRef
 	kept      map[int64]bool // files taken from the parent: no content may come
 	asked     map[repo.ID]bool
-	polSent   bool      // the polynomial went with the first verdict (a Request without one)
-	need      []repo.ID // data frames due, in order
+	polSent   bool     // the polynomial went with the first verdict (a Request without one)
+	need      []needed // data frames due, in order
+	wanted    bool     // a Want was sent: the mode is decided
+	unasked   bool     // the host was told to send every chunk unasked
+	late      []lateID // chunks sent unasked, whose IDs the workers compute
 	zeros     map[uint32]repo.ID
 	jobs      chan blobJob
+	spare     chan []byte // frame buffers the workers are done with
 	stats     Stats
 	bytes     atomic.Int64 // Stats.Bytes, for progress
 	total     atomic.Int64 // Stats.Total
@@ -199,6 +204,25 @@ type fileRef struct {
 type blobJob struct {
 	id   repo.ID
 	data []byte
+	// slot, for a chunk sent unasked: the worker computes its ID from
+	// the data and puts it there
+	slot *repo.ID
+}
+
+// needed is a data frame due: a chunk asked for by ID, or one sent
+// unasked, of n bytes, whose ID goes to slot.
+type needed struct {
+	id   repo.ID
+	n    uint32
+	slot *repo.ID
+}
+
+// lateID is a chunk sent unasked: its place in a file's content, filled
+// from slot once the workers are done.
+type lateID struct {
+	node *repo.Node
+	at   int
+	slot *repo.ID
 }
 
 // Backup receives one source from the agent on link (its Request req
@@ -219,6 +243,8 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	s.R.VerifyWrites(s.ctx)
 	c := &control{s: s, link: link, req: req, o: o, b: newBuilder(), files: map[int64]fileRef{}, kept: map[int64]bool{}, asked: map[repo.ID]bool{}, zeros: map[uint32]repo.ID{},
 		jobs: make(chan blobJob, 2*runtime.GOMAXPROCS(0))}
+	// the frames queued, being stored, and the one being read
+	c.spare = make(chan []byte, cap(c.jobs)+runtime.GOMAXPROCS(0)+1)
 	if o.Known == nil {
 		c.o.Known = NewKnown()
 	}
@@ -263,6 +289,9 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	close(c.jobs)
 	if werr := g.Wait(); werr != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		err = werr
+	}
+	if err == nil {
+		c.fillLate()
 	}
 	close(stop)
 	<-stopped
@@ -320,17 +349,45 @@ func (c *control) progress(start time.Time) Stats {
 	return st
 }
 
-// worker verifies and stores the chunks that arrive.
+// worker verifies and stores the chunks that arrive; a chunk sent
+// unasked gets its ID here.
 func (c *control) worker(ctx context.Context) error {
 	for j := range c.jobs {
-		if repo.ID(sha256.Sum256(j.data)) != j.id {
+		if j.slot != nil {
+			j.id = sha256.Sum256(j.data)
+			*j.slot = j.id
+		} else if repo.ID(sha256.Sum256(j.data)) != j.id {
 			return fmt.Errorf("%w: %s (the host sent other bytes than it announced)", ErrHashMismatch, j.id.Str())
 		}
 		if err := c.s.SaveBlob(ctx, j.data, j.id); err != nil {
 			return fmt.Errorf("store chunk: %w", err)
 		}
+		c.recycle(j.data) // SaveBlob keeps none of it
 	}
 	return nil
+}
+
+// buffer returns a frame buffer the workers are done with, or nil (the
+// frame then gets a new one).
+func (c *control) buffer() []byte {
+	select {
+	case b := <-c.spare:
+		return b
+	default:
+		return nil
+	}
+}
+
+// recycle keeps b for a later frame if it could hold a chunk (JSON
+// messages are small).
+func (c *control) recycle(b []byte) {
+	if cap(b) < MinBlockSize {
+		return
+	}
+	select {
+	case c.spare <- b:
+	default:
+	}
 }
 
 func (c *control) submit(ctx context.Context, j blobJob) error {
@@ -349,7 +406,7 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		t, p, err := c.link.ReadFrame()
+		t, p, err := c.link.ReadFrameInto(c.buffer())
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				// the session's end says why: the agent killed, or the
@@ -366,16 +423,21 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 			if len(c.need) == 0 {
 				return res, errors.New("host-backup: the host sent data nobody asked for")
 			}
-			id := c.need[0]
+			n := c.need[0]
 			c.need = c.need[1:]
+			if n.slot != nil && int64(len(p)) != int64(n.n) {
+				return res, fmt.Errorf("host-backup: the host announced a chunk of %d bytes and sent %d", n.n, len(p))
+			}
 			c.sent.Add(int64(len(p)))
 			c.stats.BlobsSent++
-			if err := c.submit(ctx, blobJob{id, p}); err != nil {
+			if err := c.submit(ctx, blobJob{id: n.id, data: p, slot: n.slot}); err != nil {
 				return res, err
 			}
 		case agentproto.FrameMessage:
 			var up Up
-			if err := json.Unmarshal(p, &up); err != nil {
+			err := json.Unmarshal(p, &up)
+			c.recycle(p) // up holds none of it
+			if err != nil {
 				return res, fmt.Errorf("host-backup: bad message from the host: %w", err)
 			}
 			if len(up.Nodes) > 0 {
@@ -384,7 +446,7 @@ func (c *control) receive(ctx context.Context) (Result, error) {
 				}
 			}
 			if len(up.Contents) > 0 {
-				if err := c.contents(ctx, up.Contents); err != nil {
+				if err := c.contents(ctx, up.Contents, up.Unasked); err != nil {
 					return res, err
 				}
 			}
@@ -493,7 +555,20 @@ func (c *control) inIndex(ids []repo.ID) bool {
 
 // contents takes a batch of chunk lists and answers which chunks to send:
 // those neither this host's own (Known) and stored, nor already asked for.
-func (c *control) contents(ctx context.Context, cs []Content) error {
+// The first answer tells the host of a disk or a dump to send every chunk
+// unasked when the host is known for nothing: it would be asked for each
+// one. An unasked batch gets no answer: its data follows.
+func (c *control) contents(ctx context.Context, cs []Content, unasked bool) error {
+	if unasked && !c.unasked {
+		return errors.New("host-backup: the host sent chunks unasked before it was told to")
+	}
+	var d Down
+	if !c.wanted {
+		// before this batch's chunks count as the host's own
+		c.wanted = true
+		c.unasked = c.req.Source != SourceFiles && c.o.Known.Len() == 0
+		d.Unasked = c.unasked
+	}
 	var w Want
 	idx := int32(0)
 	for _, ct := range cs {
@@ -510,10 +585,17 @@ func (c *control) contents(ctx context.Context, cs []Content) error {
 				}
 			} else if ch.Len == 0 {
 				return errors.New("host-backup: an empty chunk")
+			} else if unasked {
+				if !id.IsNull() {
+					return errors.New("host-backup: an unasked chunk with an ID")
+				}
+				slot := new(repo.ID)
+				c.need = append(c.need, needed{n: ch.Len, slot: slot})
+				c.late = append(c.late, lateID{node: f.node, at: len(f.node.Content), slot: slot})
 			} else if !c.asked[id] && !(c.o.Known.Has(id) && c.s.R.Index().Has(repo.BlobHandle{ID: id, Type: repo.DataBlob})) {
 				c.asked[id] = true
 				w.Need = append(w.Need, idx)
-				c.need = append(c.need, id)
+				c.need = append(c.need, needed{id: id})
 				c.stats.NewBlobs = append(c.stats.NewBlobs, id)
 				c.o.Known.Add(id) // sent by this host from now on
 			}
@@ -539,10 +621,29 @@ func (c *control) contents(ctx context.Context, cs []Content) error {
 		c.stats.Files++
 		c.nfiles.Add(1)
 	}
-	if err := c.link.WriteJSON(agentproto.FrameMessage, Down{Want: &w}); err != nil {
+	if unasked {
+		return nil
+	}
+	d.Want = &w
+	if err := c.link.WriteJSON(agentproto.FrameMessage, d); err != nil {
 		return halfway(fmt.Errorf("answering the host: %w", err))
 	}
 	return nil
+}
+
+// fillLate puts the IDs the workers computed for the chunks sent unasked
+// into their files' content, and counts them as sent by this host.
+func (c *control) fillLate() {
+	for _, l := range c.late {
+		id := *l.slot
+		l.node.Content[l.at] = id
+		if !c.asked[id] {
+			c.asked[id] = true
+			c.stats.NewBlobs = append(c.stats.NewBlobs, id)
+			c.o.Known.Add(id)
+		}
+	}
+	c.late = nil
 }
 
 // zero returns the ID of n zero bytes, storing that blob once.

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -84,34 +85,65 @@ type host struct {
 	cbuf []byte // the chunker's output buffer, one for the operation
 	seq  int64
 	res  Result
+	// window is the bound on chunk data held (the window tunable;
+	// smaller in tests)
+	window int
+	// unasked: the control node needs every chunk (Down.Unasked); the
+	// chunks are neither hashed nor offered any more
+	unasked atomic.Bool
+	// flushed: a batch of contents went out; answered is closed with
+	// the control node's first answer to one (Want): from then on,
+	// unasked says the mode
+	flushed  atomic.Bool
+	answered chan struct{}
+	// spare holds disk block buffers the sender is done with, for the
+	// next blocks (a block is as large as 16 MiB: allocating and
+	// zeroing one per block costs more than hashing it)
+	spare chan []byte
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	err    error          // the first failure; everything stops
-	upto   int64          // verdicts are known up to this entry
-	read   map[int64]bool // files the control node wants read
-	wants  []Want         // wants not yet taken by the sender
-	owedV  int            // verdicts the control node still owes
-	owedW  int            // wants the control node still owes
-	owedP  bool           // a stream's polynomial is still owed (a Request without it)
-	held   int            // bytes of chunk data in the window
-	queue  []heldBatch    // Up{Contents} sent, awaiting their want
-	ended  bool           // no more batches
-	sendOK chan struct{}  // closed when the sender is done
-	cancel context.CancelFunc
+	mu      sync.Mutex
+	cond    *sync.Cond
+	err     error          // the first failure; everything stops
+	upto    int64          // verdicts are known up to this entry
+	read    map[int64]bool // files the control node wants read
+	wants   []Want         // wants not yet taken by the sender
+	owedV   int            // verdicts the control node still owes
+	owedW   int            // wants the control node still owes
+	held    int            // bytes of chunk data in the window
+	queue   []heldBatch    // Up{Contents} sent, awaiting their want
+	owedP   bool           // a stream's polynomial is still owed (a Request without it)
+	sending bool           // the sender has a batch out of the queue
+	ended   bool           // no more batches
+	sendOK  chan struct{}  // closed when the sender is done
+	cancel  context.CancelFunc
 
 	// the current batches being filled
 	nodes    []Entry
 	nodesAt  time.Time
 	contents []Content
-	data     [][]byte // data of the chunks of contents, in order (nil: zero)
+	data     []chunkData // data of the chunks of contents, in order (none: zero)
 	bytes    int
 	pending  []pendingFile // files sent whose verdict or read is to come
 }
 
+// chunkData is a chunk's data to send: in memory, or, for a disk block
+// sent unasked, where it is on the device (agentproto.WriteFrameFrom
+// has the kernel move it to the link from the page cache).
+type chunkData struct {
+	b   []byte
+	dev *os.File
+	off int64
+	n   int
+}
+
+func (d chunkData) none() bool { return d.b == nil && d.dev == nil }
+
 type heldBatch struct {
-	data  [][]byte
+	data  []chunkData
 	bytes int
+	// up is an unasked batch's message, which the sender writes just
+	// before its data (no want to wait for)
+	up *Up
 }
 
 type pendingFile struct {
@@ -136,10 +168,36 @@ func (h *host) failed() error {
 }
 
 func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result, error) {
+	return newHost(conn, req).serve(ctx, (*host).source)
+}
+
+func newHost(conn *agentproto.Conn, req Request) *host {
+	h := &host{conn: conn, req: req, pol: chunker.Pol(req.Polynomial), upto: -1, read: map[int64]bool{}, sendOK: make(chan struct{}), window: window,
+		answered: make(chan struct{})}
+	h.cond = sync.NewCond(&h.mu)
+	return h
+}
+
+// source reads the Request's source.
+func (h *host) source(ctx context.Context) error {
+	switch h.req.Source {
+	case SourceFiles:
+		return h.files(ctx)
+	case SourceDisk:
+		return h.disk(ctx)
+	case SourceStream:
+		return h.stream(ctx)
+	}
+	return fmt.Errorf("host-backup: unknown source %q", h.req.Source)
+}
+
+// serve runs the operation: read (the source) on this goroutine, the
+// control node's answers and the data sent beside it.
+func (h *host) serve(ctx context.Context, read func(*host, context.Context) error) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	h := &host{conn: conn, req: req, pol: chunker.Pol(req.Polynomial), upto: -1, read: map[int64]bool{}, cancel: cancel, sendOK: make(chan struct{})}
-	h.cond = sync.NewCond(&h.mu)
+	h.cancel = cancel
+	req := h.req
 	switch {
 	case req.Source == SourceFiles && req.Polynomial == 0:
 		// comes with the first verdict, before any file is read (recv)
@@ -159,17 +217,7 @@ func serveHost(ctx context.Context, conn *agentproto.Conn, req Request) (*Result
 	go func() { defer close(recvDone); h.recv() }()
 	go h.sender()
 
-	var err error
-	switch req.Source {
-	case SourceFiles:
-		err = h.files(ctx)
-	case SourceDisk:
-		err = h.disk(ctx)
-	case SourceStream:
-		err = h.stream(ctx)
-	default:
-		err = fmt.Errorf("host-backup: unknown source %q", req.Source)
-	}
+	err := read(h, ctx)
 	if err == nil {
 		err = h.flushContents(ctx)
 	}
@@ -257,6 +305,14 @@ func (h *host) recv() {
 		if d.Want != nil {
 			h.owedW--
 			h.wants = append(h.wants, *d.Want)
+			if d.Unasked {
+				h.unasked.Store(true)
+			}
+			select {
+			case <-h.answered:
+			default:
+				close(h.answered)
+			}
 		}
 		h.cond.Broadcast()
 		h.mu.Unlock()
@@ -269,48 +325,153 @@ func (h *host) sender() {
 	defer close(h.sendOK)
 	for {
 		h.mu.Lock()
-		for h.err == nil && (len(h.queue) == 0 || len(h.wants) == 0) && !(h.ended && len(h.queue) == 0) {
+		ready := func() bool { return len(h.queue) > 0 && (h.queue[0].up != nil || len(h.wants) > 0) }
+		for h.err == nil && !ready() && !(h.ended && len(h.queue) == 0) {
 			h.cond.Wait()
 		}
 		if h.err != nil || len(h.queue) == 0 {
 			h.mu.Unlock()
 			return
 		}
-		b, w := h.queue[0], h.wants[0]
-		h.queue, h.wants = h.queue[1:], h.wants[1:]
+		b := h.queue[0]
+		h.queue = h.queue[1:]
+		var w Want
+		if b.up == nil {
+			w, h.wants = h.wants[0], h.wants[1:]
+		}
+		h.sending = true
 		h.mu.Unlock()
-		for _, i := range w.Need {
-			if i < 0 || int(i) >= len(b.data) || b.data[i] == nil {
-				h.fail(fmt.Errorf("host-backup: the control node asked for chunk %d of a batch of %d it cannot have", i, len(b.data)))
-				return
-			}
-			if err := h.conn.WriteFrame(agentproto.FrameData, b.data[i]); err != nil {
-				h.fail(fmt.Errorf("sending data: %w", err))
-				return
-			}
+		if err := h.sendBatch(b, w); err != nil {
+			h.fail(err)
+			return
 		}
 		h.mu.Lock()
+		h.sending = false
 		h.held -= b.bytes
 		h.cond.Broadcast()
 		h.mu.Unlock()
 	}
 }
 
+// drain waits until the sender has sent every batch queued.
+func (h *host) drain() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for h.err == nil && (len(h.queue) > 0 || h.sending) {
+		h.cond.Wait()
+	}
+	if h.err != nil {
+		return fatal{h.err}
+	}
+	return nil
+}
+
+// sendBatch sends the data of one batch: the chunks w asks for, or,
+// unasked, its message and then every chunk's. The disk buffers go back
+// to spare.
+func (h *host) sendBatch(b heldBatch, w Want) error {
+	defer func() {
+		for _, d := range b.data {
+			h.recycle(d.b)
+		}
+	}()
+	if b.up != nil {
+		if err := h.conn.WriteJSON(agentproto.FrameMessage, b.up); err != nil {
+			return fmt.Errorf("sending chunk lengths: %w", err)
+		}
+		for _, d := range b.data {
+			if d.none() {
+				continue
+			}
+			if err := h.sendData(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, i := range w.Need {
+		if i < 0 || int(i) >= len(b.data) || b.data[i].none() {
+			return fmt.Errorf("host-backup: the control node asked for chunk %d of a batch of %d it cannot have", i, len(b.data))
+		}
+		if err := h.sendData(b.data[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendData sends one chunk's data frame.
+func (h *host) sendData(d chunkData) error {
+	if d.dev != nil {
+		if err := h.conn.WriteFrameFrom(agentproto.FrameData, d.dev, d.off, d.n); err != nil {
+			return fmt.Errorf("disk %s: sending data: %w", h.req.Device, err)
+		}
+		return nil
+	}
+	if err := h.conn.WriteFrame(agentproto.FrameData, d.b); err != nil {
+		return fmt.Errorf("sending data: %w", err)
+	}
+	return nil
+}
+
+// block returns a buffer of n bytes for a disk block, a spare one if
+// there is one.
+func (h *host) block(n int) []byte {
+	select {
+	case b := <-h.spare:
+		if cap(b) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]byte, n)
+}
+
+// recycle gives a disk block buffer back to spare (other sources have
+// none).
+func (h *host) recycle(b []byte) {
+	if h.spare == nil || b == nil {
+		return
+	}
+	select {
+	case h.spare <- b:
+	default:
+	}
+}
+
+// needIDs says whether a disk block read now is to be hashed: not once
+// the control node said unasked. Before its first answer that is not
+// known, and once a batch went out (hashed: the first batch is offered by
+// ID), the answer is waited for rather than hashing blocks whose IDs may
+// be dropped (a disk started before the repository is open reads ahead
+// for as long as that takes).
+func (h *host) needIDs(ctx context.Context) bool {
+	if h.flushed.Load() {
+		select {
+		case <-h.answered:
+		case <-ctx.Done():
+		}
+	}
+	return !h.unasked.Load()
+}
+
 // addChunk adds one chunk of file seq to the batch being filled; data
 // nil is a zero block. It waits for room in the window.
 func (h *host) addChunk(ctx context.Context, seq int64, data []byte, zero bool) error {
 	var id repo.ID
-	if !zero {
+	if !zero && !h.unasked.Load() {
 		id = sha256.Sum256(data)
 	}
-	return h.addHashed(ctx, seq, data, id, zero)
+	return h.addHashed(ctx, seq, chunkData{b: data, n: len(data)}, id, zero)
 }
 
-// addHashed is addChunk with the chunk's SHA-256 (id) already computed.
-func (h *host) addHashed(ctx context.Context, seq int64, data []byte, id repo.ID, zero bool) error {
-	c := Chunk{Len: uint32(len(data)), Zero: zero, ID: id}
+// addHashed is addChunk with the chunk's SHA-256 (id) already computed
+// (or not, once unasked).
+func (h *host) addHashed(ctx context.Context, seq int64, data chunkData, id repo.ID, zero bool) error {
+	c := Chunk{Len: uint32(data.n), Zero: zero, ID: id}
 	if zero {
-		c.ID, data = repo.ID{}, nil
+		h.recycle(data.b)
+		c.ID, data = repo.ID{}, chunkData{}
 	}
 	if n := len(h.contents); n == 0 || h.contents[n-1].Seq != seq || !h.contents[n-1].More {
 		h.contents = append(h.contents, Content{Seq: seq, More: true})
@@ -318,7 +479,9 @@ func (h *host) addHashed(ctx context.Context, seq int64, data []byte, id repo.ID
 	ct := &h.contents[len(h.contents)-1]
 	ct.Chunks = append(ct.Chunks, c)
 	h.data = append(h.data, data)
-	h.bytes += len(data)
+	if !zero {
+		h.bytes += data.n
+	}
 	h.res.BytesRead += int64(c.Len)
 	if len(h.data) >= contentBatch || h.bytes >= batchBytes {
 		return h.flushContents(ctx)
@@ -353,7 +516,7 @@ func (h *host) flushContents(ctx context.Context) error {
 	up := Up{Contents: h.contents}
 	h.contents, h.data, h.bytes = nil, nil, 0
 	h.mu.Lock()
-	for h.err == nil && h.held > 0 && h.held+b.bytes > window {
+	for h.err == nil && h.held > 0 && h.held+b.bytes > h.window {
 		h.cond.Wait()
 	}
 	if h.err != nil {
@@ -361,13 +524,30 @@ func (h *host) flushContents(ctx context.Context) error {
 		h.mu.Unlock()
 		return fatal{err}
 	}
+	if h.unasked.Load() {
+		// the sender writes it, right before its data; chunks hashed
+		// before the control node's answer arrived go without their IDs
+		for i := range up.Contents {
+			for j := range up.Contents[i].Chunks {
+				up.Contents[i].Chunks[j].ID = repo.ID{}
+			}
+		}
+		up.Unasked = true
+		b.up = &up
+	}
 	h.held += b.bytes
 	h.queue = append(h.queue, b)
-	h.owedW++
+	h.flushed.Store(true)
+	if b.up == nil {
+		h.owedW++
+	}
 	h.cond.Broadcast()
 	h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return fatal{err}
+	}
+	if b.up != nil {
+		return nil
 	}
 	if err := h.conn.WriteJSON(agentproto.FrameMessage, up); err != nil {
 		return fatal{fmt.Errorf("sending chunk IDs: %w", err)}

@@ -53,8 +53,25 @@ func (l *pipeLink) Result(v any) error {
 // host's frames on their way (a lying host).
 func startHost(t testing.TB, req Request, tamper func(agentproto.FrameType, []byte) []byte) *pipeLink {
 	t.Helper()
+	return startHostWith(t, tamper, func(ctx context.Context, conn *agentproto.Conn) (*Result, error) { return serveHost(ctx, conn, req) })
+}
+
+// startHostWith is startHost with the host's side of the operation given.
+func startHostWith(t testing.TB, tamper func(agentproto.FrameType, []byte) []byte, serve func(context.Context, *agentproto.Conn) (*Result, error)) *pipeLink {
+	t.Helper()
 	toHostR, toHostW := io.Pipe()
-	fromHostR, fromHostW := newBufPipe()
+	// a real pipe, as the agent's stdout is (disk blocks are spliced
+	// into it), drained at once into a bufPipe: the host's writes never
+	// wait for the control node's reads, as with an SSH channel's window
+	hostR, fromHostW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromHostR, bufW := newBufPipe()
+	go func() {
+		_, _ = io.Copy(bufW, hostR)
+		bufW.Close()
+	}()
 	hostConn := agentproto.NewConn(toHostR, fromHostW)
 	var out io.Reader = fromHostR
 	if tamper != nil {
@@ -75,7 +92,7 @@ func startHost(t testing.TB, req Request, tamper func(agentproto.FrameType, []by
 	}
 	l := &pipeLink{Conn: agentproto.NewConn(out, toHostW), done: make(chan error, 1)}
 	go func() {
-		res, err := serveHost(context.Background(), hostConn, req)
+		res, err := serve(context.Background(), hostConn)
 		r := agentproto.Result{}
 		if err != nil {
 			r.Error = &agentproto.RemoteError{Code: "failed", Message: err.Error()}
@@ -85,7 +102,7 @@ func startHost(t testing.TB, req Request, tamper func(agentproto.FrameType, []by
 		hostConn.WriteJSON(agentproto.FrameResult, r)
 		l.done <- err
 	}()
-	t.Cleanup(func() { toHostW.Close(); fromHostR.Close() })
+	t.Cleanup(func() { toHostW.Close(); fromHostR.Close(); fromHostW.Close(); hostR.Close() })
 	return l
 }
 

@@ -84,7 +84,7 @@ func (h *host) disk(ctx context.Context) error {
 				thaw()
 			}
 		}()
-		if err := h.readDisk(ctx, f, size, bs); err != nil {
+		if err := h.readDisk(ctx, f, size, bs, false); err != nil {
 			return err
 		}
 		t := thaw
@@ -95,7 +95,7 @@ func (h *host) disk(ctx context.Context) error {
 		h.res.Frozen = true
 		return nil
 	}
-	return h.readDisk(ctx, f, size, bs)
+	return h.readDisk(ctx, f, size, bs, true)
 }
 
 // freezeBound is how long a filesystem may stay frozen before the
@@ -119,8 +119,16 @@ func isZero(b []byte) bool {
 
 // readDisk reads the device block by block. Reading and hashing overlap:
 // one goroutine reads, up to GOMAXPROCS blocks are checked for zeros and
-// hashed at once, and the blocks are added in order.
-func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) error {
+// hashed at once (once unasked, only checked), and the blocks are added
+// in order. The blocks' buffers are reused once sent.
+//
+// fromDevice (a disk not frozen) lets an unasked block whose first page
+// is not all zeros go without being read here at all: it is data,
+// whatever the rest holds, and the kernel sends it from the device's page
+// cache (agentproto.WriteFrameFrom), so readDisk then returns only once
+// the sender is done with the device. A frozen disk's blocks are all read
+// while it is frozen: what is sent is what was frozen.
+func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int, fromDevice bool) error {
 	name := filepath.Base(h.req.Device)
 	if err := h.addNode("/"+name, streamNode(name, uint64(size))); err != nil {
 		return err
@@ -132,21 +140,25 @@ func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) err
 	defer cancel()
 	par := runtime.GOMAXPROCS(0)
 	blocks := make(chan *diskBlock, par)
+	// as many as the window, the batch being filled and the blocks
+	// being read and hashed hold
+	h.spare = make(chan []byte, (h.window+batchBytes)/bs+2*par+2)
 	go func() {
 		defer close(blocks)
 		sem := make(chan struct{}, par)
-		for read := int64(0); read < size; {
-			b := &diskBlock{buf: make([]byte, min(int64(bs), size-read)), done: make(chan struct{})}
-			n, err := io.ReadFull(f, b.buf)
-			if err != nil {
-				b.err = fmt.Errorf("disk %s: read at %d: %w", h.req.Device, read, err)
+		for off := int64(0); off < size; {
+			b := &diskBlock{off: off, n: int(min(int64(bs), size-off)), done: make(chan struct{})}
+			off += int64(b.n)
+			if err := h.readBlock(f, b, fromDevice && h.unasked.Load()); err != nil {
+				b.err = fmt.Errorf("disk %s: read at %d: %w", h.req.Device, b.off, err)
+			}
+			if b.err != nil || b.buf == nil {
 				close(b.done)
 			} else {
-				read += int64(n)
 				sem <- struct{}{}
 				go func() {
 					defer func() { <-sem }()
-					if b.zero = isZero(b.buf); !b.zero {
+					if b.zero = isZero(b.buf); !b.zero && h.needIDs(ctx) {
 						b.id = sha256.Sum256(b.buf)
 					}
 					close(b.done)
@@ -162,12 +174,17 @@ func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) err
 			}
 		}
 	}()
+	spliced := false
 	for b := range blocks {
 		<-b.done
 		if b.err != nil {
 			return b.err
 		}
-		if err := h.addHashed(ctx, 0, b.buf, b.id, b.zero); err != nil {
+		d := chunkData{b: b.buf, n: b.n}
+		if b.buf == nil {
+			d.dev, d.off, spliced = f, b.off, true
+		}
+		if err := h.addHashed(ctx, 0, d, b.id, b.zero); err != nil {
 			return err
 		}
 	}
@@ -175,13 +192,64 @@ func (h *host) readDisk(ctx context.Context, f *os.File, size int64, bs int) err
 		return err
 	}
 	h.res.Files = 1
-	return h.endFile(ctx, 0, uint64(size), nil)
+	if err := h.endFile(ctx, 0, uint64(size), nil); err != nil {
+		return err
+	}
+	if !spliced {
+		return nil
+	}
+	// the device is closed when this returns
+	if err := h.flushContents(ctx); err != nil {
+		return err
+	}
+	return h.drain()
 }
 
-// diskBlock is one block of a disk being read: its data, and once done
-// is closed, whether it is all zeros, its SHA-256, or why it could not
-// be read.
+// headSize is how much of a block is read to find it is data (a block
+// whose first page is not all zeros).
+const headSize = 4 << 10
+
+// readBlock reads block b into a buffer; with head, only its first page
+// when that is not all zeros (b.buf stays nil: the block is data, sent
+// from the device).
+func (h *host) readBlock(f *os.File, b *diskBlock, head bool) error {
+	buf := h.block(b.n)
+	at := 0
+	if head {
+		at = min(b.n, headSize)
+		if err := readAt(f, buf[:at], b.off); err != nil {
+			return err
+		}
+		if !isZero(buf[:at]) {
+			h.recycle(buf)
+			return nil
+		}
+	}
+	if err := readAt(f, buf[at:], b.off+int64(at)); err != nil {
+		return err
+	}
+	b.buf = buf
+	return nil
+}
+
+// readAt fills p from f at off; a device that ends first is
+// io.ErrUnexpectedEOF.
+func readAt(f *os.File, p []byte, off int64) error {
+	if _, err := f.ReadAt(p, off); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}
+
+// diskBlock is one block of a disk being read: where it is, its data
+// (nil: not read, sent from the device), and once done is closed,
+// whether it is all zeros, its SHA-256, or why it could not be read.
 type diskBlock struct {
+	off  int64
+	n    int
 	buf  []byte
 	zero bool
 	id   repo.ID

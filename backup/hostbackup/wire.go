@@ -30,6 +30,19 @@
 // ahead of the wants, within a bounded window of chunk data held in
 // memory, so the link stays busy without a round trip per blob.
 //
+// A disk or a dump of a host the repository knows nothing of (no earlier
+// snapshot of its own, nothing sent yet in the run) would be asked for
+// whole: the control node says so with its first Want (Down.Unasked),
+// and from then on the agent neither hashes the chunks nor waits for
+// wants — each Up{Contents, Unasked} lists the chunks' lengths (zero
+// blocks still marked, never sent) and is followed at once by the data
+// of its other chunks, in order. The control node computes each ID from
+// the data as it arrives, which is the hash it checks in the other mode.
+// A host so answered learns nothing of the repository (it is told the
+// same for any data), and chunks repeated within the source cross twice
+// (dedup happens when they are stored); a file tree, where repeats are
+// common, is always asked for.
+//
 // It may import backup/... and internal/... only.
 package hostbackup
 
@@ -103,7 +116,7 @@ type Entry struct {
 
 // Chunk is one blob of a file, in order. A zero block (disks) carries no
 // ID: the control node knows the ID of that many zeros and never asks
-// for it.
+// for it. No chunk of an Up{Unasked} carries one either.
 type Chunk struct {
 	ID   repo.ID `json:"id,omitzero"`
 	Len  uint32  `json:"len"`
@@ -126,7 +139,11 @@ type Content struct {
 type Up struct {
 	Nodes    []Entry   `json:"nodes,omitempty"`
 	Contents []Content `json:"contents,omitempty"`
-	Done     bool      `json:"done,omitempty"`
+	// Unasked: the chunks of Contents carry no IDs and the data of each
+	// one not Zero follows this frame at once, in order (after a
+	// Down.Unasked).
+	Unasked bool `json:"unasked,omitempty"`
+	Done    bool `json:"done,omitempty"`
 }
 
 // Verdict answers one Up{Nodes}: of its regular files (up to and
@@ -146,6 +163,9 @@ type Want struct {
 type Down struct {
 	Verdict *Verdict `json:"verdict,omitempty"`
 	Want    *Want    `json:"want,omitempty"`
+	// Unasked, with a Want: the control node needs every chunk of this
+	// source; the agent sends the next contents Unasked.
+	Unasked bool `json:"unasked,omitempty"`
 	// Polynomial comes with the first Verdict when the Request had none
 	// (a stream's: alone, as the first message).
 	Polynomial uint64 `json:"polynomial,omitempty"`

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/holiday-ops/holiday/internal/agentproto"
 )
 
@@ -111,6 +113,26 @@ func ControlAddrFrom(sshConnection string) string {
 	return f[0]
 }
 
+// pipeSize is what growPipe asks for: Linux's default for an
+// unprivileged user's largest pipe.
+const pipeSize = 1 << 20
+
+// growPipe enlarges out when it is a pipe, as the agent's stdout to sshd
+// is: in the default 64 KiB, a backup's data has the agent and sshd take
+// turns every 64 KiB. Anything else is left as it is.
+func growPipe(out io.Writer) {
+	f, ok := out.(*os.File)
+	if !ok {
+		return
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		return
+	}
+	if sc, err := f.SyscallConn(); err == nil {
+		sc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	}
+}
+
 // Serve runs one session: hello, one request, its result. It returns the
 // error that ended the session abnormally; an op's failure is reported to
 // the control node in the Result and is not an error here.
@@ -119,6 +141,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	growPipe(out)
 	conn := agentproto.NewConn(in, out)
 	build, err := selfHash(cfg.Executable)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/holiday-ops/holiday/internal/agentproto"
 )
 
@@ -230,4 +232,26 @@ func TestSelfHashStamp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGrowPipe: the agent's stdout, a pipe to sshd, is grown; anything
+// else is left alone.
+func TestGrowPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	growPipe(w)
+	if n, err := unix.FcntlInt(w.Fd(), unix.F_GETPIPE_SZ, 0); err != nil || n != pipeSize {
+		t.Errorf("pipe size %d (%v), want %d", n, err, pipeSize)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	growPipe(f)          // a file: nothing to grow, nothing fails
+	growPipe(io.Discard) // not even a file
 }

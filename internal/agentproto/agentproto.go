@@ -42,6 +42,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Version is the protocol version. Bump it on any incompatible change.
@@ -145,7 +147,12 @@ type Conn struct {
 	r   *bufio.Reader
 	wmu sync.Mutex
 	w   *bufio.Writer
-	hdr [5]byte
+	out io.Writer // what w writes to
+	// pipe is out when it is a pipe (WriteFrameFrom splices into it);
+	// pipeKnown says whether that was looked at
+	pipe      *os.File
+	pipeKnown bool
+	hdr       [5]byte
 	// first is true until the first frame has been read, to tell a
 	// foreign program's output from a broken frame.
 	first bool
@@ -153,7 +160,7 @@ type Conn struct {
 
 // NewConn frames r and w.
 func NewConn(r io.Reader, w io.Writer) *Conn {
-	return &Conn{r: bufio.NewReaderSize(r, 64<<10), w: bufio.NewWriterSize(w, 64<<10), first: true}
+	return &Conn{r: bufio.NewReaderSize(r, 64<<10), w: bufio.NewWriterSize(w, 64<<10), out: w, first: true}
 }
 
 // WriteFrame sends one frame and flushes it.
@@ -175,6 +182,118 @@ func (c *Conn) WriteFrame(t FrameType, p []byte) error {
 	return c.w.Flush()
 }
 
+// WriteFrameFrom sends n bytes of f from off as one frame. When this end
+// writes to a pipe (the agent's stdout, read by sshd), the kernel moves
+// them from f's page cache into the pipe (splice(2)) without copying them
+// through this process; otherwise they are read and written. If f cannot
+// give all n bytes (it ends, or a read fails), the frame is padded with
+// zeros to its announced length, so that the stream stays whole for the
+// error that follows, and the error is returned: the caller must fail
+// its operation, never let the frame count.
+func (c *Conn) WriteFrameFrom(t FrameType, f *os.File, off int64, n int) error {
+	if n > MaxFrame || n < 0 {
+		return fmt.Errorf("frame of %d bytes exceeds the %d limit", n, MaxFrame)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var hdr [5]byte
+	hdr[0] = byte(t)
+	binary.BigEndian.PutUint32(hdr[1:], uint32(n))
+	if _, err := c.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	var sent int
+	var rerr error
+	if p := c.pipeOut(); p != nil {
+		if err := c.w.Flush(); err != nil {
+			return err
+		}
+		var werr error
+		sent, rerr, werr = splice(p, f, off, n)
+		if werr != nil {
+			return werr
+		}
+	} else {
+		var k int64
+		k, rerr = io.Copy(c.w, io.NewSectionReader(f, off, int64(n)))
+		sent = int(k)
+	}
+	if sent < n {
+		if rerr == nil {
+			rerr = io.ErrUnexpectedEOF
+		}
+		var pad [32 << 10]byte
+		for left := n - sent; left > 0; {
+			k, err := c.w.Write(pad[:min(left, len(pad))])
+			if err != nil {
+				return err
+			}
+			left -= k
+		}
+	}
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	if rerr != nil {
+		return fmt.Errorf("reading %s at %d: %w", f.Name(), off+int64(sent), rerr)
+	}
+	return nil
+}
+
+// pipeOut is the pipe the Conn writes to, or nil.
+func (c *Conn) pipeOut() *os.File {
+	if !c.pipeKnown {
+		c.pipeKnown = true
+		if f, ok := c.out.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+				c.pipe = f
+			}
+		}
+	}
+	return c.pipe
+}
+
+// splice moves n bytes of src from off into the pipe dst: how many went,
+// why src gave fewer (rerr) or why the pipe took no more (werr).
+func splice(dst, src *os.File, off int64, n int) (sent int, rerr, werr error) {
+	wc, err := dst.SyscallConn()
+	if err != nil {
+		return 0, nil, err
+	}
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return 0, err, nil
+	}
+	for sent < n {
+		var k int64
+		var serr error
+		cerr := rc.Control(func(sfd uintptr) {
+			werr = wc.Write(func(dfd uintptr) bool {
+				k, serr = unix.Splice(int(sfd), &off, int(dfd), nil, n-sent, unix.SPLICE_F_MOVE|unix.SPLICE_F_MORE)
+				return serr != unix.EAGAIN
+			})
+		})
+		switch {
+		case cerr != nil:
+			return sent, cerr, nil
+		case werr != nil:
+			return sent, nil, werr
+		case serr == unix.EINTR:
+			continue
+		case serr == unix.EPIPE:
+			return sent, nil, serr
+		case serr != nil:
+			// which end refused is not said: src's read error or a
+			// closed pipe; a pipe that is gone fails the padding next
+			return sent, serr, nil
+		case k == 0:
+			return sent, io.ErrUnexpectedEOF, nil
+		}
+		sent += int(k)
+	}
+	return sent, nil, nil
+}
+
 // WriteJSON sends v as a frame of type t.
 func (c *Conn) WriteJSON(t FrameType, v any) error {
 	p, err := json.Marshal(v)
@@ -186,7 +305,12 @@ func (c *Conn) WriteJSON(t FrameType, v any) error {
 
 // ReadFrame reads the next frame. io.EOF means the peer closed cleanly
 // between frames; io.ErrUnexpectedEOF means it stopped inside one.
-func (c *Conn) ReadFrame() (FrameType, []byte, error) {
+func (c *Conn) ReadFrame() (FrameType, []byte, error) { return c.ReadFrameInto(nil) }
+
+// ReadFrameInto is ReadFrame with the payload read into buf when it has
+// the room (a receiver that reuses its buffers saves allocating and
+// zeroing megabytes per data frame), else into a new slice.
+func (c *Conn) ReadFrameInto(buf []byte) (FrameType, []byte, error) {
 	first := c.first
 	c.first = false
 	if _, err := io.ReadFull(c.r, c.hdr[:1]); err != nil {
@@ -210,7 +334,11 @@ func (c *Conn) ReadFrame() (FrameType, []byte, error) {
 		}
 		return 0, nil, fmt.Errorf("agent protocol: %s frame of %d bytes exceeds the %d limit", t, n, MaxFrame)
 	}
-	p := make([]byte, n)
+	p := buf[:0]
+	if cap(p) < int(n) {
+		p = make([]byte, n)
+	}
+	p = p[:n]
 	if _, err := io.ReadFull(c.r, p); err != nil {
 		return 0, nil, unexpected(err)
 	}

@@ -3,7 +3,10 @@ package agentproto
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -130,4 +133,98 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadFrameInto: a payload that fits goes into the caller's buffer,
+// a larger one into a new slice, and neither reads past its frame.
+func TestReadFrameInto(t *testing.T) {
+	var wire bytes.Buffer
+	c := NewConn(&wire, &wire)
+	for _, p := range []string{"small", strings.Repeat("x", 100), ""} {
+		if err := c.WriteFrame(FrameData, []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 0, 64)
+	for i, tc := range []struct {
+		want  string
+		inBuf bool
+	}{{"small", true}, {strings.Repeat("x", 100), false}, {"", true}} {
+		ft, p, err := c.ReadFrameInto(buf)
+		if err != nil || ft != FrameData || string(p) != tc.want {
+			t.Fatalf("frame %d: %s %q %v; want %q", i, ft, p, err, tc.want)
+		}
+		if inBuf := cap(p) > 0 && &p[:1][0] == &buf[:1][0]; inBuf != tc.inBuf {
+			t.Errorf("frame %d: read into the caller's buffer %v, want %v", i, inBuf, tc.inBuf)
+		}
+	}
+	if _, _, err := c.ReadFrameInto(buf); err != io.EOF {
+		t.Errorf("after the last frame: %v, want EOF", err)
+	}
+}
+
+// TestWriteFrameFrom: a span of a file goes out as one frame, spliced
+// into a pipe or copied into anything else; a file that ends early pads
+// the frame to its length (the next frame still reads) and says why.
+func TestWriteFrameFrom(t *testing.T) {
+	data := make([]byte, 300<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	path := filepath.Join(t.TempDir(), "disk")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, out := range []string{"pipe", "buffer"} {
+		t.Run(out, func(t *testing.T) {
+			var w io.Writer
+			var r io.Reader
+			var buf bytes.Buffer
+			if out == "pipe" {
+				pr, pw, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pr.Close()
+				w, r = pw, pr
+				go func() { <-t.Context().Done(); pw.Close() }()
+			} else {
+				w, r = &buf, &buf
+			}
+			c := NewConn(r, w)
+			got := make(chan error, 1)
+			frames := [][]byte{data[4096 : 4096+200<<10], append(append([]byte(nil), data[250<<10:]...), make([]byte, 50<<10)...), []byte("next")}
+			write := func() {
+				if err := c.WriteFrameFrom(FrameData, f, 4096, 200<<10); err != nil {
+					got <- fmt.Errorf("whole span: %w", err)
+					return
+				}
+				err := c.WriteFrameFrom(FrameData, f, 250<<10, 100<<10)
+				if err == nil || !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "disk at 307200") {
+					got <- fmt.Errorf("span past the end: %v, want the end named", err)
+					return
+				}
+				got <- c.WriteFrame(FrameData, []byte("next"))
+			}
+			if out == "pipe" {
+				go write()
+			} else {
+				write()
+			}
+			for i, want := range frames {
+				ft, p, err := c.ReadFrame()
+				if err != nil || ft != FrameData || !bytes.Equal(p, want) {
+					t.Fatalf("frame %d: %s, %d bytes, %v; want %d bytes", i, ft, len(p), err, len(want))
+				}
+			}
+			if err := <-got; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
