@@ -141,15 +141,12 @@ func HostKnownIn(ctx context.Context, r *repo.Repository, sns []*repo.Snapshot, 
 		}
 		for _, sn := range group {
 			root, keep := *sn.Tree, trees.kept(*sn.Tree)
-			g.Go(func() error {
-				if err := walk(root, keep); err != nil {
-					return fmt.Errorf("reading %s's snapshot %s: %w", host, sn.ID.Str(), err)
-				}
-				return nil
-			})
+			g.Go(func() error { return walk(root, keep) })
 		}
+		// a tree may be shared by several snapshots: the error names
+		// the tree (LoadTree's), not one snapshot
 		if err := g.Wait(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading %s's snapshots: %w", host, err)
 		}
 	}
 	return k, nil
