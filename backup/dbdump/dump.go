@@ -11,6 +11,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // pgConninfo is a libpq connection string naming database db, quoted so
@@ -113,7 +116,9 @@ func mysqlCharset(ctx context.Context, db string) (string, string, error) {
 type Dump struct {
 	spec   Spec
 	cmd    *exec.Cmd
-	out    io.ReadCloser
+	out    *os.File  // the tool's stdout (dumpPipe)
+	pipe   int       // out's pipe buffer
+	last   int       // bytes the last read of out returned (-1: none yet)
 	r      io.Reader // header (MySQL), then out
 	stderr *stderrTail
 
@@ -148,21 +153,57 @@ func Start(ctx context.Context, s Spec) (*Dump, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := cmd.StdoutPipe()
+	out, w, err := dumpPipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("starting %s: %w", t.name, err)
 	}
-	if f, ok := out.(*os.File); ok {
-		widenPipe(f)
-	}
-	d := &Dump{spec: s, cmd: cmd, out: out, stderr: &stderrTail{}}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
+	d := &Dump{spec: s, cmd: cmd, out: out, pipe: pipeCap(out), last: -1, stderr: &stderrTail{}}
+	cmd.Stdout, cmd.Stderr = w, d.stderr
+	err = cmd.Start()
+	w.Close() // the tool's end is the tool's alone: its exit is the output's end
+	if err != nil {
+		out.Close()
 		return nil, fmt.Errorf("starting %s: %w", t.name, err)
 	}
 	d.r = io.MultiReader(bytes.NewReader(header), readerFunc(d.readTool))
 	return d, nil
 }
+
+// dumpPipe is the pipe a dump tool writes to: widened (widenPipe), and
+// with a blocking read end outside Go's poller. A pipe in the poller
+// (epoll) wakes a thread of this process at each of the tool's writes —
+// pg_dump -Fc writes 4 KiB at a time, tens of thousands of wake-ups for a
+// large database, each one liable to take the CPU from the dump itself;
+// a blocking read is woken only when it waits, and readTool waits for a
+// moment before it reads little (dumpPace).
+func dumpPipe() (r, w *os.File, err error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, fmt.Errorf("pipe: %w", err)
+	}
+	r, w = os.NewFile(uintptr(fds[0]), "dump|"), os.NewFile(uintptr(fds[1]), "|dump")
+	widenPipe(w)
+	return r, w, nil
+}
+
+// pipeCap is the buffer of the pipe f is an end of (0 if unknown).
+func pipeCap(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	rc.Control(func(fd uintptr) { n, _ = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0) })
+	return n
+}
+
+// dumpPace is how long readTool waits before a read when the last one
+// found the pipe less than an eighth full: the tool's output gathers in
+// the pipe meanwhile, and is read in a few large reads instead of many
+// small ones. A pipe of 1 MiB holds 4 ms of output up to 250 MB/s, and a
+// tool that writes faster finds its pipe read without a pause; with a
+// pipe that could not be widened, reads are never paced.
+const dumpPace = 4 * time.Millisecond
 
 type readerFunc func([]byte) (int, error)
 
@@ -172,7 +213,11 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 func (d *Dump) Read(p []byte) (int, error) { return d.r.Read(p) }
 
 func (d *Dump) readTool(p []byte) (int, error) {
+	if d.last >= 0 && d.last < d.pipe/8 && d.pipe >= pipeSize {
+		time.Sleep(dumpPace)
+	}
 	n, err := d.out.Read(p)
+	d.last = n
 	d.mu.Lock()
 	if len(d.head) < keep {
 		d.head = append(d.head, p[:min(n, keep-len(d.head))]...)
@@ -209,6 +254,7 @@ func (d *Dump) Wait() error {
 		d.cmd.Process.Kill()
 	}
 	err := d.cmd.Wait()
+	d.out.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	what := dumpTool(d.spec).name

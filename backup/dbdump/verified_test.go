@@ -82,8 +82,8 @@ tail -c 3 ` + seen + ` | grep -q END || { echo 'pg_restore: error: could not rea
 
 // TestVerifierInBackground: the verifier's tools run niced by
 // backgroundNice (the dump tool, the backup's critical path, at the
-// agent's own priority), and the dump's pipe and the verifiers' are
-// widened to pipeSize.
+// agent's own priority), and the dump's pipe is widened to pipeSize and
+// read blocking (dumpPipe).
 func TestVerifierInBackground(t *testing.T) {
 	base, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
 	if err != nil {
@@ -105,9 +105,24 @@ func TestVerifierInBackground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipe, err := unix.FcntlInt(d.d.out.(*os.File).Fd(), unix.F_GETPIPE_SZ, 0)
-	if err != nil || pipe != pipeSize {
+	// (Fd would make the file blocking: look without changing it)
+	fcntl := func(cmd int) (v int, err error) {
+		rc, err := d.d.out.SyscallConn()
+		if err != nil {
+			return 0, err
+		}
+		if cerr := rc.Control(func(fd uintptr) { v, err = unix.FcntlInt(fd, cmd, 0) }); cerr != nil {
+			return 0, cerr
+		}
+		return v, err
+	}
+	if pipe, err := fcntl(unix.F_GETPIPE_SZ); err != nil || pipe != pipeSize {
 		t.Errorf("the dump's pipe holds %d bytes (%v); want %d", pipe, err, pipeSize)
+	}
+	// read blocking, outside the poller: the tool's writes wake nobody
+	// but a read waiting for them
+	if fl, err := fcntl(unix.F_GETFL); err != nil || fl&unix.O_NONBLOCK != 0 {
+		t.Errorf("the dump's pipe is read non-blocking (flags %#x, %v)", fl, err)
 	}
 	if _, err := io.ReadAll(d); err != nil {
 		t.Fatal(err)
