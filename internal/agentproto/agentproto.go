@@ -335,7 +335,7 @@ func (c *Conn) ReadFrameInto(buf []byte) (FrameType, []byte, error) {
 		return 0, nil, fmt.Errorf("agent protocol: %s frame of %d bytes exceeds the %d limit", t, n, MaxFrame)
 	}
 	p := buf[:0]
-	if cap(p) < int(n) {
+	if p == nil || cap(p) < int(n) {
 		p = make([]byte, n)
 	}
 	p = p[:n]
