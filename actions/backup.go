@@ -89,16 +89,17 @@ func (b *Backups) Ready(ctx context.Context) error {
 	return nil
 }
 
-// opened says whether the repository is open already (without waiting).
-func (b *Backups) opened() bool {
+// stillOpening says whether OpenInBackground's open is under way
+// (without waiting): not when it is done, well or not, nor without one.
+func (b *Backups) stillOpening() bool {
 	if b.opening == nil {
-		return b.Store != nil
+		return false
 	}
 	select {
 	case <-b.opening:
-		return b.openErr == nil
-	default:
 		return false
+	default:
+		return true
 	}
 }
 
@@ -252,14 +253,17 @@ func (b HostBackup) Apply(ctx context.Context, h *Host, prior Record) (Record, e
 	// chunker polynomial (hostbackup.Request.Polynomial): a files
 	// source's walk, whose first verdict carries it before any file is
 	// read, an unfrozen disk's read, or, once the host has named the
-	// source's dumps, the first dump, whose output the host holds until it comes (not one checked
-	// by a scratch restore: that creates a database, and nothing on a
-	// host changes before the repository is open). Its failure (or the
-	// host's naming the dumps) is reported after the repository's own.
+	// source's dumps, the first dump, whose output the host holds until
+	// the polynomial comes (not one checked by a scratch restore: that
+	// creates a database, and nothing on a host changes before the
+	// repository is open). A repository that could not be opened starts
+	// nothing; one that fails while the source runs ends it, and its
+	// failure is reported before the source's (or the host's naming the
+	// dumps).
 	var early *agentctl.Stream
 	var first []job
 	var firstErr error
-	if !bk.opened() && len(b.Sources) > 0 && startsEarly(b.Sources[0]) {
+	if bk.stillOpening() && len(b.Sources) > 0 && startsEarly(b.Sources[0]) {
 		if first, firstErr = b.jobs(ctx, h, b.Sources[0]); firstErr == nil && len(first) > 0 {
 			var err error
 			first[0].started = time.Now()

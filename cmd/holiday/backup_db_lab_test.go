@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/internal/labtest"
@@ -134,6 +135,67 @@ func TestBackupDumpVerifiedInStreamLab(t *testing.T) {
 			}
 			if left := h.MustSSH(t, "root", `cd / && runuser -u postgres -- psql -At -c "SELECT datname FROM pg_database WHERE datname LIKE 'holiday_check_%'"`); strings.TrimSpace(left) != "" {
 				t.Errorf("scratch databases left: %s", left)
+			}
+		})
+	}
+}
+
+// TestBackupDumpRepositoryFailsLab: in a backup run the first dump starts
+// while the repository is still opening (its key derivation); when the
+// repository then does not open (a wrong password here), the host fails
+// in one line with the repository's own error, and the dump started for
+// it does not outlive the run: no dump tool or verifier is left on the
+// host. A dump checked by a scratch restore never starts before the
+// repository is open. The pg_dump stand-in (found before the real one)
+// notes that it started, then sleeps before the real pg_dump: whatever
+// is left of it would still run. Whether the plain dump started before
+// the derivation failed is logged (a derivation that wins the race
+// starts nothing).
+func TestBackupDumpRepositoryFailsLab(t *testing.T) {
+	lab := labtest.Require(t)
+	h := lab.MustHost(t, "sys2")
+	h.Lock(t)
+	ctx := context.Background()
+	const wrapper, trace = "/usr/local/bin/pg_dump", "/tmp/holiday-t-dump-started"
+	t.Cleanup(func() { h.SSH(ctx, "root", "rm -f "+wrapper+" "+trace) })
+	h.MustSSH(t, "root", "test ! -e "+wrapper+" && rm -f "+trace+
+		" && printf '#!/bin/sh\\ntouch "+trace+"\\nsleep 37\\nexec /usr/bin/pg_dump \"$@\"\\n' >"+wrapper+" && chmod 755 "+wrapper)
+	for _, scratch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restore_check=%v", scratch), func(t *testing.T) {
+			h.MustSSH(t, "root", "rm -f "+trace)
+			plan, _, pw, state := backupLabOn(t, "sys2", "10.213.0.12", fmt.Sprintf("      - postgres: {databases: [shop], restore_check: %v}\n", scratch))
+			if err := os.WriteFile(pw, []byte("not the repository's password\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			stdout, stderr, code := runPlanBinary(t, "backup", "-f", plan, "--state-dir", state, "--journal-key", filepath.Join(state, "journal.key"))
+			t.Logf("holiday backup: exit %d\n%s%s", code, stdout, stderr)
+			if code == 0 {
+				t.Fatal("a backup into a repository that does not open succeeded")
+			}
+			line := ""
+			for _, l := range strings.Split(stdout, "\n") {
+				if strings.HasPrefix(l, "sys2: backup:host ") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, "wrong password") || strings.Contains(line, "pg_dump") {
+				t.Errorf("the host's failure line %q does not give the repository's error (alone)", line)
+			}
+			started := h.MustSSH(t, "root", "test -e "+trace+" && echo started || true") == "started\n"
+			t.Logf("the dump started before the repository failed: %v", started)
+			if scratch && started {
+				t.Error("a dump with a scratch restore started before the repository was open")
+			}
+			// what the run started on the host ends with it
+			left := ""
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				left = h.MustSSH(t, "root", "ps -u postgres -o pid=,args= | grep -E 'sleep 37|pg_dump|pg_restore' | grep -v grep || true")
+				if strings.TrimSpace(left) == "" || time.Now().After(deadline) {
+					break
+				}
+			}
+			if strings.TrimSpace(left) != "" {
+				t.Errorf("left running on the host after the run:\n%s", left)
 			}
 		})
 	}
