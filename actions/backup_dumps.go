@@ -44,9 +44,16 @@ func (databaseDumps) Specs(ctx context.Context, h *Host, src *plans.BackupSource
 	if len(specs) == 0 {
 		return nil, fmt.Errorf("the %s server on the host has no database to dump", args.Engine)
 	}
+	level := 0 // uncompressed: the repository compresses (plans.Postgres.Compress)
+	if src.Postgres != nil && src.Postgres.Compress != nil {
+		level = *src.Postgres.Compress
+	}
 	out := make([]hostbackup.StreamSpec, len(specs))
 	for i, s := range specs {
 		out[i] = hostbackup.StreamSpec{Engine: s.Engine, Database: s.Database, Globals: s.Globals, User: s.User, Name: s.Name()}
+		if s.Engine == dbdump.Postgres && !s.Globals {
+			out[i].Compress = level
+		}
 	}
 	return out, nil
 }

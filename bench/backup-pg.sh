@@ -45,7 +45,10 @@ psql_host -d hbbench -c "\"CREATE TABLE orders AS SELECT g AS id, md5(g::text) A
 DB_BYTES=$(psql_host -d hbbench -c '"SELECT pg_database_size(current_database())"')
 
 echo bench-backup-password >"$W/pw"
-cat >"$W/plan.yaml" <<EOF
+# plan [COMPRESS]: the plan dumping hbbench (pg_dump's --compress level
+# when given; holiday's default is 0, the repository compresses)
+plan() {
+	cat >"$W/plan.yaml" <<EOF
 version: 1
 name: $BENCH
 management: [10.213.0.0/24]
@@ -55,8 +58,10 @@ defaults: {backup: none}
 hosts:
   - name: $HOST
     address: $ADDR
-    backup: [{postgres: {databases: [hbbench]}}]
+    backup: [{postgres: {databases: [hbbench]${1:+, compress: $1}}}]
 EOF
+}
+plan
 counters() { ip netns exec "$LAB_NETNS_PREFIX$HOST" cat /sys/class/net/eth0/statistics/tx_bytes /sys/class/net/eth0/statistics/rx_bytes | paste -sd' '; }
 crossed() {
 	local b a
@@ -72,7 +77,9 @@ new_repo() {
 	"$W/holiday" repo init --repo "$W/repo" --password-file "$W/pw" >/dev/null 2>&1
 }
 holiday_dump() { "$W/holiday" backup -f "$W/plan.yaml" --state-dir "$W/state" --journal-key "$W/journal.key" --json; }
-pg_dump_host() { on_host "$ADDR" "cd / && runuser -u postgres -- pg_dump -Fc hbbench >/dev/null"; }
+pg_dump_host() { on_host "$ADDR" "cd / && runuser -u postgres -- pg_dump -Fc $* hbbench >/dev/null"; }
+# sent: the bytes the host sent in the last --json result (first snapshot)
+sent() { grep -o '"bytes_sent": [0-9]*' "$W/out" | head -1 | awk '{print $2}'; }
 
 # untimed: the agent's upload, and whether this build dumps at all
 new_repo
@@ -85,7 +92,7 @@ if ! holiday_dump >"$W/out" 2>&1; then
 fi
 pg_dump_host
 
-hw=() hp=() hb=() pw=() pb=()
+hw=() hp=() hb=() pw=() pb=() pz=()
 for run in $(seq "$RUNS"); do
 	echo "$BENCH: run $run of $RUNS" >&2
 	new_repo
@@ -97,12 +104,35 @@ for run in $(seq "$RUNS"); do
 	c=$(counters)
 	pw+=("$(secs pg_dump_host)")
 	pb+=("$(crossed "$c")")
+	pz+=("$(secs pg_dump_host --compress=0)")
 done
-H=$(median "${hw[@]}") P=$(median "${pw[@]}") HP=$(echo "$(median "${hp[@]}") / 1000000000" | bc -l)
+# What a second night stores: the same (unchanged) database dumped again
+# into the repository, holiday's way (uncompressed dump, compressed and
+# deduplicated by the repository) and with pg_dump compressing on the
+# host (compress: 6, pg_dump's default).
+second=()
+for level in "" 6; do
+	plan $level
+	new_repo
+	holiday_dump >"$W/out"
+	first=$(sent)
+	holiday_dump >"$W/out"
+	grep -q '"status": "done"' "$W/out" || die "holiday backup did not finish: $(cat "$W/out")"
+	second+=("$first $(sent) $(du -sb "$W/repo" | cut -f1)")
+done
+H=$(median "${hw[@]}") P=$(median "${pw[@]}") PZ=$(median "${pz[@]}") HP=$(echo "$(median "${hp[@]}") / 1000000000" | bc -l)
 mbs() { local s r; read -r s r <<<"$1"; printf '%.1f MB sent by the host, %.2f MB received' "$(echo "$s / 1000000" | bc -l)" "$(echo "$r / 1000000" | bc -l)"; }
 echo
 echo "$HOST: database hbbench, $((DB_BYTES / 1000000)) MB on disk; median of $RUNS runs"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other work on the machine slows both sides)"
 printf '  %-30s holiday %7.2f s   pg_dump -Fc >/dev/null %7.2f s   holiday/pg_dump %5.2fx  (goal: <= 1.1x)\n' "postgres dump" "$H" "$P" "$(echo "$H / $P" | bc -l)"
 printf '      %-26s %6.2f s, %5.2fx pg_dump (verified in-stream; the rest: SSH, repository open, read-back)\n' "holiday's data path" "$HP" "$(echo "$HP / $P" | bc -l)"
+printf '      %-26s %6.2f s, holiday/pg_dump --compress=0 %5.2fx (the dump holiday runs: the repository compresses)\n' "pg_dump -Fc --compress=0" "$PZ" "$(echo "$H / $PZ" | bc -l)"
 printf '      %-26s %s\n' holiday "$(mbs "${hb[$((${#hb[@]} / 2))]}")" "pg_dump" "$(mbs "${pb[$((${#pb[@]} / 2))]}")"
+# second BYTES-FIRST BYTES-SECOND REPO-BYTES
+for i in 0 1; do
+	read -r f n r <<<"${second[$i]}"
+	[ "$i" = 0 ] && what="holiday (compress: 0)" || what="pg_dump --compress=6"
+	printf '      %-26s first night sends %6.1f MB, the unchanged second %6.1f MB; repository after both %6.1f MB\n' "$what" \
+		"$(echo "$f / 1000000" | bc -l)" "$(echo "$n / 1000000" | bc -l)" "$(echo "$r / 1000000" | bc -l)"
+done

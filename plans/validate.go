@@ -456,6 +456,9 @@ func (v *validator) backupSource(s *BackupSource, sp string) {
 			v.errorf(sp+".postgres", "nothing to dump: list databases:, or set all: true or globals: true")
 		}
 		v.databaseNames(sp+".postgres", pg.Databases, false)
+		if pg.Compress != nil && (*pg.Compress < 0 || *pg.Compress > 9) {
+			v.errorf(sp+".postgres.compress", "%d: want pg_dump's level, 0 (none: the repository compresses) to 9", *pg.Compress)
+		}
 		if pg.User != "" && !validOSUser(pg.User) {
 			v.errorf(sp+".postgres.user", "%q: want an OS user name (letters, digits, '_', '-', '.'; not starting with '-')", clip(pg.User))
 		}

@@ -23,7 +23,7 @@ func init() {
 	// The backup data path dumps databases through dbdump, verified as
 	// they are chunked when asked.
 	hostbackup.RegisterDumper(func(ctx context.Context, s hostbackup.StreamSpec) (hostbackup.Dump, error) {
-		spec := dbdump.Spec{Engine: s.Engine, Database: s.Database, Globals: s.Globals, User: s.User}
+		spec := dbdump.Spec{Engine: s.Engine, Database: s.Database, Globals: s.Globals, User: s.User, Compress: s.Compress}
 		if s.Verify {
 			return dbdump.StartVerified(ctx, spec, s.Scratch)
 		}

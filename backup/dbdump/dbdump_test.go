@@ -66,8 +66,8 @@ func TestArgv(t *testing.T) {
 		want []string
 		user string
 	}{
-		{Spec{Engine: Postgres, Database: "shop"}, []string{"pg_dump", "--format=custom", "--no-password", "--dbname=dbname='shop'"}, "postgres"},
-		{Spec{Engine: Postgres, Database: `it's a\b`, User: "pgadm"}, []string{"pg_dump", "--format=custom", "--no-password", `--dbname=dbname='it\'s a\\b'`}, "pgadm"},
+		{Spec{Engine: Postgres, Database: "shop"}, []string{"pg_dump", "--format=custom", "--compress=0", "--no-password", "--dbname=dbname='shop'"}, "postgres"},
+		{Spec{Engine: Postgres, Database: `it's a\b`, User: "pgadm", Compress: 6}, []string{"pg_dump", "--format=custom", "--compress=6", "--no-password", `--dbname=dbname='it\'s a\\b'`}, "pgadm"},
 		{Spec{Engine: Postgres, Globals: true}, []string{"pg_dumpall", "--globals-only", "--no-password"}, "postgres"},
 		{Spec{Engine: MySQL, Database: "shop"}, []string{"mariadb-dump", "--single-transaction", "--routines", "--events", "--triggers",
 			"--default-character-set=utf8mb4", "--", "shop"}, "root"},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +41,7 @@ func dumpTool(s Spec) tool {
 	case s.Globals:
 		return tool{name: "pg_dumpall --globals-only", argv: []string{"pg_dumpall", "--globals-only", "--no-password"}, user: s.user()}
 	case s.Engine == Postgres:
-		return tool{name: "pg_dump of " + s.Database, argv: []string{"pg_dump", "--format=custom", "--no-password", "--dbname=" + pgConninfo(s.Database)}, user: s.user()}
+		return tool{name: "pg_dump of " + s.Database, argv: []string{"pg_dump", "--format=custom", "--compress=" + strconv.Itoa(s.Compress), "--no-password", "--dbname=" + pgConninfo(s.Database)}, user: s.user()}
 	default:
 		// Without --databases: the dump holds no CREATE DATABASE/USE, so it
 		// loads into any database name (a scratch check, --into); holiday's

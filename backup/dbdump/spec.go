@@ -38,6 +38,9 @@ type Spec struct {
 	// User is the OS user the PostgreSQL tools run as ("" = postgres).
 	// MySQL's tools run as root over the unix socket.
 	User string `json:"user,omitempty"`
+	// Compress is pg_dump's --compress level (0, none, unless a plan
+	// asks: the repository compresses, and deduplicates what it can see).
+	Compress int `json:"compress,omitempty"`
 }
 
 // Name is the dump's file name inside the snapshot: "shop.pgdump" (pg_dump

@@ -93,6 +93,8 @@ type StreamSpec struct {
 	Database string `json:"database,omitempty"`
 	Globals  bool   `json:"globals,omitempty"`
 	User     string `json:"user,omitempty"`
+	// Compress is pg_dump's --compress level (dbdump.Spec.Compress).
+	Compress int `json:"compress,omitempty"`
 	// Name is the file name the dump is stored under.
 	Name string `json:"name"`
 	// Verify: the host verifies the dump as it is chunked (every byte
