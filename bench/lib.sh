@@ -139,6 +139,10 @@ clear_agents() { on_all 'rm -rf /var/lib/holiday/agent' >/dev/null; }
 # command must succeed.
 secs() {
 	local s e
+	# what earlier commands wrote reaches the disk first: neither side's
+	# time pays for the other's writeback (the kernel flushes dirty pages
+	# ~30 s after they were written, on the same 2 cores)
+	sync
 	s=$(date +%s.%N)
 	"$@" >"$W/out" 2>&1 || { echo "$BENCH: failed: $*" >&2; tail -20 "$W/out" >&2; exit 1; }
 	e=$(date +%s.%N)

@@ -10,18 +10,12 @@ import (
 	"github.com/holiday-ops/holiday/backup/repo"
 )
 
-// PreSnapshotter takes the snapshot of what a rollback is about to
-// replace, before it replaces anything: the paths as the host holds them
-// now, tagged as given, with the host's name.
-type PreSnapshotter interface {
-	SnapshotFiles(ctx context.Context, h *actions.Host, paths, tags []string) (*repo.Snapshot, error)
-}
-
-// BackupSnapshotter takes it through the host-backup data path
+// preSnapshotter takes the snapshot of what a rollback is about to
+// replace, through the host-backup data path
 // (backup/hostbackup): the agent walks, chunks and hashes, only chunks
 // the repository lacks cross SSH, the control node verifies, packs and
 // stores them, and reads the new snapshot back.
-type BackupSnapshotter struct {
+type preSnapshotter struct {
 	Store   *hostbackup.Store
 	Version string // holiday's version, in the snapshot
 	// Progress, if set, hears how far the snapshot is, about once a
@@ -30,14 +24,16 @@ type BackupSnapshotter struct {
 	Progress func(what string, st hostbackup.Stats)
 }
 
-// SnapshotFiles implements PreSnapshotter.
-func (s BackupSnapshotter) SnapshotFiles(ctx context.Context, h *actions.Host, paths, tags []string) (*repo.Snapshot, error) {
+// SnapshotFiles takes the snapshot of what a rollback is about to
+// replace, before it replaces anything: the paths as the host holds them
+// now, tagged as given, with the host's name.
+func (s preSnapshotter) SnapshotFiles(ctx context.Context, h *actions.Host, paths, tags []string) (*repo.Snapshot, error) {
 	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceFiles, Paths: paths}, "files "+strings.Join(paths, ","), paths, tags)
 }
 
 // take runs one host-backup source (what, in words) into a snapshot and
 // reads it back.
-func (s BackupSnapshotter) take(ctx context.Context, h *actions.Host, req hostbackup.Request, what string, paths, tags []string) (*repo.Snapshot, error) {
+func (s preSnapshotter) take(ctx context.Context, h *actions.Host, req hostbackup.Request, what string, paths, tags []string) (*repo.Snapshot, error) {
 	st, err := starterOf(h)
 	if err != nil {
 		return nil, err

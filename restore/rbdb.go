@@ -94,7 +94,7 @@ type dbAction struct {
 	dump    DumpInSnapshot
 	into    string
 	replace bool
-	pre     DumpSnapshotter
+	pre     preSnapshotter
 	tags    []string
 	report  func(Progress) // how far the load is (nil: nobody asks)
 
@@ -103,15 +103,10 @@ type dbAction struct {
 	written *Progress
 }
 
-// DumpSnapshotter takes the pre-rollback dump of a database.
-type DumpSnapshotter interface {
-	SnapshotDump(ctx context.Context, h *actions.Host, s dbdump.Spec, tags []string) (*repo.Snapshot, error)
-}
-
-// SnapshotDump implements DumpSnapshotter through the host-backup data
-// path (the host runs the dump itself; a dump that fails or is cut short
-// is an error, never a short snapshot).
-func (s BackupSnapshotter) SnapshotDump(ctx context.Context, h *actions.Host, spec dbdump.Spec, tags []string) (*repo.Snapshot, error) {
+// SnapshotDump takes the pre-rollback dump of a database (the host runs
+// the dump itself; a dump that fails or is cut short is an error, never
+// a short snapshot).
+func (s preSnapshotter) SnapshotDump(ctx context.Context, h *actions.Host, spec dbdump.Spec, tags []string) (*repo.Snapshot, error) {
 	ss := hostbackup.StreamSpec{Engine: spec.Engine, Database: spec.Database, Globals: spec.Globals, User: spec.User, Name: spec.Name()}
 	p := "/" + spec.Engine + "/" + strings.TrimSuffix(ss.Name, path.Ext(ss.Name))
 	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceStream, Stream: &ss}, spec.String(), []string{p}, tags)
@@ -234,10 +229,7 @@ func rollbackDB(ctx context.Context, ao actions.Options, conn *actions.Connector
 	if o.Into != "" {
 		what += " into " + o.Into
 	}
-	a := &dbAction{r: o.Repo, sn: sn, dump: d, into: o.Into, replace: o.Replace, pre: o.DumpPre, report: o.report(what)}
-	if a.pre == nil {
-		a.pre = o.backupSnapshotter(ctx)
-	}
+	a := &dbAction{r: o.Repo, sn: sn, dump: d, into: o.Into, replace: o.Replace, pre: o.backupSnapshotter(ctx), report: o.report(what)}
 	a.tags = rollbackTags(d.Spec.Engine, sn, ao.RunID)
 	err = runStep(ctx, ao, conn, o, KindRollbackDB, a.target(), a, &res, func() (bool, *repo.Snapshot) { return a.loaded, a.preSnap })
 	res.Written = a.written

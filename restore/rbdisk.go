@@ -165,7 +165,7 @@ type diskAction struct {
 	sn     *repo.Snapshot
 	img    DiskImage
 	dev    string
-	pre    DiskSnapshotter
+	pre    preSnapshotter
 	tags   []string
 	report func(Progress) // how far the writing is (nil: nobody asks)
 
@@ -175,15 +175,9 @@ type diskAction struct {
 	preSnap *repo.Snapshot
 }
 
-// DiskSnapshotter takes the pre-rollback snapshot of a device.
-type DiskSnapshotter interface {
-	SnapshotDisk(ctx context.Context, h *actions.Host, dev string, blockSize int, tags []string) (*repo.Snapshot, error)
-}
-
-// SnapshotDisk implements DiskSnapshotter through the host-backup data
-// path (zero blocks never cross, blocks the host's own snapshots hold
-// are not sent again).
-func (s BackupSnapshotter) SnapshotDisk(ctx context.Context, h *actions.Host, dev string, blockSize int, tags []string) (*repo.Snapshot, error) {
+// SnapshotDisk takes the pre-rollback snapshot of a device (zero blocks
+// never cross, blocks the host's own snapshots hold are not sent again).
+func (s preSnapshotter) SnapshotDisk(ctx context.Context, h *actions.Host, dev string, blockSize int, tags []string) (*repo.Snapshot, error) {
 	return s.take(ctx, h, hostbackup.Request{Source: hostbackup.SourceDisk, Device: dev, BlockSize: blockSize}, "disk "+dev, []string{dev}, tags)
 }
 

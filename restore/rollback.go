@@ -43,11 +43,6 @@ type RollbackOptions struct {
 	// the host's newest disk snapshot of that device.
 	Device string
 	DryRun bool // list what would be written and removed; change nothing
-	// Pre, DiskPre and DumpPre take the pre-rollback snapshot of files,
-	// a disk and a database (default: BackupSnapshotter).
-	Pre     PreSnapshotter
-	DiskPre DiskSnapshotter
-	DumpPre DumpSnapshotter
 	// Databases: load the dump Into a new database, or Replace the old
 	// one (after Confirm says yes, unless Yes; without either, refused:
 	// the rule holds for every caller, not only the command line).
@@ -175,10 +170,7 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 		res.Planned = Summarize(res.Changes)
 		return res, nil
 	}
-	a.pre = o.Pre
-	if a.pre == nil {
-		a.pre = o.backupSnapshotter(ctx)
-	}
+	a.pre = o.backupSnapshotter(ctx)
 	a.tags = rollbackTags("files", sn, ao.RunID)
 	err = runStep(ctx, ao, conn, o, KindRollbackFiles, a.target(), a, &res, func() (bool, *repo.Snapshot) { return a.applied != nil, a.preSnap })
 	if err != nil {
@@ -189,8 +181,8 @@ func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, 
 }
 
 // backupSnapshotter is the default taker of pre-rollback snapshots.
-func (o RollbackOptions) backupSnapshotter(ctx context.Context) BackupSnapshotter {
-	return BackupSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version, Progress: o.SnapshotProgress}
+func (o RollbackOptions) backupSnapshotter(ctx context.Context) preSnapshotter {
+	return preSnapshotter{Store: hostbackup.NewStore(ctx, o.Repo), Version: o.Version, Progress: o.SnapshotProgress}
 }
 
 // rollbackTags are the tags of the pre-rollback snapshot taken before
@@ -481,7 +473,7 @@ type filesAction struct {
 	sn     *repo.Snapshot
 	roots  []string
 	want   []Item
-	pre    PreSnapshotter
+	pre    preSnapshotter
 	tags   []string
 	report func(Progress) // how far the writing is (nil: nobody asks)
 
@@ -739,10 +731,7 @@ func rollbackDisk(ctx context.Context, ao actions.Options, conn *actions.Connect
 		res.Blocks = len(DiffBlocks(img, ids))
 		return res, nil
 	}
-	a.pre = o.DiskPre
-	if a.pre == nil {
-		a.pre = o.backupSnapshotter(ctx)
-	}
+	a.pre = o.backupSnapshotter(ctx)
 	a.tags = rollbackTags("disk", sn, ao.RunID)
 	err = runStep(ctx, ao, conn, o, KindRollbackDisk, a.target(), a, &res, func() (bool, *repo.Snapshot) { return a.applied != nil, a.preSnap })
 	if err != nil {
