@@ -2,6 +2,7 @@ package plans
 
 import (
 	"fmt"
+	"github.com/holiday-ops/holiday/internal/names"
 	"net"
 	"net/netip"
 	"net/url"
@@ -459,7 +460,7 @@ func (v *validator) backupSource(s *BackupSource, sp string) {
 		if pg.Compress != nil && (*pg.Compress < 0 || *pg.Compress > 9) {
 			v.errorf(sp+".postgres.compress", "%d: want pg_dump's level, 0 (none: the repository compresses) to 9", *pg.Compress)
 		}
-		if pg.User != "" && !validOSUser(pg.User) {
+		if pg.User != "" && !names.OSUser(pg.User) {
 			v.errorf(sp+".postgres.user", "%q: want an OS user name (letters, digits, '_', '-', '.'; not starting with '-')", clip(pg.User))
 		}
 	}
@@ -474,35 +475,18 @@ func (v *validator) backupSource(s *BackupSource, sp string) {
 	}
 }
 
-// databaseNames refuses names no dump tool can be given safely (the same
-// rule as backup/dbdump's, which plans may not import): empty, a NUL or
-// line break, over 64 bytes, and for MySQL a leading '-'.
-func (v *validator) databaseNames(sp string, names []string, mysql bool) {
-	for i, n := range names {
-		p := fmt.Sprintf("%s.databases[%d]", sp, i)
-		switch {
+// databaseNames refuses names no dump tool can be given safely (the rule
+// backup/dbdump applies on the host: internal/names).
+func (v *validator) databaseNames(sp string, dbs []string, mysql bool) {
+	for i, n := range dbs {
+		switch p := names.DatabaseProblem(n, mysql); {
+		case p == "":
 		case n == "":
-			v.errorf(p, "empty database name")
-		case strings.ContainsAny(n, "\x00\n\r"):
-			v.errorf(p, "%q: a database name without NUL or line breaks", clip(n))
-		case len(n) > 64:
-			v.errorf(p, "%q: longer than 64 bytes", clip(n))
-		case mysql && strings.HasPrefix(n, "-"):
-			v.errorf(p, "%q starts with '-': MySQL's tools would read it as an option", clip(n))
+			v.errorf(fmt.Sprintf("%s.databases[%d]", sp, i), "%s", p)
+		default:
+			v.errorf(fmt.Sprintf("%s.databases[%d]", sp, i), "%q: %s", clip(n), p)
 		}
 	}
-}
-
-func validOSUser(u string) bool {
-	if u == "" || len(u) > 32 || u[0] == '-' {
-		return false
-	}
-	for _, r := range u {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // validUnit accepts systemd unit names and SysV script names.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/holiday-ops/holiday/internal/names"
 	"sort"
 	"strings"
 )
@@ -109,7 +110,7 @@ func (s Spec) Validate() error {
 	} else if err := ValidName(s.Engine, s.Database); err != nil {
 		return err
 	}
-	if s.User != "" && (s.Engine != Postgres || !validUser(s.User)) {
+	if s.User != "" && (s.Engine != Postgres || !names.OSUser(s.User)) {
 		if s.Engine != Postgres {
 			return errors.New("user: applies to postgres only; MySQL's tools run as root over the unix socket")
 		}
@@ -120,29 +121,10 @@ func (s Spec) Validate() error {
 
 // ValidName checks a database name for engine (see Spec.Validate).
 func ValidName(engine, name string) error {
-	switch {
-	case name == "":
-		return errors.New("empty database name")
-	case strings.ContainsAny(name, "\x00\n\r"):
-		return fmt.Errorf("database name %q holds a NUL or line break", name)
-	case len(name) > 64:
-		return fmt.Errorf("database name %.20q… is longer than 64 bytes", name)
-	case engine == MySQL && strings.HasPrefix(name, "-"):
-		return fmt.Errorf("database name %q starts with '-': MySQL's tools would read it as an option", name)
+	if p := names.DatabaseProblem(name, engine == MySQL); p != "" {
+		return fmt.Errorf("database name %.40q: %s", name, p)
 	}
 	return nil
-}
-
-func validUser(u string) bool {
-	if u == "" || len(u) > 32 || u[0] == '-' {
-		return false
-	}
-	for _, r := range u {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // Expand returns the dumps a plan source means, on the host: the named
