@@ -123,7 +123,9 @@ func TestIndexRemove(t *testing.T) {
 				t.Errorf("Remove = %v, want %v", got, tc.removed)
 			}
 			all := x.LookupAll(blob(7))
-			if len(all) != tc.copies || slices.ContainsFunc(all, func(pb PackedBlob) bool { return tc.removed && tc.remove.BlobHandle == blob(7) && pb.Pack == tc.remove.Pack }) {
+			if len(all) != tc.copies || slices.ContainsFunc(all, func(pb PackedBlob) bool {
+				return tc.removed && tc.remove.BlobHandle == blob(7) && pb.Pack == tc.remove.Pack
+			}) {
 				t.Errorf("copies left %v; want %d, none in pack %.8s", all, tc.copies, tc.remove.Pack)
 			}
 			wantLen := 3
