@@ -353,6 +353,38 @@ func (r *Repository) waitVerified(ctx context.Context, blobs []BlobHandle, loadO
 	return fmt.Errorf("%w (and %d more blobs not verified)", errs[0], len(errs)-1)
 }
 
+// WaitVerifiedTree is WaitVerified for a tree and every blob it refers
+// to, its subtrees' included: each tree is waited for, then read, then
+// its files' content and its subtrees are waited for in turn. It is for
+// small snapshots (a baseline, evidence), whose trees it all reads.
+func (r *Repository) WaitVerifiedTree(ctx context.Context, root ID) error {
+	trees := []ID{root}
+	for len(trees) > 0 {
+		id := trees[len(trees)-1]
+		trees = trees[:len(trees)-1]
+		if err := r.WaitVerified(ctx, []BlobHandle{{ID: id, Type: TreeBlob}}); err != nil {
+			return err
+		}
+		t, err := r.LoadTree(ctx, id)
+		if err != nil {
+			return err
+		}
+		var data []BlobHandle
+		for _, n := range t.Nodes {
+			for _, c := range n.Content {
+				data = append(data, BlobHandle{ID: c, Type: DataBlob})
+			}
+			if n.Subtree != nil {
+				trees = append(trees, *n.Subtree)
+			}
+		}
+		if err := r.WaitVerified(ctx, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // loadAll reads and checks blobs in as many runs as there are cores,
 // each in the order given (so mostly pack by pack).
 func (r *Repository) loadAll(ctx context.Context, blobs []BlobHandle) []error {
