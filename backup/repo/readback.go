@@ -271,14 +271,15 @@ func (c *packCheck) blobErr(bh BlobHandle) error {
 // WaitVerified waits until every blob in blobs is verified and returns
 // why any is not, naming the blob and its pack (the first failure, and
 // how many more). A blob is verified by the read-back of a pack holding
-// it that was stored since VerifyWrites and that an index file lists; a
-// blob that only packs stored otherwise hold (an earlier run's, or
+// it that was stored since VerifyWrites, once an index file lists that
+// pack (a blob whose copy failed and left the index, then was stored
+// again, is not vouched for by a copy a crash would leave unreferenced);
+// a blob that only packs stored otherwise hold (an earlier run's, or
 // before VerifyWrites) is read and checked now, as LoadBlob does, in
-// parallel. A blob whose copy failed its read-back is not verified by a
-// copy stored since until an index file lists that one. Every blob must
-// be in the index (Flush first). Each pack is waited for once whatever
-// the number of its blobs asked about; ctx ends the wait, not the
-// read-backs.
+// parallel. A blob whose only copy failed is reported with that failure
+// although it left the index. Every blob must be in the index (Flush
+// first). Each pack is waited for once whatever the number of its blobs
+// asked about; ctx ends the wait, not the read-backs.
 func (r *Repository) WaitVerified(ctx context.Context, blobs []BlobHandle) error {
 	return r.waitVerified(ctx, blobs, true)
 }

@@ -388,7 +388,7 @@ func TestReadBackS3Lab(t *testing.T) {
 // BenchmarkVerifyWrites: 256 MiB of random 4 MiB blobs (a disk image's
 // blocks) stored into a directory and verified, once read back pack by
 // pack as they are stored (VerifyWrites) and once loaded blob by blob
-// after the flush (what hostbackup.Verify did before). tail-ms is the
+// after the flush (what a host backup's verification did before). tail-ms is the
 // time from the flush to the verdict, the part a backup waits for after
 // its last byte; total-ms includes the writing. go test -bench
 // VerifyWrites -run ^$ ./backup/repo/
