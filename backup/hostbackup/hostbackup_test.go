@@ -12,6 +12,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -30,6 +31,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/internal/agentproto"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 // pipeLink runs the host side in-process on a pair of pipes: the real
@@ -547,6 +549,23 @@ func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	if err := verify(ctx, r, repo.ID{1}, Stats{}); err == nil || !strings.Contains(err.Error(), "root tree") {
 		t.Errorf("verify of a snapshot without its root: %v", err)
 	}
+	// no snapshot refers to a blob whose copy failed
+	resticCheck(t, filepath.Join(dir, "repo"))
+}
+
+// resticCheck runs stock restic's check (the structure: every snapshot's
+// trees and blobs listed by an index, every listed pack present and of
+// its listed size) on the repository in dir, password pw.
+func resticCheck(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := exec.LookPath("restic"); err != nil {
+		testenv.Skip(t, "restic is not installed (apt-get install restic); it is the format oracle")
+	}
+	cmd := exec.Command("restic", "-r", dir, "--no-cache", "check")
+	cmd.Env = append(os.Environ(), "RESTIC_PASSWORD=pw")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("restic check: %v\n%s", err, out)
+	}
 }
 
 func snapshotCount(t *testing.T, r *repo.Repository) int {
@@ -777,6 +796,7 @@ func TestVerifyTreeSharedBeforeVerdict(t *testing.T) {
 			t.Errorf("%s again: sub/b is %q, %v", host, got, ok)
 		}
 	}
+	resticCheck(t, filepath.Join(dir, "repo"))
 }
 
 // TestPolynomialLater: a files Request without the chunker polynomial
