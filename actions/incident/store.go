@@ -36,7 +36,10 @@ type StoreOptions struct {
 	// during a run (a lockdown's backups, the other hosts' baselines or
 	// evidence): a snapshot is saved exclusively of them, on the run's
 	// context — the repository's pack writer is one per repository, and
-	// its flush ends it. nil: the caller saves one snapshot at a time.
+	// its flush ends it — and written only once the store's read-back
+	// found every blob it refers to sound (repo.WaitVerifiedTree; the
+	// other writers wait meanwhile). nil: the caller saves one snapshot
+	// at a time, not read back.
 	Share *hostbackup.Store
 }
 
@@ -70,9 +73,15 @@ func SaveBaseline(ctx context.Context, r *repo.Repository, host string, st *inte
 
 func save(ctx context.Context, r *repo.Repository, host string, rd io.Reader, name, kind string, o StoreOptions) (*repo.Snapshot, error) {
 	tags := append([]string{"holiday", kind}, o.Tags...)
+	ao := archiver.Options{Tags: tags, Hostname: host, ProgramVersion: o.ProgramVersion}
+	if o.Share != nil {
+		// the run's store reads back every pack it stores: the snapshot
+		// is written once what it refers to read back sound
+		ao.Verify = r.WaitVerifiedTree
+	}
 	var sn *repo.Snapshot
 	backup := func(ctx context.Context) (err error) {
-		sn, _, err = archiver.BackupReader(ctx, r, rd, name, archiver.Options{Tags: tags, Hostname: host, ProgramVersion: o.ProgramVersion})
+		sn, _, err = archiver.BackupReader(ctx, r, rd, name, ao)
 		return err
 	}
 	var err error

@@ -45,6 +45,12 @@ type Options struct {
 	// Parent is an earlier snapshot of the same paths: files whose size,
 	// mtime, ctime and inode match it are not read again.
 	Parent *repo.Snapshot
+	// Verify, when set, is called with the root tree once the packs and
+	// the index are stored, before the snapshot is written: an error
+	// fails the backup and no snapshot is written (a caller whose
+	// repository reads back what it stores waits for the verdict:
+	// repo.WaitVerifiedTree).
+	Verify func(ctx context.Context, root repo.ID) error
 }
 
 // Stats counts a backup's work.
@@ -920,6 +926,11 @@ func run(ctx context.Context, r *repo.Repository, opts Options, paths []string, 
 	stats := a.snapshotStats(start)
 	if err := r.Flush(ctx); err != nil {
 		return nil, stats, fmt.Errorf("store packs and index: %w", err)
+	}
+	if opts.Verify != nil {
+		if err := opts.Verify(ctx, *tree); err != nil {
+			return nil, stats, fmt.Errorf("the repository did not read back what was stored, no snapshot is written: %w", err)
+		}
 	}
 	host := opts.Hostname
 	if host == "" {

@@ -34,15 +34,21 @@ type Link interface {
 // sources save blobs side by side, and each one's Flush (packs, index,
 // before its snapshot) waits for the blobs being saved and holds new ones
 // back meanwhile. The pack writer lives on the run's context, not on one
-// source's.
+// source's, and so does the read-back of every pack stored through the
+// Store (repo.VerifyWrites), which each source waits for before its
+// snapshot is written.
 type Store struct {
 	R   *repo.Repository
 	ctx context.Context
 	mu  sync.RWMutex
 }
 
-// NewStore wraps r for the run whose context is ctx.
-func NewStore(ctx context.Context, r *repo.Repository) *Store { return &Store{R: r, ctx: ctx} }
+// NewStore wraps r for the run whose context is ctx, and turns on the
+// read-back of every pack r stores from now on.
+func NewStore(ctx context.Context, r *repo.Repository) *Store {
+	r.VerifyWrites(ctx)
+	return &Store{R: r, ctx: ctx}
+}
 
 // SaveBlob stores a data blob whose ID the caller has verified.
 func (s *Store) SaveBlob(ctx context.Context, data []byte, id repo.ID) error {
@@ -72,16 +78,22 @@ func (s *Store) saveTree(ctx context.Context, t *repo.Tree) (repo.ID, bool, erro
 	return s.R.SaveBlob(ctx, repo.TreeBlob, b, repo.ID{})
 }
 
-// newTrees saves trees into a Store and lists those it did not hold yet:
-// the trees this backup wrote, for Verify to read back.
+// newTrees saves trees into a Store and lists those it did not hold yet
+// (the trees this backup wrote) and those it did (a pack being written
+// or read back may hold them), for verify.
 type newTrees struct {
-	s   *Store
-	ids []repo.ID
+	s     *Store
+	ids   []repo.ID
+	known []repo.BlobHandle
 }
 
 func (n *newTrees) SaveTree(ctx context.Context, t *repo.Tree) (repo.ID, error) {
 	id, known, err := n.s.saveTree(ctx, t)
-	if err == nil && !known {
+	switch {
+	case err != nil:
+	case known:
+		n.known = append(n.known, repo.BlobHandle{ID: id, Type: repo.TreeBlob})
+	default:
 		n.ids = append(n.ids, id)
 	}
 	return id, err
@@ -160,10 +172,12 @@ type Stats struct {
 	WireBytes int64         `json:"wire_bytes"`
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	// NewBlobs are the chunks the host sent and NewTrees the trees this
-	// backup stored that the repository did not hold (for Verify to read
-	// back).
-	NewBlobs []repo.ID `json:"-"`
-	NewTrees []repo.ID `json:"-"`
+	// backup stored that the repository did not hold (for verify to read
+	// back); Relied the blobs it stored that the repository held already
+	// (trees, the zero block), which a pack stored in the run may hold.
+	NewBlobs []repo.ID         `json:"-"`
+	NewTrees []repo.ID         `json:"-"`
+	Relied   []repo.BlobHandle `json:"-"`
 }
 
 // ErrHashMismatch: a chunk's data does not hash to the ID the host gave.
@@ -231,16 +245,14 @@ type lateID struct {
 // a file the host could not read fails the snapshot (a vanished one is
 // left out). On error no snapshot is written; what was packed stays
 // unreferenced, and the caller must close the link without reusing it.
-// Every pack stored through s from then on is read back as it is
-// stored (repo.VerifyWrites): Verify gives the backup's verdict.
+// The snapshot is written only once the packs holding what it refers to
+// were read back sound (verify): a backup whose blobs the storage lost
+// or damaged fails, naming a blob and its pack, and stores no snapshot.
 func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*repo.Snapshot, Result, Stats, error) {
 	start := o.Started
 	if start.IsZero() {
 		start = time.Now()
 	}
-	// every pack of the run is read back as it is stored, on the run's
-	// context (Verify waits for this backup's)
-	s.R.VerifyWrites(s.ctx)
 	c := &control{s: s, link: link, req: req, o: o, b: newBuilder(), files: map[int64]fileRef{}, kept: map[int64]bool{}, asked: map[repo.ID]bool{}, zeros: map[uint32]repo.ID{},
 		jobs: make(chan blobJob, 2*runtime.GOMAXPROCS(0))}
 	// the frames queued, being stored, and the one being read
@@ -314,12 +326,19 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	nt := &newTrees{s: s}
 	tree, err := c.b.save(ctx, nt)
 	c.stats.NewTrees = nt.ids
+	c.stats.Relied = append(c.stats.Relied, nt.known...)
 	if err == nil {
 		err = s.Flush(ctx)
 	}
 	if err != nil {
 		return nil, res, c.stats, fmt.Errorf("store packs, trees and index: %w", err)
 	}
+	// the read-back's tail is not the data path's time (Elapsed)
+	verifying := time.Now()
+	if err := verify(ctx, s.R, tree, c.stats); err != nil {
+		return nil, res, c.stats, fmt.Errorf("the repository did not read back what this backup stored, nothing of it is stored as a snapshot: %w", err)
+	}
+	waited := time.Since(verifying)
 	tags := slices.Clone(o.Tags)
 	if o.MoreTags != nil {
 		tags = append(tags, o.MoreTags(res)...)
@@ -332,7 +351,7 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	if _, err := s.R.SaveSnapshot(ctx, sn); err != nil {
 		return nil, res, c.stats, fmt.Errorf("store snapshot: %w", err)
 	}
-	c.stats.Elapsed = time.Since(start)
+	c.stats.Elapsed = time.Since(start) - waited
 	return sn, res, c.stats, nil
 }
 
@@ -657,27 +676,28 @@ func (c *control) zero(ctx context.Context, n uint32) (repo.ID, error) {
 		return id, fmt.Errorf("store the zero block: %w", err)
 	}
 	c.zeros[n] = id
+	c.stats.Relied = append(c.stats.Relied, repo.BlobHandle{ID: id, Type: repo.DataBlob})
 	return id, nil
 }
 
-// Verify checks what a backup wrote: that the index holds the snapshot's
-// root tree, and that the trees it stored and the data blobs the host sent
-// (st.NewTrees, st.NewBlobs) were read back from the storage sound. Backup
-// turns on the repository's read-back (repo.VerifyWrites), which reads
-// each pack back as soon as it is stored, in the background, and checks
-// its header and every blob in it (decrypted, hashed, a tree parsed);
-// Verify waits for the packs holding this backup's blobs and nothing
-// else, so one host's verdict neither waits for nor takes the blame of
-// another's blobs in the same packs. A blob that no pack read back holds
-// (one stored before, by another host's earlier run) is read and
-// checked now. A tree or blob the host's own earlier snapshots held was
-// checked when they were taken and is not in st (an unchanged run writes
-// no tree); every tree the new ones name was either written by this
-// backup or found in the index when it was saved. An error names the
-// blob and its pack, and fails the host's backup before anything on it
-// stops.
-func Verify(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, st Stats) error {
-	if sn.Tree == nil || !r.Index().Has(repo.BlobHandle{ID: *sn.Tree, Type: repo.TreeBlob}) {
+// verify checks what a backup wrote before its snapshot is written: that
+// the index holds the root tree, and that the trees it stored and the
+// data blobs the host sent (st.NewTrees, st.NewBlobs) were read back from
+// the storage sound, as were the blobs it found already stored in a pack
+// of the run (st.Relied: a copy another host stored moments before may
+// have failed its read-back since). The Store turned on the repository's
+// read-back (repo.VerifyWrites), which reads each pack back as soon as
+// it is stored, in the background, and checks its header and every blob
+// in it (decrypted, hashed, a tree parsed); verify waits for the packs
+// holding this backup's blobs and nothing else, so one host's verdict
+// neither waits for nor takes the blame of another's blobs in the same
+// packs. A sent blob that no pack read back holds (one stored before, by
+// another host's earlier run) is read and checked now; a relied-on one
+// was checked when it was stored. A tree or blob the host's own earlier
+// snapshots held was checked when they were taken and is not in st (an
+// unchanged run writes no tree). An error names the blob and its pack.
+func verify(ctx context.Context, r *repo.Repository, root repo.ID, st Stats) error {
+	if !r.Index().Has(repo.BlobHandle{ID: root, Type: repo.TreeBlob}) {
 		return errors.New("the snapshot's root tree is not in the index")
 	}
 	bhs := make([]repo.BlobHandle, 0, len(st.NewTrees)+len(st.NewBlobs))
@@ -687,5 +707,8 @@ func Verify(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, st Stats
 	for _, id := range st.NewBlobs {
 		bhs = append(bhs, repo.BlobHandle{ID: id, Type: repo.DataBlob})
 	}
-	return r.WaitVerified(ctx, bhs)
+	if err := r.WaitVerified(ctx, bhs); err != nil {
+		return err
+	}
+	return r.WaitReadBack(ctx, st.Relied)
 }

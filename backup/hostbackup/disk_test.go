@@ -171,7 +171,7 @@ func TestDiskUnasked(t *testing.T) {
 			if got, ok := content(t, r, first, "/test-disk"); !ok || !bytes.Equal([]byte(got), img) {
 				t.Fatalf("the image read back differs (found %v, %d bytes of %d)", ok, len(got), len(img))
 			}
-			if err := Verify(context.Background(), r, first, st); err != nil {
+			if err := verify(context.Background(), r, *first.Tree, st); err != nil {
 				t.Errorf("verify: %v", err)
 			}
 			if frozen {

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -29,6 +31,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/internal/agentproto"
+	"github.com/holiday-ops/holiday/internal/testenv"
 )
 
 // pipeLink runs the host side in-process on a pair of pipes: the real
@@ -360,9 +363,10 @@ type packWatch struct {
 	*faulty.Backend
 	backend.TempFiler // the directory's: packs are not written to $TMPDIR, which the tests back up
 	mu                sync.Mutex
-	stored            map[string]bool // pack names
-	whole             map[string]int  // pack name → loads of the whole pack
-	ranged            int             // loads of part of a pack (a blob)
+	stored            map[string]bool      // pack names
+	whole             map[string]int       // pack name → loads of the whole pack
+	ranged            int                  // loads of part of a pack (a blob)
+	onSave            func(backend.Handle) // when set, after each file stored
 }
 
 func newPackWatch(t *testing.T, dir string) *packWatch {
@@ -392,17 +396,21 @@ func (w *packWatch) Save(ctx context.Context, h backend.Handle, rd io.ReadSeeker
 		w.stored[h.Name] = true
 		w.mu.Unlock()
 	}
+	if err == nil && w.onSave != nil {
+		w.onSave(h)
+	}
 	return err
 }
 
-// verify runs Verify and checks that it read no blob by itself (the
+// verify runs verify again for a backup (Backup ran it before writing
+// the snapshot) and checks that it reads no blob by itself (the
 // read-back did).
 func (w *packWatch) verify(t *testing.T, r *repo.Repository, sn *repo.Snapshot, st Stats) error {
 	t.Helper()
 	w.mu.Lock()
 	before := w.ranged
 	w.mu.Unlock()
-	err := Verify(context.Background(), r, sn, st)
+	err := verify(context.Background(), r, *sn.Tree, st)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ranged != before {
@@ -439,8 +447,9 @@ func (w *packWatch) readOnce(t *testing.T, r *repo.Repository) int {
 // back as they are stored, each once and whole, and the blobs in them
 // are exactly the trees and chunks the backup wrote (an unchanged backup
 // stores no tree, sends no chunk and reads nothing back); a store that
-// damages a pack as it stores it fails the backup's Verify, naming the
-// pack and the blob.
+// damages a pack as it stores it fails the backup, naming the pack and
+// the blob, and no snapshot is written; once the store is sound again,
+// the next backup stores those blobs again and passes.
 func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -500,41 +509,79 @@ func TestVerifyReadsBackWhatItWrote(t *testing.T) {
 		return b
 	}
 	writeTree(t, src, map[string]string{"d": "delta", "sub/e": "epsilon"})
+	before := snapshotCount(t, r)
 	third, st3, err := backupFiles(t, s, "h1", []string{src}, nil, second, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = be.verify(t, r, third, st3)
-	if err == nil {
-		t.Fatal("verify of a backup whose packs the store damaged passed")
+	if err == nil || third != nil {
+		t.Fatalf("a backup whose packs the store damaged: snapshot %v, %v; want it failed", third, err)
 	}
 	named := false
-	r.Index().Each(func(pb repo.PackedBlob) bool {
-		if damaged[pb.Pack.String()] && pb.Offset == 0 && strings.Contains(err.Error(), pb.Pack.Str()) && strings.Contains(err.Error(), pb.ID.Str()) {
-			named = true
+	mu.Lock()
+	for p := range damaged {
+		for _, id := range append(st3.NewTrees, st3.NewBlobs...) {
+			if strings.Contains(err.Error(), p[:8]) && strings.Contains(err.Error(), id.Str()) {
+				named = true
+			}
 		}
-		return true
-	})
-	more := ""
-	if len(damaged) > 1 {
-		more = fmt.Sprintf("(and %d more blobs not verified)", len(damaged)-1)
 	}
-	if !named || !strings.Contains(err.Error(), more) || !strings.Contains(err.Error(), "MAC mismatch") {
-		t.Errorf("verify of a damaged backup: %v; want the first blob of one of the %d damaged packs named, %q", err, len(damaged), more)
+	mu.Unlock()
+	if !named || !strings.Contains(err.Error(), "MAC mismatch") || !strings.Contains(err.Error(), "nothing of it is stored as a snapshot") {
+		t.Errorf("a damaged backup: %v; want one of its blobs and a damaged pack named", err)
 	}
-	// a snapshot whose root the index does not hold
-	bad := *second
-	bad.Tree = &repo.ID{1}
-	if err := Verify(ctx, r, &bad, Stats{}); err == nil || !strings.Contains(err.Error(), "root tree") {
+	if n := snapshotCount(t, r); n != before {
+		t.Errorf("%d snapshots after the damaged backup, %d before; want none written", n, before)
+	}
+	// the store is sound again: what failed is stored again
+	be.Mangle = nil
+	fourth, st4, err := backupFiles(t, s, "h1", []string{src}, nil, second, KnownLater(func() (*Known, error) { return HostKnown(ctx, r, "h1") }))
+	if err != nil {
+		t.Fatalf("the backup after the damaged one: %v", err)
+	}
+	if len(st4.NewBlobs) != len(st3.NewBlobs) || len(st4.NewTrees) == 0 {
+		t.Errorf("the backup after the damaged one stored %d chunks and %d trees; want the %d chunks again and trees", len(st4.NewBlobs), len(st4.NewTrees), len(st3.NewBlobs))
+	}
+	if err := be.verify(t, r, fourth, st4); err != nil {
+		t.Error(err)
+	}
+	if got, ok := content(t, r, fourth, filepath.Join(src, "sub/e")); !ok || got != "epsilon" {
+		t.Errorf("the file stored again: %q, %v", got, ok)
+	}
+	// a root the index does not hold
+	if err := verify(ctx, r, repo.ID{1}, Stats{}); err == nil || !strings.Contains(err.Error(), "root tree") {
 		t.Errorf("verify of a snapshot without its root: %v", err)
 	}
+	// no snapshot refers to a blob whose copy failed
+	resticCheck(t, filepath.Join(dir, "repo"))
+}
+
+// resticCheck runs stock restic's check (the structure: every snapshot's
+// trees and blobs listed by an index, every listed pack present and of
+// its listed size) on the repository in dir, password pw.
+func resticCheck(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := exec.LookPath("restic"); err != nil {
+		testenv.Skip(t, "restic is not installed (apt-get install restic); it is the format oracle")
+	}
+	cmd := exec.Command("restic", "-r", dir, "--no-cache", "check")
+	cmd.Env = append(os.Environ(), "RESTIC_PASSWORD=pw")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("restic check: %v\n%s", err, out)
+	}
+}
+
+func snapshotCount(t *testing.T, r *repo.Repository) int {
+	t.Helper()
+	n := 0
+	if err := r.List(context.Background(), backend.SnapshotFile, func(repo.ID, int64) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestVerifySeveralHosts: hosts backing up at once into one Store each
 // get their own verdict. Four hosts at once: every pack is read back
 // once and each host verifies. Then one pack holds two hosts' chunks
 // (h2 runs its whole backup while h1's chunks wait in the pack being
-// filled) and the store damages h1's first chunk in it: h1's Verify
+// filled) and the store damages h1's first chunk in it: h1's backup
 // fails naming that pack and chunk, h2's, whose chunks were read back
 // sound from the same pack, passes.
 func TestVerifySeveralHosts(t *testing.T) {
@@ -573,12 +620,15 @@ func TestVerifySeveralHosts(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	// damage the first blob of the next pack that holds only chunks
 	var once atomic.Bool
+	var pb repo.PackedBlob // that blob, in that pack
 	be.Mangle = func(h backend.Handle, b []byte) []byte {
 		hl := int(binary.LittleEndian.Uint32(b[len(b)-4:]))
 		blobs, err := r.OpenPackHeader(repo.ID{}, b[len(b)-4-hl:len(b)-4])
 		if err != nil || slices.ContainsFunc(blobs, func(pb repo.PackedBlob) bool { return pb.Type != repo.DataBlob }) || !once.CompareAndSwap(false, true) {
 			return nil
 		}
+		pb = blobs[0]
+		pb.Pack, _ = repo.ParseID(h.Name)
 		b[0] ^= 1
 		return b
 	}
@@ -591,10 +641,7 @@ func TestVerifySeveralHosts(t *testing.T) {
 	}
 	h2done := make(chan verdict, 1)
 	h2 := func() {
-		sn, st, err := backupFiles(t, s, "h2", []string{src2}, nil, nil, nil)
-		if err == nil {
-			err = Verify(ctx, r, sn, st)
-		}
+		_, st, err := backupFiles(t, s, "h2", []string{src2}, nil, nil, nil)
 		h2done <- verdict{st, err}
 	}
 	// h1's last message waits until its chunks are in the pack being
@@ -612,15 +659,13 @@ func TestVerifySeveralHosts(t *testing.T) {
 		}
 		return p
 	})
-	sn1, _, st1, err := Backup(ctx, s, l, req, Options{Hostname: "h1", Paths: []string{src1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err1 := Verify(ctx, r, sn1, st1)
+	_, _, st1, err1 := Backup(ctx, s, l, req, Options{Hostname: "h1", Paths: []string{src1}})
 	if v2.err != nil {
 		t.Errorf("h2, whose chunks were read back sound: %v", v2.err)
 	}
-	pb, _ := r.Index().Lookup(repo.BlobHandle{ID: st1.NewBlobs[0], Type: repo.DataBlob})
+	if len(st1.NewBlobs) == 0 || pb.ID != st1.NewBlobs[0] {
+		t.Fatalf("the damaged pack's first blob is %s, h1's first chunk %v", pb.ID.Str(), st1.NewBlobs[:min(1, len(st1.NewBlobs))])
+	}
 	holds := func(st Stats) bool {
 		return slices.ContainsFunc(st.NewBlobs, func(id repo.ID) bool {
 			q, _ := r.Index().Lookup(repo.BlobHandle{ID: id, Type: repo.DataBlob})
@@ -633,6 +678,125 @@ func TestVerifySeveralHosts(t *testing.T) {
 	if err1 == nil || !strings.Contains(err1.Error(), pb.Pack.Str()) || !strings.Contains(err1.Error(), pb.ID.Str()) {
 		t.Errorf("h1, whose first chunk the store damaged: %v; want pack %s and chunk %s named", err1, pb.Pack.Str(), pb.ID.Str())
 	}
+}
+
+// TestVerifyTreeSharedBeforeVerdict: a host whose snapshot holds trees
+// another host stored moments before, found in the index while their
+// pack is still being read back, waits for that pack's verdict: the
+// store damaged it, so both backups fail naming it and neither writes a
+// snapshot; the failed copies left the index, so the next backup stores
+// the trees again and passes.
+func TestVerifyTreeSharedBeforeVerdict(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	be := newPackWatch(t, filepath.Join(dir, "repo"))
+	r, err := repo.Init(ctx, be, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(ctx, r)
+	shared, own := filepath.Join(dir, "src", "shared"), filepath.Join(dir, "src", "own")
+	writeTree(t, shared, map[string]string{"a": "alpha", "sub/b": "beta"})
+	writeTree(t, own, map[string]string{"c": "gamma"})
+	// read everything once: the atimes move now (relatime), not between
+	// the two hosts' walks, whose trees of shared are then the same
+	if err := filepath.WalkDir(filepath.Join(dir, "src"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			_, err = os.ReadFile(p)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// the store damages the header of the first pack of trees (every
+	// tree in it fails), whose read-back waits until h1 has flushed
+	var damaged atomic.Value
+	be.Mangle = func(h backend.Handle, b []byte) []byte {
+		hl := int(binary.LittleEndian.Uint32(b[len(b)-4:]))
+		blobs, err := r.OpenPackHeader(repo.ID{}, b[len(b)-4-hl:len(b)-4])
+		if err != nil || slices.ContainsFunc(blobs, func(pb repo.PackedBlob) bool { return pb.Type != repo.TreeBlob }) || !damaged.CompareAndSwap(nil, h.Name) {
+			return nil
+		}
+		b[len(b)-10] ^= 1
+		return b
+	}
+	gate, reached := make(chan struct{}), make(chan struct{})
+	var reachedOnce sync.Once
+	count := be.OnLoad
+	be.OnLoad = func(h backend.Handle, length int, offset int64) {
+		count(h, length, offset)
+		if length == 0 && offset == 0 && damaged.Load() == h.Name {
+			reachedOnce.Do(func() { close(reached) })
+			<-gate
+		}
+	}
+	indexes := make(chan struct{}, 16)
+	be.onSave = func(h backend.Handle) {
+		if h.Type == backend.IndexFile {
+			indexes <- struct{}{}
+		}
+	}
+	type result struct {
+		sn  *repo.Snapshot
+		st  Stats
+		err error
+	}
+	run := func(host string, paths ...string) chan result {
+		c := make(chan result, 1)
+		go func() {
+			sn, st, err := backupFiles(t, s, host, paths, nil, nil, nil)
+			c <- result{sn, st, err}
+		}()
+		return c
+	}
+	timeout := func(what string) {
+		t.Helper()
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	h2 := run("h2", shared)
+	select {
+	case <-reached: // h2's trees are stored and indexed, their pack being read back
+	case <-time.After(10 * time.Second):
+		timeout("the read-back of h2's trees")
+	}
+	h1 := run("h1", shared, own)
+	for i := range 2 { // h2's index file, then h1's: h1 saved its trees
+		select {
+		case <-indexes:
+		case <-time.After(10 * time.Second):
+			timeout(fmt.Sprintf("index file %d", i+1))
+		}
+	}
+	close(gate)
+	r1, r2 := <-h1, <-h2
+	if !slices.ContainsFunc(r1.st.Relied, func(bh repo.BlobHandle) bool { return bh.Type == repo.TreeBlob }) {
+		t.Fatalf("h1 stored every tree itself (%d new, none found stored): the hosts' trees differ, the test proves nothing", len(r1.st.NewTrees))
+	}
+	pack := damaged.Load().(string)[:8]
+	for host, res := range map[string]result{"h1": r1, "h2": r2} {
+		if res.err == nil || res.sn != nil || !strings.Contains(res.err.Error(), pack) || !strings.Contains(res.err.Error(), "nothing of it is stored as a snapshot") {
+			t.Errorf("%s, whose snapshot holds trees of the damaged pack %s: snapshot %v, %v; want it failed naming the pack", host, pack, res.sn, res.err)
+		}
+	}
+	if n := snapshotCount(t, r); n != 0 {
+		t.Errorf("%d snapshots written; want none", n)
+	}
+	// the failed copies left the index: the trees are stored again
+	for _, host := range []string{"h1", "h2"} {
+		paths := []string{shared}
+		if host == "h1" {
+			paths = append(paths, own)
+		}
+		res := <-run(host, paths...)
+		if res.err != nil {
+			t.Fatalf("%s again: %v", host, res.err)
+		}
+		if got, ok := content(t, r, res.sn, filepath.Join(shared, "sub/b")); !ok || got != "beta" {
+			t.Errorf("%s again: sub/b is %q, %v", host, got, ok)
+		}
+	}
+	resticCheck(t, filepath.Join(dir, "repo"))
 }
 
 // TestPolynomialLater: a files Request without the chunker polynomial

@@ -3,7 +3,8 @@
 // block device or a dump stream); the control node decides which chunks
 // it needs, verifies each one's hash on arrival, and alone compresses,
 // encrypts, packs and writes them into the repository, which reads each
-// pack back as it is stored (Verify waits for a backup's). The host never
+// pack back as it is stored (a snapshot is written once its packs read
+// back sound). The host never
 // receives a password, key or storage credential, and never learns
 // whether another host's data is in the repository.
 //

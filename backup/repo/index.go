@@ -73,6 +73,7 @@ type Index struct {
 	mu      sync.Mutex
 	buckets *[nBuckets]bucket
 	packs   []ID
+	inPack  []int // entries per pack, by the pack's number
 	packIdx map[ID]uint32
 	n       int
 }
@@ -98,7 +99,7 @@ func (x *Index) Free() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	freeBuckets(x.buckets)
-	x.packs, x.packIdx, x.n = nil, map[ID]uint32{}, 0
+	x.packs, x.inPack, x.packIdx, x.n = nil, nil, map[ID]uint32{}, 0
 }
 
 func split(id ID) (int, [31]byte) {
@@ -120,8 +121,10 @@ func (x *Index) addLocked(pb PackedBlob) {
 	if !ok {
 		p = uint32(len(x.packs))
 		x.packs = append(x.packs, pb.Pack)
+		x.inPack = append(x.inPack, 0)
 		x.packIdx[pb.Pack] = p
 	}
+	x.inPack[p]++
 	b, rest := split(pb.ID)
 	bk := &x.buckets[b]
 	if len(bk.e) == cap(bk.e) {
@@ -181,6 +184,33 @@ func (x *Index) LookupAll(h BlobHandle) []PackedBlob {
 	return out
 }
 
+// Remove drops the entry of blob pb in pack pb.Pack, if there is one;
+// the blob's other copies stay. It reports whether it dropped one.
+func (x *Index) Remove(pb PackedBlob) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	p, ok := x.packIdx[pb.Pack]
+	if !ok {
+		return false
+	}
+	bk, i, ok := x.find(pb.BlobHandle)
+	if !ok {
+		return false
+	}
+	_, rest := split(pb.ID)
+	for ; i < len(bk.e) && bk.e[i].id == rest && bk.e[i].typ == pb.Type; i++ {
+		if bk.e[i].pack == p {
+			// the order stays sorted; the pack keeps its number (other
+			// entries name it by number)
+			bk.e = append(bk.e[:i], bk.e[i+1:]...)
+			x.inPack[p]--
+			x.n--
+			return true
+		}
+	}
+	return false
+}
+
 // Has reports whether the blob is indexed.
 func (x *Index) Has(h BlobHandle) bool {
 	x.mu.Lock()
@@ -200,7 +230,13 @@ func (x *Index) Len() int {
 func (x *Index) Packs() []ID {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return slices.Clone(x.packs)
+	out := make([]ID, 0, len(x.packs))
+	for p, id := range x.packs {
+		if x.inPack[p] > 0 {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Each calls fn for every entry, in no particular order.

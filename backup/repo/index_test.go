@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,4 +90,54 @@ func TestIndexMemory(t *testing.T) {
 		t.Errorf("peak RSS %d MiB, want under 700 MiB", peak>>10)
 	}
 	runtime.KeepAlive(x)
+}
+
+// TestIndexRemove: Remove drops one copy of a blob, the one in the pack
+// named, and leaves its other copies and its neighbours; a pack left
+// without entries is no longer among Packs.
+func TestIndexRemove(t *testing.T) {
+	p1, p2 := synthID(-1), synthID(-2)
+	blob := func(i int) BlobHandle { return BlobHandle{ID: synthID(i), Type: DataBlob} }
+	for _, tc := range []struct {
+		name      string
+		remove    PackedBlob
+		removed   bool
+		copies    int // of blob 7 left
+		packs     int
+		neighbour bool // blob 8, in p1, still indexed
+	}{
+		{name: "one of two copies", remove: PackedBlob{BlobHandle: blob(7), Pack: p2}, removed: true, copies: 1, packs: 1, neighbour: true},
+		{name: "the other copy", remove: PackedBlob{BlobHandle: blob(7), Pack: p1}, removed: true, copies: 1, packs: 2, neighbour: true},
+		{name: "the neighbour", remove: PackedBlob{BlobHandle: blob(8), Pack: p1}, removed: true, copies: 2, packs: 2},
+		{name: "a pack without that blob", remove: PackedBlob{BlobHandle: blob(8), Pack: p2}, copies: 2, packs: 2, neighbour: true},
+		{name: "an unknown pack", remove: PackedBlob{BlobHandle: blob(7), Pack: synthID(-3)}, copies: 2, packs: 2, neighbour: true},
+		{name: "an unknown blob", remove: PackedBlob{BlobHandle: blob(9), Pack: p1}, copies: 2, packs: 2, neighbour: true},
+		{name: "the same ID as a tree", remove: PackedBlob{BlobHandle: BlobHandle{ID: synthID(7), Type: TreeBlob}, Pack: p1}, copies: 2, packs: 2, neighbour: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := NewIndex()
+			x.Add(PackedBlob{BlobHandle: blob(7), Pack: p1})
+			x.Add(PackedBlob{BlobHandle: blob(8), Pack: p1, Offset: 10})
+			x.Add(PackedBlob{BlobHandle: blob(7), Pack: p2})
+			if got := x.Remove(tc.remove); got != tc.removed {
+				t.Errorf("Remove = %v, want %v", got, tc.removed)
+			}
+			all := x.LookupAll(blob(7))
+			if len(all) != tc.copies || slices.ContainsFunc(all, func(pb PackedBlob) bool {
+				return tc.removed && tc.remove.BlobHandle == blob(7) && pb.Pack == tc.remove.Pack
+			}) {
+				t.Errorf("copies left %v; want %d, none in pack %.8s", all, tc.copies, tc.remove.Pack)
+			}
+			wantLen := 3
+			if tc.removed {
+				wantLen--
+			}
+			if len(x.Packs()) != tc.packs || x.Len() != wantLen {
+				t.Errorf("packs %d, Len %d; want %d packs, Len %d", len(x.Packs()), x.Len(), tc.packs, wantLen)
+			}
+			if x.Has(blob(8)) != tc.neighbour {
+				t.Errorf("neighbour indexed: %v", x.Has(blob(8)))
+			}
+		})
+	}
 }

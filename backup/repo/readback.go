@@ -33,11 +33,21 @@ import (
 // one blob's plaintext. ctx bounds the readers: once it is done, a pack
 // not read back yet fails with its cause. Calling it again does nothing.
 //
+// A copy that fails its read-back leaves the in-memory index at once, so
+// a later SaveBlob of the blob stores it again instead of deduplicating
+// against it. A pack whose read-back failed before an index file listed
+// it is never listed (a pack is listed whole or not at all: restic's
+// check compares a pack's size with the blobs its index lists); its
+// sound blobs, if any, are stored again by the next Flush, before it
+// writes the index. A verdict that comes after the index file listing
+// the pack was written leaves that file as it is: the failed copies stay
+// listed beside the sound blobs, and a later save stores a new copy.
+//
 // The backend must let a Load see a file as soon as its Save returned:
 // the local backend links a complete, synced file into place, and S3
 // (AWS, versitygw) gives read-after-write consistency for new objects.
 func (r *Repository) VerifyWrites(ctx context.Context) {
-	r.rb.CompareAndSwap(nil, &readBack{ctx: ctx, r: r, packs: map[ID]*packCheck{}, max: runtime.GOMAXPROCS(0)})
+	r.rb.CompareAndSwap(nil, &readBack{ctx: ctx, r: r, packs: map[ID]*packCheck{}, failed: map[BlobHandle]error{}, max: runtime.GOMAXPROCS(0)})
 }
 
 // readBack holds the checks of the packs stored since VerifyWrites.
@@ -49,28 +59,41 @@ type readBack struct {
 	packs   map[ID]*packCheck
 	queue   []*packCheck // stored, not read back yet
 	readers int
+	// failed says why a blob's copy left the index: its first failure
+	failed  map[BlobHandle]error
 	checked atomic.Int64 // blobs checked, sound or not
 }
 
 // packCheck is one pack's read-back: done is closed when it is over;
 // then err says why the pack as a whole failed (its read, size or
 // header: every blob in it is unverified), and bad the blobs that failed
-// on their own.
+// on their own. listed is set once an index file lists the pack.
 type packCheck struct {
-	id    ID
-	size  int
-	blobs []PackedBlob // as written, in order; dropped once checked
-	done  chan struct{}
-	err   error
-	bad   map[BlobHandle]error
+	id     ID
+	size   int
+	blobs  []PackedBlob // as written, in order; dropped once found sound
+	done   chan struct{}
+	err    error
+	bad    map[BlobHandle]error
+	listed atomic.Bool
 }
 
-// stored queues a pack that was just stored for its read-back.
-func (rb *readBack) stored(id ID, size int, blobs []PackedBlob) {
+// register records a pack that was just stored, before its blobs are
+// indexed: whoever finds a blob in the index finds its pack's check too.
+// start then queues it for its read-back.
+func (rb *readBack) register(id ID, size int, blobs []PackedBlob) *packCheck {
 	c := &packCheck{id: id, size: size, blobs: slices.Clone(blobs), done: make(chan struct{})}
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
 	rb.packs[id] = c
+	return c
+}
+
+// start queues a registered pack, once its blobs are indexed (a failed
+// read-back takes them out again).
+func (rb *readBack) start(c *packCheck) {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
 	rb.queue = append(rb.queue, c)
 	if rb.readers < rb.max {
 		rb.readers++
@@ -87,6 +110,25 @@ func (rb *readBack) check(id ID) *packCheck {
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
 	return rb.packs[id]
+}
+
+// failure is why blob bh's copy left the index, or nil.
+func (rb *readBack) failure(bh BlobHandle) error {
+	if rb == nil {
+		return nil
+	}
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return rb.failed[bh]
+}
+
+// fail records why bh's copy left the index (the first reason stays).
+func (rb *readBack) fail(bh BlobHandle, err error) {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if rb.failed[bh] == nil {
+		rb.failed[bh] = err
+	}
 }
 
 // packBufs and plainBufs are the readers' buffers (a pack; a compressed
@@ -111,7 +153,7 @@ func (rb *readBack) read() {
 		rb.queue = rb.queue[1:]
 		rb.mu.Unlock()
 		c.err = rb.checkPack(c, pack, plain)
-		c.blobs = nil
+		rb.settle(c)
 		close(c.done)
 	}
 }
@@ -188,6 +230,36 @@ func (rb *readBack) checkPack(c *packCheck, pack, plain *[]byte) error {
 	return nil
 }
 
+// settle acts on a pack's verdict, before anyone waiting learns it: the
+// copies that failed leave the in-memory index, so that a later save
+// stores their blobs again. A failed pack keeps its blob list for Flush
+// (sortIndex), which leaves it out of the index file.
+func (rb *readBack) settle(c *packCheck) {
+	if !c.failed() {
+		c.blobs = nil
+		return
+	}
+	for _, pb := range c.blobs {
+		if err := c.blobErr(pb.BlobHandle); err != nil {
+			rb.r.idx.Remove(pb)
+			rb.fail(pb.BlobHandle, err)
+		}
+	}
+}
+
+// failed says whether any blob of a checked pack failed.
+func (c *packCheck) failed() bool { return c.err != nil || len(c.bad) > 0 }
+
+// over says whether the pack's verdict is in.
+func (c *packCheck) over() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // blobErr is why blob bh of a checked pack is not verified, or nil.
 func (c *packCheck) blobErr(bh BlobHandle) error {
 	if c.err != nil {
@@ -199,24 +271,36 @@ func (c *packCheck) blobErr(bh BlobHandle) error {
 // WaitVerified waits until every blob in blobs is verified and returns
 // why any is not, naming the blob and its pack (the first failure, and
 // how many more). A blob is verified by the read-back of a pack holding
-// it that was stored since VerifyWrites; a blob that only packs stored
-// otherwise hold (an earlier run's, or before VerifyWrites) is read and
-// checked now, as LoadBlob does, in parallel. Every blob must be in the
-// index (Flush first). Each pack is waited for once whatever the number
-// of its blobs asked about; ctx ends the wait, not the read-backs.
+// it that was stored since VerifyWrites, once an index file lists that
+// pack (a blob whose copy failed and left the index, then was stored
+// again, is not vouched for by a copy a crash would leave unreferenced);
+// a blob that only packs stored otherwise hold (an earlier run's, or
+// before VerifyWrites) is read and checked now, as LoadBlob does, in
+// parallel. A blob whose only copy failed is reported with that failure
+// although it left the index. Every blob must be in the index (Flush
+// first). Each pack is waited for once whatever the number of its blobs
+// asked about; ctx ends the wait, not the read-backs.
 func (r *Repository) WaitVerified(ctx context.Context, blobs []BlobHandle) error {
+	return r.waitVerified(ctx, blobs, true)
+}
+
+// WaitReadBack is WaitVerified for blobs a backup relied on without
+// storing them (found in the index or in a pack being written): it waits
+// for the read-backs of the packs stored since VerifyWrites that hold
+// them, and takes a blob that only packs stored otherwise hold as
+// verified, reading nothing (they were checked when they were stored).
+func (r *Repository) WaitReadBack(ctx context.Context, blobs []BlobHandle) error {
+	return r.waitVerified(ctx, blobs, false)
+}
+
+func (r *Repository) waitVerified(ctx context.Context, blobs []BlobHandle, loadOthers bool) error {
 	rb := r.rb.Load()
 	var errs []error
 	var now []BlobHandle // in no pack read back since VerifyWrites
 	for _, bh := range blobs {
-		copies := r.idx.LookupAll(bh)
-		if len(copies) == 0 {
-			errs = append(errs, fmt.Errorf("%v blob %s is not in the index", bh.Type, bh.ID.Str()))
-			continue
-		}
 		var failed error
 		verified, other := false, false
-		for _, pb := range copies {
+		for _, pb := range r.idx.LookupAll(bh) {
 			c := rb.check(pb.Pack)
 			if c == nil {
 				other = true
@@ -227,9 +311,16 @@ func (r *Repository) WaitVerified(ctx context.Context, blobs []BlobHandle) error
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
-			if failed = c.blobErr(bh); failed == nil {
+			err := c.blobErr(bh)
+			if err == nil && !c.listed.Load() {
+				err = fmt.Errorf("%v blob %s in pack %s: no index file lists the pack yet", bh.Type, bh.ID.Str(), c.id.Str())
+			}
+			if err == nil {
 				verified = true
 				break
+			}
+			if failed == nil {
+				failed = err
 			}
 		}
 		switch {
@@ -237,8 +328,17 @@ func (r *Repository) WaitVerified(ctx context.Context, blobs []BlobHandle) error
 		case other:
 			// a copy the read-back did not see may be sound (LoadBlob
 			// tries every copy, as a restore does)
-			now = append(now, bh)
+			if loadOthers {
+				now = append(now, bh)
+			}
 		default:
+			// the copy relied upon may have left the index since
+			if f := rb.failure(bh); f != nil {
+				failed = f
+			}
+			if failed == nil {
+				failed = fmt.Errorf("%v blob %s is not in the index", bh.Type, bh.ID.Str())
+			}
 			errs = append(errs, failed)
 		}
 	}
@@ -252,6 +352,38 @@ func (r *Repository) WaitVerified(ctx context.Context, blobs []BlobHandle) error
 		return errs[0]
 	}
 	return fmt.Errorf("%w (and %d more blobs not verified)", errs[0], len(errs)-1)
+}
+
+// WaitVerifiedTree is WaitVerified for a tree and every blob it refers
+// to, its subtrees' included: each tree is waited for, then read, then
+// its files' content and its subtrees are waited for in turn. It is for
+// small snapshots (a baseline, evidence), whose trees it all reads.
+func (r *Repository) WaitVerifiedTree(ctx context.Context, root ID) error {
+	trees := []ID{root}
+	for len(trees) > 0 {
+		id := trees[len(trees)-1]
+		trees = trees[:len(trees)-1]
+		if err := r.WaitVerified(ctx, []BlobHandle{{ID: id, Type: TreeBlob}}); err != nil {
+			return err
+		}
+		t, err := r.LoadTree(ctx, id)
+		if err != nil {
+			return err
+		}
+		var data []BlobHandle
+		for _, n := range t.Nodes {
+			for _, c := range n.Content {
+				data = append(data, BlobHandle{ID: c, Type: DataBlob})
+			}
+			if n.Subtree != nil {
+				trees = append(trees, *n.Subtree)
+			}
+		}
+		if err := r.WaitVerified(ctx, data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // loadAll reads and checks blobs in as many runs as there are cores,

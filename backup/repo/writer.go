@@ -286,15 +286,20 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 	if err != nil {
 		return fmt.Errorf("store pack: %w", err)
 	}
-	// the read-back is queued before the blobs are indexed: whoever finds
-	// a blob in the index finds its pack's check too
-	if rb := r.rb.Load(); rb != nil {
-		rb.stored(id, p.size(), p.entries)
+	// the read-back is registered before the blobs are indexed (whoever
+	// finds a blob in the index finds its pack's check too) and starts
+	// after (a failed one takes them out of the index)
+	rb := r.rb.Load()
+	var c *packCheck
+	if rb != nil {
+		c = rb.register(id, p.size(), p.entries)
 	}
-	pj := PackJSON{ID: id}
 	for _, e := range p.entries {
 		r.idx.Add(e)
-		pj.Blobs = append(pj.Blobs, BlobJSON{ID: e.ID, Type: e.Type, Offset: uint(e.Offset), Length: uint(e.Length), UncompressedLength: uint(e.UncompressedLength)})
+	}
+	pj := packJSON(id, p.entries)
+	if c != nil {
+		rb.start(c)
 	}
 	w.mu.Lock()
 	for _, e := range p.entries {
@@ -304,7 +309,15 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 	w.nDone += len(pj.Blobs)
 	var flush []PackJSON
 	if w.nDone >= indexMaxBlobs {
-		flush, w.done, w.nDone = w.done, nil, 0
+		var held []*packCheck
+		flush, held = r.sortIndex(w.done, false)
+		// a pack with sound blobs whose read-back failed waits for Flush,
+		// which stores those again
+		w.done, w.nDone = nil, 0
+		for _, c := range held {
+			w.done = append(w.done, packJSON(c.id, c.blobs))
+			w.nDone += len(c.blobs)
+		}
 	}
 	w.mu.Unlock()
 	if flush != nil {
@@ -313,7 +326,85 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 	return nil
 }
 
+// sortIndex sorts the packs due in an index file by their read-backs'
+// verdicts so far: it returns those to list (sound, no verdict yet, or,
+// when late, any with sound blobs) and those with sound blobs whose
+// read-back failed (unless late), which are not listed: Flush stores
+// their sound blobs again (storeAgain). A pack without a sound blob is
+// dropped: its blobs left the in-memory index with its verdict. late: the
+// pack writer is done, nothing can be stored again before the index file
+// is written.
+func (r *Repository) sortIndex(packs []PackJSON, late bool) (list []PackJSON, held []*packCheck) {
+	rb := r.rb.Load()
+	for _, pj := range packs {
+		c := rb.check(pj.ID)
+		switch {
+		case c == nil || !c.over() || !c.failed():
+			list = append(list, pj)
+		case c.err != nil || len(c.bad) == len(c.blobs):
+			// nothing sound in it: unreferenced, prune removes it
+		case late:
+			list = append(list, pj)
+		default:
+			held = append(held, c)
+		}
+	}
+	return list, held
+}
+
+// storeAgain takes the packs whose read-back failed, with sound blobs,
+// out of those due in the next index file and stores their sound blobs
+// again, as prune's repack does (read sealed, MAC checked, not
+// decrypted): the failed pack is then listed in no index file, and a
+// snapshot that relies on its sound blobs finds them in the new pack. A
+// sound blob that cannot be stored again stays out of the index, with
+// the reason (WaitVerified reports it).
+func (r *Repository) storeAgain(ctx context.Context, w *writer) {
+	if r.rb.Load() == nil {
+		return
+	}
+	w.mu.Lock()
+	list, held := r.sortIndex(w.done, false)
+	w.done, w.nDone = list, 0
+	for _, pj := range list {
+		w.nDone += len(pj.Blobs)
+	}
+	w.mu.Unlock()
+	var buf []byte
+	for _, c := range held {
+		for _, pb := range c.blobs {
+			if c.bad[pb.BlobHandle] != nil {
+				continue
+			}
+			r.idx.Remove(pb)
+			sealed, err := r.loadSealed(ctx, pb, buf)
+			if err == nil {
+				buf = sealed
+				_, err = r.SaveSealed(ctx, pb, sealed)
+			}
+			if err != nil {
+				r.rb.Load().fail(pb.BlobHandle, fmt.Errorf("%v blob %s: its pack %s failed its read-back (%d blobs in it damaged) and storing it again failed: %w",
+					pb.Type, pb.ID.Str(), c.id.Str(), len(c.bad), err))
+			}
+		}
+	}
+}
+
+// packJSON is a pack's entry in an index file.
+func packJSON(id ID, blobs []PackedBlob) PackJSON {
+	pj := PackJSON{ID: id}
+	for _, e := range blobs {
+		pj.Blobs = append(pj.Blobs, BlobJSON{ID: e.ID, Type: e.Type, Offset: uint(e.Offset), Length: uint(e.Length), UncompressedLength: uint(e.UncompressedLength)})
+	}
+	return pj
+}
+
+// saveIndex writes an index file listing packs, and marks their
+// read-backs listed.
 func (r *Repository) saveIndex(ctx context.Context, packs []PackJSON) error {
+	if len(packs) == 0 {
+		return nil
+	}
 	if r.guard != nil {
 		if err := r.guard(); err != nil {
 			return err
@@ -325,6 +416,13 @@ func (r *Repository) saveIndex(ctx context.Context, packs []PackJSON) error {
 	}
 	if _, err := r.SaveUnpacked(ctx, backend.IndexFile, buf); err != nil {
 		return fmt.Errorf("store index: %w", err)
+	}
+	if rb := r.rb.Load(); rb != nil {
+		for _, pj := range packs {
+			if c := rb.check(pj.ID); c != nil {
+				c.listed.Store(true)
+			}
+		}
 	}
 	return nil
 }
@@ -339,6 +437,9 @@ func (r *Repository) Flush(ctx context.Context) error {
 	if w == nil {
 		return nil
 	}
+	// while the writer still runs: what failed its read-back is not
+	// listed, its sound blobs are stored again
+	r.storeAgain(ctx, w)
 	var rest []*packer
 	for t := range w.slots {
 		for range cap(w.slots[t]) {
@@ -388,10 +489,8 @@ func (r *Repository) Flush(ctx context.Context) error {
 	if sendErr != nil {
 		return sendErr
 	}
-	if len(w.done) > 0 {
-		return r.saveIndex(ctx, w.done)
-	}
-	return nil
+	list, _ := r.sortIndex(w.done, true)
+	return r.saveIndex(ctx, list)
 }
 
 // Added reports the plaintext and stored bytes of new blobs so far.
@@ -426,22 +525,32 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte
 }
 
 func (r *Repository) loadPacked(ctx context.Context, pb PackedBlob, buf []byte) ([]byte, error) {
+	sp := scratch.Get().(*[]byte)
+	defer scratch.Put(sp)
+	sealed, err := r.loadSealed(ctx, pb, *sp)
+	if err != nil {
+		return nil, err
+	}
+	*sp = sealed[:0]
+	return r.openBlob(pb, sealed, buf, false)
+}
+
+// loadSealed reads a blob as it is stored into buf[:0] (grown as needed).
+func (r *Repository) loadSealed(ctx context.Context, pb PackedBlob, buf []byte) ([]byte, error) {
 	rd, err := r.be.Load(ctx, backend.Handle{Type: backend.PackFile, Name: pb.Pack.String()}, int(pb.Length), int64(pb.Offset))
 	if err != nil {
 		return nil, fmt.Errorf("%v blob %s in pack %s: %w", pb.Type, pb.ID.Str(), pb.Pack.Str(), err)
 	}
-	sp := scratch.Get().(*[]byte)
-	defer scratch.Put(sp)
-	if cap(*sp) < int(pb.Length) {
-		*sp = make([]byte, 0, pb.Length)
+	if cap(buf) < int(pb.Length) {
+		buf = make([]byte, 0, pb.Length)
 	}
-	sealed := (*sp)[:pb.Length]
+	sealed := buf[:pb.Length]
 	_, err = io.ReadFull(rd, sealed)
 	rd.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%v blob %s in pack %s: %w", pb.Type, pb.ID.Str(), pb.Pack.Str(), err)
 	}
-	return r.openBlob(pb, sealed, buf, false)
+	return sealed, nil
 }
 
 // openBlob decrypts, decompresses and verifies one sealed blob,

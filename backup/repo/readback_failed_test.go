@@ -1,0 +1,343 @@
+package repo
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/holiday-ops/holiday/backup/backend"
+	"github.com/holiday-ops/holiday/backup/backend/faulty"
+	"github.com/holiday-ops/holiday/backup/backend/local"
+	"github.com/holiday-ops/holiday/internal/testenv"
+)
+
+// waitReadBacks waits until every pack registered for the read-back has
+// its verdict.
+func waitReadBacks(t *testing.T, r *Repository, packs int) {
+	t.Helper()
+	rb := r.rb.Load()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		rb.mu.Lock()
+		var cs []*packCheck
+		for _, c := range rb.packs {
+			cs = append(cs, c)
+		}
+		rb.mu.Unlock()
+		if len(cs) >= packs && !slices.ContainsFunc(cs, func(c *packCheck) bool { return !c.over() }) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d packs registered for the read-back, want %d, all over", len(cs), packs)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// listedIn returns the packs each blob is listed in by the repository's
+// index files.
+func listedIn(t *testing.T, r *Repository) map[BlobHandle][]ID {
+	t.Helper()
+	ctx := context.Background()
+	out := map[BlobHandle][]ID{}
+	var ids []ID
+	if err := r.List(ctx, backend.IndexFile, func(id ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		f, err := r.LoadIndexFile(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range f.Packs {
+			for _, b := range p.Blobs {
+				bh := BlobHandle{ID: b.ID, Type: b.Type}
+				out[bh] = append(out[bh], p.ID)
+			}
+		}
+	}
+	return out
+}
+
+// resticCheck runs stock restic's check (with --read-data: every pack
+// the index lists is read and every blob in it hashed) on the repository
+// in dir, whose password is pw.
+func resticCheck(t *testing.T, dir string, readData bool) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath("restic"); err != nil {
+		testenv.Skip(t, "restic is not installed (apt-get install restic); it is the format oracle")
+	}
+	args := []string{"-r", dir, "--no-cache", "check"}
+	if readData {
+		args = append(args, "--read-data")
+	}
+	cmd := exec.Command("restic", args...)
+	cmd.Env = append(os.Environ(), "RESTIC_PASSWORD=pw")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestReadBackFailedCopies: a copy that fails its read-back leaves the
+// in-memory index, so saving the blob again stores it; a pack whose
+// verdict came before an index file listed it is never listed (its sound
+// blobs are stored again first, so a snapshot relying on them is whole),
+// and stock restic's check --read-data of the repository then passes:
+// no index entry points at the damaged pack. A verdict that comes after
+// the index file was written leaves the pack listed in full (restic's
+// check wants a pack's every blob listed or none): the structure check
+// still passes and the new copy is listed beside the failed one.
+func TestReadBackFailedCopies(t *testing.T) {
+	const size = 64 << 10 // random: stored as it is, size+32 bytes sealed
+	var r *Repository
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte) // of the pack holding a, b and c
+		early  bool           // the verdict comes before the index file is written
+		bad    []string       // the blobs whose copies fail
+	}{
+		{name: "a blob, verdict before the index", damage: func(b []byte) { b[size+32+100] ^= 1 }, early: true, bad: []string{"b"}},
+		{name: "the header, verdict before the index", damage: func(b []byte) { b[len(b)-10] ^= 1 }, early: true, bad: []string{"a", "b", "c"}},
+		{name: "a blob, verdict after the index", damage: func(b []byte) { b[size+32+100] ^= 1 }, bad: []string{"b"}},
+		{name: "the header, verdict after the index", damage: func(b []byte) { b[len(b)-10] ^= 1 }, bad: []string{"a", "b", "c"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one data pack being filled
+			ctx := context.Background()
+			dir := t.TempDir()
+			lb, err := local.Create(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fb := faulty.New(lb)
+			fb.OnlyTypes = map[backend.FileType]bool{backend.PackFile: true}
+			var damaged atomic.Value // the damaged pack's name: the first pack stored
+			fb.Mangle = func(h backend.Handle, b []byte) []byte {
+				if damaged.CompareAndSwap(nil, h.Name) {
+					tc.damage(b)
+					return b
+				}
+				return nil
+			}
+			// late: the damaged pack's read-back waits for the flush
+			release := make(chan struct{})
+			if !tc.early {
+				fb.OnLoad = func(h backend.Handle, length int, offset int64) {
+					if h.Name == damaged.Load() {
+						<-release
+					}
+				}
+			} else {
+				close(release)
+			}
+			if r, err = Init(ctx, fb, "pw"); err != nil {
+				t.Fatal(err)
+			}
+			r.VerifyWrites(ctx)
+			data := map[string][]byte{}
+			blobs := map[string]BlobHandle{}
+			for i, name := range []string{"a", "b", "c"} {
+				data[name] = randomBlob(byte(i), size)
+				id, _, err := r.SaveBlob(ctx, DataBlob, data[name], ID{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				blobs[name] = BlobHandle{ID: id, Type: DataBlob}
+			}
+			if tc.early {
+				// a blob that does not fit closes the pack: it is stored
+				// and read back before any index file is written
+				data["filler"] = randomBlob(9, PackSize)
+				id, _, err := r.SaveBlob(ctx, DataBlob, data["filler"], ID{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				blobs["filler"] = BlobHandle{ID: id, Type: DataBlob}
+				waitReadBacks(t, r, 1)
+			}
+			if err := r.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.early {
+				close(release)
+			}
+			waitReadBacks(t, r, 1)
+			bad := damaged.Load().(string)
+
+			// the failed copies are out of the in-memory index: saving
+			// them again stores them
+			for name, bh := range blobs {
+				isBad := slices.Contains(tc.bad, name)
+				inBad := slices.ContainsFunc(r.Index().LookupAll(bh), func(pb PackedBlob) bool { return pb.Pack.String() == bad })
+				if inBad && (isBad || tc.early) {
+					t.Errorf("blob %s: still indexed in the damaged pack %.8s", name, bad)
+				}
+				if !isBad && !r.Index().Has(bh) {
+					t.Errorf("sound blob %s is not in the index", name)
+				}
+				if err := r.WaitVerified(ctx, []BlobHandle{bh}); (err == nil) == isBad {
+					t.Errorf("blob %s: WaitVerified %v; want it failed: %v", name, err, isBad)
+				} else if err != nil && !strings.Contains(err.Error(), bad[:8]) {
+					t.Errorf("blob %s: %v; want the damaged pack %.8s named", name, err, bad)
+				}
+			}
+			for _, name := range tc.bad {
+				if _, known, err := r.SaveBlob(ctx, DataBlob, data[name], ID{}); err != nil || known {
+					t.Errorf("blob %s saved again: known %v, %v; want it stored", name, known, err)
+				}
+			}
+			tree, err := r.SaveTree(ctx, &Tree{Nodes: []*Node{{Name: "f", Type: NodeFile, Mode: 0o644,
+				Content: []ID{blobs["a"].ID, blobs["b"].ID, blobs["c"].ID}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			all := []BlobHandle{blobs["a"], blobs["b"], blobs["c"], {ID: tree, Type: TreeBlob}}
+			if err := r.WaitVerified(ctx, all); err != nil {
+				t.Fatalf("after the failed copies were stored again: %v", err)
+			}
+			if _, err := r.SaveSnapshot(ctx, &Snapshot{Time: time.Now(), Tree: &tree, Paths: []string{"/f"}, Hostname: "h"}); err != nil {
+				t.Fatal(err)
+			}
+
+			// the index files: the damaged pack is listed by none when
+			// its verdict came first, in full otherwise
+			listed := listedIn(t, r)
+			for name, bh := range blobs {
+				in := listed[bh]
+				inBad := slices.ContainsFunc(in, func(id ID) bool { return id.String() == bad })
+				switch {
+				case tc.early && inBad:
+					t.Errorf("blob %s: an index file lists its copy in the damaged pack %.8s", name, bad)
+				case !tc.early && name != "filler" && !inBad:
+					t.Errorf("blob %s: not listed in the damaged pack %.8s, whose index file was written before its verdict", name, bad)
+				}
+				// a sound copy: elsewhere, or a sound blob of the damaged
+				// pack listed in full
+				if !slices.ContainsFunc(in, func(id ID) bool { return id.String() != bad }) && (tc.early || slices.Contains(tc.bad, name)) {
+					t.Errorf("blob %s: no index file lists a sound copy (listed in %v)", name, in)
+				}
+			}
+			// a fresh open finds every blob of the snapshot sound
+			r2, err := Open(ctx, lb, "pw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r2.LoadIndex(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for name, bh := range blobs {
+				if got, err := r2.LoadBlob(ctx, DataBlob, bh.ID, nil); err != nil || string(got) != string(data[name]) {
+					t.Errorf("blob %s from a fresh open: %v", name, err)
+				}
+			}
+			// stock restic: the structure always; every byte the index
+			// points at when the damaged pack is listed by none
+			out, err := resticCheck(t, dir, tc.early)
+			if err != nil {
+				t.Errorf("restic check (read data: %v): %v\n%s", tc.early, err, out)
+			}
+			if tc.early && !strings.Contains(out, bad) {
+				t.Errorf("restic check does not name the unreferenced damaged pack %.8s:\n%s", bad, out)
+			}
+		})
+	}
+}
+
+// TestReadBackDedupBeforeVerdict: a save that finds a blob in the index
+// while its pack is still being read back takes it as stored; the
+// saver's WaitVerified then waits for that pack and reports the failure,
+// naming the blob and the pack, also once the failed copy left the
+// index; a copy stored again does not vouch for the blob until an index
+// file lists it.
+func TestReadBackDedupBeforeVerdict(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one data pack being filled
+	ctx := context.Background()
+	r, fb := readBackRepo(t, ctx)
+	const size = 64 << 10
+	var once atomic.Bool
+	fb.Mangle = func(h backend.Handle, b []byte) []byte {
+		if once.CompareAndSwap(false, true) {
+			b[100] ^= 1 // the first blob of the first pack
+			return b
+		}
+		return nil
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	held := 0
+	fb.OnLoad = func(h backend.Handle, length int, offset int64) {
+		mu.Lock()
+		held++
+		first := held == 1
+		mu.Unlock()
+		if first {
+			<-release
+		}
+	}
+	x := randomBlob(1, size)
+	id, _, err := r.SaveBlob(ctx, DataBlob, x, ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bh := BlobHandle{ID: id, Type: DataBlob}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pb, ok := r.Index().Lookup(bh)
+	if !ok {
+		t.Fatal("the blob is not indexed after the flush")
+	}
+	// another saver, while the pack is read back
+	if _, known, err := r.SaveBlob(ctx, DataBlob, x, ID{}); err != nil || !known {
+		t.Fatalf("save during the read-back: known %v, %v; want it taken as stored", known, err)
+	}
+	if c := r.rb.Load().check(pb.Pack); c == nil || c.over() {
+		t.Fatal("the pack's read-back is over before the second save")
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- r.WaitVerified(ctx, []BlobHandle{bh}) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitVerified returned before the pack's verdict: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	for _, err := range []error{<-waited, r.WaitVerified(ctx, []BlobHandle{bh})} {
+		if err == nil || !strings.Contains(err.Error(), id.Str()) || !strings.Contains(err.Error(), pb.Pack.Str()) {
+			t.Errorf("saver relying on the damaged copy: %v; want blob %s and pack %s named", err, id.Str(), pb.Pack.Str())
+		}
+	}
+	if r.Index().Has(bh) {
+		t.Error("the failed copy is still in the index")
+	}
+	// stored again (a blob that does not fit closes its pack, which is
+	// stored and read back sound): not vouched for before an index file
+	// lists it
+	if _, known, err := r.SaveBlob(ctx, DataBlob, x, ID{}); err != nil || known {
+		t.Fatalf("save after the verdict: known %v, %v; want it stored again", known, err)
+	}
+	if _, _, err := r.SaveBlob(ctx, DataBlob, randomBlob(9, PackSize), ID{}); err != nil {
+		t.Fatal(err)
+	}
+	waitReadBacks(t, r, 2)
+	if !r.Index().Has(bh) {
+		t.Fatal("the copy stored again is not indexed")
+	}
+	if err := r.WaitVerified(ctx, []BlobHandle{bh}); err == nil || !strings.Contains(err.Error(), pb.Pack.Str()) {
+		t.Errorf("a sound copy no index file lists yet: %v; want the failed copy's error", err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WaitVerified(ctx, []BlobHandle{bh}); err != nil {
+		t.Errorf("after the blob was stored again and listed: %v", err)
+	}
+}
