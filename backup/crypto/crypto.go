@@ -28,6 +28,8 @@ const (
 	macSize = poly1305.TagSize
 	// Extension is how many bytes encryption adds to a plaintext.
 	Extension = ivSize + macSize
+	// MACSize is the length of the MAC that ends a sealed message.
+	MACSize = macSize
 )
 
 // ErrUnauthenticated means a MAC did not verify: the data was damaged or
@@ -199,4 +201,20 @@ func (k *Key) Open(dst, sealed []byte) ([]byte, error) {
 	dst = dst[:n+len(ct)]
 	cipher.NewCTR(k.block, iv).XORKeyStream(dst[n:], ct)
 	return dst, nil
+}
+
+// DecryptUnchecked decrypts sealed in place and returns the plaintext
+// (a slice of sealed) without checking its MAC. It is for one caller
+// only: the read-back of what was just written (backup/repo), which
+// compares the stored MAC with the one it wrote and the plaintext's
+// SHA-256 with the blob's ID. Those two together vouch for every byte
+// of sealed — IV, ciphertext and MAC — and the MAC's own computation
+// would only repeat it. Anything read for use must go through Open.
+func (k *Key) DecryptUnchecked(sealed []byte) ([]byte, error) {
+	if len(sealed) < Extension {
+		return nil, fmt.Errorf("ciphertext of %d bytes is shorter than IV and MAC: %w", len(sealed), ErrUnauthenticated)
+	}
+	ct := sealed[ivSize : len(sealed)-macSize]
+	cipher.NewCTR(k.block, sealed[:ivSize]).XORKeyStream(ct, ct)
+	return ct, nil
 }

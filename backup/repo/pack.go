@@ -38,7 +38,10 @@ type packer struct {
 	n       int
 	h       hash.Hash
 	entries []PackedBlob
-	err     error
+	// tags are the entries' MACs, 16 bytes each (the read-back compares
+	// the stored ones with them)
+	tags []byte
+	err  error
 }
 
 func newPacker(be backend.Backend) (*packer, error) {
@@ -67,6 +70,7 @@ func (p *packer) write(b []byte) {
 func (p *packer) add(bh BlobHandle, sealed []byte, ulen int) {
 	off := p.n
 	p.write(sealed)
+	p.tags = append(p.tags, sealed[len(sealed)-crypto.MACSize:]...)
 	p.entries = append(p.entries, PackedBlob{BlobHandle: bh, Offset: uint32(off), Length: uint32(len(sealed)), UncompressedLength: uint32(ulen)})
 }
 

@@ -292,7 +292,7 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 	rb := r.rb.Load()
 	var c *packCheck
 	if rb != nil {
-		c = rb.register(id, p.size(), p.entries)
+		c = rb.register(id, p.size(), p.entries, p.tags)
 	}
 	for _, e := range p.entries {
 		r.idx.Add(e)
