@@ -275,6 +275,14 @@ func (rj *RepoJournals) store(ctx context.Context, shared *repo.Repository, run,
 	if err := r.Flush(ctx); err != nil {
 		return fail(err)
 	}
+	// a snapshot refers only to what read back sound (the run's store
+	// reads every pack back as it is stored; a repository opened here
+	// loads the journals' blobs again)
+	for i, j := range js {
+		if err := r.WaitVerifiedTree(ctx, trees[i]); err != nil {
+			return fail(fmt.Errorf("the journal of %s did not read back as stored, no snapshot is written: %w", j.host, err))
+		}
+	}
 	pin := rj.PinUntil
 	if pin.IsZero() {
 		pin = now.Add(repo.PinGrace)

@@ -12,10 +12,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/holiday-ops/holiday/backup/backend"
+	"github.com/holiday-ops/holiday/backup/backend/faulty"
+	"github.com/holiday-ops/holiday/backup/backend/mem"
 	s3be "github.com/holiday-ops/holiday/backup/backend/s3"
+	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/repocmd"
 	"github.com/holiday-ops/holiday/internal/exitcode"
 	"github.com/holiday-ops/holiday/internal/journal"
@@ -395,5 +400,47 @@ func TestJournalsSavedThroughRunsRepository(t *testing.T) {
 	rr, err := rj.LoadRun(ctx, run, nil, "")
 	if err != nil || !bytes.Equal(rr.Journals["web1"], web1) {
 		t.Fatalf("LoadRun: %v; want web1's journal back", err)
+	}
+}
+
+// TestJournalsReadBack: journals saved through the run's repository,
+// which reads every pack back as it is stored, get a snapshot only once
+// their packs read back sound; a pack the storage damaged fails the save
+// naming the host and the pack, and no journal snapshot is written. The
+// storage sound again, the next save stores them.
+func TestJournalsReadBack(t *testing.T) {
+	ctx := context.Background()
+	rj := newJournalRepo(t)
+	fb := faulty.New(mem.New())
+	fb.OnlyTypes = map[backend.FileType]bool{backend.PackFile: true}
+	r, err := repo.Init(ctx, fb, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.VerifyWrites(ctx)
+	var damaged atomic.Value
+	fb.Mangle = func(h backend.Handle, b []byte) []byte {
+		if !damaged.CompareAndSwap(nil, h.Name) {
+			return nil
+		}
+		b[0] ^= 1 // the first pack's first blob
+		return b
+	}
+	key, _ := journal.NewKey()
+	run := NewRunID()
+	web1 := writeJournal(t, filepath.Join(t.TempDir(), "web1.journal"), key, run, "web1", 2)
+	ids, err := rj.save(ctx, r, run, "lockdown", key, []hostJournal{{"web1", web1}})
+	pack, _ := damaged.Load().(string)
+	if err == nil || pack == "" || !strings.Contains(err.Error(), pack[:8]) || !strings.Contains(err.Error(), "web1") ||
+		!strings.Contains(err.Error(), "no snapshot is written") {
+		t.Fatalf("journals into a store that damaged pack %.8s: %v; want the save failed naming web1 and the pack", pack, err)
+	}
+	sns, err := r.Snapshots(ctx, nil)
+	if err != nil || len(sns) != 0 || len(ids) != 0 {
+		t.Fatalf("after the failed save: snapshots %d (%v), ids %v; want none", len(sns), err, ids)
+	}
+	fb.Mangle = nil
+	if ids, err = rj.save(ctx, r, run, "lockdown", key, []hostJournal{{"web1", web1}}); err != nil || ids["web1"] == "" {
+		t.Fatalf("second save, storage sound: %v, %v", ids, err)
 	}
 }
