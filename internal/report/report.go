@@ -152,6 +152,9 @@ func Build(in Input) *Report {
 		if line := gateHandling(e); line != "" {
 			r.Handling = append(r.Handling, line)
 		}
+		if line := isolationHandling(e); line != "" {
+			r.Handling = append(r.Handling, line)
+		}
 		if e.Phase == journal.Result || e.Phase == journal.RevertResult || e.Phase == journal.RunBegin || e.Phase == journal.RunEnd {
 			what := string(e.Phase)
 			if (e.Phase == journal.RunBegin || e.Phase == journal.RunEnd) && e.Kind != "" {
@@ -189,6 +192,30 @@ func short(s string) string {
 		return s[:8]
 	}
 	return s
+}
+
+// isolationStep is the journal step of a host's isolation (holiday
+// isolate, or a restore whose gate isolated the host).
+const isolationStep = "firewall:isolate"
+
+// isolationHandling is the handling line for an isolation's result or
+// its undoing, as the journal records them.
+func isolationHandling(e journal.Entry) string {
+	if e.Step != isolationStep {
+		return ""
+	}
+	at := e.Time.UTC().Format(time.RFC3339)
+	switch {
+	case e.Phase == journal.Result && e.Error == "":
+		return fmt.Sprintf("%s: isolated at %s (run %s): only the management path reaches it, and it answers only that; `holiday isolate --undo` lifts it.", e.Host, at, e.Run)
+	case e.Phase == journal.Result:
+		return fmt.Sprintf("%s: isolating it failed at %s (run %s): %s.", e.Host, at, e.Run, e.Error)
+	case e.Phase == journal.RevertResult && e.Error == "":
+		return fmt.Sprintf("%s: isolation lifted at %s (run %s).", e.Host, at, e.Run)
+	case e.Phase == journal.RevertResult:
+		return fmt.Sprintf("%s: lifting the isolation failed at %s (run %s): %s.", e.Host, at, e.Run, e.Error)
+	}
+	return ""
 }
 
 // gateHandling is the handling line for a restore's integrity gate, as

@@ -38,6 +38,9 @@ func sample() Input {
 				Record: []byte(`{"gate":{"checked":true,"verdict":"3 compromise indicator(s) found","reopen":false,"indicators":3}}`)},
 			{Time: t0.Add(292 * time.Hour), Run: "20261220-175900-ab12", Host: "db1", Kind: "restore", Phase: journal.RunBegin,
 				Record: []byte(`{"gate":{"checked":true,"verdict":"1 compromise indicator(s) found","reopen":true,"indicators":1,"accepted_findings":"the new key is the DBA's, added by phone"}}`)},
+			{Time: t0.Add(291*time.Hour + 30*time.Minute), Run: "20261231-053000-cd34", Host: "web1", Step: "firewall:isolate", Kind: "firewall", Phase: journal.Result},
+			{Time: t0.Add(291*time.Hour + 31*time.Minute), Run: "20261231-053000-cd34", Host: "db1", Step: "firewall:isolate", Kind: "firewall", Phase: journal.Result},
+			{Time: t0.Add(292*time.Hour + 10*time.Minute), Run: "20261231-053000-cd34", Host: "db1", Step: "firewall:isolate", Kind: "firewall", Phase: journal.RevertResult},
 		},
 	}
 }
