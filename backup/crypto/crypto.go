@@ -205,11 +205,12 @@ func (k *Key) Open(dst, sealed []byte) ([]byte, error) {
 
 // DecryptUnchecked decrypts sealed in place and returns the plaintext
 // (a slice of sealed) without checking its MAC. It is for one caller
-// only: the read-back of what was just written (backup/repo), which
-// compares the stored MAC with the one it wrote and the plaintext's
-// SHA-256 with the blob's ID. Those two together vouch for every byte
-// of sealed — IV, ciphertext and MAC — and the MAC's own computation
-// would only repeat it. Anything read for use must go through Open.
+// only: the read-back of an uncompressed data blob just written
+// (backup/repo), which compares the stored MAC with the one it wrote and
+// the plaintext's SHA-256 with the blob's ID; together those vouch for
+// every byte of sealed — IV, ciphertext and MAC — and computing the MAC
+// would only repeat it. Anything read for use, and anything whose
+// plaintext is parsed or decompressed, must go through Open.
 func (k *Key) DecryptUnchecked(sealed []byte) ([]byte, error) {
 	if len(sealed) < Extension {
 		return nil, fmt.Errorf("ciphertext of %d bytes is shorter than IV and MAC: %w", len(sealed), ErrUnauthenticated)

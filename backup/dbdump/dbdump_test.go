@@ -52,6 +52,10 @@ func TestValidate(t *testing.T) {
 		{Spec{Engine: MySQL, Database: "x", User: "bob"}, "applies to postgres only"},
 		{Spec{Engine: Postgres, Database: "x", User: "-u"}, `bad OS user name "-u"`},
 		{Spec{Engine: Postgres, Database: strings.Repeat("x", 65)}, "longer than 64 bytes"},
+		{Spec{Engine: Postgres, Database: "x", Compress: 6}, ""},
+		{Spec{Engine: Postgres, Database: "x", Compress: 10}, "compress 10"},
+		{Spec{Engine: MySQL, Database: "x", Compress: 1}, "compress 1"},
+		{Spec{Engine: Postgres, Globals: true, Compress: 1}, "compress 1"},
 	} {
 		err := c.s.Validate()
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {

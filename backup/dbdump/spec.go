@@ -110,6 +110,9 @@ func (s Spec) Validate() error {
 	} else if err := ValidName(s.Engine, s.Database); err != nil {
 		return err
 	}
+	if s.Compress < 0 || s.Compress > 9 || s.Compress != 0 && (s.Engine != Postgres || s.Globals) {
+		return fmt.Errorf("compress %d: pg_dump's level (0-9) of a PostgreSQL database's dump", s.Compress)
+	}
 	if s.User != "" && (s.Engine != Postgres || !names.OSUser(s.User)) {
 		if s.Engine != Postgres {
 			return errors.New("user: applies to postgres only; MySQL's tools run as root over the unix socket")
@@ -121,7 +124,11 @@ func (s Spec) Validate() error {
 
 // ValidName checks a database name for engine (see Spec.Validate).
 func ValidName(engine, name string) error {
-	if p := names.DatabaseProblem(name, engine == MySQL); p != "" {
+	switch p := names.DatabaseProblem(name, engine == MySQL); {
+	case p == "":
+	case name == "":
+		return errors.New(p)
+	default:
 		return fmt.Errorf("database name %.40q: %s", name, p)
 	}
 	return nil
