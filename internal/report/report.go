@@ -148,11 +148,17 @@ func Build(in Input) *Report {
 		}
 		r.Hosts = append(r.Hosts, hs)
 	}
+	lifted := map[[2]string]bool{} // run, host: an isolation lifted
+	for _, e := range in.Journal {
+		if e.Step == isolationStep && e.Phase == journal.RevertResult && e.Error == "" {
+			lifted[[2]string{e.Run, e.Host}] = true
+		}
+	}
 	for _, e := range in.Journal {
 		if line := gateHandling(e); line != "" {
 			r.Handling = append(r.Handling, line)
 		}
-		if line := isolationHandling(e); line != "" {
+		if line := isolationHandling(e, lifted[[2]string{e.Run, e.Host}]); line != "" {
 			r.Handling = append(r.Handling, line)
 		}
 		if e.Phase == journal.Result || e.Phase == journal.RevertResult || e.Phase == journal.RunBegin || e.Phase == journal.RunEnd {
@@ -199,13 +205,16 @@ func short(s string) string {
 const isolationStep = "firewall:isolate"
 
 // isolationHandling is the handling line for an isolation's result or
-// its undoing, as the journal records them.
-func isolationHandling(e journal.Entry) string {
+// its undoing, as the journal records them; lifted: a later entry of the
+// run lifted it (the line then names no way to lift it).
+func isolationHandling(e journal.Entry, lifted bool) string {
 	if e.Step != isolationStep {
 		return ""
 	}
 	at := e.Time.UTC().Format(time.RFC3339)
 	switch {
+	case e.Phase == journal.Result && e.Error == "" && lifted:
+		return fmt.Sprintf("%s: isolated at %s (run %s): only the management path reached it, and it answered only that.", e.Host, at, e.Run)
 	case e.Phase == journal.Result && e.Error == "":
 		return fmt.Sprintf("%s: isolated at %s (run %s): only the management path reaches it, and it answers only that; `holiday isolate --undo` lifts it.", e.Host, at, e.Run)
 	case e.Phase == journal.Result:
