@@ -693,7 +693,8 @@ func (c *control) zero(ctx context.Context, n uint32) (repo.ID, error) {
 // neither waits for nor takes the blame of another's blobs in the same
 // packs. A sent blob that no pack read back holds (one stored before, by
 // another host's earlier run) is read and checked now; a relied-on one
-// was checked when it was stored. A tree or blob the host's own earlier
+// was checked when it was stored (unless its verdict failed after an
+// index file listed it, in an earlier process: repo.WaitReadBack). A tree or blob the host's own earlier
 // snapshots held was checked when they were taken and is not in st (an
 // unchanged run writes no tree). An error names the blob and its pack.
 func verify(ctx context.Context, r *repo.Repository, root repo.ID, st Stats) error {

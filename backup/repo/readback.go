@@ -295,7 +295,9 @@ func (r *Repository) WaitVerified(ctx context.Context, blobs []BlobHandle) error
 // storing them (found in the index or in a pack being written): it waits
 // for the read-backs of the packs stored since VerifyWrites that hold
 // them, and takes a blob that only packs stored otherwise hold as
-// verified, reading nothing (they were checked when they were stored).
+// verified, reading nothing (they were checked when they were stored;
+// but a verdict that failed after an index file listed its pack is not
+// seen by a later process: a known gap, DESIGN §7).
 func (r *Repository) WaitReadBack(ctx context.Context, blobs []BlobHandle) error {
 	return r.waitVerified(ctx, blobs, false)
 }
