@@ -112,7 +112,10 @@ func (s *Store) Exclusive(fn func(ctx context.Context) error) error {
 	return fn(s.ctx)
 }
 
-// Flush makes every blob saved so far durable and indexed.
+// Flush makes every blob saved so far durable and indexed. No blob is
+// saved meanwhile, through the wait for the packs' read-backs before
+// the index file too: a save deduplicated against a pack the index does
+// not list yet could not be vouched for.
 func (s *Store) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -693,14 +696,11 @@ func (c *control) zero(ctx context.Context, n uint32) (repo.ID, error) {
 // neither waits for nor takes the blame of another's blobs in the same
 // packs. A sent blob that no pack read back holds (one stored before, by
 // another host's earlier run) is read and checked now; a relied-on one
-// was checked when it was stored (unless its verdict failed after an
-// index file listed it, in an earlier process: repo.WaitReadBack). A tree or blob the host's own earlier
-// snapshots held was checked when they were taken and is not in st (an
-// unchanged run writes no tree). An error names the blob and its pack.
+// was checked before an index file listed it. A tree or blob the host's
+// own earlier snapshots held was checked when they were taken and is not
+// in st (an unchanged run writes no tree). An error names the blob and
+// its pack.
 func verify(ctx context.Context, r *repo.Repository, root repo.ID, st Stats) error {
-	if !r.Index().Has(repo.BlobHandle{ID: root, Type: repo.TreeBlob}) {
-		return errors.New("the snapshot's root tree is not in the index")
-	}
 	bhs := make([]repo.BlobHandle, 0, len(st.NewTrees)+len(st.NewBlobs))
 	for _, id := range st.NewTrees {
 		bhs = append(bhs, repo.BlobHandle{ID: id, Type: repo.TreeBlob})
@@ -711,5 +711,12 @@ func verify(ctx context.Context, r *repo.Repository, root repo.ID, st Stats) err
 	if err := r.WaitVerified(ctx, bhs); err != nil {
 		return err
 	}
-	return r.WaitReadBack(ctx, st.Relied)
+	if err := r.WaitReadBack(ctx, st.Relied); err != nil {
+		return err
+	}
+	// (a root that failed its read-back was named above)
+	if !r.Index().Has(repo.BlobHandle{ID: root, Type: repo.TreeBlob}) {
+		return errors.New("the snapshot's root tree is not in the index")
+	}
+	return nil
 }

@@ -40,9 +40,12 @@ import (
 // it is never listed (a pack is listed whole or not at all: restic's
 // check compares a pack's size with the blobs its index lists); its
 // sound blobs, if any, are stored again by the next Flush, before it
-// writes the index. A verdict that comes after the index file listing
-// the pack was written leaves that file as it is: the failed copies stay
-// listed beside the sound blobs, and a later save stores a new copy.
+// writes the index. No index file lists a pack before its verdict is in
+// (Flush waits for the last ones): a damaged copy listed would be
+// trusted by every later run, which would deduplicate against it for
+// good. A pack that fails in part when nothing can be stored again any
+// more (the run's last index is due) is dropped whole; its sound blobs
+// leave the index with it, and the next save stores them.
 //
 // The backend must let a Load see a file as soon as its Save returned:
 // the local backend links a complete, synced file into place, and S3
@@ -254,6 +257,21 @@ func (rb *readBack) settle(c *packCheck) {
 	}
 }
 
+// abandon takes the sound blobs of a pack that failed in part out of the
+// in-memory index, with the reason: the pack is listed in no index file
+// (one lists a pack whole or not at all) and there is no writer left to
+// store them again before the run's index is written.
+func (rb *readBack) abandon(c *packCheck) {
+	for _, pb := range c.blobs {
+		if c.blobErr(pb.BlobHandle) != nil {
+			continue // left with its own verdict
+		}
+		rb.r.idx.Remove(pb)
+		rb.fail(pb.BlobHandle, fmt.Errorf("%v blob %s: its pack %s failed its read-back (%d blobs in it damaged) as the run ended, so no index lists it; the next backup stores the blob again",
+			pb.Type, pb.ID.Str(), c.id.Str(), len(c.bad)))
+	}
+}
+
 // failed says whether any blob of a checked pack failed.
 func (c *packCheck) failed() bool { return c.err != nil || len(c.bad) > 0 }
 
@@ -295,9 +313,9 @@ func (r *Repository) WaitVerified(ctx context.Context, blobs []BlobHandle) error
 // storing them (found in the index or in a pack being written): it waits
 // for the read-backs of the packs stored since VerifyWrites that hold
 // them, and takes a blob that only packs stored otherwise hold as
-// verified, reading nothing (they were checked when they were stored;
-// but a verdict that failed after an index file listed its pack is not
-// seen by a later process: a known gap, DESIGN §7).
+// verified, reading nothing: an index file lists a pack only once its
+// read-back passed, and a pack written without read-back was checked
+// before its snapshot was (hostbackup).
 func (r *Repository) WaitReadBack(ctx context.Context, blobs []BlobHandle) error {
 	return r.waitVerified(ctx, blobs, false)
 }

@@ -309,14 +309,15 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 	w.nDone += len(pj.Blobs)
 	var flush []PackJSON
 	if w.nDone >= indexMaxBlobs {
+		var wait []PackJSON
 		var held []*packCheck
-		flush, held = r.sortIndex(w.done, false)
-		// a pack with sound blobs whose read-back failed waits for Flush,
-		// which stores those again
-		w.done, w.nDone = nil, 0
+		flush, wait, held = r.sortIndex(w.done, false)
+		// a pack still being read back waits for the next index file; one
+		// with sound blobs whose read-back failed waits for Flush, which
+		// stores those again (nDone counts the blobs added since)
+		w.done, w.nDone = wait, 0
 		for _, c := range held {
 			w.done = append(w.done, packJSON(c.id, c.blobs))
-			w.nDone += len(c.blobs)
 		}
 	}
 	w.mu.Unlock()
@@ -327,29 +328,35 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 }
 
 // sortIndex sorts the packs due in an index file by their read-backs'
-// verdicts so far: it returns those to list (sound, no verdict yet, or,
-// when late, any with sound blobs) and those with sound blobs whose
-// read-back failed (unless late), which are not listed: Flush stores
-// their sound blobs again (storeAgain). A pack without a sound blob is
-// dropped: its blobs left the in-memory index with its verdict. late: the
-// pack writer is done, nothing can be stored again before the index file
-// is written.
-func (r *Repository) sortIndex(packs []PackJSON, late bool) (list []PackJSON, held []*packCheck) {
+// verdicts: it returns those to list (sound, or not read back at all),
+// those whose verdict is not in yet (never listed before it is: a
+// failure after the listing would leave an index file that every later
+// run trusts, deduplicating against the damaged copy for good), and
+// those with sound blobs whose read-back failed, which are not listed:
+// Flush stores their sound blobs again (storeAgain). A pack without a
+// sound blob is dropped: its blobs left the in-memory index with its
+// verdict. final: the pack writer is done and every verdict is in;
+// nothing can be stored again, so a pack that failed in part is dropped
+// too, its sound blobs leaving the index with the reason (the backups
+// that rely on them fail; the next run stores them again).
+func (r *Repository) sortIndex(packs []PackJSON, final bool) (list, wait []PackJSON, held []*packCheck) {
 	rb := r.rb.Load()
 	for _, pj := range packs {
 		c := rb.check(pj.ID)
 		switch {
-		case c == nil || !c.over() || !c.failed():
+		case c == nil || c.over() && !c.failed():
 			list = append(list, pj)
+		case !c.over():
+			wait = append(wait, pj)
 		case c.err != nil || len(c.bad) == len(c.blobs):
 			// nothing sound in it: unreferenced, prune removes it
-		case late:
-			list = append(list, pj)
+		case final:
+			rb.abandon(c)
 		default:
 			held = append(held, c)
 		}
 	}
-	return list, held
+	return list, wait, held
 }
 
 // storeAgain takes the packs whose read-back failed, with sound blobs,
@@ -364,12 +371,15 @@ func (r *Repository) storeAgain(ctx context.Context, w *writer) {
 		return
 	}
 	w.mu.Lock()
-	list, held := r.sortIndex(w.done, false)
-	w.done, w.nDone = list, 0
-	for _, pj := range list {
-		w.nDone += len(pj.Blobs)
-	}
+	list, wait, held := r.sortIndex(w.done, false)
+	w.done = append(list, wait...)
 	w.mu.Unlock()
+	r.resave(ctx, held)
+}
+
+// resave stores the sound blobs of packs whose read-back failed in part
+// again, through the running writer (storeAgain).
+func (r *Repository) resave(ctx context.Context, held []*packCheck) {
 	var buf []byte
 	for _, c := range held {
 		for _, pb := range c.blobs {
@@ -431,11 +441,29 @@ func (r *Repository) saveIndex(ctx context.Context, packs []PackJSON) error {
 // writes the index for them. After Flush returns nil every blob saved so
 // far is durable and indexed; only then may a snapshot refer to them.
 func (r *Repository) Flush(ctx context.Context) error {
+	index, err := r.flushPacks(ctx, true)
+	if err != nil {
+		return err
+	}
+	return index(ctx)
+}
+
+// flushPacks is Flush's first half: it stores the packs still being
+// filled and waits for their uploads; the pack writer is then done (the
+// next save starts another). The function it returns is the second
+// half: it waits for those packs' read-backs and writes the index file
+// for them. A pack whose verdict, come meanwhile, failed in part has its
+// sound blobs stored again first (resave), through a writer of their own
+// flushed the same way (with resave false: a pack of those that fails
+// in part is dropped whole, its sound blobs leave the index and the
+// backups that rely on them fail).
+func (r *Repository) flushPacks(ctx context.Context, resave bool) (func(context.Context) error, error) {
+	none := func(context.Context) error { return nil }
 	r.wmu.Lock()
 	w := r.w
 	r.wmu.Unlock()
 	if w == nil {
-		return nil
+		return none, nil
 	}
 	// while the writer still runs: what failed its read-back is not
 	// listed, its sound blobs are stored again
@@ -481,16 +509,45 @@ func (r *Repository) Flush(ctx context.Context) error {
 	r.w = nil
 	r.wmu.Unlock()
 	if werr != nil {
-		return werr
+		return none, werr
 	}
 	if err != nil {
-		return err
+		return none, err
 	}
 	if sendErr != nil {
-		return sendErr
+		return none, sendErr
 	}
-	list, _ := r.sortIndex(w.done, true)
-	return r.saveIndex(ctx, list)
+	return func(ctx context.Context) error {
+		// the index file lists only packs read back sound: it waits for
+		// the last verdicts (the snapshots wait for them right after)
+		if rb := r.rb.Load(); rb != nil {
+			for _, pj := range w.done {
+				if c := rb.check(pj.ID); c != nil {
+					select {
+					case <-c.done:
+					case <-ctx.Done():
+						return context.Cause(ctx)
+					}
+				}
+			}
+		}
+		list, _, held := r.sortIndex(w.done, !resave)
+		var rerr error
+		if len(held) > 0 {
+			r.startWriter(ctx)
+			r.resave(ctx, held)
+			index, err := r.flushPacks(ctx, false)
+			if err == nil {
+				err = index(ctx)
+			}
+			rerr = err
+		}
+		// the sound packs are listed even so
+		if err := r.saveIndex(ctx, list); err != nil {
+			return err
+		}
+		return rerr
+	}, nil
 }
 
 // Added reports the plaintext and stored bytes of new blobs so far.
