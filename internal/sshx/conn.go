@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -104,9 +105,47 @@ func Dial(ctx context.Context, t Target, opts Options) (*Conn, error) {
 	return c, nil
 }
 
-// dialHop opens a TCP connection (directly, or as a direct-tcpip channel
-// through via) and runs the SSH handshake over it.
+// handshakeRetries are the waits before a hop is dialed again after its
+// server closed the connection during the SSH handshake. sshd drops new
+// connections beyond MaxStartups (by default at random from 10
+// unauthenticated ones on: parallel runs and scanners reach it), and
+// one that is starting or restarting does the same; a second attempt
+// moments later gets through (OpenSSH's ConnectionAttempts, Ansible's
+// reconnection retries). Nothing else is retried: a refusal, a timeout
+// or a key problem is not a moment's crowding.
+var handshakeRetries = []time.Duration{250 * time.Millisecond, time.Second, 2 * time.Second}
+
+// errServerClosed marks a handshake the server closed.
+var errServerClosed = errors.New("the server closed the connection during the SSH handshake")
+
+// dialHop dials a hop, again after a pause when its server closed the
+// connection during the handshake (handshakeRetries).
 func dialHop(ctx context.Context, via *ssh.Client, h hop, viaLabel string, opts Options, log *slog.Logger) (*ssh.Client, error) {
+	start := time.Now()
+	for i := 0; ; i++ {
+		c, err := dialHopOnce(ctx, via, h, viaLabel, opts, log)
+		if err == nil || !errors.Is(err, errServerClosed) {
+			return c, err
+		}
+		if i == len(handshakeRetries) {
+			var e *Error
+			if errors.As(err, &e) {
+				e.Err = fmt.Errorf("%w, %d times in %s", e.Err, i+1, time.Since(start).Round(100*time.Millisecond))
+			}
+			return nil, err
+		}
+		log.Info("the server closed the connection during the SSH handshake; dialing again", "hop", h.label, "attempt", i+2, "after", handshakeRetries[i])
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(handshakeRetries[i]):
+		}
+	}
+}
+
+// dialHopOnce opens a TCP connection (directly, or as a direct-tcpip
+// channel through via) and runs the SSH handshake over it.
+func dialHopOnce(ctx context.Context, via *ssh.Client, h hop, viaLabel string, opts Options, log *slog.Logger) (*ssh.Client, error) {
 	fail := func(kind Kind, err error, hint string) *Error {
 		return &Error{Host: h.label, Addr: h.addr(), Via: viaLabel, Kind: kind, Err: err, Hint: hint}
 	}
@@ -181,8 +220,9 @@ func dialHop(ctx context.Context, via *ssh.Client, h hop, viaLabel string, opts 
 			return nil, fail(KindHostKeyChanged,
 				fmt.Errorf("the host offers none of the host key types known_hosts holds for it (%s); its keys may have changed", strings.Join(cfg.HostKeyAlgorithms, ", ")),
 				"confirm the host's key on its console; holiday never replaces a known key itself")
-		case errors.Is(err, io.EOF):
-			return nil, fail(KindHandshake, errors.New("the server closed the connection during the SSH handshake (MaxStartups, a TCP wrapper, or not an SSH server?)"), "")
+		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+			return nil, fail(KindHandshake, errServerClosed,
+				"see the host's sshd log: sshd drops connections beyond its MaxStartups; a TCP wrapper (hosts.deny) or a server that is not sshd closes them too")
 		}
 		return nil, fail(KindHandshake, err, "")
 	}

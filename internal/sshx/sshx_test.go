@@ -611,3 +611,85 @@ func TestTimings(t *testing.T) {
 }
 
 var _ = io.EOF
+
+// TestHandshakeClosedRetried: a server that closes connections during
+// the handshake, as sshd does beyond its MaxStartups (a front on a real
+// sshd closes the first ones it accepts: sshd's own MaxStartups count
+// proved racy to hold in a test), is dialed again moments later, and the
+// dial gets through once it stops. While it goes on, Dial gives up after
+// its retries with one clear line. Nothing else is retried: a refused
+// port fails at once (TestUnreachable).
+func TestHandshakeClosedRetried(t *testing.T) {
+	e := newEnv(t, sshdtest.Config{})
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	var drop atomic.Int32 // connections still to close
+	var mu sync.Mutex
+	var open []net.Conn // closed when the test ends
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := front.Accept()
+			if err != nil {
+				return
+			}
+			if drop.Add(-1) >= 0 {
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", e.srv.Addr())
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				mu.Lock()
+				open = append(open, c, s)
+				mu.Unlock()
+				go io.Copy(s, c)
+				io.Copy(c, s)
+			}()
+		}
+	}()
+	port := front.Addr().(*net.TCPAddr).Port
+	sshdtest.WriteKnownHosts(t, e.dir, strings.Replace(e.srv.KnownHostsLine("ed25519"), fmt.Sprintf("]:%d ", e.srv.Port), fmt.Sprintf("]:%d ", port), 1))
+	target := e.target()
+	target.Port = port
+
+	drop.Store(2)
+	start := time.Now()
+	c, err := sshx.Dial(ctxT(t), target, e.opts(t))
+	if err != nil {
+		t.Fatalf("dial while the server closed 2 connections: %v", err)
+	}
+	if took := time.Since(start); took < 1250*time.Millisecond {
+		t.Errorf("connected after %s, before the two pauses (250ms, 1s)", took)
+	}
+	if got := mustRun(t, c, "echo ok"); got != "ok" {
+		t.Errorf("echo: %q", got)
+	}
+	c.Close()
+
+	drop.Store(100)
+	_, err = sshx.Dial(ctxT(t), target, e.opts(t))
+	if sshx.KindOf(err) != sshx.KindHandshake || !strings.Contains(err.Error(), "closed the connection during the SSH handshake, 4 times in") {
+		t.Fatalf("dial while the server closes every connection: %v (kind %v); want the closed handshake, 4 attempts", err, sshx.KindOf(err))
+	}
+	if n := 100 - drop.Load(); n != 4 {
+		t.Errorf("%d connections; want 4", n)
+	}
+	if h := sshx.HintOf(err); !strings.Contains(h, "MaxStartups") {
+		t.Errorf("hint %q", h)
+	}
+	t.Logf("error: %v", err)
+}
