@@ -259,15 +259,15 @@ func (rb *readBack) settle(c *packCheck) {
 
 // abandon takes the sound blobs of a pack that failed in part out of the
 // in-memory index, with the reason: the pack is listed in no index file
-// (one lists a pack whole or not at all) and there is no writer left to
-// store them again before the run's index is written.
+// (one lists a pack whole or not at all), and it already held blobs
+// stored again after an earlier failure (Flush stores again once).
 func (rb *readBack) abandon(c *packCheck) {
 	for _, pb := range c.blobs {
 		if c.blobErr(pb.BlobHandle) != nil {
 			continue // left with its own verdict
 		}
 		rb.r.idx.Remove(pb)
-		rb.fail(pb.BlobHandle, fmt.Errorf("%v blob %s: its pack %s failed its read-back (%d blobs in it damaged) as the run ended, so no index lists it; the next backup stores the blob again",
+		rb.fail(pb.BlobHandle, fmt.Errorf("%v blob %s: stored again into pack %s, whose read-back failed too (%d blobs in it damaged); no index lists that pack, the next backup stores the blob again",
 			pb.Type, pb.ID.Str(), c.id.Str(), len(c.bad)))
 	}
 }

@@ -405,7 +405,7 @@ func TestReadBackStoredAgainFails(t *testing.T) {
 	for name, want := range map[string]string{
 		"b": damaged[0][:8] + ": content does not match its ID",
 		"c": damaged[1][:8] + ": content does not match its ID",
-		"a": "its pack " + damaged[1][:8] + " failed its read-back",
+		"a": "stored again into pack " + damaged[1][:8] + ", whose read-back failed too",
 	} {
 		bh := blobs[name]
 		if err := r.WaitVerified(ctx, []BlobHandle{bh}); err == nil || !strings.Contains(err.Error(), want) {
