@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -111,8 +112,10 @@ func Dial(ctx context.Context, t Target, opts Options) (*Conn, error) {
 // unauthenticated ones on: parallel runs and scanners reach it), and
 // one that is starting or restarting does the same; a second attempt
 // moments later gets through (OpenSSH's ConnectionAttempts, Ansible's
-// reconnection retries). Nothing else is retried: a refusal, a timeout
-// or a key problem is not a moment's crowding.
+// reconnection retries). Only a close before any key was offered is
+// retried (one after may be a limit on failed logins, which a retry
+// would feed); nothing else is: a refusal, a timeout or a key problem is
+// not a moment's crowding.
 var handshakeRetries = []time.Duration{250 * time.Millisecond, time.Second, 2 * time.Second}
 
 // errServerClosed marks a handshake the server closed.
@@ -191,9 +194,15 @@ func dialHopOnce(ctx context.Context, via *ssh.Client, h hop, viaLabel string, o
 	}
 	defer au.close()
 
+	var authTried atomic.Bool
 	cfg := &ssh.ClientConfig{
-		User:              h.user,
-		Auth:              []ssh.AuthMethod{ssh.PublicKeys(au.signers...)},
+		User: h.user,
+		// authTried: a server that closes once a key was offered is not
+		// dialed again (fail2ban counts attempts)
+		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			authTried.Store(true)
+			return au.signers, nil
+		})},
 		HostKeyCallback:   v.check,
 		HostKeyAlgorithms: v.algorithms(),
 		Timeout:           timeout,
@@ -220,6 +229,9 @@ func dialHopOnce(ctx context.Context, via *ssh.Client, h hop, viaLabel string, o
 			return nil, fail(KindHostKeyChanged,
 				fmt.Errorf("the host offers none of the host key types known_hosts holds for it (%s); its keys may have changed", strings.Join(cfg.HostKeyAlgorithms, ", ")),
 				"confirm the host's key on its console; holiday never replaces a known key itself")
+		case (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) && authTried.Load():
+			return nil, fail(KindHandshake, errors.New("the server closed the connection after keys were offered"),
+				"see the host's sshd log (MaxAuthTries, an authentication module); holiday does not try again, so as not to add failed logins")
 		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
 			return nil, fail(KindHandshake, errServerClosed,
 				"see the host's sshd log: sshd drops connections beyond its MaxStartups; a TCP wrapper (hosts.deny) or a server that is not sshd closes them too")

@@ -617,8 +617,10 @@ var _ = io.EOF
 // sshd closes the first ones it accepts: sshd's own MaxStartups count
 // proved racy to hold in a test), is dialed again moments later, and the
 // dial gets through once it stops. While it goes on, Dial gives up after
-// its retries with one clear line. Nothing else is retried: a refused
-// port fails at once (TestUnreachable).
+// its retries with one clear line. A server that closes once a key was
+// offered is not dialed again (that may be a limit on failed logins).
+// Nothing else is retried: a refused port fails at once
+// (TestUnreachable).
 func TestHandshakeClosedRetried(t *testing.T) {
 	e := newEnv(t, sshdtest.Config{})
 	front, err := net.Listen("tcp", "127.0.0.1:0")
@@ -690,6 +692,46 @@ func TestHandshakeClosedRetried(t *testing.T) {
 	}
 	if h := sshx.HintOf(err); !strings.Contains(h, "MaxStartups") {
 		t.Errorf("hint %q", h)
+	}
+	t.Logf("error: %v", err)
+
+	// a server that closes once a key was offered (a limit on failed
+	// logins, fail2ban's count) is not dialed again
+	hostKey := sshdtest.NewKey(t, t.TempDir(), "hostkey", "")
+	scfg := &ssh.ServerConfig{}
+	scfg.AddHostKey(hostKey.Signer)
+	var conns atomic.Int32
+	picky, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer picky.Close()
+	go func() {
+		for {
+			c, err := picky.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			scfg := *scfg
+			scfg.PublicKeyCallback = func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+				c.Close()
+				return nil, errors.New("closed")
+			}
+			go ssh.NewServerConn(c, &scfg)
+		}
+	}()
+	pport := picky.Addr().(*net.TCPAddr).Port
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, []byte(fmt.Sprintf("[127.0.0.1]:%d %s", pport, ssh.MarshalAuthorizedKey(hostKey.Public))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := e.opts(t)
+	o.KnownHosts = []string{kh}
+	target.Port = pport
+	_, err = sshx.Dial(ctxT(t), target, o)
+	if err == nil || !strings.Contains(err.Error(), "closed the connection after keys were offered") || conns.Load() != 1 {
+		t.Fatalf("dial of a server that closes once a key is offered: %v, %d connections; want it said, one connection", err, conns.Load())
 	}
 	t.Logf("error: %v", err)
 }
