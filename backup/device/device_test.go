@@ -223,6 +223,8 @@ func TestDeviceFailures(t *testing.T) {
 		{name: "whole-timeout-exec", model: "routeros", faults: devicesim.Faults{HangAfter: 300}, setup: func(tg *device.Target, o *device.Options) {
 			o.Timeout = 1500 * time.Millisecond
 		}, want: "time ran out after 300 bytes (whole-device timeout 1.5s)", within: 4 * time.Second},
+		{name: "busy", model: "cisco-ios", faults: devicesim.Faults{Busy: 10},
+			want: "the device closed the connection during the SSH handshake (all its VTY lines busy, or its SSH server restarting?) (3 attempts)", within: 4 * time.Second},
 		{name: "no-banner", model: "arista-eos", faults: devicesim.Faults{NoBanner: true}, want: "SSH handshake did not finish within 1s", within: 4 * time.Second},
 		{name: "wrong-password", model: "cisco-ios", setup: func(tg *device.Target, o *device.Options) {
 			tg.Password = device.Secret{Env: "HOLIDAY_TEST_WRONG_PW"}
@@ -274,8 +276,11 @@ func TestDeviceFailures(t *testing.T) {
 			if c.name == "unknown-host-key" && !strings.Contains(sshx.HintOf(err), "--accept-new-host-keys") {
 				t.Errorf("no hint for an unknown device key: %q", sshx.HintOf(err))
 			}
-			if c.name == "wrong-password" && d.AuthAttempts() != 1 {
-				t.Errorf("the device saw %d password attempts, want 1", d.AuthAttempts())
+			if c.name == "wrong-password" && (d.AuthAttempts() != 1 || d.Accepted() != 1) {
+				t.Errorf("the device saw %d password attempts on %d connections, want 1", d.AuthAttempts(), d.Accepted())
+			}
+			if c.name == "busy" && d.Accepted() != 3 {
+				t.Errorf("the busy device saw %d connections, want 3", d.Accepted())
 			}
 		})
 	}
@@ -310,6 +315,21 @@ func otherKey(t *testing.T, host string, port int) string {
 	line := fmt.Sprintf("[%s]:%d %s", host, port, ssh.MarshalAuthorizedKey(k))
 	must(t, os.WriteFile(f, []byte(line), 0o600))
 	return f
+}
+
+// TestDeviceBusyForAMoment: a device that closes the first connections
+// before any SSH (every VTY line taken by another session) is dialed
+// again after a pause, and its config is read whole; the password is
+// offered once, on the connection that got in.
+func TestDeviceBusyForAMoment(t *testing.T) {
+	d, tg, o := sim(t, "cisco-ios", devicesim.Faults{Busy: 2}, true)
+	f, err := device.Fetch(context.Background(), tg, o)
+	if err != nil {
+		t.Fatalf("fetch of a device busy for two connections: %v", err)
+	}
+	if !strings.Contains(f.Config, "hostname") || d.Accepted() != 3 || d.AuthAttempts() != 1 {
+		t.Errorf("config of %d bytes, %d connections, %d password attempts; want the config, 3 and 1", len(f.Config), d.Accepted(), d.AuthAttempts())
+	}
 }
 
 // TestDeviceAcceptNew: with AcceptNew an unknown device's key is added to

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -18,8 +20,40 @@ import (
 	"github.com/holiday-ops/holiday/internal/sshx"
 )
 
-// dial connects and logs in, with host keys checked like hosts'.
+// closedRetries are the waits before a device is dialed again after it
+// closed the connection during the SSH handshake before any credential
+// was offered: a device whose VTY lines are all busy (another session, a
+// colleague's, the monitoring's) or whose SSH server is restarting
+// closes at once, and a moment later lets in (Oxidized retries a failed
+// device too). A close after a credential was offered is not retried:
+// the device's lockout counter would count every attempt.
+var closedRetries = []time.Duration{500 * time.Millisecond, 2 * time.Second}
+
+// errClosedEarly marks a handshake the device closed before any
+// credential was offered.
+var errClosedEarly = errors.New("the device closed the connection during the SSH handshake")
+
+// dial connects and logs in, with host keys checked like hosts', again
+// after a pause when the device closed the connection before any
+// credential was offered (closedRetries).
 func dial(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, error) {
+	for i := 0; ; i++ {
+		c, err := dialOnce(ctx, t, d, o)
+		if err == nil || !errors.Is(err, errClosedEarly) || i == len(closedRetries) {
+			if err != nil && i > 0 {
+				err = fmt.Errorf("%w (%d attempts)", err, i+1)
+			}
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(closedRetries[i]):
+		}
+	}
+}
+
+func dialOnce(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, error) {
 	port := t.Port
 	if port == 0 {
 		port = 22
@@ -29,7 +63,8 @@ func dial(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, err
 	if err != nil {
 		return nil, err
 	}
-	auth, err := authMethods(t)
+	var offered atomic.Bool // a credential was offered
+	auth, err := authMethods(t, &offered)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +101,7 @@ func dial(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, err
 			}
 			return nil, r
 		}
-		return nil, handshakeError(err, addr, timeout, t)
+		return nil, handshakeError(err, addr, timeout, t, offered.Load())
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return ssh.NewClient(sc, chans, reqs), nil
@@ -77,7 +112,7 @@ func dial(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, err
 var noCommon = regexp.MustCompile(`no common algorithm for ([^;]+); we offered: \[[^\]]*\], peer offered: \[([^\]]*)\]`)
 
 // handshakeError words a failed SSH handshake for the operator.
-func handshakeError(err error, addr string, timeout time.Duration, t Target) error {
+func handshakeError(err error, addr string, timeout time.Duration, t Target, offered bool) error {
 	msg := err.Error()
 	var ne net.Error
 	switch {
@@ -105,8 +140,10 @@ func handshakeError(err error, addr string, timeout time.Duration, t Target) err
 			what = "the password from " + secretSource(t.Password)
 		}
 		return fmt.Errorf("%s: login refused for user %q with %s (one attempt made, to avoid locking the account)", addr, t.User, what)
-	case errors.Is(err, io.EOF):
-		return fmt.Errorf("%s: the device closed the connection during the SSH handshake", addr)
+	case (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) && offered:
+		return fmt.Errorf("%s: the device closed the connection after the login was offered (not tried again, so as not to count against its lockout)", addr)
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		return fmt.Errorf("%s: %w (all its VTY lines busy, or its SSH server restarting?)", addr, errClosedEarly)
 	}
 	return fmt.Errorf("%s: SSH handshake: %w", addr, err)
 }
@@ -122,7 +159,7 @@ func secretSource(s Secret) string {
 // keyboard-interactive with the same password only where the device did
 // not take a password attempt already: a wrong password costs one attempt,
 // not two, against the device's lockout counter.
-func authMethods(t Target) ([]ssh.AuthMethod, error) {
+func authMethods(t Target, offered *atomic.Bool) ([]ssh.AuthMethod, error) {
 	var out []ssh.AuthMethod
 	if t.Identity != "" {
 		b, err := os.ReadFile(t.Identity)
@@ -133,7 +170,10 @@ func authMethods(t Target) ([]ssh.AuthMethod, error) {
 		if err != nil {
 			return nil, fmt.Errorf("identity %s: %w (holiday reads unencrypted keys for devices)", t.Identity, err)
 		}
-		out = append(out, ssh.PublicKeys(signer))
+		out = append(out, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			offered.Store(true)
+			return []ssh.Signer{signer}, nil
+		}))
 	}
 	tried := new(bool)
 	if t.Password.IsSet() {
@@ -144,6 +184,7 @@ func authMethods(t Target) ([]ssh.AuthMethod, error) {
 		var mu sync.Mutex
 		out = append(out,
 			ssh.PasswordCallback(func() (string, error) {
+				offered.Store(true)
 				mu.Lock()
 				*tried = true
 				mu.Unlock()
@@ -155,6 +196,7 @@ func authMethods(t Target) ([]ssh.AuthMethod, error) {
 				if *tried {
 					return nil, errPasswordRefused
 				}
+				offered.Store(true)
 				answers := make([]string, len(questions))
 				for i := range questions {
 					if !echos[i] {

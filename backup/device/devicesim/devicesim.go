@@ -41,6 +41,9 @@ var configs embed.FS
 type Faults struct {
 	// NoBanner accepts TCP connections and never speaks SSH.
 	NoBanner bool
+	// Busy closes that many connections first, as soon as it accepts
+	// them, before any SSH: every VTY line taken.
+	Busy int
 	// Split writes everything in pieces of a few bytes, cutting lines,
 	// escapes and the prompt.
 	Split bool
@@ -89,6 +92,7 @@ type Device struct {
 	authAttempts int
 	saves        int
 	conns        []net.Conn
+	accepted     int // connections
 	closed       chan struct{}
 }
 
@@ -211,6 +215,9 @@ func (d *Device) KnownHostsLine() string {
 	return fmt.Sprintf("[%s]:%s %s", host, port, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(d.HostKey))))
 }
 
+// Accepted is how many connections the device accepted.
+func (d *Device) Accepted() int { d.mu.Lock(); defer d.mu.Unlock(); return d.accepted }
+
 // AuthAttempts counts password checks, across connections.
 func (d *Device) AuthAttempts() int { d.mu.Lock(); defer d.mu.Unlock(); return d.authAttempts }
 
@@ -314,7 +321,13 @@ func (d *Device) serve(cfg *ssh.ServerConfig) {
 		}
 		d.mu.Lock()
 		d.conns = append(d.conns, nc)
+		d.accepted++
+		busy := d.accepted <= d.Faults.Busy
 		d.mu.Unlock()
+		if busy {
+			nc.Close()
+			continue
+		}
 		if d.Faults.NoBanner {
 			continue // hold the socket, say nothing
 		}
