@@ -47,7 +47,7 @@ func dial(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return nil, fmt.Errorf("%w; gave up: %w", err, context.Cause(ctx))
 		case <-time.After(closedRetries[i]):
 		}
 	}

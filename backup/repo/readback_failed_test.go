@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"runtime"
@@ -430,5 +431,40 @@ func TestReadBackStoredAgainFails(t *testing.T) {
 	}
 	if out, err := resticCheck(t, dir, true); err != nil {
 		t.Errorf("restic check --read-data: %v\n%s", err, out)
+	}
+}
+
+// TestFlushEndedDuringReadBack: a Flush whose context ends while it waits
+// for a pack's read-back (one host's step timed out) writes no index
+// file for it, and the next Flush, even one with nothing new to store,
+// lists it: another host relying on the pack's blobs is not failed by
+// the first one's timeout.
+func TestFlushEndedDuringReadBack(t *testing.T) {
+	ctx := context.Background()
+	r, fb := readBackRepo(t, ctx)
+	release := make(chan struct{})
+	fb.OnLoad = func(backend.Handle, int, int64) { <-release }
+	id, _, err := r.SaveBlob(ctx, DataBlob, randomBlob(1, 64<<10), ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bh := BlobHandle{ID: id, Type: DataBlob}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := r.Flush(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("flush whose context ends during the read-back: %v", err)
+	}
+	if listed := listedIn(t, r); len(listed) != 0 {
+		t.Fatalf("an index file lists %v before the read-back's verdict", listed)
+	}
+	close(release)
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if in := listedIn(t, r)[bh]; len(in) != 1 {
+		t.Errorf("after the next flush, the blob is listed in %v; want its pack", in)
+	}
+	if err := r.WaitVerified(ctx, []BlobHandle{bh}); err != nil {
+		t.Errorf("the blob, relied on by another host: %v", err)
 	}
 }

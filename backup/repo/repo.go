@@ -76,6 +76,9 @@ type Repository struct {
 
 	wmu sync.Mutex
 	w   *writer // write side, set up on first SaveBlob
+	// unlisted are packs stored, whose index file a Flush that failed
+	// after their upload did not write: the next Flush lists them
+	unlisted []PackJSON
 
 	rb atomic.Pointer[readBack] // VerifyWrites: the packs stored since
 

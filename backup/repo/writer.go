@@ -322,7 +322,12 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 	}
 	w.mu.Unlock()
 	if flush != nil {
-		return r.saveIndex(ctx, flush)
+		if err := r.saveIndex(ctx, flush); err != nil {
+			w.mu.Lock()
+			w.done = append(w.done, flush...) // for the next Flush
+			w.mu.Unlock()
+			return err
+		}
 	}
 	return nil
 }
@@ -438,8 +443,13 @@ func (r *Repository) saveIndex(ctx context.Context, packs []PackJSON) error {
 }
 
 // Flush stores the packs still being filled, waits for all uploads and
-// writes the index for them. After Flush returns nil every blob saved so
-// far is durable and indexed; only then may a snapshot refer to them.
+// for the read-backs of the packs stored (VerifyWrites), and writes the
+// index for them. After Flush returns nil every blob saved so far is
+// durable, and indexed unless its copy failed its read-back (then
+// WaitVerified says why); only then may a snapshot refer to them. Packs
+// stored whose index file a failed Flush did not write (an upload or
+// the index write failed, ctx ended while it waited for a read-back) are
+// listed by the next Flush.
 func (r *Repository) Flush(ctx context.Context) error {
 	index, err := r.flushPacks(ctx, true)
 	if err != nil {
@@ -448,26 +458,85 @@ func (r *Repository) Flush(ctx context.Context) error {
 	return index(ctx)
 }
 
+// keepUnlisted keeps packs whose index file was not written for the
+// next Flush.
+func (r *Repository) keepUnlisted(packs []PackJSON) {
+	r.wmu.Lock()
+	r.unlisted = append(r.unlisted, packs...)
+	r.wmu.Unlock()
+}
+
 // flushPacks is Flush's first half: it stores the packs still being
 // filled and waits for their uploads; the pack writer is then done (the
 // next save starts another). The function it returns is the second
-// half: it waits for those packs' read-backs and writes the index file
-// for them. A pack whose verdict, come meanwhile, failed in part has its
-// sound blobs stored again first (resave), through a writer of their own
-// flushed the same way (with resave false: a pack of those that fails
+// half: it waits for those packs' read-backs (and earlier flushes'
+// unlisted ones) and writes the index file for them. A pack whose
+// verdict failed in part has its sound blobs stored again first
+// (resave), through a writer of their own flushed the same way but with
+// resave false: blobs are stored again once, a pack of those that fails
 // in part is dropped whole, its sound blobs leave the index and the
-// backups that rely on them fail).
+// backups that rely on them fail.
 func (r *Repository) flushPacks(ctx context.Context, resave bool) (func(context.Context) error, error) {
-	none := func(context.Context) error { return nil }
 	r.wmu.Lock()
 	w := r.w
 	r.wmu.Unlock()
-	if w == nil {
-		return none, nil
+	var done []PackJSON
+	if w != nil {
+		var err error
+		if done, err = r.drain(ctx, w, resave); err != nil {
+			r.keepUnlisted(done)
+			return func(context.Context) error { return nil }, err
+		}
 	}
+	return func(ctx context.Context) error {
+		r.wmu.Lock()
+		done = append(r.unlisted, done...)
+		r.unlisted = nil
+		r.wmu.Unlock()
+		// the index file lists only packs read back sound: it waits for
+		// the last verdicts (the snapshots wait for them right after)
+		if rb := r.rb.Load(); rb != nil {
+			for _, pj := range done {
+				if c := rb.check(pj.ID); c != nil {
+					select {
+					case <-c.done:
+					case <-ctx.Done():
+						r.keepUnlisted(done)
+						return context.Cause(ctx)
+					}
+				}
+			}
+		}
+		list, _, held := r.sortIndex(done, !resave)
+		var rerr error
+		if len(held) > 0 {
+			r.startWriter(ctx)
+			r.resave(ctx, held)
+			index, err := r.flushPacks(ctx, false)
+			if err == nil {
+				err = index(ctx)
+			}
+			rerr = err
+		}
+		// the sound packs are listed even so
+		if err := r.saveIndex(ctx, list); err != nil {
+			r.keepUnlisted(list)
+			return err
+		}
+		return rerr
+	}, nil
+}
+
+// drain ends pack writer w: it stores the packs being filled, waits for
+// the uploads and returns the packs stored since the last index file,
+// with the first error. With resave, packs whose read-back already
+// failed in part have their sound blobs stored again first.
+func (r *Repository) drain(ctx context.Context, w *writer, resave bool) ([]PackJSON, error) {
 	// while the writer still runs: what failed its read-back is not
 	// listed, its sound blobs are stored again
-	r.storeAgain(ctx, w)
+	if resave {
+		r.storeAgain(ctx, w)
+	}
 	var rest []*packer
 	for t := range w.slots {
 		for range cap(w.slots[t]) {
@@ -503,51 +572,18 @@ func (r *Repository) flushPacks(ctx context.Context, resave bool) (func(context.
 	err := w.g.Wait()
 	w.mu.Lock()
 	werr := w.err // the first error: an upload's, or why the writer was aborted
+	done := w.done
 	w.mu.Unlock()
 	w.cancel(nil)
 	r.wmu.Lock()
 	r.w = nil
 	r.wmu.Unlock()
-	if werr != nil {
-		return none, werr
-	}
-	if err != nil {
-		return none, err
-	}
-	if sendErr != nil {
-		return none, sendErr
-	}
-	return func(ctx context.Context) error {
-		// the index file lists only packs read back sound: it waits for
-		// the last verdicts (the snapshots wait for them right after)
-		if rb := r.rb.Load(); rb != nil {
-			for _, pj := range w.done {
-				if c := rb.check(pj.ID); c != nil {
-					select {
-					case <-c.done:
-					case <-ctx.Done():
-						return context.Cause(ctx)
-					}
-				}
-			}
+	for _, e := range []error{werr, err, sendErr} {
+		if e != nil {
+			return done, e
 		}
-		list, _, held := r.sortIndex(w.done, !resave)
-		var rerr error
-		if len(held) > 0 {
-			r.startWriter(ctx)
-			r.resave(ctx, held)
-			index, err := r.flushPacks(ctx, false)
-			if err == nil {
-				err = index(ctx)
-			}
-			rerr = err
-		}
-		// the sound packs are listed even so
-		if err := r.saveIndex(ctx, list); err != nil {
-			return err
-		}
-		return rerr
-	}, nil
+	}
+	return done, nil
 }
 
 // Added reports the plaintext and stored bytes of new blobs so far.

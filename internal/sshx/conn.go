@@ -140,6 +140,10 @@ func dialHop(ctx context.Context, via *ssh.Client, h hop, viaLabel string, opts 
 		log.Info("the server closed the connection during the SSH handshake; dialing again", "hop", h.label, "attempt", i+2, "after", handshakeRetries[i])
 		select {
 		case <-ctx.Done():
+			var e *Error
+			if errors.As(err, &e) {
+				e.Err = fmt.Errorf("%w; gave up: %w", e.Err, context.Cause(ctx))
+			}
 			return nil, err
 		case <-time.After(handshakeRetries[i]):
 		}
