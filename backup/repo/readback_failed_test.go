@@ -66,6 +66,19 @@ func listedIn(t *testing.T, r *Repository) map[BlobHandle][]ID {
 	return out
 }
 
+// localFaulty is a local backend in dir (stock restic can check it) whose
+// pack files the test can damage.
+func localFaulty(t *testing.T, dir string) *faulty.Backend {
+	t.Helper()
+	lb, err := local.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := faulty.New(lb)
+	fb.OnlyTypes = map[backend.FileType]bool{backend.PackFile: true}
+	return fb
+}
+
 // resticCheck runs stock restic's check (with --read-data: every pack
 // the index lists is read and every blob in it hashed) on the repository
 // in dir, whose password is pw.
@@ -112,12 +125,7 @@ func TestReadBackFailedCopies(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one data pack being filled
 			ctx := context.Background()
 			dir := t.TempDir()
-			lb, err := local.Create(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fb := faulty.New(lb)
-			fb.OnlyTypes = map[backend.FileType]bool{backend.PackFile: true}
+			fb := localFaulty(t, dir)
 			var damaged atomic.Value // the damaged pack's name: the first pack stored
 			fb.Mangle = func(h backend.Handle, b []byte) []byte {
 				if damaged.CompareAndSwap(nil, h.Name) {
@@ -138,6 +146,7 @@ func TestReadBackFailedCopies(t *testing.T) {
 			} else {
 				close(release)
 			}
+			var err error
 			if r, err = Init(ctx, fb, "pw"); err != nil {
 				t.Fatal(err)
 			}
@@ -223,7 +232,7 @@ func TestReadBackFailedCopies(t *testing.T) {
 				}
 			}
 			// a fresh open finds every blob of the snapshot sound
-			r2, err := Open(ctx, lb, "pw")
+			r2, err := Open(ctx, fb.Backend, "pw")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -357,12 +366,7 @@ func TestReadBackStoredAgainFails(t *testing.T) {
 	const size = 64 << 10                           // random: stored as it is, size+32 bytes sealed
 	ctx := context.Background()
 	dir := t.TempDir()
-	lb, err := local.Create(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fb := faulty.New(lb)
-	fb.OnlyTypes = map[backend.FileType]bool{backend.PackFile: true}
+	fb := localFaulty(t, dir)
 	var mu sync.Mutex
 	var packs []string // the damaged ones, in order
 	damage := true

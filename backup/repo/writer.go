@@ -340,10 +340,10 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 // those with sound blobs whose read-back failed, which are not listed:
 // Flush stores their sound blobs again (storeAgain). A pack without a
 // sound blob is dropped: its blobs left the in-memory index with its
-// verdict. final: the pack writer is done and every verdict is in;
-// nothing can be stored again, so a pack that failed in part is dropped
-// too, its sound blobs leaving the index with the reason (the backups
-// that rely on them fail; the next run stores them again).
+// verdict. final: the packs already hold blobs stored again (Flush
+// stores again once), so a pack that failed in part is dropped too, its
+// sound blobs leaving the index with the reason (the backups that rely
+// on them fail; the next run stores them again).
 func (r *Repository) sortIndex(packs []PackJSON, final bool) (list, wait []PackJSON, held []*packCheck) {
 	rb := r.rb.Load()
 	for _, pj := range packs {
@@ -383,7 +383,8 @@ func (r *Repository) storeAgain(ctx context.Context, w *writer) {
 }
 
 // resave stores the sound blobs of packs whose read-back failed in part
-// again, through the running writer (storeAgain).
+// again, through the pack writer (storeAgain's running one, or the one
+// Flush starts for them after the last verdicts).
 func (r *Repository) resave(ctx context.Context, held []*packCheck) {
 	var buf []byte
 	for _, c := range held {
@@ -473,17 +474,17 @@ func (r *Repository) keepUnlisted(packs []PackJSON) {
 // unlisted ones) and writes the index file for them. A pack whose
 // verdict failed in part has its sound blobs stored again first
 // (resave), through a writer of their own flushed the same way but with
-// resave false: blobs are stored again once, a pack of those that fails
+// mayResave false: blobs are stored again once, a pack of those that fails
 // in part is dropped whole, its sound blobs leave the index and the
 // backups that rely on them fail.
-func (r *Repository) flushPacks(ctx context.Context, resave bool) (func(context.Context) error, error) {
+func (r *Repository) flushPacks(ctx context.Context, mayResave bool) (func(context.Context) error, error) {
 	r.wmu.Lock()
 	w := r.w
 	r.wmu.Unlock()
 	var done []PackJSON
 	if w != nil {
 		var err error
-		if done, err = r.drain(ctx, w, resave); err != nil {
+		if done, err = r.drain(ctx, w, mayResave); err != nil {
 			r.keepUnlisted(done)
 			return func(context.Context) error { return nil }, err
 		}
@@ -507,7 +508,7 @@ func (r *Repository) flushPacks(ctx context.Context, resave bool) (func(context.
 				}
 			}
 		}
-		list, _, held := r.sortIndex(done, !resave)
+		list, _, held := r.sortIndex(done, !mayResave)
 		var rerr error
 		if len(held) > 0 {
 			r.startWriter(ctx)
@@ -529,12 +530,12 @@ func (r *Repository) flushPacks(ctx context.Context, resave bool) (func(context.
 
 // drain ends pack writer w: it stores the packs being filled, waits for
 // the uploads and returns the packs stored since the last index file,
-// with the first error. With resave, packs whose read-back already
+// with the first error. With mayResave, packs whose read-back already
 // failed in part have their sound blobs stored again first.
-func (r *Repository) drain(ctx context.Context, w *writer, resave bool) ([]PackJSON, error) {
+func (r *Repository) drain(ctx context.Context, w *writer, mayResave bool) ([]PackJSON, error) {
 	// while the writer still runs: what failed its read-back is not
 	// listed, its sound blobs are stored again
-	if resave {
+	if mayResave {
 		r.storeAgain(ctx, w)
 	}
 	var rest []*packer
