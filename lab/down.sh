@@ -69,6 +69,7 @@ done
 ip link del "$BRIDGE" 2>/dev/null
 "$LAB_SRC/disk.sh" down
 rm -rf /run/systemd/nspawn/propagate/"$NS_PREFIX"* 2>/dev/null
+for cg in $(lab_cgroups); do find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null; done
 rm -f "$LAB_DIR"/hosts/*/runner.pid "$LAB_DIR"/hosts/*/unshare.pid "$LAB_DIR"/hosts/*/stopping
 if [ -f "$LAB_DIR/nf_log_all_netns.saved" ]; then
   sysctl -qw net.netfilter.nf_log_all_netns="$(cat "$LAB_DIR/nf_log_all_netns.saved")" &&

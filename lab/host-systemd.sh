@@ -19,6 +19,18 @@ prepare_root "$R" "$name" "$role"
 # which made "the same units as before" tests fail for a reason that is not holiday's.
 ln -sf /dev/null "$R/etc/systemd/system/systemd-remount-fs.service"
 
+# A cgroup of its own for each systemd host: nspawn --keep-unit gives the container the cgroup
+# it is started in, and two hosts in one share its payload/system.slice, where one host's
+# systemd removes the other's unit cgroups. On a cgroup v1 machine sys2's lab-firewall.service
+# failed at boot that way ("Failed at step CGROUP … No such file or directory") and its sshd
+# dropped sessions after key exchange. down.sh removes these cgroups; status.sh lists leftovers.
+cgs=()
+for base in $(cgroup_bases); do
+  mkdir -p "$base/hlab-$name" && echo $$ >"$base/hlab-$name/cgroup.procs" ||
+    { echo "[lab] hlab-$name: cannot move into a cgroup of its own under $base"; exit 1; }
+  cgs+=("$base")
+done
+
 pid=
 trap 'touch "$D/stopping"; [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null' TERM INT
 set +e
@@ -49,3 +61,6 @@ while :; do
   echo "[lab] hlab-$name rebooted"
 done
 echo "[lab] hlab-$name stopped"
+for base in "${cgs[@]}"; do   # out of our own cgroup, then remove it with what nspawn left below
+  echo $$ >"$base/cgroup.procs" && find "$base/hlab-$name" -depth -type d -exec rmdir {} + 2>/dev/null
+done

@@ -42,6 +42,22 @@ with_lock() {
   export HOLIDAY_LAB_LOCK_HELD=1
 }
 
+# cgroup_bases prints the cgroup directories this process is in that systemd-nspawn takes a
+# container's cgroup from: the unified (v2) hierarchy, and on a v1 or hybrid machine the named
+# systemd one as well. lab_cgroups prints the per-host cgroups up.sh made below them.
+cgroup_bases() {
+  local v2 sd
+  v2=$(sed -n 's/^0:://p' /proc/self/cgroup)
+  if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then echo "/sys/fs/cgroup${v2%/}"; return; fi
+  sd=$(sed -n 's/^[0-9]*:name=systemd://p' /proc/self/cgroup)
+  [ -n "$sd" ] && [ -d /sys/fs/cgroup/systemd ] && echo "/sys/fs/cgroup/systemd${sd%/}"
+  [ "$(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ] && echo "/sys/fs/cgroup/unified${v2%/}"
+  return 0
+}
+lab_cgroups() {
+  find /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup -xdev -type d -name "$NS_PREFIX*" -prune 2>/dev/null | sort -u
+}
+
 require_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
 
 # rootfs_key hashes everything that goes into the hosts' root tree: a change rebuilds it.

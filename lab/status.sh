@@ -29,6 +29,7 @@ for p in /proc/[0-9]*; do
 done
 loop=$("$LAB_SRC/disk.sh" status) && [ -n "$loop" ] && item "$loop"
 for d in /run/systemd/nspawn/propagate/"$NS_PREFIX"*; do [ -e "$d" ] && item "dir $d"; done
+for cg in $(lab_cgroups); do item "cgroup $cg"; done
 [ -f "$LAB_DIR/nf_log_all_netns.saved" ] && item "net.netfilter.nf_log_all_netns changed by the lab (saved value in $LAB_DIR)"
 
 if [ "$found" = 0 ]; then echo "lab: nothing up"; exit 0; fi
