@@ -28,6 +28,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/backend/faulty"
 	"github.com/holiday-ops/holiday/backup/backend/local"
 	"github.com/holiday-ops/holiday/backup/backend/mem"
+	"github.com/holiday-ops/holiday/backup/crypto"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
 	"github.com/holiday-ops/holiday/internal/agentproto"
@@ -204,7 +205,7 @@ func content(t *testing.T, r *repo.Repository, sn *repo.Snapshot, p string) (str
 func TestFilesRoundTrip(t *testing.T) {
 	s, r := testRepo(t)
 	src := filepath.Join(t.TempDir(), "srv")
-	rnd := make([]byte, 6<<20) // random: several content-defined chunks
+	rnd := make([]byte, 9<<20) // random, over the 8 MiB maximum chunk: two chunks at least
 	rand.NewChaCha8([32]byte{1}).Read(rnd)
 	big := string(rnd)
 	writeTree(t, src, map[string]string{"a.conf": "alpha", "sub/b.conf": "beta", "sub/big": big, "skip.log": "no", "sub/deep/c": "gamma", "empty": ""})
@@ -248,7 +249,22 @@ func TestFilesRoundTrip(t *testing.T) {
 	}
 
 	// one file changed: it alone is read; chunks the host sent before
-	// (the big file's) are not sent again
+	// (the big file's) are not sent again. Content-defined boundaries
+	// before the old end stay where they were, so only the last chunk,
+	// now with the appended tail, crosses (its size depends on the
+	// repository's random polynomial: 0.5 to 8 MiB).
+	bigNode, err := restorer.FindNode(context.Background(), r, *second.Tree, filepath.Join(src, "sub/big"))
+	if err != nil || len(bigNode.Content) < 2 {
+		t.Fatalf("big file in the second snapshot: %+v, %v; want several chunks", bigNode, err)
+	}
+	last, ok := r.Index().Lookup(repo.BlobHandle{ID: bigNode.Content[len(bigNode.Content)-1], Type: repo.DataBlob})
+	if !ok {
+		t.Fatal("the big file's last chunk is not in the index")
+	}
+	lastLen := int64(last.UncompressedLength)
+	if lastLen == 0 {
+		lastLen = int64(last.Length) - crypto.Extension
+	}
 	if err := os.WriteFile(filepath.Join(src, "sub/big"), []byte(big+"tail"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -256,8 +272,8 @@ func TestFilesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Unchanged != 4 || st.BlobsSent == 0 || st.BytesSent > int64(len(big))/2 {
-		t.Errorf("one file changed: %+v; want 4 unchanged and only the changed tail's chunks sent", st)
+	if st.Unchanged != 4 || st.BlobsSent != 1 || st.BytesSent != lastLen+4 {
+		t.Errorf("one file changed: %+v; want 4 unchanged and only the last chunk sent again: 1 blob, %d bytes", st, lastLen+4)
 	}
 	if got, _ := content(t, r, third, filepath.Join(src, "sub/big")); got != big+"tail" {
 		t.Errorf("changed file: %d bytes, want %d", len(got), len(big)+4)
