@@ -31,8 +31,12 @@ import (
 // hashed against its ID, a tree blob also parsed. WaitVerified reports
 // the outcome per blob. There are at most GOMAXPROCS readers, each
 // holding one pack (16 MiB, more only for a blob larger than that) and
-// one blob's plaintext. ctx bounds the readers: once it is done, a pack
-// not read back yet fails with its cause. Calling it again does nothing.
+// one blob's plaintext. ctx bounds the read-backs of the packs stored
+// while it lasts: once it is done, such a pack not read back yet fails
+// with its cause. Calling it again does nothing while that context
+// lasts; once it has ended (the run it bounded is over), the new ctx
+// bounds the packs stored from then on, so one process can run one run
+// after another on a repository.
 //
 // A copy that fails its read-back leaves the in-memory index at once, so
 // a later SaveBlob of the blob stores it again instead of deduplicating
@@ -51,12 +55,20 @@ import (
 // the local backend links a complete, synced file into place, and S3
 // (AWS, versitygw) gives read-after-write consistency for new objects.
 func (r *Repository) VerifyWrites(ctx context.Context) {
-	r.rb.CompareAndSwap(nil, &readBack{ctx: ctx, r: r, packs: map[ID]*packCheck{}, failed: map[BlobHandle]error{}, max: runtime.GOMAXPROCS(0)})
+	if r.rb.CompareAndSwap(nil, &readBack{ctx: ctx, r: r, packs: map[ID]*packCheck{}, failed: map[BlobHandle]error{}, max: runtime.GOMAXPROCS(0)}) {
+		return
+	}
+	rb := r.rb.Load()
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if rb.ctx.Err() != nil {
+		rb.ctx = ctx
+	}
 }
 
 // readBack holds the checks of the packs stored since VerifyWrites.
 type readBack struct {
-	ctx     context.Context
+	ctx     context.Context // of the packs registered from now on (mu)
 	r       *Repository
 	max     int // readers
 	mu      sync.Mutex
@@ -73,6 +85,7 @@ type readBack struct {
 // header: every blob in it is unverified), and bad the blobs that failed
 // on their own. listed is set once an index file lists the pack.
 type packCheck struct {
+	ctx    context.Context // bounds its read-back
 	id     ID
 	size   int
 	blobs  []PackedBlob // as written, in order; dropped once found sound
@@ -90,6 +103,7 @@ func (rb *readBack) register(id ID, size int, blobs []PackedBlob, tags []byte) *
 	c := &packCheck{id: id, size: size, blobs: slices.Clone(blobs), tags: slices.Clone(tags), done: make(chan struct{})}
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
+	c.ctx = rb.ctx
 	rb.packs[id] = c
 	return c
 }
@@ -166,11 +180,11 @@ func (rb *readBack) read() {
 // checkPack reads a pack back and checks it, recording the blobs that
 // fail on their own in c.bad; the error is the pack's as a whole.
 func (rb *readBack) checkPack(c *packCheck, pack, plain *[]byte) error {
-	if err := rb.ctx.Err(); err != nil {
-		return fmt.Errorf("not read back: %w", context.Cause(rb.ctx))
+	if err := c.ctx.Err(); err != nil {
+		return fmt.Errorf("not read back: %w", context.Cause(c.ctx))
 	}
 	r := rb.r
-	rd, err := r.be.Load(rb.ctx, backend.Handle{Type: backend.PackFile, Name: c.id.String()}, 0, 0)
+	rd, err := r.be.Load(c.ctx, backend.Handle{Type: backend.PackFile, Name: c.id.String()}, 0, 0)
 	if err != nil {
 		return err
 	}

@@ -280,7 +280,8 @@ func TestReadBackOtherPacks(t *testing.T) {
 
 // TestReadBackBounded: at most GOMAXPROCS packs are read back at once
 // however many wait; a cancelled wait returns at once while the
-// read-backs go on, and read-backs whose context ended fail.
+// read-backs go on, and read-backs whose context ended fail; the next
+// run's VerifyWrites bounds the read-backs from then on.
 func TestReadBackBounded(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	ctx := context.Background()
@@ -347,6 +348,33 @@ func TestReadBackBounded(t *testing.T) {
 	}
 	if err := r2.WaitVerified(ctx, []BlobHandle{{ID: id, Type: DataBlob}}); err == nil || !strings.Contains(err.Error(), "not read back: run interrupted") {
 		t.Errorf("read-back after its context ended: %v", err)
+	}
+
+	// the next run in the same process: its context bounds the packs
+	// stored from now on, which are read back and verified (the failed
+	// blob left the index and is stored again)
+	r2.VerifyWrites(ctx)
+	if _, _, err := r2.SaveBlob(ctx, DataBlob, randomBlob(7, 1000), ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.WaitVerified(ctx, []BlobHandle{{ID: id, Type: DataBlob}}); err != nil {
+		t.Errorf("read-back in the next run: %v", err)
+	}
+	// a run still under way keeps its context: a later call changes nothing
+	other, cancelOther := context.WithCancel(ctx)
+	r2.VerifyWrites(other)
+	cancelOther()
+	if _, _, err := r2.SaveBlob(ctx, DataBlob, randomBlob(8, 1000), ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.WaitVerified(ctx, []BlobHandle{{ID: Hash(randomBlob(8, 1000)), Type: DataBlob}}); err != nil {
+		t.Errorf("read-back while the first run's context lasts: %v", err)
 	}
 }
 
