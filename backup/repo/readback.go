@@ -76,7 +76,10 @@ type readBack struct {
 	queue   []*packCheck // stored, not read back yet
 	readers int
 	// failed says why a blob's copy left the index: its first failure
-	failed  map[BlobHandle]error
+	failed map[BlobHandle]error
+	// again: the blobs stored again, each with the pack whose read-back
+	// failed (a pack holding one is not stored again: once is enough)
+	again   map[BlobHandle]ID
 	checked atomic.Int64 // blobs checked, sound or not
 }
 
@@ -139,6 +142,40 @@ func (rb *readBack) failure(bh BlobHandle) error {
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
 	return rb.failed[bh]
+}
+
+// storedAgain records that bh, sound in pack from whose read-back
+// failed, is being stored again.
+func (rb *readBack) storedAgain(bh BlobHandle, from ID) {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if rb.again == nil {
+		rb.again = map[BlobHandle]ID{}
+	}
+	rb.again[bh] = from
+}
+
+// holdsStoredAgain says whether a pack holds a blob stored again.
+func (rb *readBack) holdsStoredAgain(c *packCheck) bool {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	for _, pb := range c.blobs {
+		if _, ok := rb.again[pb.BlobHandle]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// storedAgainFrom is the pack whose failed read-back had bh stored again.
+func (rb *readBack) storedAgainFrom(bh BlobHandle) (ID, bool) {
+	if rb == nil {
+		return ID{}, false
+	}
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	id, ok := rb.again[bh]
+	return id, ok
 }
 
 // fail records why bh's copy left the index (the first reason stays).
@@ -273,15 +310,16 @@ func (rb *readBack) settle(c *packCheck) {
 
 // abandon takes the sound blobs of a pack that failed in part out of the
 // in-memory index, with the reason: the pack is listed in no index file
-// (one lists a pack whole or not at all), and it already held blobs
-// stored again after an earlier failure (Flush stores again once).
+// (one lists a pack whole or not at all), and it holds blobs stored
+// again after an earlier failure, or the run's last index is due (blobs
+// are stored again once).
 func (rb *readBack) abandon(c *packCheck) {
 	for _, pb := range c.blobs {
 		if c.blobErr(pb.BlobHandle) != nil {
 			continue // left with its own verdict
 		}
 		rb.r.idx.Remove(pb)
-		rb.fail(pb.BlobHandle, fmt.Errorf("%v blob %s: stored again into pack %s, whose read-back failed too (%d blobs in it damaged); no index lists that pack, the next backup stores the blob again",
+		rb.fail(pb.BlobHandle, fmt.Errorf("%v blob %s: its pack %s failed its read-back in part (%d blobs in it damaged) after blobs had been stored again once; no index lists that pack, the next backup stores the blob again",
 			pb.Type, pb.ID.Str(), c.id.Str(), len(c.bad)))
 	}
 }
@@ -376,6 +414,9 @@ func (r *Repository) waitVerified(ctx context.Context, blobs []BlobHandle, loadO
 			// the copy relied upon may have left the index since
 			if f := rb.failure(bh); f != nil {
 				failed = f
+			}
+			if from, ok := rb.storedAgainFrom(bh); failed == nil && ok {
+				failed = fmt.Errorf("%v blob %s: its pack %s failed its read-back, and the flush that stored it again failed (its error says why); the next backup stores it again", bh.Type, bh.ID.Str(), from.Str())
 			}
 			if failed == nil {
 				failed = fmt.Errorf("%v blob %s is not in the index", bh.Type, bh.ID.Str())

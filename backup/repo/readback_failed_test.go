@@ -410,7 +410,7 @@ func TestReadBackStoredAgainFails(t *testing.T) {
 	for name, want := range map[string]string{
 		"b": damaged[0][:8] + ": content does not match its ID",
 		"c": damaged[1][:8] + ": content does not match its ID",
-		"a": "stored again into pack " + damaged[1][:8] + ", whose read-back failed too",
+		"a": "its pack " + damaged[1][:8] + " failed its read-back in part",
 	} {
 		bh := blobs[name]
 		if err := r.WaitVerified(ctx, []BlobHandle{bh}); err == nil || !strings.Contains(err.Error(), want) {
@@ -470,5 +470,125 @@ func TestFlushEndedDuringReadBack(t *testing.T) {
 	}
 	if err := r.WaitVerified(ctx, []BlobHandle{bh}); err != nil {
 		t.Errorf("the blob, relied on by another host: %v", err)
+	}
+}
+
+// TestSortIndexVerdictArriving: a verdict that comes in while sortIndex
+// looks at the pack (storeAgain and the periodic index sort packs whose
+// read-back is under way) puts a sound pack in the list or the wait
+// list, never in neither: settle empties a sound pack's blob list, then
+// closes done, and a second look at done used to find an over, "empty"
+// pack that was dropped from the index files for good.
+func TestSortIndexVerdictArriving(t *testing.T) {
+	r, _ := readBackRepo(t, context.Background())
+	rb := r.rb.Load()
+	pb := PackedBlob{BlobHandle: BlobHandle{ID: ID{1}, Type: DataBlob}, Length: 10}
+	verdicts := make(chan *packCheck)
+	defer close(verdicts)
+	go func() { // a reader, its verdicts sound
+		for c := range verdicts {
+			rb.settle(c)
+			close(c.done)
+		}
+	}()
+	for i := range 2000 {
+		id := ID{byte(i), byte(i >> 8), 1}
+		pb.Pack = id
+		c := rb.register(id, 100, []PackedBlob{pb}, make([]byte, 16))
+		verdicts <- c
+		for { // sorted again and again as the verdict comes in
+			list, wait, held := r.sortIndex([]PackJSON{packJSON(id, []PackedBlob{pb})}, false)
+			if len(list) == 1 && len(wait)+len(held) == 0 {
+				break
+			}
+			if len(wait) != 1 || len(list)+len(held) != 0 {
+				t.Fatalf("try %d: a sound pack sorted into list %d, wait %d, held %d; want list or wait", i, len(list), len(wait), len(held))
+			}
+		}
+	}
+}
+
+// TestReadBackStoredOnce: a pack that failed in part while the run went
+// on has its sound blobs stored again by the next Flush, while its
+// writer still runs (storeAgain); when the pack they go into fails in
+// part too, it is dropped, not stored again a second time: its sound
+// blob leaves the index with the reason. When that pack cannot be
+// stored at all, the Flush fails and the blob's error says why it is
+// not in the index.
+func TestReadBackStoredOnce(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one data pack being filled
+	ctx := context.Background()
+	t.Run("fails again", func(t *testing.T) {
+		r, blobs, damaged := failedInPartDuringRun(t, nil)
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := damaged(); len(got) != 2 {
+			t.Fatalf("%d packs damaged, want a, b, c's and a, c's: a is not stored a third time", len(got))
+		}
+		for name, want := range map[string]string{
+			"b": damaged()[0][:8] + ": content does not match its ID",
+			"c": damaged()[1][:8] + ": content does not match its ID",
+			"a": "its pack " + damaged()[1][:8] + " failed its read-back in part",
+		} {
+			if err := r.WaitVerified(ctx, []BlobHandle{blobs[name]}); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("blob %s: %v; want %q", name, err, want)
+			}
+		}
+		if err := r.WaitVerified(ctx, []BlobHandle{blobs["filler"]}); err != nil {
+			t.Errorf("filler: %v", err)
+		}
+	})
+	t.Run("not stored", func(t *testing.T) {
+		// a, b, c's pack is saved first, then the filler's and a, c's, in either order
+		r, blobs, damaged := failedInPartDuringRun(t, map[int]bool{2: true, 3: true})
+		if err := r.Flush(ctx); err == nil {
+			t.Fatal("flush whose pack could not be stored: no error")
+		}
+		want := "its pack " + damaged()[0][:8] + " failed its read-back, and the flush that stored it again failed"
+		if err := r.WaitVerified(ctx, []BlobHandle{blobs["a"]}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("blob a: %v; want %q", err, want)
+		}
+	})
+}
+
+// failedInPartDuringRun stores blobs a, b, c (64 KiB each) into one
+// pack, whose read-back then fails for b, and a full-size filler, which
+// the next Flush stores; the packs of several small blobs are damaged in
+// their second blob. failSave: the pack saves that fail.
+func failedInPartDuringRun(t *testing.T, failSave map[int]bool) (*Repository, map[string]BlobHandle, func() []string) {
+	t.Helper()
+	const size = 64 << 10 // random: stored as it is, size+32 bytes sealed
+	r, fb := readBackRepo(t, context.Background())
+	fb.FailSave = failSave
+	var mu sync.Mutex
+	var damaged []string
+	fb.Mangle = func(h backend.Handle, b []byte) []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(b) < 2*(size+32) || len(b) > PackSize { // one small blob, or the filler
+			return nil
+		}
+		damaged = append(damaged, h.Name)
+		b[size+32+100] ^= 1 // the second blob
+		return b
+	}
+	blobs := map[string]BlobHandle{}
+	for i, name := range []string{"a", "b", "c", "filler"} {
+		n := size
+		if name == "filler" {
+			n = PackSize // closes a, b, c's pack, which is stored and read back
+		}
+		id, _, err := r.SaveBlob(context.Background(), DataBlob, randomBlob(byte(i), n), ID{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs[name] = BlobHandle{ID: id, Type: DataBlob}
+	}
+	waitReadBacks(t, r, 1)
+	return r, blobs, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(damaged)
 	}
 }

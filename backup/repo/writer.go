@@ -340,22 +340,31 @@ func (r *Repository) upload(ctx context.Context, w *writer, p *packer) error {
 // those with sound blobs whose read-back failed, which are not listed:
 // Flush stores their sound blobs again (storeAgain). A pack without a
 // sound blob is dropped: its blobs left the in-memory index with its
-// verdict. final: the packs already hold blobs stored again (Flush
-// stores again once), so a pack that failed in part is dropped too, its
-// sound blobs leaving the index with the reason (the backups that rely
-// on them fail; the next run stores them again).
+// verdict. A pack that failed in part and holds a blob stored again
+// already is dropped too (blobs are stored again once), and so is every
+// pack that failed in part when final (the run's last index is due): its
+// sound blobs leave the index with the reason (the backups that rely on
+// them fail; the next run stores them again).
 func (r *Repository) sortIndex(packs []PackJSON, final bool) (list, wait []PackJSON, held []*packCheck) {
 	rb := r.rb.Load()
 	for _, pj := range packs {
 		c := rb.check(pj.ID)
 		switch {
-		case c == nil || c.over() && !c.failed():
+		case c == nil:
 			list = append(list, pj)
+			continue
 		case !c.over():
+			// the verdict is read once: it may come in any moment, and
+			// settle empties a sound pack's blob list before it does
 			wait = append(wait, pj)
+			continue
+		}
+		switch {
+		case !c.failed():
+			list = append(list, pj)
 		case c.err != nil || len(c.bad) == len(c.blobs):
 			// nothing sound in it: unreferenced, prune removes it
-		case final:
+		case final || rb.holdsStoredAgain(c):
 			rb.abandon(c)
 		default:
 			held = append(held, c)
@@ -393,6 +402,7 @@ func (r *Repository) resave(ctx context.Context, held []*packCheck) {
 				continue
 			}
 			r.idx.Remove(pb)
+			r.rb.Load().storedAgain(pb.BlobHandle, c.id)
 			sealed, err := r.loadSealed(ctx, pb, buf)
 			if err == nil {
 				buf = sealed
