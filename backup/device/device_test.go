@@ -210,6 +210,8 @@ func TestDeviceFailures(t *testing.T) {
 		setup  func(tg *device.Target, o *device.Options)
 		want   string
 		within time.Duration
+		// interrupt: the run ends (Ctrl-C) that long after the start
+		interrupt time.Duration
 	}{
 		{name: "cut-ios", model: "cisco-ios", faults: devicesim.Faults{CutAfter: 900}, want: "closed the session", within: 5 * time.Second},
 		{name: "cut-junos-exec", model: "junos", faults: devicesim.Faults{CutAfter: 900}, want: "without an exit status", within: 5 * time.Second},
@@ -224,8 +226,11 @@ func TestDeviceFailures(t *testing.T) {
 			o.Timeout = 1500 * time.Millisecond
 		}, want: "time ran out after 300 bytes (whole-device timeout 1.5s)", within: 4 * time.Second},
 		{name: "busy", model: "cisco-ios", faults: devicesim.Faults{Busy: 10},
-			want: "the device closed the connection during the SSH handshake (all its VTY lines busy, or its SSH server restarting?) (3 attempts)", within: 4 * time.Second},
+			want: "the device closed the connection during the SSH handshake (all its VTY lines busy, or its SSH server restarting?) (3 connections in", within: 4 * time.Second},
 		{name: "no-banner", model: "arista-eos", faults: devicesim.Faults{NoBanner: true}, want: "SSH handshake did not finish within 1s", within: 4 * time.Second},
+		{name: "interrupted-handshake", model: "arista-eos", faults: devicesim.Faults{NoBanner: true}, setup: func(tg *device.Target, o *device.Options) {
+			o.ConnectTimeout = time.Minute
+		}, interrupt: 300 * time.Millisecond, want: "context canceled", within: 2 * time.Second},
 		{name: "wrong-password", model: "cisco-ios", setup: func(tg *device.Target, o *device.Options) {
 			tg.Password = device.Secret{Env: "HOLIDAY_TEST_WRONG_PW"}
 		}, want: `login refused for user "backup" with the password from $HOLIDAY_TEST_WRONG_PW (one attempt made`, within: 4 * time.Second},
@@ -254,8 +259,14 @@ func TestDeviceFailures(t *testing.T) {
 			if c.setup != nil {
 				c.setup(&tg, &o)
 			}
+			ctx := context.Background()
+			if c.interrupt > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				time.AfterFunc(c.interrupt, cancel)
+			}
 			start := time.Now()
-			f, err := device.Fetch(context.Background(), tg, o)
+			f, err := device.Fetch(ctx, tg, o)
 			took := time.Since(start)
 			if err == nil {
 				t.Fatalf("fetch succeeded with %d bytes; want an error containing %q", len(f.Config), c.want)
@@ -329,6 +340,21 @@ func TestDeviceBusyForAMoment(t *testing.T) {
 	}
 	if !strings.Contains(f.Config, "hostname") || d.Accepted() != 3 || d.AuthAttempts() != 1 {
 		t.Errorf("config of %d bytes, %d connections, %d password attempts; want the config, 3 and 1", len(f.Config), d.Accepted(), d.AuthAttempts())
+	}
+}
+
+// TestDeviceKeyboardOnly: a device that offers keyboard-interactive
+// alone and, like OpenSSH with PAM, sends a request with no question
+// after the Password prompt logs in with one password attempt (that
+// request was once taken for a second prompt and the login refused).
+func TestDeviceKeyboardOnly(t *testing.T) {
+	d, tg, o := sim(t, "arista-eos", devicesim.Faults{KeyboardOnly: true}, false)
+	f, err := device.Fetch(context.Background(), tg, o)
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if !strings.Contains(f.Config, "hostname") || d.AuthAttempts() != 1 {
+		t.Errorf("config of %d bytes, %d password attempts; want the config and 1", len(f.Config), d.AuthAttempts())
 	}
 }
 

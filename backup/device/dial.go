@@ -37,11 +37,16 @@ var errClosedEarly = errors.New("the device closed the connection during the SSH
 // after a pause when the device closed the connection before any
 // credential was offered (closedRetries).
 func dial(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client, error) {
+	start := time.Now()
 	for i := 0; ; i++ {
 		c, err := dialOnce(ctx, t, d, o)
 		if err == nil || !errors.Is(err, errClosedEarly) || i == len(closedRetries) {
-			if err != nil && i > 0 {
-				err = fmt.Errorf("%w (%d attempts)", err, i+1)
+			switch {
+			case err == nil || i == 0:
+			case errors.Is(err, errClosedEarly):
+				err = fmt.Errorf("%w (%d connections in %s)", err, i+1, time.Since(start).Round(100*time.Millisecond))
+			default:
+				err = fmt.Errorf("%w (after the device closed %d connections at once)", err, i)
 			}
 			return c, err
 		}
@@ -89,10 +94,21 @@ func dialOnce(ctx context.Context, t Target, d *Driver, o Options) (*ssh.Client,
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
-	_ = nc.SetDeadline(time.Now().Add(timeout))
+	// connect and handshake together within the timeout; the run's end
+	// (an interrupt) ends the handshake too
+	dl, _ := dctx.Deadline()
+	_ = nc.SetDeadline(dl)
+	stop := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if !stop() && err == nil {
+		sc.Close()
+		err = dctx.Err()
+	}
 	if err != nil {
 		nc.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to %s: %w", addr, context.Cause(ctx))
+		}
 		if r := hk.Refused(); r != nil {
 			if r.Kind == sshx.KindHostKeyUnknown {
 				// sshx's hint names a Linux host's key files; a device
@@ -191,6 +207,11 @@ func authMethods(t Target, offered *atomic.Bool) ([]ssh.AuthMethod, error) {
 				return pw, nil
 			}),
 			ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+				if len(questions) == 0 {
+					// no password asked for: OpenSSH with PAM sends one
+					// such request after the Password prompt
+					return nil, nil
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				if *tried {

@@ -64,7 +64,8 @@ type Options struct {
 	// changed key is refused regardless.
 	AcceptNew bool
 	// ConnectTimeout bounds the TCP connect and the SSH handshake
-	// (default 15s).
+	// together (default 15s); a device that closes at once is dialed
+	// again after 0.5s and 2s, each try bounded alike.
 	ConnectTimeout time.Duration
 	// Idle bounds every wait: how long the device may send nothing new
 	// while holiday waits for a prompt, a page or the end of the config

@@ -65,6 +65,10 @@ type Faults struct {
 	// RefusePagingOff answers the paging-off command with an error, so
 	// the pager stays on.
 	RefusePagingOff bool
+	// KeyboardOnly offers keyboard-interactive login alone, as an
+	// OpenSSH with PAM does (Linux-based network OSes): the Password
+	// prompt, then, once it is right, one more request with no question.
+	KeyboardOnly bool
 }
 
 // Device is one simulated device. Set the exported fields, then Start.
@@ -135,11 +139,19 @@ func (d *Device) Start() error {
 			d.authAttempts++
 			d.mu.Unlock()
 			if len(ans) == 1 && d.login(c.User()) && ans[0] == d.Password {
+				if d.Faults.KeyboardOnly {
+					if _, err := ch("", "", nil, nil); err != nil {
+						return nil, err
+					}
+				}
 				return &ssh.Permissions{Extensions: map[string]string{"user": c.User()}}, nil
 			}
 			return nil, fmt.Errorf("wrong password")
 		},
 		ServerVersion: dl.version,
+	}
+	if d.Faults.KeyboardOnly {
+		cfg.PasswordCallback = nil
 	}
 	if d.Faults.LegacyOnly {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
