@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -115,7 +116,9 @@ func Dial(ctx context.Context, t Target, opts Options) (*Conn, error) {
 // reconnection retries). Only a close before any key was offered is
 // retried (one after may be a limit on failed logins, which a retry
 // would feed); nothing else is: a refusal, a timeout or a key problem is
-// not a moment's crowding.
+// not a moment's crowding. Each wait is varied by up to half (jitter), so
+// that the hosts of one run dialed through one bastion do not come back
+// all at once.
 var handshakeRetries = []time.Duration{250 * time.Millisecond, time.Second, 2 * time.Second}
 
 // errServerClosed marks a handshake the server closed.
@@ -137,7 +140,15 @@ func dialHop(ctx context.Context, via *ssh.Client, h hop, viaLabel string, opts 
 			}
 			return nil, err
 		}
-		log.Info("the server closed the connection during the SSH handshake; dialing again", "hop", h.label, "attempt", i+2, "after", handshakeRetries[i])
+		if via != nil {
+			// a jump host that went away looks like the target closing
+			if _, _, verr := via.SendRequest("keepalive@openssh.com", true, nil); verr != nil {
+				return nil, &Error{Host: h.label, Addr: h.addr(), Via: viaLabel, Kind: KindUnreachable,
+					Err: fmt.Errorf("the connection to the jump host broke during the SSH handshake: %w", verr)}
+			}
+		}
+		pause := handshakeRetries[i]/2 + rand.N(handshakeRetries[i])
+		log.Info("the server closed the connection during the SSH handshake; dialing again", "hop", h.label, "attempt", i+2, "after", pause)
 		select {
 		case <-ctx.Done():
 			var e *Error
@@ -145,7 +156,7 @@ func dialHop(ctx context.Context, via *ssh.Client, h hop, viaLabel string, opts 
 				e.Err = fmt.Errorf("%w; gave up: %w", e.Err, context.Cause(ctx))
 			}
 			return nil, err
-		case <-time.After(handshakeRetries[i]):
+		case <-time.After(pause):
 		}
 	}
 }
@@ -174,6 +185,9 @@ func dialHopOnce(ctx context.Context, via *ssh.Client, h hop, viaLabel string, o
 		}
 		if hctx.Err() != nil {
 			return nil, fail(KindUnreachable, fmt.Errorf("connection timed out after %s", timeout), "")
+		}
+		if via != nil && errors.Is(err, io.EOF) {
+			return nil, fail(KindUnreachable, fmt.Errorf("the connection to the jump host broke: %w", err), "")
 		}
 		return nil, fail(KindUnreachable, dialError(err), "")
 	}
@@ -238,7 +252,7 @@ func dialHopOnce(ctx context.Context, via *ssh.Client, h hop, viaLabel string, o
 				"see the host's sshd log (MaxAuthTries, an authentication module); holiday does not try again, so as not to add failed logins")
 		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
 			return nil, fail(KindHandshake, errServerClosed,
-				"see the host's sshd log: sshd drops connections beyond its MaxStartups; a TCP wrapper (hosts.deny) or a server that is not sshd closes them too")
+				"see the host's sshd log: sshd drops connections beyond its MaxStartups, and OpenSSH 9.8 and later for a while from an address its PerSourcePenalties penalized (\"penalty\" in the log); a TCP wrapper (hosts.deny) or a server that is not sshd closes them too")
 		}
 		return nil, fail(KindHandshake, err, "")
 	}

@@ -1,7 +1,10 @@
 package sshx_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,5 +112,59 @@ Host db1
 		}
 		defer c.Close()
 		mustRun(t, c, "true")
+	})
+	t.Run("jump host gone during the handshake", func(t *testing.T) {
+		// the test reaches the bastion through a front it can cut; the
+		// target, which the bastion reaches on the test's side of the
+		// link, cuts it as soon as the bastion connects, then closes
+		front, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer front.Close()
+		cut := make(chan struct{})
+		go func() {
+			c, err := front.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			b, err := net.Dial("tcp", bastion.Addr())
+			if err != nil {
+				return
+			}
+			defer b.Close()
+			go io.Copy(b, c)
+			go io.Copy(c, b)
+			<-cut
+		}()
+		closer, err := net.Listen("tcp", "10.213.1.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closer.Close()
+		go func() {
+			c, err := closer.Accept()
+			if err != nil {
+				return
+			}
+			// the client's version line: its handshake has begun
+			if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+				close(cut)
+				time.Sleep(100 * time.Millisecond)
+			}
+			c.Close()
+		}()
+		fport := front.Addr().(*net.TCPAddr).Port
+		o := opts
+		o.KnownHosts = []string{sshdtest.WriteKnownHosts(t, t.TempDir(),
+			fmt.Sprintf("[127.0.0.1]:%d %s", fport, strings.SplitN(bastion.KnownHostsLine("ed25519"), " ", 2)[1]))}
+		tg := sshx.Target{Name: "gone", Host: "10.213.1.1", Port: closer.Addr().(*net.TCPAddr).Port, User: "root",
+			Jump: fmt.Sprintf("root@127.0.0.1:%d", fport)}
+		_, err = sshx.Dial(ctxT(t), tg, o)
+		if sshx.KindOf(err) != sshx.KindUnreachable || !strings.Contains(err.Error(), "the connection to the jump host") {
+			t.Fatalf("want the jump host's connection named as broken, got %v", err)
+		}
+		t.Logf("error: %v", err)
 	})
 }

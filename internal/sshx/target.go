@@ -65,7 +65,9 @@ type Options struct {
 	ConfigFile string
 
 	// ConnectTimeout bounds the TCP connect and the SSH handshake of
-	// each hop (default 15s). ctx bounds the whole dial as well.
+	// each hop (default 15s), each try of it: a hop whose server closes
+	// during the handshake is dialed up to three more times, after
+	// about 0.25s, 1s and 2s. ctx bounds the whole dial as well.
 	ConnectTimeout time.Duration
 	// KeepaliveInterval is how often keepalive@openssh.com is sent
 	// (default 15s; negative disables); after KeepaliveMax unanswered
