@@ -86,7 +86,7 @@ func save(ctx context.Context, r *repo.Repository, host string, rd io.Reader, na
 	}
 	var err error
 	if o.Share != nil {
-		err = o.Share.Exclusive(backup)
+		err = o.Share.Exclusive(ctx, backup)
 	} else {
 		err = backup(ctx)
 	}

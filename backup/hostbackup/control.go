@@ -99,17 +99,18 @@ func (n *newTrees) SaveTree(ctx context.Context, t *repo.Tree) (repo.ID, error) 
 	return id, err
 }
 
-// Exclusive runs fn while no blob is being saved through s and none
-// starts, with the pack writer running on the run's context, which fn is
-// given: for what stores into the same repository by itself during the
-// run (the baselines' one-file snapshots, archiver.BackupReader), so
-// that its flush never races a backup's blobs and the writer it starts
-// does not end with one host's step.
-func (s *Store) Exclusive(fn func(ctx context.Context) error) error {
+// Exclusive runs fn(ctx) while no blob is being saved through s and none
+// starts, with the pack writer running on the run's context: for what
+// stores into the same repository by itself during the run (the
+// baselines' one-file snapshots, archiver.BackupReader), so that its
+// flush never races a backup's blobs and the writer does not end with
+// one host's step. ctx (the host step's) bounds fn: an interrupt ends
+// its flush's wait for the read-backs, and the other hosts' saves go on.
+func (s *Store) Exclusive(ctx context.Context, fn func(ctx context.Context) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.R.StartWriter(s.ctx)
-	return fn(s.ctx)
+	return fn(ctx)
 }
 
 // Flush makes every blob saved so far durable and indexed. No blob is
@@ -317,6 +318,9 @@ func Backup(ctx context.Context, s *Store, link Link, req Request, o Options) (*
 	}
 	if err == nil {
 		err = ctx.Err()
+	}
+	if err == nil {
+		err = c.o.Known.Wait(ctx)
 	}
 	if err == nil {
 		if kerr := c.o.Known.Err(); kerr != nil {
@@ -584,6 +588,10 @@ func (c *control) contents(ctx context.Context, cs []Content, unasked bool) erro
 	if unasked && !c.unasked {
 		return errors.New("host-backup: the host sent chunks unasked before it was told to")
 	}
+	// Known's Has, Len and Add wait for its read without a context
+	if err := c.o.Known.Wait(ctx); err != nil {
+		return err
+	}
 	var d Down
 	if !c.wanted {
 		// before this batch's chunks count as the host's own
@@ -672,6 +680,9 @@ func (c *control) fillLate() {
 func (c *control) zero(ctx context.Context, n uint32) (repo.ID, error) {
 	if id, ok := c.zeros[n]; ok {
 		return id, nil
+	}
+	if n == 0 || n > maxBlockSize { // a disk's block at most; a chunk is smaller
+		return repo.ID{}, fmt.Errorf("host-backup: a zero chunk of %d bytes (at most %d)", n, maxBlockSize)
 	}
 	data := make([]byte, n)
 	id := repo.HashData(data)

@@ -206,7 +206,9 @@ func TestDiskUnasked(t *testing.T) {
 }
 
 // TestUnaskedLies: a host that sends unasked before it is told, offers an
-// ID in an unasked batch or sends another length than it announced fails
+// ID in an unasked batch, sends another length than it announced or
+// claims a zero chunk larger than a disk block (the control node would
+// allocate it) fails
 // the backup, and no snapshot is stored; a file tree is never told to
 // send unasked.
 func TestUnaskedLies(t *testing.T) {
@@ -254,6 +256,15 @@ func TestUnaskedLies(t *testing.T) {
 			}
 			return p
 		}, "announced a chunk of 65536 bytes and sent 65535"},
+		{"a zero chunk of 2 GiB", func(ft agentproto.FrameType, p []byte, ups []Up) []byte {
+			var u Up
+			if ft != agentproto.FrameMessage || json.Unmarshal(p, &u) != nil || len(u.Contents) == 0 || u.Unasked {
+				return p
+			}
+			u.Contents[0].Chunks[0] = Chunk{Zero: true, Len: 1 << 31}
+			b, _ := json.Marshal(u)
+			return b
+		}, "a zero chunk of 2147483648 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, r := testRepo(t)

@@ -1164,3 +1164,32 @@ func hostKnownOf(ctx context.Context, r *repo.Repository, host string, trees *Tr
 	}
 	return HostKnownIn(ctx, r, sns, host, trees)
 }
+
+// TestKnownReadInterrupted: a step that ends (an interrupt, its timeout)
+// while the read of the host's earlier snapshots is still going on
+// returns at once, with why; it does not wait for that read.
+func TestKnownReadInterrupted(t *testing.T) {
+	s, _ := testRepo(t)
+	src := filepath.Join(t.TempDir(), "srv")
+	writeTree(t, src, map[string]string{"a.conf": "alpha"})
+	stuck := make(chan struct{})
+	defer close(stuck)
+	known := KnownLater(func() (*Known, error) { <-stuck; return NewKnown(), nil })
+	req := Request{Source: SourceFiles, Paths: []string{src}, Polynomial: uint64(s.R.Config().ChunkerPolynomial)}
+	l := startHost(t, req, nil)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	time.AfterFunc(200*time.Millisecond, func() { cancel(errors.New("interrupted")) })
+	done := make(chan error, 1)
+	go func() {
+		_, _, _, err := Backup(ctx, s, l, req, Options{Hostname: "h1", Paths: []string{src}, Known: known})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "interrupted") {
+			t.Errorf("backup interrupted while the earlier snapshots are read: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backup still waits for the read of the earlier snapshots 10s after the interrupt")
+	}
+}

@@ -52,6 +52,21 @@ func (k *Known) wait() {
 	}
 }
 
+// Wait waits for a KnownLater read, or for ctx to end: the host's step
+// (an interrupt, its timeout) does not wait for a walk of its earlier
+// snapshots that has far to go.
+func (k *Known) Wait(ctx context.Context) error {
+	if k.ready == nil {
+		return nil
+	}
+	select {
+	case <-k.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("reading which blobs the host's earlier snapshots hold: %w", context.Cause(ctx))
+	}
+}
+
 // Err waits for a KnownLater read and says why it failed (then the
 // set is empty: every blob was asked for, which is safe, but the
 // repository could not be read).

@@ -592,3 +592,52 @@ func failedInPartDuringRun(t *testing.T, failSave map[int]bool) (*Repository, ma
 		return slices.Clone(damaged)
 	}
 }
+
+// TestSaveEndedHandingOver: a save whose context ends while it hands a
+// full pack to the busy uploaders does not throw that pack away: it
+// holds another saver's blob, whose save returned; the pack is stored
+// once the uploaders are free, and listed.
+func TestSaveEndedHandingOver(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one data pack being filled
+	ctx := context.Background()
+	r, fb := readBackRepo(t, ctx)
+	release := make(chan struct{})
+	var once sync.Once
+	fb.AfterSave = func(h backend.Handle) {
+		if h.Type == backend.PackFile {
+			<-release
+		}
+	}
+	defer once.Do(func() { close(release) })
+	// four full packs: three uploaders held in their Save, one queued
+	for i := range 4 {
+		if _, _, err := r.SaveBlob(ctx, DataBlob, randomBlob(byte(i), PackSize), ID{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// another saver's blob: it closes the fourth pack and is alone in
+	// the one being filled
+	x, _, err := r.SaveBlob(ctx, DataBlob, randomBlob(9, 1000), ID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// this save closes x's pack and waits to hand it over; its context
+	// ends meanwhile
+	short, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := r.SaveBlob(short, DataBlob, randomBlob(10, PackSize), ID{})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	once.Do(func() { close(release) })
+	<-done
+	if err := r.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	if in := listedIn(t, r)[BlobHandle{ID: x, Type: DataBlob}]; len(in) != 1 {
+		t.Errorf("the other saver's blob is listed in %v; want its pack", in)
+	}
+}

@@ -240,6 +240,9 @@ func (r *Repository) addSealed(ctx context.Context, w *writer, bh BlobHandle, se
 	w.addedPacked += int64(len(sealed))
 	w.mu.Unlock()
 	if full != nil {
+		// The full pack holds other savers' blobs too (other hosts'),
+		// whose saves returned: it is the writer's, and only the
+		// writer's end stops its hand-over, not this save's context.
 		var err error
 		if _, err = full.finish(r.key); err == nil {
 			select {
@@ -247,12 +250,11 @@ func (r *Repository) addSealed(ctx context.Context, w *writer, bh BlobHandle, se
 				return nil
 			case <-w.gctx.Done():
 				err = w.failure()
-			case <-ctx.Done():
-				err = ctx.Err()
 			}
 		}
-		// the full pack's blobs are lost with it (this one is in the
-		// next pack)
+		// its blobs are lost with it (this one is in the next pack):
+		// the writer fails, so that every Flush says so
+		w.fail(fmt.Errorf("store pack: %w", err))
 		w.forgetPack(full)
 		full.discard()
 		return err
