@@ -1193,3 +1193,21 @@ func TestKnownReadInterrupted(t *testing.T) {
 		t.Fatal("the backup still waits for the read of the earlier snapshots 10s after the interrupt")
 	}
 }
+
+// TestExclusiveContext: Exclusive gives fn the caller's context (the
+// host step's: an interrupt ends fn's flush), while the pack writer runs
+// on the run's, so other hosts' saves go on after it.
+func TestExclusiveContext(t *testing.T) {
+	s, _ := testRepo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Exclusive(ctx, func(ctx context.Context) error { return ctx.Err() }); !errors.Is(err, context.Canceled) {
+		t.Errorf("fn's context after the step's ended: %v; want it ended", err)
+	}
+	if err := s.SaveBlob(context.Background(), []byte("after"), repo.Hash([]byte("after"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Errorf("another host's save and flush after it: %v", err)
+	}
+}
