@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/restic/chunker"
+	"golang.org/x/sys/unix"
 
 	"github.com/holiday-ops/holiday/backup/archiver"
 	"github.com/holiday-ops/holiday/backup/repo"
@@ -189,13 +190,15 @@ func hostApply(ctx context.Context, op *agent.Op) (any, error) {
 	if err := checkRoots(a.Roots); err != nil {
 		return nil, err
 	}
-	w := &hostWriter{roots: a.Roots, conn: op.Conn, dirty: map[string]bool{}}
+	w := &hostWriter{roots: a.Roots, conn: op.Conn, dirty: map[string]bool{}, open: map[string]*os.Root{}}
+	defer w.close()
 	return w.run(ctx, a.Remove)
 }
 
 // hostWriter applies one rollback-apply stream.
 type hostWriter struct {
 	roots []string
+	open  map[string]*os.Root // by root, opened at its first change
 	conn  *agentproto.Conn
 	st    ApplyStats
 	dirs  []Item          // metadata set last, deepest first
@@ -209,12 +212,123 @@ func (w *hostWriter) inside(p string) error {
 	return nil
 }
 
+// place is where a change is made: a name in a root opened with os.Root,
+// so that a directory under it swapped for a symlink while the rollback
+// runs (by a user who owns it, pointing to /etc) is not followed out of
+// the root; or, for a root itself, its path (its parents are the host's
+// own directories above the roots).
+type place struct {
+	root *os.Root // nil: name is the absolute path of a root
+	name string
+}
+
+// at is the place of p, which inside has checked.
+func (w *hostWriter) at(p string) (place, error) {
+	for _, r := range w.roots {
+		if !under(p, r) {
+			continue
+		}
+		if p == r {
+			// a change to the root itself may replace it: the next
+			// change below it opens it again
+			if rt := w.open[r]; rt != nil {
+				rt.Close()
+				delete(w.open, r)
+			}
+			return place{name: p}, nil
+		}
+		rt := w.open[r]
+		if rt == nil {
+			var err error
+			if rt, err = os.OpenRoot(r); err != nil {
+				return place{}, err
+			}
+			w.open[r] = rt
+		}
+		rel, err := filepath.Rel(r, p)
+		if err != nil {
+			return place{}, err
+		}
+		return place{root: rt, name: rel}, nil
+	}
+	return place{}, w.inside(p)
+}
+
+func (w *hostWriter) close() {
+	for _, rt := range w.open {
+		rt.Close()
+	}
+}
+
+func (pl place) removeAll() error {
+	if pl.root == nil {
+		return os.RemoveAll(pl.name)
+	}
+	return pl.root.RemoveAll(pl.name)
+}
+
+func (pl place) mkdir() error {
+	if pl.root == nil {
+		return os.Mkdir(pl.name, 0o700)
+	}
+	return pl.root.Mkdir(pl.name, 0o700)
+}
+
+func (pl place) lstat() (fs.FileInfo, error) {
+	if pl.root == nil {
+		return os.Lstat(pl.name)
+	}
+	return pl.root.Lstat(pl.name)
+}
+
+func (pl place) create() (*os.File, error) {
+	const flag, perm = os.O_CREATE | os.O_EXCL | os.O_WRONLY, 0o600
+	if pl.root == nil {
+		return os.OpenFile(pl.name, flag, perm)
+	}
+	return pl.root.OpenFile(pl.name, flag, perm)
+}
+
+// sibling is name in the same directory.
+func (pl place) sibling(name string) place {
+	return place{root: pl.root, name: filepath.Join(filepath.Dir(pl.name), name)}
+}
+
+// renameTo renames pl (a sibling of to) over to.
+func (pl place) renameTo(to place) error {
+	if pl.root == nil {
+		return os.Rename(pl.name, to.name)
+	}
+	return pl.root.Rename(pl.name, to.name)
+}
+
+// inDir runs fn with a handle on pl's directory and pl's name in it.
+func (pl place) inDir(fn func(dirfd int, name string) error) error {
+	if pl.root == nil {
+		return fn(unix.AT_FDCWD, pl.name)
+	}
+	d, err := pl.root.Open(filepath.Dir(pl.name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fn(int(d.Fd()), filepath.Base(pl.name))
+}
+
+func (pl place) setMeta(n *repo.Node) error {
+	return pl.inDir(func(dirfd int, name string) error { return restorer.SetMetaAt(dirfd, name, n) })
+}
+
 func (w *hostWriter) run(ctx context.Context, remove []string) (ApplyStats, error) {
 	for _, p := range remove {
 		if err := w.inside(p); err != nil {
 			return w.st, err
 		}
-		if err := os.RemoveAll(p); err != nil {
+		pl, err := w.at(p)
+		if err == nil {
+			err = pl.removeAll()
+		}
+		if err != nil {
 			return w.st, fmt.Errorf("remove %s: %w", p, err)
 		}
 		w.dirty[filepath.Dir(p)] = true
@@ -243,7 +357,11 @@ func (w *hostWriter) run(ctx context.Context, remove []string) (ApplyStats, erro
 	}
 	var errs []error
 	for i := len(w.dirs) - 1; i >= 0; i-- {
-		if err := restorer.SetMeta(w.dirs[i].Path, w.dirs[i].Node); err != nil {
+		pl, err := w.at(w.dirs[i].Path)
+		if err == nil {
+			err = pl.setMeta(w.dirs[i].Node)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", w.dirs[i].Path, err))
 		}
 	}
@@ -256,26 +374,30 @@ func (w *hostWriter) run(ctx context.Context, remove []string) (ApplyStats, erro
 	return w.st, errors.Join(errs...)
 }
 
-// tempName is a fresh name beside p: what is written there is renamed
-// over p only once complete, so a dropped connection never leaves a
-// half-written file in p's place.
-func tempName(p string) string {
+// tempName is a fresh name beside a file: what is written there is
+// renamed over the file only once complete, so a dropped connection
+// never leaves a half-written file in its place.
+func tempName() string {
 	var b [6]byte
 	rand.Read(b[:])
-	return filepath.Join(filepath.Dir(p), ".holiday-rollback-"+hex.EncodeToString(b[:]))
+	return ".holiday-rollback-" + hex.EncodeToString(b[:])
 }
 
 func (w *hostWriter) one(e applyEntry) error {
 	n := e.Node
+	pl, err := w.at(e.Path)
+	if err != nil {
+		return err
+	}
 	if n.Type == repo.NodeDir {
 		switch e.Op {
 		case OpReplace:
-			if err := os.RemoveAll(e.Path); err != nil {
+			if err := pl.removeAll(); err != nil {
 				return err
 			}
 			fallthrough
 		case OpCreate:
-			if err := os.Mkdir(e.Path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			if err := pl.mkdir(); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
 			w.dirty[filepath.Dir(e.Path)] = true
@@ -288,21 +410,18 @@ func (w *hostWriter) one(e applyEntry) error {
 	}
 	if e.Op == OpMeta {
 		w.st.Meta++
-		return restorer.SetMeta(e.Path, n)
+		return pl.setMeta(n)
 	}
-	tmp := tempName(e.Path)
+	tmp := pl.sibling(tempName())
 	done := false
 	defer func() {
 		if !done {
-			os.Remove(tmp)
+			tmp.removeAll()
 		}
 	}()
 	switch {
 	case e.Op == OpLink:
-		if err := w.inside(e.LinkTo); err != nil {
-			return err
-		}
-		if err := os.Link(e.LinkTo, tmp); err != nil {
+		if err := w.link(e.LinkTo, e.Path, tmp); err != nil {
 			return err
 		}
 	case n.Type == repo.NodeFile:
@@ -310,21 +429,21 @@ func (w *hostWriter) one(e applyEntry) error {
 			return err
 		}
 	default:
-		if err := restorer.CreateSpecial(tmp, n); err != nil {
+		if err := tmp.inDir(func(dirfd int, name string) error { return restorer.CreateSpecialAt(dirfd, name, n) }); err != nil {
 			return err
 		}
 	}
 	if e.Op != OpLink {
-		if err := restorer.SetMeta(tmp, n); err != nil {
+		if err := tmp.setMeta(n); err != nil {
 			return err
 		}
 	}
-	if fi, err := os.Lstat(e.Path); err == nil && fi.IsDir() {
-		if err := os.RemoveAll(e.Path); err != nil {
+	if fi, err := pl.lstat(); err == nil && fi.IsDir() {
+		if err := pl.removeAll(); err != nil {
 			return err
 		}
 	}
-	if err := os.Rename(tmp, e.Path); err != nil {
+	if err := tmp.renameTo(pl); err != nil {
 		return err
 	}
 	w.dirty[filepath.Dir(e.Path)] = true
@@ -333,10 +452,26 @@ func (w *hostWriter) one(e applyEntry) error {
 	return nil
 }
 
+// link makes tmp, the temporary name beside p, a hard link to the file
+// at target, in the same root through it, else by their paths.
+func (w *hostWriter) link(target, p string, tmp place) error {
+	if err := w.inside(target); err != nil {
+		return err
+	}
+	from, err := w.at(target)
+	if err != nil {
+		return err
+	}
+	if from.root != nil && from.root == tmp.root {
+		return tmp.root.Link(from.name, tmp.name)
+	}
+	return os.Link(target, filepath.Join(filepath.Dir(p), filepath.Base(tmp.name)))
+}
+
 // content writes the Data frames that follow a file's entry into tmp,
 // zero blocks as holes, and syncs it.
-func (w *hostWriter) content(tmp string, n *repo.Node) error {
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+func (w *hostWriter) content(tmp place, n *repo.Node) error {
+	f, err := tmp.create()
 	if err != nil {
 		return err
 	}

@@ -385,15 +385,21 @@ func WriteSparse(f *os.File, buf []byte, off int64) error {
 // (symlink, fifo, device) at dst, which must not exist. Its metadata is
 // SetMeta's.
 func CreateSpecial(dst string, n *repo.Node) error {
+	return CreateSpecialAt(unix.AT_FDCWD, dst, n)
+}
+
+// CreateSpecialAt is CreateSpecial for name in the directory dirfd
+// (unix.AT_FDCWD: name is a path).
+func CreateSpecialAt(dirfd int, name string, n *repo.Node) error {
 	switch n.Type {
 	case repo.NodeSymlink:
-		return os.Symlink(n.LinkTarget, dst)
+		return unix.Symlinkat(n.LinkTarget, dirfd, name)
 	case repo.NodeFifo:
-		return unix.Mkfifo(dst, 0o600)
+		return unix.Mkfifoat(dirfd, name, 0o600)
 	case repo.NodeDev:
-		return unix.Mknod(dst, unix.S_IFBLK|0o600, int(n.Device))
+		return unix.Mknodat(dirfd, name, unix.S_IFBLK|0o600, int(n.Device))
 	case repo.NodeCharDev:
-		return unix.Mknod(dst, unix.S_IFCHR|0o600, int(n.Device))
+		return unix.Mknodat(dirfd, name, unix.S_IFCHR|0o600, int(n.Device))
 	case repo.NodeSocket:
 		return nil // a socket is recreated by its server, as restic does
 	}
@@ -406,38 +412,79 @@ func CreateSpecial(dst string, n *repo.Node) error {
 // place may carry ones added since). The same code serves a local
 // restore and the host side of `holiday rollback`.
 func SetMeta(dst string, n *repo.Node) error {
+	return SetMetaAt(unix.AT_FDCWD, dst, n)
+}
+
+// SetMetaAt is SetMeta for name in the directory dirfd (unix.AT_FDCWD:
+// name is a path). Every change is made on name itself, never through a
+// symlink: the mode and xattrs through a handle on the file opened
+// without following one (a file that became a symlink is refused), owner
+// and times with AT_SYMLINK_NOFOLLOW.
+func SetMetaAt(dirfd int, name string, n *repo.Node) error {
 	var errs []error
-	if err := os.Lchown(dst, int(n.UID), int(n.GID)); err != nil && !errors.Is(err, syscall.EPERM) {
-		errs = append(errs, err)
+	if err := unix.Fchownat(dirfd, name, int(n.UID), int(n.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil && !errors.Is(err, syscall.EPERM) {
+		errs = append(errs, &os.PathError{Op: "lchown", Path: name, Err: err})
 	}
 	if n.Type != repo.NodeSymlink {
-		if err := os.Chmod(dst, n.Mode&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky)); err != nil {
-			errs = append(errs, err)
-		}
-		if err := dropXattrs(dst, n.ExtendedAttributes); err != nil {
-			errs = append(errs, err)
-		}
-		for _, xa := range n.ExtendedAttributes {
-			if err := unix.Lsetxattr(dst, xa.Name, xa.Value, 0); err != nil {
-				errs = append(errs, fmt.Errorf("xattr %s: %w", xa.Name, err))
+		if err := onHandle(dirfd, name, func(p string) error {
+			var errs []error
+			if err := os.Chmod(p, n.Mode&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky)); err != nil {
+				errs = append(errs, err)
 			}
+			if err := dropXattrs(p, n.ExtendedAttributes); err != nil {
+				errs = append(errs, err)
+			}
+			for _, xa := range n.ExtendedAttributes {
+				if err := unix.Setxattr(p, xa.Name, xa.Value, 0); err != nil {
+					errs = append(errs, fmt.Errorf("xattr %s: %w", xa.Name, err))
+				}
+			}
+			return errors.Join(errs...)
+		}); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(n.AccessTime.UnixNano()), unix.NsecToTimespec(n.ModTime.UnixNano())}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		errs = append(errs, err)
+	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		errs = append(errs, &os.PathError{Op: "utimensat", Path: name, Err: err})
 	}
 	return errors.Join(errs...)
 }
 
-// dropXattrs removes the xattrs of dst that keep does not name.
-func dropXattrs(dst string, keep []repo.ExtendedAttribute) error {
-	size, err := unix.Llistxattr(dst, nil)
+// onHandle runs fn on a path to name's own inode: name opened O_PATH
+// without following a symlink, reached through /proc/self/fd (which
+// chmod and the xattr calls follow to that inode, and only to it). A
+// name that is a symlink is refused: what was a file or a directory when
+// it was listed was swapped since, and what the link points to is not
+// the rollback's to change.
+func onHandle(dirfd int, name string, fn func(p string) error) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%s is a symbolic link now, not what was listed: it is not followed", name)
+	}
+	if err := fn(fmt.Sprintf("/proc/self/fd/%d", fd)); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// dropXattrs removes the xattrs of p (followed: a /proc/self/fd path)
+// that keep does not name.
+func dropXattrs(p string, keep []repo.ExtendedAttribute) error {
+	size, err := unix.Listxattr(p, nil)
 	if err != nil || size == 0 {
 		return nil // no xattrs, or a filesystem without them
 	}
 	buf := make([]byte, size)
-	if size, err = unix.Llistxattr(dst, buf); err != nil {
+	if size, err = unix.Listxattr(p, buf); err != nil {
 		return fmt.Errorf("list xattrs: %w", err)
 	}
 	var errs []error
@@ -451,7 +498,7 @@ outer:
 				continue outer
 			}
 		}
-		if err := unix.Lremovexattr(dst, name); err != nil {
+		if err := unix.Removexattr(p, name); err != nil {
 			errs = append(errs, fmt.Errorf("remove xattr %s: %w", name, err))
 		}
 	}
