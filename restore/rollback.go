@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/holiday-ops/holiday/actions"
 	"github.com/holiday-ops/holiday/backup/hostbackup"
@@ -98,6 +99,10 @@ type RollbackResult struct {
 	Run         *actions.RunResult `json:"run,omitempty"`
 }
 
+// rollbackTimeout bounds a rollback's pre-rollback snapshot and write
+// on one host: a day, so in practice only Ctrl-C.
+const rollbackTimeout = 24 * time.Hour
+
 // Rollback writes a files snapshot back onto its host exactly: files
 // written with their owners, modes, times and xattrs; what the host
 // gained under a restored directory since is removed. Before anything
@@ -105,7 +110,18 @@ type RollbackResult struct {
 // so `holiday rollback --snapshot <that one>` undoes it. The run is
 // journaled and holds the host's run lock like every run
 // (actions.Rollback). ao.RunID is the rollback's run.
+//
+// ao.HostTimeout, unless set, is rollbackTimeout, not lockdown's 30
+// minutes: a disk or a database cut off halfway by a fixed limit is worse
+// than a long write the operator can interrupt; ao.RevertTimeout, unless
+// set, is as long (a revert writes the pre-rollback snapshot back).
 func Rollback(ctx context.Context, ao actions.Options, conn *actions.Connector, o RollbackOptions) (RollbackResult, error) {
+	if ao.HostTimeout <= 0 {
+		ao.HostTimeout = rollbackTimeout
+	}
+	if ao.RevertTimeout <= 0 {
+		ao.RevertTimeout = ao.HostTimeout
+	}
 	res := RollbackResult{Host: o.Host.Name, DryRun: o.DryRun}
 	pick := Want{Kinds: []string{"files"}}
 	switch {

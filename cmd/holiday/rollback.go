@@ -46,6 +46,9 @@ unless --yes; without a terminal to ask on, it needs --yes.`,
 			}
 			defer conn.Close()
 			conn.Fresh = true
+			if !cmd.Flags().Changed("revert-timeout") {
+				ao.RevertTimeout = 0 // as long as the write: restore.Rollback
+			}
 			if o.Host = p.Host(args[0]); o.Host == nil {
 				return &usageError{fmt.Errorf("%s: the plan has no such host", args[0])}
 			}
