@@ -14,6 +14,7 @@ import (
 	"github.com/holiday-ops/holiday/backup/hostbackup"
 	"github.com/holiday-ops/holiday/backup/repo"
 	"github.com/holiday-ops/holiday/backup/restorer"
+	"github.com/holiday-ops/holiday/internal/agentproto"
 	"github.com/holiday-ops/holiday/plans"
 )
 
@@ -146,7 +147,9 @@ func (a *dbAction) Apply(ctx context.Context, h *actions.Host, prior actions.Rec
 	m := startMeter(a.dump.Spec.Engine, int64(a.dump.Node.Size), a.report)
 	err := loadDump(ctx, h, a.r, a.dump, a.into, a.replace, m)
 	a.loaded, a.written = err == nil, m.end()
-	rec, rerr := actions.NewRecord(KindRollbackDB, a.target(), map[string]bool{"loaded": a.loaded})
+	var re *agentproto.RemoteError
+	untouched := errors.As(err, &re) && re.Code == dbdump.CodeUntouched
+	rec, rerr := actions.NewRecord(KindRollbackDB, a.target(), dbDone{Loaded: a.loaded, Untouched: untouched})
 	if err == nil {
 		err = rerr
 	}
@@ -155,10 +158,24 @@ func (a *dbAction) Apply(ctx context.Context, h *actions.Host, prior actions.Rec
 
 func (a *dbAction) Verify(context.Context, *actions.Host, actions.Record) error { return nil }
 
+// dbDone is what a database rollback's Apply did. Untouched: a --replace
+// whose load failed before the old database was changed (into the
+// temporary one, or the swap refused): the revert has nothing to put
+// back, and loading the pre-rollback dump over it would lose what was
+// written since that dump.
+type dbDone struct {
+	Loaded    bool `json:"loaded"`
+	Untouched bool `json:"untouched,omitempty"`
+}
+
 func (a *dbAction) Revert(ctx context.Context, h *actions.Host, prior, done actions.Record) error {
 	var p dbPrior
 	if err := prior.Decode(&p); err != nil {
 		return err
+	}
+	var did dbDone
+	if !done.IsZero() && done.Decode(&did) == nil && did.Untouched {
+		return nil
 	}
 	pre, err := findPreSnapshot(ctx, a.r, p.PreSnapshot)
 	if pre == nil {

@@ -3,6 +3,7 @@ package dbdump
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -131,10 +132,20 @@ func loadOp(ctx context.Context, op *agent.Op) (any, error) {
 	fr := &frameReader{c: op.Conn}
 	err := Load(ctx, a.Spec, fr, a.Into, a.Replace)
 	if derr := fr.drain(); derr != nil {
-		return nil, join(err, derr)
+		err = join(err, derr)
 	}
-	return struct{}{}, err
+	if u := (*Untouched)(nil); errors.As(err, &u) {
+		return nil, &agentproto.RemoteError{Code: CodeUntouched, Message: err.Error()}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
 }
+
+// CodeUntouched is db-load's error code for a --replace that failed
+// before it changed the old database (Untouched).
+const CodeUntouched = "db-untouched"
 
 // frameReader reads Data frames up to the EOF frame as a stream.
 type frameReader struct {

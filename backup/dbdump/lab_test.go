@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/holiday-ops/holiday/backup/dbdump"
 	"github.com/holiday-ops/holiday/internal/agentctl"
+	"github.com/holiday-ops/holiday/internal/agentproto"
 	"github.com/holiday-ops/holiday/internal/labtest"
 	"github.com/holiday-ops/holiday/internal/labtest/labagent"
 )
@@ -207,8 +209,9 @@ func TestLabLoadReplace(t *testing.T) {
 			// A bad dump: the old database stays as it was.
 			err := dbdump.LoadOnHost(e.ctx, e.agent, target, bytes.NewReader(data[:len(data)*2/3]), "", true)
 			t.Logf("replace with a truncated dump: %v", err)
-			if err == nil || !strings.Contains(err.Error(), "untouched") {
-				t.Errorf("replace with a truncated dump: %v, want an error saying %s is untouched", err, db)
+			var re *agentproto.RemoteError
+			if err == nil || !strings.Contains(err.Error(), "untouched") || !errors.As(err, &re) || re.Code != dbdump.CodeUntouched {
+				t.Errorf("replace with a truncated dump: %v, want an error saying %s is untouched, with the code %s (a rollback's revert then loads nothing)", err, db, dbdump.CodeUntouched)
 			}
 			if got := e.sql(t, engine, db, itemsQuery); got != live {
 				t.Errorf("after a failed replace, %s holds:\n%s\nwant:\n%s", db, got, live)

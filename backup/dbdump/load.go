@@ -137,6 +137,16 @@ func Load(ctx context.Context, s Spec, r io.Reader, into string, replace bool) e
 	return nil
 }
 
+// Untouched marks a --replace load that failed before it changed the old
+// database: there is nothing to undo on the host. The agent reports it
+// with the code CodeUntouched.
+type Untouched struct{ Err error }
+
+func (e *Untouched) Error() string { return e.Err.Error() }
+func (e *Untouched) Unwrap() error { return e.Err }
+
+func untouched(err error) error { return &Untouched{Err: err} }
+
 func replaceDB(ctx context.Context, s Spec, r io.Reader) error {
 	old := s.Database
 	exists, owner, err := dbExists(ctx, s, old)
@@ -144,7 +154,7 @@ func replaceDB(ctx context.Context, s Spec, r io.Reader) error {
 		return err
 	}
 	if !exists {
-		return fmt.Errorf("database %s does not exist, so there is nothing to replace: load into a new database instead", old)
+		return untouched(fmt.Errorf("database %s does not exist, so there is nothing to replace: load into a new database instead", old))
 	}
 	tmp := loadPrefix + randomSuffix()
 	m := &marks{}
@@ -156,13 +166,13 @@ func replaceDB(ctx context.Context, s Spec, r io.Reader) error {
 		charset = owner // createDB's third argument is the owner for PostgreSQL
 	}
 	if err := createDB(ctx, s, tmp, charset); err != nil {
-		return err
+		return untouched(fmt.Errorf("database %s is untouched: %w", old, err))
 	}
 	if err := loadInto(ctx, s, br, m, tmp); err != nil {
 		if derr := dropDB(s, tmp); derr != nil {
 			err = join(err, fmt.Errorf("dropping %s: %w", tmp, derr))
 		}
-		return fmt.Errorf("loading into %s first failed; database %s is untouched: %w", tmp, old, err)
+		return untouched(fmt.Errorf("loading into %s first failed; database %s is untouched: %w", tmp, old, err))
 	}
 	if s.Engine == Postgres {
 		return swapPostgres(ctx, s, tmp, old)
@@ -183,7 +193,7 @@ COMMIT;`, pgLiteral(old), pgIdent(old), pgIdent(gone), pgIdent(tmp), pgIdent(old
 		if derr := dropDB(s, tmp); derr != nil {
 			err = join(err, fmt.Errorf("dropping %s: %w", tmp, derr))
 		}
-		return fmt.Errorf("database %s is untouched: %w", old, err)
+		return untouched(fmt.Errorf("database %s is untouched: %w", old, err))
 	}
 	if err := dropDB(s, gone); err != nil {
 		return fmt.Errorf("%s is replaced, but its old copy, renamed %s, could not be dropped (drop it by hand): %w", old, gone, err)
@@ -198,7 +208,7 @@ func swapMySQL(ctx context.Context, s Spec, tmp, old string) error {
 		if derr := dropDB(s, tmp); derr != nil {
 			err = join(err, fmt.Errorf("dropping %s: %w", tmp, derr))
 		}
-		return fmt.Errorf("database %s is untouched: %w", old, err)
+		return untouched(fmt.Errorf("database %s is untouched: %w", old, err))
 	}
 	if err := dropDB(s, old); err != nil {
 		return fmt.Errorf("dropping the old %s failed; the loaded copy stays in %s: %w", old, tmp, err)
