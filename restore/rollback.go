@@ -559,19 +559,27 @@ func (a *filesAction) Verify(ctx context.Context, h *actions.Host, done actions.
 }
 
 // Revert writes the pre-rollback snapshot back (no new snapshot: what it
-// overwrites is what this rollback wrote).
+// overwrites is what this rollback wrote). It holds the roots the host
+// held; a root the host did not hold (none, when there is no
+// pre-rollback snapshot) is what the rollback created, and is removed.
 func (a *filesAction) Revert(ctx context.Context, h *actions.Host, prior, done actions.Record) error {
 	var p filesPrior
 	if err := prior.Decode(&p); err != nil {
 		return err
 	}
-	pre, err := findPreSnapshot(ctx, a.r, p.PreSnapshot)
-	if pre == nil {
-		return err // or nothing was to change: nothing was written
+	if len(p.Changes) == 0 {
+		return nil // nothing was to change: nothing was written
 	}
-	want, err := SnapshotItems(ctx, a.r, pre, p.Roots)
+	pre, err := findPreSnapshot(ctx, a.r, p.PreSnapshot)
 	if err != nil {
 		return err
+	}
+	var want []Item
+	if pre != nil {
+		want, err = SnapshotItems(ctx, a.r, pre, heldRoots(p.Roots, pre))
+		if err != nil {
+			return err
+		}
 	}
 	have, err := scan(ctx, h, p.Roots, a.r)
 	if err != nil {
@@ -579,6 +587,18 @@ func (a *filesAction) Revert(ctx context.Context, h *actions.Host, prior, done a
 	}
 	_, err = applyItems(ctx, h, a.r, p.Roots, want, Diff(want, have), nil)
 	return err
+}
+
+// heldRoots are the roots a pre-rollback snapshot holds: those the host
+// held when it was taken.
+func heldRoots(roots []string, pre *repo.Snapshot) []string {
+	var held []string
+	for _, r := range roots {
+		if slices.Contains(pre.Paths, r) {
+			held = append(held, r)
+		}
+	}
+	return held
 }
 
 // sendsContent says whether applyItems sends a node's content: a file
