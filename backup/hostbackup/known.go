@@ -28,9 +28,11 @@ type Known struct {
 
 // KnownLater is the set read reads (HostKnown, or HostKnownIn on a
 // listing of the snapshots shared by a run's hosts), read in the
-// background: the host starts walking its files meanwhile, and the first
-// Has or Add waits for it (an unchanged backup asks nothing until its
-// end, when Err is checked).
+// background: the host starts walking its files meanwhile. Has, Len and
+// Add wait for the read without a context, so a backup waits for it
+// with Wait(ctx) first — before its first answer to the host and, for an
+// unchanged backup that asks nothing, at its end, before Err — and an
+// interrupt does not wait for a walk that has far to go.
 func KnownLater(read func() (*Known, error)) *Known {
 	k := &Known{ready: make(chan struct{})}
 	go func() {
